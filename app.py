@@ -1,0 +1,201 @@
+"""Composition root: ``create_app`` wires the platform and the ingest service; the ``workbench`` CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from types import FrameType
+from typing import Any, NoReturn
+
+import click
+from flask import Flask
+from sqlalchemy.exc import OperationalError
+
+from ingest.broker import LocalBroker
+from workbench.api import errors as api_errors
+from workbench.api import ops
+from workbench.auth.users import ROLES, UserError, create_user
+from workbench.db.embedded import EmbeddedPostgres
+from workbench.db.engine import make_engine
+from workbench.db.migrate import upgrade
+from workbench.live.bus import EventBus
+from workbench.platform import EXTENSION, Platform
+from workbench.settings import Settings, SettingsError
+
+log = logging.getLogger("workbench")
+
+
+class StartupError(RuntimeError):
+    """The platform cannot start; the message is the one line the operator sees."""
+
+
+def create_app(settings: Settings | None = None, bus: EventBus | None = None) -> Flask:
+    """Build the Flask app (API, ops endpoints) for a platform whose database is already reachable."""
+    settings = settings or Settings.from_env()
+    if not settings.database_url:
+        raise StartupError("create_app needs a database URL; `workbench up` starts the embedded one")
+    app = Flask("workbench")
+    app.config["SECRET_KEY"] = settings.resolved_secret_key()
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
+    platform = Platform(settings=settings, engine=make_engine(settings.database_url), bus=bus or EventBus())
+    app.extensions[EXTENSION] = platform
+    ops.register_database_check(platform)
+    api_errors.init_errors(app)
+    app.register_blueprint(ops.blueprint)
+    return app
+
+
+@contextlib.contextmanager
+def running_services(settings: Settings, with_broker: bool = True) -> Iterator[Settings]:
+    """Start what the settings leave to us (database, broker), migrate, yield the resolved settings."""
+    stack = contextlib.ExitStack()
+    with stack:
+        if not settings.database_url:
+            server = EmbeddedPostgres(settings.data_dir / "postgres")
+            try:
+                url = server.start()
+            except Exception as error:
+                raise StartupError(f"embedded PostgreSQL failed to start: {error}") from None
+            stack.callback(server.stop)
+            settings = replace(settings, database_url=url)
+        migrate(settings)
+        if with_broker and not settings.mqtt_url:
+            ensure_port_free("127.0.0.1", settings.mqtt_port, "WORKBENCH_MQTT_PORT")
+            broker = LocalBroker(settings.mqtt_port, settings.data_dir)
+            settings = replace(settings, mqtt_url=broker.start())
+            stack.callback(broker.stop)
+        yield settings
+
+
+def migrate(settings: Settings) -> None:
+    """Run migrations, turning an unreachable database into a one-line startup error."""
+    assert settings.database_url
+    try:
+        upgrade(settings.database_url, settings.timescale_compress_after, settings.telemetry_retention)
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise StartupError(f"database unreachable: {reason}") from None
+
+
+def ensure_port_free(host: str, port: int, setting: str) -> None:
+    """Fail with a clear line when ``host:port`` is taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise StartupError(f"port {host}:{port} is in use; choose another with {setting}") from None
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"workbench: {message}", err=True)
+    sys.exit(1)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as error:
+        _fail(str(error))
+
+
+def _terminate_on_sigterm() -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _guarded(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except (StartupError, SettingsError) as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        log.info("stopped")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """INSA IIoT Workbench: telemetry ingest, rules, notebooks and live dashboards."""
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (WORKBENCH_HOST).")
+@click.option("--port", type=int, help="Port to listen on (WORKBENCH_PORT).")
+def up(host: str | None, port: int | None) -> None:
+    """Start the whole platform: database, broker, web app, ingest, rules."""
+    settings = _settings(host=host, port=port)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    _terminate_on_sigterm()
+
+    def run() -> None:
+        ensure_port_free(settings.host, settings.port, "WORKBENCH_PORT")
+        with running_services(settings) as resolved:
+            app = create_app(resolved)
+            click.echo(f"workbench: serving on http://{resolved.host}:{resolved.port}", err=True)
+            from werkzeug.serving import run_simple
+
+            run_simple(resolved.host, resolved.port, app, threaded=True, use_reloader=False)
+
+    _guarded(run)
+
+
+@cli.group()
+def db() -> None:
+    """Database commands."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate every table to the newest schema."""
+    settings = _settings()
+
+    def run() -> None:
+        with running_services(settings, with_broker=False):
+            click.echo("workbench: database is at the newest schema")
+
+    _guarded(run)
+
+
+@cli.group()
+def user() -> None:
+    """User commands."""
+
+
+@user.command("create")
+@click.option("--email", required=True, help="The user's e-mail, used to log in.")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="The user's role.")
+@click.option("--password", help="Password (asked for when omitted).")
+def user_create(email: str, role: str, password: str | None) -> None:
+    """Create a user (the first admin comes from here)."""
+    settings = _settings()
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    assert password is not None
+    secret = password
+
+    def run() -> None:
+        with running_services(settings, with_broker=False) as resolved:
+            assert resolved.database_url
+            engine = make_engine(resolved.database_url, pool_size=1)
+            try:
+                user_id = create_user(engine, email, role, secret)
+            except UserError as error:
+                raise StartupError(str(error)) from None
+            finally:
+                engine.dispose()
+            click.echo(f"workbench: created {role} {email} ({user_id})")
+
+    _guarded(run)
+
+
+if __name__ == "__main__":
+    cli()

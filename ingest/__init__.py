@@ -1,0 +1,1 @@
+"""The edge: protocols in, validated points out to PostgreSQL (can run alone as ``workbench ingest``)."""

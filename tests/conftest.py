@@ -1,0 +1,91 @@
+"""Fixtures that start real things: a fresh PostgreSQL database per session, a real MQTT broker, the app."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from workbench.db.embedded import EmbeddedPostgres, ensure_database
+from workbench.db.engine import libpq_url
+from workbench.db.migrate import upgrade
+from workbench.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """Admin URL of a PostgreSQL server: ``WORKBENCH_TEST_DATABASE_URL``, else an embedded server."""
+    configured = os.environ.get("WORKBENCH_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    # The embedded server runs as a system user when we are root; /tmp is reachable for it.
+    folder = Path(tempfile.mkdtemp(prefix="workbench-test-pg-"))
+    server = EmbeddedPostgres(folder / "postgres")
+    url = server.start(database="postgres")
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, migrated database for this test session, dropped at the end."""
+    name = f"wb_test_{uuid.uuid4().hex[:12]}"
+    ensure_database(postgres_server_url, name)
+    url = _with_database(postgres_server_url, name)
+    upgrade(url)
+    yield url
+    with psycopg.connect(libpq_url(postgres_server_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _with_database(url: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """A data directory for this test session."""
+    return Path(tempfile.mkdtemp(prefix="workbench-test-data-"))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, data_dir: Path) -> Settings:
+    """Settings pointing at the session's database and data directory."""
+    return Settings.from_env({}, database_url=database_url, data_dir=data_dir, port=free_port())
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Flask:
+    """The whole Flask app on the session's database."""
+    from app import create_app
+
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app."""
+    return app.test_client()

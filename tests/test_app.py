@@ -1,0 +1,151 @@
+"""The `workbench` CLI as a user runs it: real processes, real embedded PostgreSQL, real broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from tests.conftest import free_port
+
+WORKBENCH = [sys.executable, "-m", "app"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env.update({"WORKBENCH_DATA_DIR": str(data_dir), **extra})
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        WORKBENCH + args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[str], timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"workbench exited: {process.stderr.read() if process.stderr else ''}")
+        try:
+            response = requests.get(url, timeout=2)
+            if response.status_code == 200:
+                return response.json()
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("workbench never became healthy")
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.strip().splitlines() if line]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+def test_help_everywhere() -> None:
+    for args in (["--help"], ["up", "--help"], ["db", "upgrade", "--help"], ["user", "create", "--help"]):
+        result = _run(args, _env(Path("/nonexistent")))
+        assert result.returncode == 0
+        assert "Usage" in result.stdout
+
+
+def test_malformed_database_url_is_one_line(tmp_path: Path) -> None:
+    result = _run(["db", "upgrade"], _env(tmp_path, WORKBENCH_DATABASE_URL="postgresql://h:port/x"))
+    _one_line_error(result, "WORKBENCH_DATABASE_URL")
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/none"
+    result = _run(["db", "upgrade"], _env(tmp_path, WORKBENCH_DATABASE_URL=url))
+    _one_line_error(result, "database unreachable")
+
+
+def test_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run(["up"], _env(tmp_path, WORKBENCH_PORT=str(port)))
+    _one_line_error(result, "in use", "WORKBENCH_PORT")
+
+
+def test_db_upgrade_and_user_create_on_a_given_server(database_url: str, tmp_path: Path) -> None:
+    env = _env(tmp_path, WORKBENCH_DATABASE_URL=database_url)
+    assert _run(["db", "upgrade"], env).returncode == 0
+    email = f"admin-{time.time_ns()}@example.com"
+    created = _run(["user", "create", "--email", email, "--role", "admin", "--password", "s3cret-pass"], env)
+    assert created.returncode == 0, created.stderr
+    again = _run(["user", "create", "--email", email, "--role", "admin", "--password", "s3cret-pass"], env)
+    _one_line_error(again, "exists")
+
+
+@pytest.mark.slow
+def test_up_on_embedded_defaults_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
+    port, mqtt_port = free_port(), free_port()
+    env = _env(tmp_path, WORKBENCH_PORT=str(port), WORKBENCH_MQTT_PORT=str(mqtt_port))
+    for run in range(2):
+        process = subprocess.Popen([*WORKBENCH, "up"], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        try:
+            health = _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
+            assert health["components"]["database"]["status"] == "up"
+            children = psutil.Process(process.pid).children(recursive=True)
+            postgres_pids = [
+                p.pid
+                for p in psutil.process_iter(["cmdline"])
+                if str(tmp_path) in " ".join(p.info["cmdline"] or [])
+            ]
+            assert postgres_pids, "the embedded PostgreSQL runs from the data directory"
+            if run == 0:
+                created = _run(
+                    [
+                        "user",
+                        "create",
+                        "--email",
+                        "kept@example.com",
+                        "--role",
+                        "viewer",
+                        "--password",
+                        "kept-password",
+                    ],
+                    env,
+                )
+                assert created.returncode == 0, created.stderr
+            else:
+                again = _run(
+                    [
+                        "user",
+                        "create",
+                        "--email",
+                        "kept@example.com",
+                        "--role",
+                        "viewer",
+                        "--password",
+                        "kept-password",
+                    ],
+                    env,
+                )
+                _one_line_error(again, "exists")  # the first run's data is still there
+        finally:
+            process.send_signal(signal.SIGINT if run == 0 else signal.SIGTERM)
+            process.wait(30)
+        time.sleep(0.5)
+        leftovers = [
+            pid
+            for pid in [*[c.pid for c in children], *postgres_pids]
+            if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        ]
+        assert leftovers == [], "Ctrl-C and SIGTERM leave no process behind"

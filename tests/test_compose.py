@@ -1,0 +1,55 @@
+"""docker-compose.yml: every WORKBENCH_* it sets is declared, every service it names exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from workbench.settings import declared
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRED = {
+    "timescaledb",
+    "mosquitto",
+    "redis",
+    "web",
+    "ingest",
+    "dask-scheduler",
+    "dask-worker",
+    "jupyterlab",
+}
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_has_every_service() -> None:
+    assert set(_compose()["services"]) >= REQUIRED
+
+
+def test_compose_sets_only_declared_settings() -> None:
+    names = {name for name, _, _ in declared()}
+    services = _compose()["services"]
+    used = {
+        variable
+        for service in services.values()
+        for variable in (service.get("environment") or {})
+        if variable.startswith("WORKBENCH_")
+    }
+    assert used, "the workbench services set WORKBENCH_* variables"
+    assert used <= names
+
+
+def test_compose_references_exist() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        for dependency in service.get("depends_on") or []:
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+        for volume in service.get("volumes") or []:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+    image = _compose()["services"]["timescaledb"]["image"]
+    assert "pg16" in image

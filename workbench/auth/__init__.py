@@ -1,0 +1,1 @@
+"""Users, passwords, tokens, device API keys and the role/permission matrix."""

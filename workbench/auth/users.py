@@ -1,0 +1,44 @@
+"""Creating and finding users."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from workbench.auth.passwords import hash_password
+from workbench.db.tables import users
+
+ROLES = ("admin", "engineer", "operator", "viewer")
+
+
+class UserError(ValueError):
+    """A user cannot be created as asked."""
+
+
+def create_user(engine: Engine, email: str, role: str, password: str) -> uuid.UUID:
+    """Create a user with an argon2 password hash; returns the new id."""
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    if "@" not in email:
+        raise UserError("email must contain @")
+    if len(password) < 8:
+        raise UserError("password must be at least 8 characters")
+    with engine.begin() as conn:
+        if conn.execute(select(users.c.id).where(users.c.email == email.lower())).first():
+            raise UserError(f"a user with email {email} exists")
+        row = conn.execute(
+            insert(users)
+            .values(email=email.lower(), role=role, password_hash=hash_password(password))
+            .returning(users.c.id)
+        ).one()
+    user_id: uuid.UUID = row.id
+    return user_id
+
+
+def find_user(engine: Engine, email: str) -> dict[str, Any] | None:
+    """The user with ``email``, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(select(users).where(users.c.email == email.lower())).first()
+    return dict(row._mapping) if row else None

@@ -1,0 +1,144 @@
+"""Every setting of the workbench, declared once, read from ``WORKBENCH_*`` variables at start."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "WORKBENCH_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the workbench cannot use; the message is one line for the operator."""
+
+
+def setting(default: Any, help: str) -> Any:
+    """Declare one setting: its default and the help line shown in the README and ``--help``."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The workbench's settings; build with :meth:`from_env`, never at import."""
+
+    database_url: str | None = setting(
+        None, "PostgreSQL URL (`postgresql://user:pass@host:5432/db`); unset starts an embedded server"
+    )
+    data_dir: Path = setting(
+        Path("./var"), "Where the embedded database, secrets, notebooks and reports live"
+    )
+    mqtt_url: str | None = setting(
+        None, "MQTT broker URL (`mqtt://` or `mqtts://`, user:password allowed); unset starts a local broker"
+    )
+    mqtt_port: int = setting(1883, "Port of the broker `workbench up` starts when `MQTT_URL` is unset")
+    redis_url: str | None = setting(
+        None, "Redis URL: shares Socket.IO events and rate limits between web processes"
+    )
+    secret_key: str | None = setting(
+        None, "Signs tokens and sessions; unset generates one, kept in `DATA_DIR/secret_key`"
+    )
+    host: str = setting("127.0.0.1", "Address the web app listens on")
+    port: int = setting(5001, "Port the web app listens on")
+    log_level: str = setting("INFO", "Logging level: DEBUG, INFO, WARNING, ERROR")
+    timescale_compress_after: str = setting(
+        "7 days", "TimescaleDB only: compress telemetry chunks older than this interval"
+    )
+    telemetry_retention: str | None = setting(
+        None, "Drop telemetry older than this interval (for example `365 days`); unset keeps everything"
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every declared setting from ``WORKBENCH_*`` variables, then apply ``overrides``."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            raw = environ.get(env_name(spec.name))
+            if raw is not None and raw != "":
+                values[spec.name] = _parse(spec.name, raw, _hint(spec.name))
+        values.update(overrides)
+        instance = cls(**values)
+        instance.validate()
+        return instance
+
+    def validate(self) -> None:
+        """Reject values the platform cannot start with, naming the setting."""
+        if self.database_url is not None:
+            _check_url("DATABASE_URL", self.database_url, ("postgresql", "postgresql+psycopg", "postgres"))
+        if self.mqtt_url is not None:
+            _check_url("MQTT_URL", self.mqtt_url, ("mqtt", "mqtts", "tcp", "ssl"))
+        if self.redis_url is not None:
+            _check_url("REDIS_URL", self.redis_url, ("redis", "rediss"))
+        for name in ("port", "mqtt_port"):
+            value = getattr(self, name)
+            if not 0 <= value <= 65535:
+                raise SettingsError(f"{env_name(name)}={value}: a port is between 0 and 65535")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise SettingsError(f"{env_name('log_level')}={self.log_level}: not a logging level")
+
+    def resolved_secret_key(self) -> str:
+        """The configured secret key, or the one generated once and kept in the data directory."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+
+
+def env_name(name: str) -> str:
+    """The environment variable that sets the named setting."""
+    return ENV_PREFIX + name.upper()
+
+
+def declared() -> list[tuple[str, str, str]]:
+    """Every setting as (environment variable, default shown as text, help)."""
+    rows = []
+    for spec in dataclasses.fields(Settings):
+        default = "" if spec.default is None else str(spec.default)
+        rows.append((env_name(spec.name), default, spec.metadata["help"]))
+    return rows
+
+
+def _hint(name: str) -> Any:
+    return typing.get_type_hints(Settings)[name]
+
+
+def _parse(name: str, raw: str, hint: Any) -> Any:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    try:
+        if hint is bool:
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError("expected true or false")
+        return hint(raw)
+    except ValueError as error:
+        raise SettingsError(f"{env_name(name)}={raw!r}: expected {hint.__name__} ({error})") from None
+
+
+def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as error:
+        raise SettingsError(f"{ENV_PREFIX}{name}: malformed URL ({error})") from None
+    if parts.scheme not in schemes:
+        raise SettingsError(f"{ENV_PREFIX}{name}: scheme must be one of {', '.join(schemes)}, got {url!r}")
+    if parts.scheme not in ("redis", "rediss") and not parts.hostname and "host=" not in parts.query:
+        raise SettingsError(f"{ENV_PREFIX}{name}: URL has no host: {url!r}")
