@@ -89,3 +89,17 @@ def app(settings: Settings) -> Flask:
 def client(app: Flask) -> FlaskClient:
     """A test client of the app."""
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MQTT broker for the session: ``WORKBENCH_TEST_MQTT_URL``, else a local one on a free port."""
+    configured = os.environ.get("WORKBENCH_TEST_MQTT_URL")
+    if configured:
+        yield configured
+        return
+    from ingest.broker import LocalBroker
+
+    broker = LocalBroker(free_port(), tmp_path_factory.mktemp("broker"))
+    yield broker.start()
+    broker.stop()
