@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from ingest.broker import LocalBroker
 from workbench.api import errors as api_errors
 from workbench.api import ops
+from workbench.api.openapi import create_api
 from workbench.auth.users import ROLES, UserError, create_user
 from workbench.db.embedded import EmbeddedPostgres
 from workbench.db.engine import make_engine
@@ -47,7 +48,15 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     ops.register_database_check(platform)
     api_errors.init_errors(app)
     app.register_blueprint(ops.blueprint)
+    api = create_api(app)
+    for blueprint in api_blueprints():
+        api.register_blueprint(blueprint)
     return app
+
+
+def api_blueprints() -> list[Any]:
+    """Every flask-smorest blueprint of ``/api/v1``, in registration order."""
+    return []
 
 
 @contextlib.contextmanager

@@ -1,0 +1,106 @@
+"""Device API keys: random, shown once, stored only as SHA-256, bound to a device, expiring, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, insert, or_, select, update
+
+from workbench.db.tables import api_keys
+
+PREFIX = "wbk_"
+# last_used is written at most this often per key, so hot ingest paths do not write on every request.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class DeviceKey:
+    """A valid API key, as the platform knows it (never the secret itself)."""
+
+    id: uuid.UUID
+    device_id: uuid.UUID | None
+    name: str
+    permissions: dict[str, Any]
+    rate_limit: int
+
+
+def generate() -> str:
+    """A new random key (256 bits of entropy)."""
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(raw: str) -> str:
+    """The SHA-256 hex digest stored for ``raw``."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_key(
+    engine: Engine,
+    device_id: uuid.UUID | None,
+    name: str,
+    permissions: dict[str, Any] | None = None,
+    rate_limit: int = 1000,
+    expires_at: datetime | None = None,
+) -> tuple[uuid.UUID, str]:
+    """Store a new key for the device; returns (key id, the raw key to show once)."""
+    raw = generate()
+    with engine.begin() as conn:
+        key_id = conn.execute(
+            insert(api_keys)
+            .values(
+                key_hash=hash_key(raw),
+                prefix=raw[:12],
+                name=name,
+                device_id=device_id,
+                permissions=permissions or {"read": True, "write": True},
+                rate_limit=rate_limit,
+                expires_at=expires_at,
+            )
+            .returning(api_keys.c.id)
+        ).scalar_one()
+    return key_id, raw
+
+
+def authenticate(engine: Engine, raw: str) -> DeviceKey | None:
+    """The key behind ``raw`` if it exists, is not revoked and has not expired; updates last_used."""
+    if not raw or not raw.startswith(PREFIX) or len(raw) > 128:
+        return None
+    now = datetime.now(UTC)
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(api_keys).where(
+                and_(
+                    api_keys.c.key_hash == hash_key(raw),
+                    api_keys.c.revoked_at.is_(None),
+                    or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now),
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.last_used is None or now - row.last_used > LAST_USED_RESOLUTION:
+            conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(last_used=now))
+            conn.commit()
+    return DeviceKey(
+        id=row.id,
+        device_id=row.device_id,
+        name=row.name,
+        permissions=row.permissions or {},
+        rate_limit=row.rate_limit,
+    )
+
+
+def revoke_key(engine: Engine, key_id: uuid.UUID) -> bool:
+    """Revoke a key; returns whether one was revoked."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(api_keys)
+            .where(and_(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)))
+            .values(revoked_at=datetime.now(UTC))
+        )
+    return bool(result.rowcount)

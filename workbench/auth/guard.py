@@ -1,0 +1,139 @@
+"""Flask side of auth: who is calling (JWT, API key, UI session) and the ``require``/``public`` decorators."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import current_app, g, request, session
+
+from workbench.api.errors import ApiError
+from workbench.auth import api_keys, tokens
+from workbench.auth.permissions import allowed
+from workbench.auth.principal import Principal
+from workbench.platform import current_platform
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# view function qualified name -> permission (or None for public); the route-walk test reads this.
+ROUTE_PERMISSIONS: dict[str, str | None] = {}
+
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKey": []}]
+
+
+def _remember(func: Callable[..., Any], permission: str | None) -> None:
+    ROUTE_PERMISSIONS[f"{func.__module__}.{func.__qualname__}"] = permission
+
+
+def permission_of(view: Callable[..., Any]) -> tuple[bool, str | None]:
+    """(declared, permission) for a view function, following decorator wrappers."""
+    current: Any = view
+    while current is not None:
+        name = f"{current.__module__}.{current.__qualname__}"
+        if name in ROUTE_PERMISSIONS:
+            return True, ROUTE_PERMISSIONS[name]
+        current = getattr(current, "__wrapped__", None)
+    return False, None
+
+
+def resolve_principal() -> Principal | None:
+    """Authenticate the request: Bearer JWT, then X-API-Key, then the UI session; None if anonymous."""
+    if "principal" in g:
+        cached: Principal | None = g.principal
+        return cached
+    principal = _from_bearer() or _from_api_key() or _from_session()
+    g.principal = principal
+    return principal
+
+
+def _from_bearer() -> Principal | None:
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "Authorization header must be 'Bearer <token>'")
+    platform = current_platform()
+    try:
+        claims = tokens.decode(current_app.config["SECRET_KEY"], token.strip())
+    except tokens.TokenError as error:
+        raise ApiError(401, "unauthorized", str(error)) from None
+    if tokens.is_revoked(platform.engine, claims["jti"]):
+        raise ApiError(401, "unauthorized", "token revoked")
+    return Principal(
+        kind="user",
+        id=uuid.UUID(claims["sub"]),
+        role=claims["role"],
+        email=claims.get("email"),
+        claims=claims,
+    )
+
+
+def _from_api_key() -> Principal | None:
+    raw = request.headers.get("X-API-Key")
+    if raw is None:
+        return None
+    key = api_keys.authenticate(current_platform().engine, raw.strip())
+    if key is None:
+        raise ApiError(401, "unauthorized", "invalid, revoked or expired API key")
+    return Principal(
+        kind="device",
+        id=key.id,
+        role="device",
+        device_id=key.device_id,
+        key_id=key.id,
+        rate_limit=key.rate_limit,
+        claims={"permissions": key.permissions},
+    )
+
+
+def _from_session() -> Principal | None:
+    # The UI's cookie session authenticates only safe methods: API writes need a token or key (no CSRF).
+    if request.method not in ("GET", "HEAD", "OPTIONS") or "user_id" not in session:
+        return None
+    return Principal(
+        kind="user", id=uuid.UUID(session["user_id"]), role=session["role"], email=session.get("email")
+    )
+
+
+def require(permission: str) -> Callable[[F], F]:
+    """Let the view run only for a caller whose role holds ``permission`` (401 anonymous, 403 otherwise)."""
+    allowed("admin", permission)  # fails fast on a typo at import time
+
+    def decorator(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = resolve_principal()
+            if principal is None:
+                raise ApiError(401, "unauthorized", "authentication required (Bearer token or X-API-Key)")
+            if not allowed(principal.role, permission):
+                raise ApiError(403, "forbidden", f"role {principal.role} lacks {permission}")
+            return func(*args, **kwargs)
+
+        _remember(func, permission)
+        _remember(wrapper, permission)
+        wrapper._apidoc = _with_security(getattr(func, "_apidoc", {}))  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def public(func: F) -> F:
+    """Mark a view as open to anonymous callers (login, refresh, the OpenAPI document)."""
+    _remember(func, None)
+    return func
+
+
+def current_principal() -> Principal:
+    """The authenticated caller of a ``require``-guarded view."""
+    principal = resolve_principal()
+    assert principal is not None, "current_principal() outside a guarded view"
+    return principal
+
+
+def _with_security(apidoc: dict[str, Any]) -> dict[str, Any]:
+    manual = dict(apidoc.get("manual_doc", {}))
+    manual.setdefault("security", SECURITY)
+    return {**apidoc, "manual_doc": manual}

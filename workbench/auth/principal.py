@@ -1,0 +1,32 @@
+"""Who is calling: a user (JWT or UI session) or a device (API key)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller and what it may do."""
+
+    kind: str  # "user" or "device"
+    id: uuid.UUID
+    role: str
+    email: str | None = None
+    device_id: uuid.UUID | None = None
+    key_id: uuid.UUID | None = None
+    rate_limit: int | None = None
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_device(self) -> bool:
+        """Whether this is a device authenticated by API key."""
+        return self.kind == "device"
+
+    def may_touch_device(self, device_id: uuid.UUID | str) -> bool:
+        """Devices reach only their own device; users reach any (their role decides the verb)."""
+        if not self.is_device:
+            return True
+        return str(self.device_id) == str(device_id)
