@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from workbench.health import HealthRegistry
 from workbench.live.bus import EventBus
+from workbench.mqtt import MqttPublisher
 from workbench.settings import Settings
 
 EXTENSION = "workbench"
@@ -23,6 +24,7 @@ class Platform:
     engine: Engine
     bus: EventBus
     health: HealthRegistry = field(default_factory=HealthRegistry)
+    mqtt: MqttPublisher | None = None
     services: dict[str, Any] = field(default_factory=dict)
 
 
