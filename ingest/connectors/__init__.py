@@ -1,0 +1,1 @@
+"""Industrial protocol connectors (OPC-UA, Modbus TCP, Sparkplug B) feeding the ingest pipeline."""

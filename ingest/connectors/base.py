@@ -1,0 +1,125 @@
+"""What every connector shares: the sink it feeds, backoff, device status and health counters."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, func, update
+
+from ingest.points import Reading
+from workbench.db.tables import devices
+
+
+class ReadingSink(Protocol):
+    """Where connectors hand raw readings: the ingest pipeline validates and writes them."""
+
+    def submit(self, readings: list[Reading], source: str) -> None:
+        """Accept ``readings`` delivered by the protocol named ``source``."""
+
+
+@dataclass
+class CollectingSink:
+    """A sink that keeps what it receives (for tools and unit tests that stop before the database)."""
+
+    readings: list[Reading] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def submit(self, readings: list[Reading], source: str) -> None:
+        """Keep ``readings`` in arrival order."""
+        with self._lock:
+            self.readings.extend(readings)
+            self.sources.extend([source] * len(readings))
+
+    def snapshot(self) -> list[Reading]:
+        """A copy of every reading received so far."""
+        with self._lock:
+            return list(self.readings)
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter: ``initial``, doubling up to ``maximum`` seconds."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt (and count the attempt)."""
+        ceiling = min(self.maximum, self.initial * (2**self.attempt))
+        self.attempt += 1
+        # Jitter keeps a fleet of devices from reconnecting in lockstep after an outage.
+        return ceiling / 2 + random.random() * ceiling / 2
+
+    def reset(self) -> None:
+        """Back to the initial delay after a success."""
+        self.attempt = 0
+
+
+@dataclass
+class ConnectorStats:
+    """Counters one connector exposes on ``/healthz``."""
+
+    state: str = "starting"
+    readings: int = 0
+    errors: int = 0
+    reconnects: int = 0
+    last_error: str | None = None
+    last_reading_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counters as JSON-ready values."""
+        last = None
+        if self.last_reading_at is not None:
+            last = datetime.fromtimestamp(self.last_reading_at, UTC).isoformat()
+        return {
+            "state": self.state,
+            "readings": self.readings,
+            "errors": self.errors,
+            "reconnects": self.reconnects,
+            "last_error": self.last_error,
+            "last_reading_at": last,
+        }
+
+    def delivered(self, count: int) -> None:
+        """Record ``count`` readings handed to the sink."""
+        self.readings += count
+        self.last_reading_at = time.time()
+        self.state = "connected"
+
+    def failed(self, error: BaseException | str) -> None:
+        """Record an error (the connector will retry)."""
+        self.errors += 1
+        self.last_error = str(error) or type(error).__name__ if isinstance(error, BaseException) else error
+        self.state = "error"
+
+
+StatusSetter = Callable[[uuid.UUID, str], None]
+
+
+def device_status_setter(engine: Engine) -> StatusSetter:
+    """A function that stores a device's status (``online``, ``offline``, ``error``) in ``devices``."""
+
+    def set_status(device_id: uuid.UUID, status: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                update(devices)
+                .where(devices.c.id == device_id, devices.c.status != status)
+                .values(status=status)
+            )
+
+    return set_status
+
+
+def touch(engine: Engine, device_id: uuid.UUID) -> None:
+    """Mark a device's row as changed (``updated_at = now()``) so config watchers reload it."""
+    with engine.begin() as conn:
+        conn.execute(update(devices).where(devices.c.id == device_id).values(updated_at=func.now()))

@@ -1,0 +1,131 @@
+"""Sparkplug B host on a real broker: births register devices, data becomes readings, gaps ask rebirth."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+
+import paho.mqtt.client as mqtt
+import pytest
+from sqlalchemy import Engine, select
+
+from ingest.connectors import sparkplug_proto as spb
+from ingest.connectors.base import CollectingSink
+from ingest.connectors.mqtt_client import make_client
+from ingest.connectors.sparkplug import SparkplugHost
+from ingest.simulator.sparkplug_node import EdgeNode
+from tests.ingest.connectors.conftest import wait_until
+from workbench.db.tables import devices
+
+METRICS = {
+    "pump1": [("Motor/Current", spb.FLOAT, "A"), ("Delta", spb.INT16, None), ("Running", spb.BOOLEAN, None)]
+}
+
+
+@pytest.fixture
+def host(engine: Engine, mqtt_url: str) -> Iterator[tuple[SparkplugHost, CollectingSink]]:
+    sink = CollectingSink()
+    spb_host = SparkplugHost(engine, sink, mqtt_url, host_id=f"wb-{uuid.uuid4().hex[:6]}")
+    spb_host.start()
+    wait_until(lambda: spb_host.stats.state == "connected")
+    yield spb_host, sink
+    spb_host.stop()
+
+
+@pytest.fixture
+def node(mqtt_url: str) -> Iterator[EdgeNode]:
+    edge = EdgeNode(mqtt_url, f"plant-{uuid.uuid4().hex[:6]}", "edge1", METRICS)
+    yield edge
+    edge.stop()
+
+
+def _row(engine: Engine, path: str) -> dict | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(devices).where(devices.c.connection_string == path)).mappings().first()
+    return dict(row) if row else None
+
+
+def test_births_register_devices_and_data_becomes_readings(host, node, engine) -> None:
+    spb_host, sink = host
+    node.values["pump1"].update({"Motor/Current": 12.5, "Delta": -3, "Running": True})
+    node.start()
+    path = f"spBv1.0/{node.group}/edge1/pump1"
+    row = wait_until(lambda: _row(engine, path))
+    assert row["protocol"] == "sparkplug" and row["status"] == "online" and row["type"] == "sensor"
+    catalogue = row["config"]["sparkplug"]["metrics"]
+    assert catalogue["Motor/Current"] == {
+        "key": "Motor.Current",
+        "datatype": spb.FLOAT,
+        "alias": 1,
+        "unit": "A",
+    }
+    assert _row(engine, f"spBv1.0/{node.group}/edge1")["type"] == "gateway"
+
+    node.publish("pump1", {"Motor/Current": 13.25, "Delta": -7, "Running": False})
+    wait_until(lambda: any(r.value == -7 for r in sink.snapshot()))
+    latest = {r.key: r for r in sink.snapshot()[-3:]}
+    assert latest["Motor.Current"].value == pytest.approx(13.25)
+    assert latest["Motor.Current"].unit == "A"
+    assert latest["Motor.Current"].device_id == row["id"]
+    assert latest["Running"].value is False
+    assert set(sink.sources) == {"sparkplug"}
+    assert spb_host.rebirth_requests == 0
+
+
+def test_sequence_gap_triggers_rebirth_and_death_sets_offline(host, node, engine) -> None:
+    spb_host, _ = host
+    node.start()
+    path = f"spBv1.0/{node.group}/edge1/pump1"
+    wait_until(lambda: _row(engine, path))
+    node.skip_sequence()
+    node.publish("pump1", {"Delta": 1})
+    wait_until(lambda: node.rebirths == 1)
+    assert spb_host.rebirth_requests == 1
+    node.stop()
+    wait_until(lambda: _row(engine, path)["status"] == "offline")
+    assert _row(engine, f"spBv1.0/{node.group}/edge1")["status"] == "offline"
+
+
+def test_host_publishes_retained_state(host, mqtt_url) -> None:
+    spb_host, _ = host
+    got: list[dict] = []
+    arrived = threading.Event()
+    client, address = make_client(mqtt_url, f"state-check-{uuid.uuid4().hex[:6]}")
+
+    def on_message(c: mqtt.Client, u: object, message: mqtt.MQTTMessage) -> None:
+        got.append(json.loads(message.payload))
+        arrived.set()
+
+    client.on_message = on_message
+    client.connect(address.host, address.port)
+    client.subscribe(spb_host.state_topic, qos=1)
+    client.loop_start()
+    try:
+        assert arrived.wait(5)
+        assert got[0]["online"] is True and isinstance(got[0]["timestamp"], int)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_unknown_node_without_auto_registration_gets_no_row(engine, mqtt_url) -> None:
+    sink = CollectingSink()
+    spb_host = SparkplugHost(
+        engine, sink, mqtt_url, host_id=f"wb-{uuid.uuid4().hex[:6]}", auto_register=False
+    )
+    spb_host.start()
+    edge = EdgeNode(mqtt_url, f"plant-{uuid.uuid4().hex[:6]}", "edge9", METRICS)
+    try:
+        wait_until(lambda: spb_host.stats.state == "connected")
+        edge.values["pump1"]["Delta"] = 4
+        edge.start()
+        wait_until(lambda: any(r.key == "Delta" for r in sink.snapshot()))
+        path = f"spBv1.0/{edge.group}/edge9/pump1"
+        assert _row(engine, path) is None
+        # The pipeline receives the path as device id and quarantines it as unknown.
+        assert {r.device_id for r in sink.snapshot() if r.key == "Delta"} == {path}
+    finally:
+        edge.stop()
+        spb_host.stop()
