@@ -15,7 +15,9 @@ import paho.mqtt.client as mqtt
 log = logging.getLogger(__name__)
 
 
-def make_client(url: str, client_id: str | None = None, protocol: int = mqtt.MQTTv311) -> mqtt.Client:
+def make_client(
+    url: str, client_id: str | None = None, protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv311
+) -> mqtt.Client:
     """A paho 2 client configured from ``url`` (mqtt:// or mqtts://, credentials allowed), not connected."""
     parts = urlsplit(url)
     client = mqtt.Client(
