@@ -21,6 +21,9 @@ from workbench.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Shared API auth fixtures (users of every role, their headers, a device with its key).
+pytest_plugins = ["tests.workbench.api.fixtures"]
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
