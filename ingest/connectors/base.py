@@ -123,3 +123,60 @@ def touch(engine: Engine, device_id: uuid.UUID) -> None:
     """Mark a device's row as changed (``updated_at = now()``) so config watchers reload it."""
     with engine.begin() as conn:
         conn.execute(update(devices).where(devices.c.id == device_id).values(updated_at=func.now()))
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """A device row as a connector sees it: identity, how to connect, what to read."""
+
+    id: uuid.UUID
+    name: str
+    protocol: str
+    connection_string: str | None
+    config: dict[str, Any]
+    updated_at: datetime | None = None
+
+
+class DeviceConnector:
+    """A connector for one device: ``run`` reads until cancelled; ``health`` reports counters.
+
+    Subclasses set ``protocol``, describe their config in ``configuration_schema`` and implement ``run``.
+    """
+
+    protocol: str = ""
+
+    def __init__(self, device: DeviceConfig, sink: ReadingSink, set_status: StatusSetter) -> None:
+        self.device = device
+        self.sink = sink
+        self._set_status = set_status
+        self.stats = ConnectorStats()
+        self._status: str | None = None
+
+    @classmethod
+    def configuration_schema(cls) -> dict[str, Any]:
+        """JSON Schema of ``devices.config`` for this protocol."""
+        return {"type": "object"}
+
+    async def run(self) -> None:
+        """Connect, read and deliver until cancelled, reconnecting with backoff."""
+        raise NotImplementedError
+
+    def health(self) -> dict[str, Any]:
+        """This connector's counters for ``/healthz``."""
+        return {"device": self.device.name, "protocol": self.protocol, **self.stats.as_dict()}
+
+    def status(self, status: str) -> None:
+        """Store the device's status when it changes (``online``, ``error``, ``offline``)."""
+        if status == self._status:
+            return
+        try:
+            self._set_status(self.device.id, status)
+            self._status = status
+        except Exception as error:  # the database may be down; the next change retries
+            self.stats.failed(f"status update failed: {error}")
+
+    def deliver(self, readings: list[Reading]) -> None:
+        """Hand readings to the sink and count them."""
+        if readings:
+            self.sink.submit(readings, self.protocol)
+            self.stats.delivered(len(readings))

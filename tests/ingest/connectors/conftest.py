@@ -29,3 +29,35 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
             return result
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def make_device(engine: Engine, protocol: str, config: dict, connection_string: str | None = None) -> Any:
+    """Insert a device row and return its id."""
+    import uuid
+
+    from sqlalchemy import insert
+
+    from workbench.db.tables import devices
+
+    with engine.begin() as conn:
+        return conn.execute(
+            insert(devices)
+            .values(
+                name=f"{protocol}-{uuid.uuid4().hex[:6]}",
+                type="sensor",
+                protocol=protocol,
+                connection_string=connection_string,
+                config=config,
+            )
+            .returning(devices.c.id)
+        ).scalar_one()
+
+
+def device_status(engine: Engine, device_id: Any) -> str:
+    """The device's status column."""
+    from sqlalchemy import select
+
+    from workbench.db.tables import devices
+
+    with engine.connect() as conn:
+        return str(conn.execute(select(devices.c.status).where(devices.c.id == device_id)).scalar_one())

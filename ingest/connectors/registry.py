@@ -1,0 +1,32 @@
+"""Protocol connectors by name: built-ins register here through the same door a plugin would."""
+
+from __future__ import annotations
+
+from ingest.connectors.base import DeviceConnector
+
+_CONNECTORS: dict[str, type[DeviceConnector]] = {}
+
+
+def register(cls: type[DeviceConnector]) -> type[DeviceConnector]:
+    """Register a connector class under its ``protocol`` (usable as a class decorator)."""
+    if not cls.protocol:
+        raise ValueError(f"{cls.__name__} has no protocol name")
+    _CONNECTORS[cls.protocol] = cls
+    return cls
+
+
+def connector_for(protocol: str | None) -> type[DeviceConnector] | None:
+    """The connector class for ``protocol``, or None when the platform polls no such protocol."""
+    _load_builtins()
+    return _CONNECTORS.get(protocol or "")
+
+
+def protocols() -> list[str]:
+    """Every protocol with a registered connector."""
+    _load_builtins()
+    return sorted(_CONNECTORS)
+
+
+def _load_builtins() -> None:
+    # Imported lazily: asyncua and pymodbus take a moment to import and not every process needs them.
+    from ingest.connectors import modbus, opcua  # noqa: F401
