@@ -1,0 +1,1 @@
+"""Report notebooks rendered to HTML, PDF, Excel and ZIP; the archive, schedules and e-mail delivery."""

@@ -1,0 +1,79 @@
+"""Executed notebook to HTML (code hidden) and HTML to PDF (WeasyPrint, headless Chromium as fallback)."""
+
+from __future__ import annotations
+
+import html
+import logging
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workbench.reports.formats import ExecutedReport
+
+log = logging.getLogger(__name__)
+
+# Print-friendly tables and figures; the lab template's CSS stays for everything else.
+REPORT_CSS = """
+@page { size: A4; margin: 14mm 12mm 16mm 12mm;
+        @bottom-right { content: counter(page) " / " counter(pages); font-size: 8pt; color: #666; } }
+body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10pt; color: #222; }
+.jp-Notebook, .jp-Cell, .jp-OutputArea-output { padding: 0 !important; margin: 0 !important; }
+table { border-collapse: collapse; margin: 6px 0 14px 0; font-size: 8.5pt; page-break-inside: auto; }
+tr { page-break-inside: avoid; }
+caption { caption-side: top; text-align: left; font-weight: bold; padding: 4px 0; color: #333; }
+th { background: #2f4858; color: #fff; padding: 3px 6px; text-align: left; }
+td { padding: 2px 6px; border-bottom: 1px solid #ddd; }
+tbody tr:nth-child(even) td { background: #f4f6f8; }
+img { max-width: 100%; page-break-inside: avoid; }
+h1 { color: #2f4858; border-bottom: 2px solid #2f4858; padding-bottom: 4px; }
+h2 { color: #2f4858; margin-top: 18px; page-break-after: avoid; }
+.report-provenance { margin-top: 24px; font-size: 7.5pt; color: #666; border-top: 1px solid #ccc; }
+.report-provenance td { border: none; padding: 1px 6px; background: none !important; }
+"""
+
+
+def notebook_html(report: ExecutedReport) -> str:
+    """The executed notebook as a standalone HTML page: no code, no prompts, a provenance footer."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        template_name="lab", exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+    )
+    body, _ = exporter.from_notebook_node(report.notebook)
+    rows = "".join(
+        f"<tr><td>{html.escape(str(key))}</td><td><code>{html.escape(str(value))}</code></td></tr>"
+        for key, value in report.provenance().items()
+    )
+    footer = f'<div class="report-provenance"><p>Reproducibility</p><table>{rows}</table></div>'
+    head_extra = f"<title>{html.escape(report.title)}</title><style>{REPORT_CSS}</style>"
+    body = body.replace("</head>", head_extra + "</head>", 1)
+    return body.replace("</body>", footer + "</body>", 1)
+
+
+def html_to_pdf(page: str, target: Path, base_url: Path) -> None:
+    """Print ``page`` to ``target``: WeasyPrint first, headless Chromium if WeasyPrint is unusable."""
+    try:
+        from weasyprint import HTML
+    except (ImportError, OSError) as error:  # OSError: missing pango/cairo system libraries
+        log.warning("WeasyPrint unavailable (%s); printing with headless Chromium", error)
+        chromium_pdf(page, target)
+        return
+    HTML(string=page, base_url=str(base_url)).write_pdf(str(target))
+
+
+def chromium_pdf(page: str, target: Path) -> None:
+    """Print ``page`` with headless Chromium (``chromium`` or ``chromium-browser`` on PATH)."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+    with tempfile.TemporaryDirectory(prefix="workbench-print-") as folder:
+        source = Path(folder) / "report.html"
+        source.write_text(page, encoding="utf-8")
+        subprocess.run(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={folder}/profile",
+             "--no-pdf-header-footer", f"--print-to-pdf={target}", source.as_uri()],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    if not target.exists() or target.stat().st_size == 0:
+        raise RuntimeError("headless Chromium wrote no PDF")

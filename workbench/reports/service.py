@@ -1,0 +1,207 @@
+"""Run a report: execute its notebook, render the format, archive it atomically, record its progress."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from workbench.db.tables import reports
+from workbench.platform import Platform
+from workbench.reports import formats, params, runner
+from workbench.reports.formats import ExecutedReport
+from workbench.reports.kit import load_tables
+
+log = logging.getLogger(__name__)
+
+# The report notebooks live in the repository's reports/ folder.
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "reports"
+PROGRESS_TOPIC = "report.progress"
+SERVICE = "reports"
+
+
+class ReportRequestError(ValueError):
+    """A report cannot be requested as asked (unknown notebook or format, bad parameters)."""
+
+
+class ReportService:
+    """Requests, runs and archives reports for one platform; ``platform.services['reports']`` holds it."""
+
+    def __init__(self, platform: Platform, notebooks_dir: Path | None = None) -> None:
+        self.platform = platform
+        self.notebooks_dir = notebooks_dir or NOTEBOOKS_DIR
+        self.archive_dir = platform.settings.data_dir / "reports"
+        self._threads: set[threading.Thread] = set()
+
+    def notebooks(self) -> list[str]:
+        """The report notebooks that can be run, by name."""
+        return sorted(path.stem for path in self.notebooks_dir.glob("*.ipynb"))
+
+    def notebook_path(self, name: str) -> Path:
+        """The notebook file for ``name`` (with or without ``.ipynb``), confined to the reports folder."""
+        stem = name[:-6] if name.endswith(".ipynb") else name
+        if stem not in self.notebooks():
+            raise ReportRequestError(
+                f"unknown report notebook {name!r}; known: {', '.join(self.notebooks())}"
+            )
+        return self.notebooks_dir / f"{stem}.ipynb"
+
+    def request(
+        self,
+        notebook: str,
+        format_name: str,
+        parameters: dict[str, Any] | None = None,
+        requested_by: uuid.UUID | None = None,
+        schedule_id: uuid.UUID | None = None,
+    ) -> uuid.UUID:
+        """Validate and queue a report; returns its id (run it with :meth:`run` or :meth:`submit`)."""
+        path = self.notebook_path(notebook)
+        if format_name not in formats.names():
+            raise ReportRequestError(f"unknown format {format_name!r}; known: {', '.join(formats.names())}")
+        try:
+            checked = params.check(dict(parameters or {}))
+        except params.ParameterError as error:
+            raise ReportRequestError(str(error)) from None
+        with self.platform.engine.begin() as conn:
+            report_id: uuid.UUID = conn.execute(
+                insert(reports)
+                .values(
+                    notebook=path.stem,
+                    format=format_name,
+                    parameters=checked,
+                    requested_by=requested_by,
+                    schedule_id=schedule_id,
+                    notebook_hash=runner.notebook_hash(path),
+                )
+                .returning(reports.c.id)
+            ).scalar_one()
+        return report_id
+
+    def submit(self, report_id: uuid.UUID, reference: datetime | None = None) -> threading.Thread:
+        """Run the report in a background thread (progress goes to the row and the event bus)."""
+        thread = threading.Thread(
+            target=self.run, args=(report_id, reference), name=f"report-{report_id}", daemon=True
+        )
+        self._threads.add(thread)
+        thread.start()
+        return thread
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the background renders started here (tests and shutdown)."""
+        for thread in list(self._threads):
+            thread.join(timeout)
+            self._threads.discard(thread)
+
+    def get(self, report_id: uuid.UUID) -> dict[str, Any] | None:
+        """The report's row as a dict, or None."""
+        with self.platform.engine.connect() as conn:
+            row = conn.execute(select(reports).where(reports.c.id == report_id)).mappings().first()
+        return dict(row) if row else None
+
+    def archive(self, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Reports, newest first, and how many there are."""
+        with self.platform.engine.connect() as conn:
+            rows = conn.execute(
+                select(reports)
+                .order_by(reports.c.created_at.desc(), reports.c.id)
+                .limit(limit)
+                .offset(offset)
+            ).mappings()
+            found = [dict(row) for row in rows]
+            total = conn.execute(select(func.count()).select_from(reports)).scalar_one()
+        return found, int(total)
+
+    def run(self, report_id: uuid.UUID, reference: datetime | None = None) -> dict[str, Any]:
+        """Execute and render the report; the row ends ``done`` with a path or ``failed`` with an error."""
+        row = self.get(report_id)
+        if row is None:
+            raise LookupError(f"no report {report_id}")
+        fmt = formats.get(row["format"])
+        source = self.notebook_path(row["notebook"])
+        resolved = params.resolve(row["parameters"], reference or datetime.now(UTC))
+        self._set(report_id, status="running", progress=0.02, parameters=resolved)
+        self.archive_dir.mkdir(parents=True, exist_ok=True)
+        # The work folder sits beside the archive so the final rename is atomic (same filesystem).
+        work = Path(tempfile.mkdtemp(prefix=f".work-{report_id}-", dir=self.archive_dir))
+        try:
+            executed_path = work / "executed.ipynb"
+            data_dir = work / "data"
+            notebook = runner.execute(
+                source,
+                executed_path,
+                {
+                    **resolved,
+                    "database_url": self.platform.settings.database_url,
+                    "report_dir": str(data_dir),
+                },
+                cwd=work,
+                progress=lambda done, total: self._set(report_id, progress=0.05 + 0.75 * done / total),
+            )
+            manifest, tables = load_tables(data_dir)
+            executed = ExecutedReport(
+                report_id=str(report_id),
+                notebook_name=source.stem,
+                notebook=notebook,
+                notebook_path=executed_path,
+                parameters=resolved,
+                notebook_hash=row["notebook_hash"] or runner.notebook_hash(source),
+                data_hash=manifest.get("data_hash"),
+                tables=tables,
+                title=manifest.get("title", source.stem.replace("_", " ").capitalize()),
+                work_dir=work,
+            )
+            partial = work / f"partial.{fmt.extension}"
+            fmt.render(executed, partial, {})
+            self._set(report_id, progress=0.95)
+            final = self.archive_dir / f"{report_id}.{fmt.extension}"
+            os.replace(partial, final)
+            os.replace(executed_path, self.archive_dir / f"{report_id}.ipynb")
+            self._set(
+                report_id,
+                status="done",
+                progress=1.0,
+                path=str(final),
+                data_hash=executed.data_hash,
+                notebook_hash=executed.notebook_hash,
+                finished_at=datetime.now(UTC),
+            )
+        except runner.NotebookFailed as error:
+            self._fail(report_id, str(error), work / "executed.ipynb")
+        except Exception as error:
+            log.exception("report %s failed", report_id)
+            self._fail(report_id, f"{type(error).__name__}: {error}", work / "executed.ipynb")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        final_row = self.get(report_id)
+        assert final_row is not None
+        return final_row
+
+    def _fail(self, report_id: uuid.UUID, message: str, executed: Path) -> None:
+        # The executed notebook (with the traceback) is kept as evidence; no report file is written.
+        if executed.exists():
+            os.replace(executed, self.archive_dir / f"{report_id}.ipynb")
+        self._set(report_id, status="failed", error=message, finished_at=datetime.now(UTC))
+
+    def _set(self, report_id: uuid.UUID, **values: Any) -> None:
+        with self.platform.engine.begin() as conn:
+            conn.execute(update(reports).where(reports.c.id == report_id).values(**values))
+        if "progress" in values or "status" in values:
+            event: dict[str, Any] = {"id": str(report_id)}
+            event.update({k: values[k] for k in ("status", "progress", "error") if k in values})
+            self.platform.bus.publish(PROGRESS_TOPIC, event)
+
+
+def service(platform: Platform) -> ReportService:
+    """The platform's report service, created on first use."""
+    found = platform.services.get(SERVICE)
+    if not isinstance(found, ReportService):
+        found = platform.services.setdefault(SERVICE, ReportService(platform))
+    return found
