@@ -54,6 +54,29 @@ class Settings:
     telemetry_retention: str | None = setting(
         None, "Drop telemetry older than this interval (for example `365 days`); unset keeps everything"
     )
+    ingest_batch_size: int = setting(5000, "Ingest: most points written in one COPY transaction")
+    ingest_flush_ms: int = setting(250, "Ingest: longest a point waits in the writer before it commits")
+    ingest_queue_points: int = setting(
+        200000, "Ingest: points queued for the writer before producers block (backpressure)"
+    )
+    ingest_offline_after: float = setting(
+        300.0, "Ingest: seconds of silence after which an online device is marked offline"
+    )
+    ingest_max_age_days: int = setting(3650, "Ingest: reject points whose timestamp is older (days)")
+    ingest_max_future_s: int = setting(300, "Ingest: reject points this many seconds or more ahead")
+    ingest_auto_register: bool = setting(
+        False, "Ingest: register unknown device ids (UUIDs) on first data instead of quarantining it"
+    )
+    ingest_client_id: str = setting(
+        "workbench-ingest", "Ingest: MQTT client id of the persistent session (survives restarts)"
+    )
+    ingest_shared_group: str | None = setting(
+        None, "Ingest: MQTT 5 shared-subscription group (`$share/GROUP/...`): processes split the load"
+    )
+    ingest_inflight: int = setting(
+        10000, "Ingest: MQTT receive maximum (QoS 1 messages delivered but not yet committed and acked)"
+    )
+    ingest_mqtt: bool = setting(True, "Ingest: subscribe to device telemetry over MQTT")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

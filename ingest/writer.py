@@ -1,0 +1,276 @@
+"""The batch writer: one thread, binary COPY, latest values, device status, then acks and bus events."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+
+from ingest import events
+from ingest.validation import COPY_COLUMNS, COPY_TYPES, Row
+from workbench.db.engine import libpq_url
+from workbench.live.bus import EventBus
+from workbench.metrics import BATCH_SIZE, POINTS_ACCEPTED, POINTS_REJECTED, QUEUE_DEPTH, WRITE_LATENCY
+
+log = logging.getLogger(__name__)
+
+COPY_TELEMETRY = f"COPY telemetry ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+COPY_QUARANTINE = "COPY quarantine (source, topic, device_id, reason, payload) FROM STDIN (FORMAT BINARY)"
+QUARANTINE_TYPES = ("varchar", "text", "varchar", "text", "bytea")
+UPSERT_LATEST = """
+INSERT INTO latest_values (device_id, key, timestamp, value, unit, quality, text_value)
+SELECT u.* FROM unnest(%s::uuid[], %s::varchar[], %s::timestamptz[], %s::float8[], %s::varchar[],
+                       %s::int4[], %s::text[])
+    AS u(device_id, key, timestamp, value, unit, quality, text_value)
+JOIN devices d ON d.id = u.device_id
+ORDER BY u.device_id, u.key
+ON CONFLICT (device_id, key) DO UPDATE SET timestamp = EXCLUDED.timestamp, value = EXCLUDED.value,
+    unit = EXCLUDED.unit, quality = EXCLUDED.quality, text_value = EXCLUDED.text_value
+WHERE latest_values.timestamp <= EXCLUDED.timestamp
+"""
+# Joining the old row gives the status before the update, so only real changes become events.
+TOUCH_DEVICES = """
+UPDATE devices d SET last_seen = now(), status = 'online'
+FROM devices old WHERE old.id = d.id AND d.id = ANY(%s::uuid[])
+RETURNING d.id, old.status
+"""
+SET_STATUS = """
+UPDATE devices d SET status = %s, last_seen = CASE WHEN %s = 'online' THEN now() ELSE d.last_seen END
+FROM devices old WHERE old.id = d.id AND d.id = %s::uuid
+RETURNING d.id, old.status
+"""
+# last_seen is written at most this often per device: offline detection works in minutes, not ms.
+TOUCH_EVERY = 1.0
+
+QuarantineRow = tuple[str, str | None, str | None, str, bytes]
+
+
+@dataclass
+class WorkItem:
+    """What one submit hands to the writer; ``on_committed`` runs after the transaction commits."""
+
+    source: str
+    rows: list[Row]
+    quarantine: list[QuarantineRow] = field(default_factory=list)
+    statuses: list[tuple[str, str]] = field(default_factory=list)
+    on_committed: Callable[[], None] | None = None
+
+
+class BatchWriter:
+    """Collects work items and commits them in batches (by size or time); retries while the DB is down."""
+
+    def __init__(
+        self,
+        database_url: str,
+        bus: EventBus,
+        batch_size: int = 5000,
+        flush_ms: int = 250,
+        max_queue_points: int = 200_000,
+    ) -> None:
+        self.url = libpq_url(database_url)
+        self.bus = bus
+        self.batch_size = batch_size
+        self.flush_seconds = flush_ms / 1000
+        self.max_queue_points = max_queue_points
+        self._queue: deque[WorkItem] = deque()
+        self._queued_points = 0
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection | None = None
+        self._touched: dict[str, float] = {}
+        self.committed_points = 0
+        self.last_error: str | None = None
+        self.down_since: float | None = None
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Flush what is queued (while the database answers) and stop."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._conn is not None:
+            self._conn.close()
+
+    def put(self, item: WorkItem, timeout: float | None = None) -> bool:
+        """Queue ``item``; blocks while the queue is full (backpressure). False on timeout."""
+        size = len(item.rows) + len(item.quarantine)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._queued_points + size > self.max_queue_points and self._queued_points > 0:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            self._queue.append(item)
+            self._queued_points += size
+            QUEUE_DEPTH.set(self._queued_points)
+            self._cond.notify_all()
+        return True
+
+    @property
+    def queued_points(self) -> int:
+        """Points and quarantine rows waiting to be committed."""
+        return self._queued_points
+
+    def _take(self) -> list[WorkItem] | None:
+        with self._cond:
+            while not self._queue:
+                if self._stopping:
+                    return None
+                self._cond.wait(0.5)
+            # Adaptive batching: take what is queued; under load the queue grows while we write.
+            deadline = time.monotonic() + self.flush_seconds
+            batch: list[WorkItem] = []
+            points = 0
+            while points < self.batch_size:
+                if not self._queue:
+                    break
+                item = self._queue.popleft()
+                batch.append(item)
+                points += len(item.rows) + len(item.quarantine)
+                if time.monotonic() > deadline:
+                    break
+            return batch
+
+    def _release(self, batch: list[WorkItem]) -> None:
+        with self._cond:
+            self._queued_points -= sum(len(i.rows) + len(i.quarantine) for i in batch)
+            QUEUE_DEPTH.set(self._queued_points)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        delay = 0.1
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            while True:
+                try:
+                    changes = self._write(batch)
+                    break
+                except psycopg.Error as error:
+                    self._fail(error)
+                    if self._stopping and self.down_since and time.monotonic() - self.down_since > 5:
+                        log.error("stopping with %d uncommitted items (not acknowledged)", len(batch))
+                        return
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            delay = 0.1
+            if self.down_since is not None:
+                log.warning("database back after %.1f s", time.monotonic() - self.down_since)
+            self.down_since = None
+            self.last_error = None
+            self._release(batch)
+            self._after_commit(batch, changes)
+
+    def _fail(self, error: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            log.error("batch write failed, retrying (nothing acknowledged): %s", error)
+        self.last_error = str(error).strip().splitlines()[0] if str(error) else type(error).__name__
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.url, connect_timeout=5)
+        return self._conn
+
+    def _write(self, batch: list[WorkItem]) -> list[tuple[str, str]]:
+        started = time.perf_counter()
+        conn = self._connection()
+        latest: dict[tuple[str, str], Row] = {}
+        touched: set[str] = set()
+        now = time.monotonic()
+        with conn.transaction(), conn.cursor() as cur:
+            if any(item.rows for item in batch):
+                with cur.copy(COPY_TELEMETRY) as copy:
+                    copy.set_types(COPY_TYPES)
+                    write = copy.write_row
+                    for item in batch:
+                        for row in item.rows:
+                            write(row[:8])
+                            latest[(row[8], row[2])] = _newer(latest.get((row[8], row[2])), row)
+            if any(item.quarantine for item in batch):
+                with cur.copy(COPY_QUARANTINE) as copy:
+                    copy.set_types(QUARANTINE_TYPES)
+                    for item in batch:
+                        for qrow in item.quarantine:
+                            copy.write_row(qrow)
+            if latest:
+                rows = sorted(latest.values(), key=lambda r: (r[8], r[2]))
+                cur.execute(UPSERT_LATEST, [list(column) for column in _latest_columns(rows)])
+                for device in {row[8] for row in rows}:
+                    if now - self._touched.get(device, 0.0) >= TOUCH_EVERY:
+                        touched.add(device)
+            changes: list[tuple[str, str]] = []
+            if touched:
+                for device_id, old in cur.execute(TOUCH_DEVICES, [sorted(touched)]).fetchall():
+                    if old != "online":
+                        changes.append((str(device_id), "online"))
+                for device in touched:
+                    self._touched[device] = now
+            for item in batch:
+                for device, status in item.statuses:
+                    for device_id, old in cur.execute(SET_STATUS, [status, status, device]).fetchall():
+                        if old != status:
+                            changes.append((str(device_id), status))
+                    self._touched.pop(device, None)
+        WRITE_LATENCY.observe(time.perf_counter() - started)
+        return changes
+
+    def _after_commit(self, batch: list[WorkItem], changes: list[tuple[str, str]]) -> None:
+        by_source: dict[str, list[Row]] = {}
+        for item in batch:
+            if item.rows:
+                by_source.setdefault(item.source, []).extend(item.rows)
+                POINTS_ACCEPTED.labels(item.source).inc(len(item.rows))
+            if item.quarantine:
+                POINTS_REJECTED.labels(item.source).inc(len(item.quarantine))
+        points = sum(len(rows) for rows in by_source.values())
+        self.committed_points += points
+        if points:
+            BATCH_SIZE.observe(points)
+        for item in batch:
+            if item.on_committed is not None:
+                try:
+                    item.on_committed()
+                except Exception:
+                    log.exception("on_committed callback failed")
+        committed_at = datetime.now(UTC)
+        for source, rows in by_source.items():
+            events.publish_batch(self.bus, rows, source, committed_at)
+        for device_id, status in changes:
+            events.publish_status(self.bus, device_id, status, committed_at)
+
+
+def _newer(current: Row | None, row: Row) -> Row:
+    return row if current is None or row[0] >= current[0] else current
+
+
+def _latest_columns(rows: list[Row]) -> tuple[tuple[object, ...], ...]:
+    return (
+        tuple(r[1] for r in rows),
+        tuple(r[2] for r in rows),
+        tuple(r[0] for r in rows),
+        tuple(r[3] for r in rows),
+        tuple(r[4] for r in rows),
+        tuple(r[5] for r in rows),
+        tuple(r[7] for r in rows),
+    )
