@@ -48,11 +48,25 @@ class Settings:
     host: str = setting("127.0.0.1", "Address the web app listens on")
     port: int = setting(5001, "Port the web app listens on")
     log_level: str = setting("INFO", "Logging level: DEBUG, INFO, WARNING, ERROR")
+    cors_origins: str | None = setting(
+        None, "Comma-separated browser origins allowed to call `/api/v1` (CORS), or `*`; unset allows none"
+    )
     timescale_compress_after: str = setting(
         "7 days", "TimescaleDB only: compress telemetry chunks older than this interval"
     )
     telemetry_retention: str | None = setting(
         None, "Drop telemetry older than this interval (for example `365 days`); unset keeps everything"
+    )
+    smtp_host: str | None = setting(
+        None, "SMTP server for e-mail actions and report delivery; unset disables e-mail"
+    )
+    smtp_port: int = setting(587, "SMTP server port (587 STARTTLS, 465 implicit TLS, 25 plain)")
+    smtp_user: str | None = setting(None, "SMTP login user; unset sends without authentication")
+    smtp_password: str | None = setting(None, "SMTP login password")
+    smtp_from: str = setting("workbench@localhost", "Sender address of e-mails the workbench sends")
+    smtp_tls: str = setting("starttls", "SMTP transport security: starttls, ssl (implicit TLS) or none")
+    rules_action_threads: int = setting(
+        4, "Rule engine: worker threads running actions (e-mail, webhooks, scripts)"
     )
     ingest_batch_size: int = setting(5000, "Ingest: most points written in one COPY transaction")
     ingest_flush_ms: int = setting(250, "Ingest: longest a point waits in the writer before it commits")
@@ -77,6 +91,11 @@ class Settings:
         10000, "Ingest: MQTT receive maximum (QoS 1 messages delivered but not yet committed and acked)"
     )
     ingest_mqtt: bool = setting(True, "Ingest: subscribe to device telemetry over MQTT")
+    dask_scheduler: str | None = setting(
+        None, "Dask scheduler (`tcp://host:8786`) for notebook runs and analytics; unset uses a local cluster"
+    )
+    notebook_kernels: int = setting(2, "Warm Jupyter kernels kept for notebook rule evaluations")
+    notebook_timeout: float = setting(120.0, "Seconds a notebook run may take before its kernel is killed")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -1,0 +1,247 @@
+"""Warm kernels: a pool of started Jupyter kernels reused across runs.
+
+A cold papermill run pays about a second to start its kernel; a warm kernel runs a small notebook in tens of
+milliseconds. Isolation between runs: before each run the user namespace is reset (``%reset -f``) and the
+helper API forgets the previous run's alerts and records. Modules stay imported (that is the point of
+keeping the kernel warm), so a notebook that mutates a module's globals affects later runs: rule notebooks
+must not. Each run has a deadline; a run that overruns gets its kernel killed and replaced in the background.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_client.manager import KernelManager
+
+from workbench.notebooks.execute import KERNEL_NAME, Outcome, original_index
+from workbench.notebooks.result import NotebookError, describe_failure
+
+PRELOAD = "import numpy, pandas, scipy.stats\nfrom workbench.notebooks import api as _wb_api\ndel _wb_api"
+RESET = "import workbench.notebooks.api as _wb_api\n_wb_api._begin({context})\n"
+# Kernels keep no history file: runs are recorded by the platform, and sqlite writes cost time per cell.
+KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
+
+
+class KernelTimeout(Exception):
+    """The run's deadline passed while a cell was executing."""
+
+
+class WarmKernel:
+    """One started kernel and its blocking client."""
+
+    def __init__(
+        self, env: dict[str, str], cwd: str, startup_timeout: float = 60, transport: str = "ipc"
+    ) -> None:
+        self.km = KernelManager(kernel_name=KERNEL_NAME)
+        if transport == "ipc":  # local sockets: lower latency than TCP loopback; absolute so cwd is moot
+            self.km.transport = "ipc"
+            self.km.ip = str(Path(tempfile.gettempdir()) / f"wb-kernel-{uuid.uuid4().hex[:12]}")
+        self.km.start_kernel(env=env, cwd=cwd, extra_arguments=KERNEL_ARGS)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        try:
+            self.kc.wait_for_ready(timeout=startup_timeout)
+        except RuntimeError:
+            self.shutdown()
+            raise
+        self.runs = 0
+
+    def execute(self, code: str, deadline: float, silent: bool = False) -> tuple[list[Any], dict[str, Any]]:
+        """Run ``code``; its outputs (nbformat nodes) and the execute reply's content."""
+        msg_id = self.kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
+        outputs: list[Any] = []
+        while True:
+            msg = self._next(self.kc.get_iopub_msg, deadline)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status" and content["execution_state"] == "idle":
+                break
+            if kind == "clear_output":
+                outputs.clear()
+            elif kind in ("stream", "display_data", "execute_result", "error"):
+                _append(outputs, nbformat.v4.output_from_msg(msg))
+        while True:
+            reply = self._next(self.kc.get_shell_msg, deadline)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return outputs, reply["content"]
+
+    @staticmethod
+    def _next(get: Any, deadline: float) -> dict[str, Any]:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise KernelTimeout
+        try:
+            msg: dict[str, Any] = get(timeout=remaining)
+        except queue.Empty:
+            raise KernelTimeout from None
+        return msg
+
+    def alive(self) -> bool:
+        """Whether the kernel process still runs."""
+        return bool(self.km.is_alive())
+
+    def shutdown(self) -> None:
+        """Kill the kernel now (no graceful request: it may be stuck)."""
+        try:
+            self.kc.stop_channels()
+        finally:
+            self.km.shutdown_kernel(now=True)
+
+
+def _append(outputs: list[Any], output: Any) -> None:
+    """Merge consecutive stream chunks as Jupyter does, so saved notebooks look the same."""
+    if (
+        output.output_type == "stream"
+        and outputs
+        and outputs[-1].output_type == "stream"
+        and outputs[-1].name == output.name
+    ):
+        outputs[-1].text += output.text
+    else:
+        outputs.append(output)
+
+
+class KernelPool:
+    """Up to ``size`` warm kernels, started lazily, each used by one run at a time."""
+
+    def __init__(self, size: int, env: dict[str, str], cwd: str, acquire_timeout: float = 120) -> None:
+        self.size = max(1, size)
+        self.env = env
+        self.cwd = cwd
+        self.acquire_timeout = acquire_timeout
+        self._idle: list[WarmKernel] = []
+        self._live = 0
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def warm(self, count: int | None = None) -> None:
+        """Start kernels now (up to ``count``, default the pool size) so the first runs are fast."""
+        for _ in range(min(count or self.size, self.size)):
+            with self._cond:
+                if self._live >= self.size:
+                    return
+                self._live += 1
+            self._add(self._start())
+
+    def run(self, nb: Any, timeout: float, context: dict[str, Any], label: str) -> Outcome:
+        """Execute every code cell of ``nb`` in place on a warm kernel; never raises for notebook errors."""
+        started = time.perf_counter()
+        deadline = time.monotonic() + timeout
+        with self._kernel() as slot:
+            kernel, broken = slot
+            try:
+                kernel.execute(RESET.format(context=repr(json.loads(json.dumps(context)))), deadline, True)
+                for index, cell in enumerate(nb.cells):
+                    if cell.cell_type != "code" or not cell.source.strip():
+                        continue
+                    outputs, reply = kernel.execute(cell.source, deadline)
+                    cell.outputs = outputs
+                    cell.execution_count = reply.get("execution_count")
+                    if reply.get("status") == "error":
+                        position = original_index(nb, index)
+                        message = describe_failure(
+                            label, position, cell.source, reply.get("ename", "Error"), reply.get("evalue", "")
+                        )
+                        return Outcome("failed", _ms(started), message, position)
+            except KernelTimeout:
+                broken.append(True)
+                return Outcome(
+                    "timeout", _ms(started), f"{label}: timed out after {timeout:g} s; kernel replaced"
+                )
+            kernel.runs += 1
+        return Outcome("ok", _ms(started))
+
+    @contextmanager
+    def _kernel(self) -> Iterator[tuple[WarmKernel, list[bool]]]:
+        kernel = self._acquire()
+        broken: list[bool] = []
+        try:
+            yield kernel, broken
+        except BaseException:
+            broken.append(True)
+            raise
+        finally:
+            if broken or not kernel.alive():
+                self._discard(kernel)
+            else:
+                self._add(kernel)
+
+    def _acquire(self) -> WarmKernel:
+        end = time.monotonic() + self.acquire_timeout
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise NotebookError("the kernel pool is closed")
+                if self._idle:
+                    return self._idle.pop()
+                if self._live < self.size:
+                    self._live += 1
+                    break
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    raise NotebookError(f"no warm kernel free within {self.acquire_timeout:g} s")
+                self._cond.wait(remaining)
+        try:
+            return self._start()
+        except BaseException:
+            with self._cond:
+                self._live -= 1
+                self._cond.notify()
+            raise
+
+    def _start(self) -> WarmKernel:
+        kernel = WarmKernel(self.env, self.cwd)
+        kernel.execute(PRELOAD, time.monotonic() + 60, silent=True)
+        return kernel
+
+    def _add(self, kernel: WarmKernel) -> None:
+        with self._cond:
+            if self._closed:
+                threading.Thread(target=kernel.shutdown, daemon=True).start()
+                return
+            self._idle.append(kernel)
+            self._cond.notify()
+
+    def _discard(self, kernel: WarmKernel) -> None:
+        """Kill a stuck or dead kernel and start its replacement, both off the caller's path."""
+        with self._cond:
+            self._live -= 1
+            self._cond.notify()
+        threading.Thread(target=kernel.shutdown, daemon=True).start()
+        threading.Thread(target=self._replace, daemon=True).start()
+
+    def _replace(self) -> None:
+        with self._cond:
+            if self._closed or self._live >= self.size:
+                return
+            self._live += 1
+        try:
+            self._add(self._start())
+        except Exception:
+            with self._cond:
+                self._live -= 1
+                self._cond.notify()
+
+    def close(self) -> None:
+        """Shut every idle kernel down; kernels in use are shut down when their run ends."""
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._cond.notify_all()
+        for kernel in idle:
+            kernel.shutdown()
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
