@@ -128,13 +128,13 @@ class ModbusConnector(DeviceConnector):
         return readings
 
     async def _read(self, client: AsyncModbusTcpClient, span: Span) -> list[int]:
-        kwargs = {"count": span.count, "device_id": self.unit_id}
+        count, unit = span.count, self.unit_id
         if span.function == "holding":
-            response = await client.read_holding_registers(span.start, **kwargs)
+            response = await client.read_holding_registers(span.start, count=count, device_id=unit)
         elif span.function == "input":
-            response = await client.read_input_registers(span.start, **kwargs)
+            response = await client.read_input_registers(span.start, count=count, device_id=unit)
         else:
-            response = await client.read_coils(span.start, **kwargs)
+            response = await client.read_coils(span.start, count=count, device_id=unit)
         if response.isError():
             raise ModbusException(f"{span.function} {span.start}+{span.count}: {response}")
         if span.function == "coil":

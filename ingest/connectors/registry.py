@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from ingest.connectors.base import DeviceConnector
 
 _CONNECTORS: dict[str, type[DeviceConnector]] = {}
@@ -29,4 +31,5 @@ def protocols() -> list[str]:
 
 def _load_builtins() -> None:
     # Imported lazily: asyncua and pymodbus take a moment to import and not every process needs them.
-    from ingest.connectors import modbus, opcua  # noqa: F401
+    for name in ("modbus", "opcua"):
+        importlib.import_module(f"ingest.connectors.{name}")

@@ -1,0 +1,109 @@
+"""An OPC-UA server (asyncua) exposing simulator variables with engineering units and status codes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from asyncua import Server, ua
+
+NAMESPACE_URI = "urn:insa:workbench:simulator"
+UNECE_URI = "http://www.opcfoundation.org/UA/units/un/cefact"
+
+
+class OpcUaServer:
+    """Serves ``{name: (initial, unit)}`` as Double variables ``ns=2;s={name}`` from a background thread."""
+
+    def __init__(
+        self, port: int, variables: dict[str, tuple[float, str | None]], host: str = "127.0.0.1"
+    ) -> None:
+        self.port, self.host = port, host
+        self.variables = variables
+        self.endpoint = f"opc.tcp://{host}:{port}/workbench/simulator"
+        self.namespace = 2
+        self._nodes: dict[str, Any] = {}
+        self._server: Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def node_id(self, name: str) -> str:
+        """The node id clients subscribe to for variable ``name``."""
+        return f"ns={self.namespace};s={name}"
+
+    async def _boot(self) -> None:
+        server = Server()
+        await server.init()
+        server.set_endpoint(self.endpoint)
+        server.set_server_name("INSA workbench plant simulator")
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        self.namespace = await server.register_namespace(NAMESPACE_URI)
+        plant = await server.nodes.objects.add_object(f"ns={self.namespace};s=Plant", "Plant")
+        for name, (initial, unit) in self.variables.items():
+            node = await plant.add_variable(
+                self.node_id(name), name, ua.Variant(float(initial), ua.VariantType.Double)
+            )
+            if unit:
+                info = ua.EUInformation(
+                    NamespaceUri=UNECE_URI,
+                    UnitId=-1,
+                    DisplayName=ua.LocalizedText(unit),
+                    Description=ua.LocalizedText(unit),
+                )
+                await node.add_property(
+                    0, "EngineeringUnits", ua.Variant(info, ua.VariantType.ExtensionObject)
+                )
+            self._nodes[name] = node
+        await server.start()
+        self._server = server
+
+    def start(self) -> None:
+        """Start serving; returns once clients can connect."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        logging.getLogger("asyncua").setLevel(logging.WARNING)
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._boot())
+            except BaseException as error:
+                failure.append(error)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"opcua-server-{self.port}", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+        if failure:
+            raise RuntimeError(f"OPC-UA server failed to start: {failure[0]}")
+
+    def set(self, name: str, value: float, status: int = ua.StatusCodes.Good) -> None:
+        """Write a value (with an OPC-UA status code) to variable ``name``."""
+        if self._loop is None:
+            raise RuntimeError("server not started")
+        data = ua.DataValue(
+            ua.Variant(float(value), ua.VariantType.Double), StatusCode=ua.StatusCode(ua.UInt32(status))
+        )
+        future = asyncio.run_coroutine_threadsafe(self._nodes[name].write_value(data), self._loop)
+        future.result(5)
+
+    def stop(self) -> None:
+        """Stop the server (clients see the connection drop)."""
+        if self._loop is None or self._server is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._server.stop(), self._loop)
+        try:
+            future.result(10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._thread is not None:
+                self._thread.join(5)
+            self._loop = None
+            self._server = None
