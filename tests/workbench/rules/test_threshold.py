@@ -1,0 +1,164 @@
+"""Threshold rules on committed batches: alerts, dedup, auto-resolve, durations across restarts, late points."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.workbench.rules.conftest import alerts_of, frame, publish
+from workbench.platform import Platform
+from workbench.rules.engine import RuleEngine
+from workbench.rules.types import rule_type
+from workbench.rules.validation import validate_rule
+
+
+def test_validation_names_the_field() -> None:
+    errors = validate_rule(
+        {
+            "name": "",
+            "type": "threshold",
+            "condition": {"key": "t", "operator": "=>", "duration_seconds": -1},
+            "action": {"type": "webhook"},
+            "target": {"area": ""},
+            "cooldown_seconds": -5,
+        }
+    )
+    assert set(errors) == {
+        "name",
+        "condition.operator",
+        "condition.value",
+        "condition.duration_seconds",
+        "action.url",
+        "target.area",
+        "cooldown_seconds",
+    }
+    assert validate_rule({"name": "x", "type": "nope", "condition": {}, "action": {"type": "alert"}}) == {
+        "type": "must be one of comparison, schedule, statistical, threshold"
+    }
+    ok = {
+        "name": "hot",
+        "type": "threshold",
+        "condition": {"key": "temperature", "operator": ">", "value": 50},
+        "action": [{"type": "alert", "severity": "critical"}],
+        "target": {"device_type": "pump"},
+    }
+    assert validate_rule(ok) == {}
+    assert rule_type("threshold").validate({"key": "t", "operator": ">", "value": 1, "bogus": 2}) == {
+        "condition.bogus": "unknown field"
+    }
+
+
+def test_instant_threshold_raises_once_then_auto_resolves(
+    rules_platform: Platform,
+    make_devices: Callable[..., list[str]],
+    make_rule: Callable[..., str],
+    start_engine: Callable[[], RuleEngine],
+) -> None:
+    a, b = make_devices(2, type="boiler")
+    rule = make_rule(
+        "threshold",
+        {"key": "temperature", "operator": ">", "value": 50},
+        target={"device_type": "boiler"},
+        action={
+            "type": "alert",
+            "severity": "critical",
+            "message": "{device} hot: {key}={value} > {threshold}",
+        },
+    )
+    engine = start_engine()
+    seen: list[dict] = []
+    rules_platform.bus.subscribe("alert", lambda topic, payload: seen.append(payload))
+    publish(
+        rules_platform, [(0, a, "temperature", 40), (1, a, "temperature", 55.5), (1, b, "temperature", 45)]
+    )
+    assert engine.idle()
+    [alert] = alerts_of(rules_platform, rule)
+    assert (str(alert["device_id"]), alert["severity"], alert["status"]) == (a, "critical", "active")
+    assert (alert["key"], alert["value"], alert["threshold"]) == ("temperature", 55.5, 50.0)
+    assert alert["message"].endswith("hot: temperature=55.5 > 50") and "dev-" in alert["message"]
+    assert [p["id"] for p in seen] == [str(alert["id"])]
+    publish(rules_platform, [(2, a, "temperature", 60), (3, a, "temperature", 61)])
+    assert engine.idle()
+    assert len(alerts_of(rules_platform, rule)) == 1  # still the one open alert
+    publish(rules_platform, [(4, a, "temperature", 20)])
+    assert engine.idle()
+    [alert] = alerts_of(rules_platform, rule)
+    assert alert["status"] == "resolved" and alert["resolve_comment"].startswith("auto-resolved")
+
+
+def test_duration_survives_a_restart(
+    rules_platform: Platform,
+    make_devices: Callable[..., list[str]],
+    make_rule: Callable[..., str],
+    start_engine: Callable[[], RuleEngine],
+) -> None:
+    [d] = make_devices(1)
+    rule = make_rule(
+        "threshold",
+        {"key": "pressure", "operator": ">=", "value": 10, "duration_seconds": 300},
+        target={"device_id": d},
+    )
+    first = start_engine()
+    first.evaluate(frame([(0, d, "pressure", 9), (100, d, "pressure", 12), (250, d, "pressure", 13)]))
+    assert alerts_of(rules_platform, rule) == []
+    first.stop()
+    second = start_engine()  # a new process: state comes from rule_state
+    second.evaluate(frame([(350, d, "pressure", 11)]))
+    assert alerts_of(rules_platform, rule) == []  # 250 s held so far (since t=100)
+    second.evaluate(frame([(400, d, "pressure", 11)]))
+    [alert] = alerts_of(rules_platform, rule)
+    assert alert["triggered_at"].timestamp() == frame([(400, d, "pressure", 0)])["timestamp"][0].timestamp()
+    # A dip resets the run: held again 200 s only -> nothing new after the clear.
+    second.evaluate(frame([(410, d, "pressure", 5), (420, d, "pressure", 12), (620, d, "pressure", 12)]))
+    [alert] = alerts_of(rules_platform, rule)
+    assert alert["status"] == "resolved"
+
+
+def test_out_of_order_and_late_points(
+    rules_platform: Platform,
+    make_devices: Callable[..., list[str]],
+    make_rule: Callable[..., str],
+    start_engine: Callable[[], RuleEngine],
+) -> None:
+    d, e = make_devices(2)
+    held = make_rule(
+        "threshold",
+        {"key": "level", "operator": ">", "value": 5, "duration_seconds": 60},
+        target={"device_ids": [d]},
+    )
+    instant = make_rule("threshold", {"key": "level", "operator": ">", "value": 100}, target={"device_id": e})
+    engine = start_engine()
+    # Out of order inside one batch: sorted by event time first, so the run 0..60 s holds.
+    engine.evaluate(frame([(60, d, "level", 7), (0, d, "level", 6), (30, d, "level", 8)]))
+    [alert] = alerts_of(rules_platform, held)
+    assert alert["value"] == 7
+    # A late point (before the watermark) below the threshold does not clear the alert...
+    engine.evaluate(frame([(10, d, "level", 1)]))
+    assert alerts_of(rules_platform, held)[0]["status"] == "active"
+    # ...but an on-time one does.
+    engine.evaluate(frame([(70, d, "level", 1)]))
+    assert alerts_of(rules_platform, held)[0]["status"] == "resolved"
+    # Instantaneous rules still fire on late points: the excursion happened.
+    engine.evaluate(frame([(100, e, "level", 1)]))
+    engine.evaluate(frame([(50, e, "level", 150)]))
+    [late] = alerts_of(rules_platform, instant)
+    assert late["value"] == 150 and late["status"] == "active"
+
+
+def test_cooldown_in_event_time(
+    rules_platform: Platform,
+    make_devices: Callable[..., list[str]],
+    make_rule: Callable[..., str],
+    start_engine: Callable[[], RuleEngine],
+) -> None:
+    [d] = make_devices(1)
+    rule = make_rule(
+        "threshold",
+        {"key": "rpm", "operator": ">", "value": 10},
+        target={"device_id": d},
+        cooldown_seconds=60,
+    )
+    engine = start_engine()
+    engine.evaluate(frame([(0, d, "rpm", 20), (5, d, "rpm", 0), (30, d, "rpm", 20), (40, d, "rpm", 0)]))
+    assert len(alerts_of(rules_platform, rule)) == 1  # the second excursion is inside the cooldown
+    engine.evaluate(frame([(90, d, "rpm", 20)]))
+    assert [a["status"] for a in alerts_of(rules_platform, rule)] == ["resolved", "active"]

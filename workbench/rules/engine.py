@@ -1,0 +1,285 @@
+"""The rule engine: evaluates committed telemetry batches off the ingest thread, raises and resolves alerts,
+queues actions, and runs the schedule.
+
+``RuleEngine(platform).start()`` subscribes to ``telemetry.batch`` on the bus. The bus handler only enqueues
+the batch (ingest never waits for rules); one evaluation thread drains the queue, merges what has piled up
+into one frame and evaluates every enabled streaming rule on it, vectorised per rule (the frame is split
+by key once; each rule takes its key's rows and its target's devices with one mask). Alert rows and rule
+state are written in one transaction per frame; actions run on the action worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from workbench.live.bus import ALERT_UPDATE, TELEMETRY_BATCH
+from workbench.live.events import TelemetryBatch
+from workbench.metrics import RULE_EVALUATIONS
+from workbench.platform import Platform
+from workbench.rules import alerts as alert_rows
+from workbench.rules.actions.base import ActionContext
+from workbench.rules.actions.worker import ActionWorker
+from workbench.rules.lifecycle import AlertBook, Decision, decide
+from workbench.rules.scheduler import Scheduler
+from workbench.rules.store import (
+    DeviceDirectory,
+    load_rules,
+    load_state,
+    save_states,
+    telemetry_frame,
+    with_ns,
+)
+from workbench.rules.types import Rule, RuleState, rule_type
+
+log = logging.getLogger(__name__)
+
+RULES_CHANGED = "rules.changed"  # published by the rules API; payload: the rule id (or None)
+AUTO_RESOLVE_COMMENT = "auto-resolved: condition cleared"
+SERVICE = "rules"
+
+
+class RuleEngine:
+    """Streaming evaluation, alert lifecycle, action worker and scheduler of one process."""
+
+    def __init__(self, platform: Platform, reload_seconds: float = 5.0, tick_seconds: float = 1.0) -> None:
+        self.platform = platform
+        self.engine = platform.engine
+        self.directory = DeviceDirectory(platform.engine)
+        self.book = AlertBook()
+        self.worker = ActionWorker(platform, platform.settings.rules_action_threads)
+        self.scheduler = Scheduler(platform.engine, self.rules, self.fire_schedule, tick_seconds)
+        self.reload_seconds = reload_seconds
+        self._rules: list[Rule] = []
+        self._states: dict[str, RuleState] = {}
+        self._targets: dict[str, tuple[int, set[str] | None]] = {}
+        self._queue: queue.Queue[TelemetryBatch] = queue.Queue(maxsize=100_000)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._unsubscribe: list[Any] = []
+        self._reload_due = 0.0
+        self._busy = False
+        self.dropped = 0
+        self.last_error: str | None = None
+        self.evaluated_batches = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> RuleEngine:
+        """Load rules, open alerts and devices; subscribe to the bus; start the threads."""
+        self.reload()
+        self.directory.refresh()
+        self.book.open, self.book.last = alert_rows.open_pairs(self.engine)
+        bus = self.platform.bus
+        self._unsubscribe = [
+            bus.subscribe(TELEMETRY_BATCH, self._on_batch),
+            bus.subscribe(ALERT_UPDATE, self._on_alert_update),
+            bus.subscribe(RULES_CHANGED, lambda topic, payload: self._request_reload()),
+        ]
+        self.worker.start()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="rule-engine", daemon=True)
+        self._thread.start()
+        self.scheduler.start()
+        self.platform.services[SERVICE] = self
+        self.platform.health.register(SERVICE, self.health)
+        return self
+
+    def stop(self) -> None:
+        """Stop consuming, finish the frame in hand and queued actions, stop the threads."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._stop.set()
+        if self._thread:
+            self._thread.join(10)
+        self.scheduler.stop()
+        self.worker.stop()
+
+    def health(self) -> dict[str, Any]:
+        """Health details; raises when the evaluation thread died."""
+        if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
+            raise RuntimeError("rule evaluation thread stopped")
+        return {
+            "rules": len(self._rules),
+            "queued_batches": self._queue.qsize(),
+            "pending_actions": self.worker.pending,
+            "dropped_batches": self.dropped,
+            "last_error": self.last_error,
+        }
+
+    def rules(self) -> list[Rule]:
+        """The enabled rules in use."""
+        return list(self._rules)
+
+    def idle(self, timeout: float = 10.0) -> bool:
+        """Wait until queued batches are evaluated and their actions ran (tests, benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while (self._queue.qsize() or self._busy) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self.worker.drain(max(0.0, deadline - time.monotonic())) and not self._queue.qsize()
+
+    # -- bus handlers (publisher's thread: only enqueue) ------------------------------------------------
+    def _on_batch(self, topic: str, batch: TelemetryBatch) -> None:
+        try:
+            self._queue.put_nowait(batch)
+        except queue.Full:
+            self.dropped += 1
+            log.error("rule engine queue full: a batch of %d points was not evaluated", len(batch.frame))
+
+    def _on_alert_update(self, topic: str, payload: dict[str, Any]) -> None:
+        if payload.get("status") == "resolved" and payload.get("rule_id") and payload.get("device_id"):
+            self.book.forget(str(payload["rule_id"]), str(payload["device_id"]))
+
+    def _request_reload(self) -> None:
+        self._reload_due = 0.0
+
+    # -- evaluation thread ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if time.monotonic() >= self._reload_due:
+                self._safely(self.reload)
+            try:
+                first = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self._busy = True
+            try:
+                frames = [first.frame]
+                while len(frames) < 50:
+                    try:
+                        frames.append(self._queue.get_nowait().frame)
+                    except queue.Empty:
+                        break
+                frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+                self._safely(lambda batch=frame: self.evaluate(batch))
+            finally:
+                self._busy = False
+
+    def _safely(self, work: Any) -> None:
+        try:
+            work()
+        except Exception as error:
+            self.last_error = f"{type(error).__name__}: {error}"
+            log.exception("rule engine step failed")
+
+    def reload(self) -> None:
+        """Re-read enabled rules; a changed rule starts from its persisted state again."""
+        fresh = load_rules(self.engine)
+        before = {r.id: r.updated_at for r in self._rules}
+        for rule in fresh:
+            if rule.id in before and before[rule.id] != rule.updated_at:
+                self._states.pop(rule.id, None)
+                self._targets.pop(rule.id, None)
+        self._rules = fresh
+        self._reload_due = time.monotonic() + self.reload_seconds
+
+    def state(self, rule: Rule) -> RuleState:
+        """The rule's state, loaded from rule_state the first time."""
+        state = self._states.get(rule.id)
+        if state is None:
+            state = load_state(self.engine, rule.id)
+            state.memory["loader"] = self._history
+            self._states[rule.id] = state
+        return state
+
+    def _history(self, ids: list[str], key: str, start: int, end: int) -> pd.DataFrame:
+        return telemetry_frame(self.engine, [key], ids, start, end)
+
+    def evaluate(self, frame: pd.DataFrame) -> list[Decision]:
+        """Evaluate every streaming rule on a frame of committed points; apply and return the decisions."""
+        streaming = [r for r in self._rules if rule_type_or_none(r.type) and rule_type(r.type).streaming]
+        self.evaluated_batches += 1
+        if not streaming or frame.empty:
+            return []
+        frame = frame[frame["value"].notna()]
+        if frame.empty:
+            return []
+        frame = with_ns(frame.loc[:, ["timestamp", "device_id", "key", "value"]])
+        frame["device_id"] = frame["device_id"].astype(str)
+        self.directory.ensure(frame["device_id"].unique())
+        by_key = {str(k): g for k, g in frame.groupby("key", sort=False)}
+        decisions: list[Decision] = []
+        changed: list[tuple[str, str, dict[str, Any]]] = []
+        for rule in streaming:
+            kind = rule_type(rule.type)
+            parts = [by_key[k] for k in kind.keys(rule.condition) if k in by_key]
+            if not parts:
+                continue
+            points = parts[0] if len(parts) == 1 else pd.concat(parts)
+            devices = kind.devices(rule) or self._target(rule)
+            if devices is not None:
+                points = points[points["device_id"].isin(devices)]
+                if points.empty:
+                    continue
+            state = self.state(rule)
+            try:
+                events = kind.evaluate(rule, points, state)
+            except Exception as error:
+                self.last_error = f"rule {rule.name}: {type(error).__name__}: {error}"
+                log.exception("rule %s failed", rule.id)
+                continue
+            RULE_EVALUATIONS.labels(rule.type).inc()
+            decisions.extend(decide(rule, events, self.book))
+            changed.extend((rule.id, d, state.devices[d]) for d in state.dirty)
+            state.dirty.clear()
+        self._apply(decisions, changed)
+        return decisions
+
+    def _target(self, rule: Rule) -> set[str] | None:
+        version = len(self.directory._known)
+        cached = self._targets.get(rule.id)
+        if cached is None or cached[0] != version:
+            cached = (version, self.directory.matching(rule.target, rule.device_id))
+            self._targets[rule.id] = cached
+        return cached[1]
+
+    def _apply(self, decisions: list[Decision], changed: list[tuple[str, str, dict[str, Any]]]) -> None:
+        raises = [alert_rows.alert_values(d, self.directory) for d in decisions if d.kind == "raise"]
+        resolves = [(d.rule.id, d.device_id) for d in decisions if d.kind == "resolve"]
+        if not (raises or resolves or changed):
+            return
+        with self.engine.begin() as conn:
+            created = alert_rows.insert_alerts(conn, raises)
+            resolved = alert_rows.auto_resolve(conn, resolves, AUTO_RESOLVE_COMMENT)
+        if changed:
+            save_states(self.engine, changed)
+        by_id = {r.id: r for r in self._rules}
+        for row in created:
+            rule = by_id.get(str(row["rule_id"]))
+            if rule is not None:
+                self.run_actions(rule, row)
+        for row in resolved:
+            alert_rows.publish_update(self.platform, row)
+
+    def run_actions(self, rule: Rule, row: dict[str, Any]) -> None:
+        """Queue the rule's actions for a new alert row."""
+        body = alert_rows.as_json(row)
+        info = self.directory.get(body["device_id"]) if body.get("device_id") else None
+        body["device_name"] = info.name if info else None
+        for config in rule.actions:
+            self.worker.submit(config, ActionContext(self.platform, rule, alert=body))
+
+    def fire_schedule(self, rule: Rule, due: datetime) -> None:
+        """Queue a schedule rule's actions for one due time."""
+        for config in rule.actions:
+            self.worker.submit(config, ActionContext(self.platform, rule, due_at=due))
+
+
+def rule_type_or_none(name: str) -> bool:
+    """Whether a rule type of this name is registered (a rule of an unloaded plugin type is skipped)."""
+    try:
+        rule_type(name)
+    except KeyError:
+        return False
+    return True
+
+
+def engine_of(platform: Platform) -> RuleEngine | None:
+    """The running engine of a platform, if any."""
+    found = platform.services.get(SERVICE)
+    return found if isinstance(found, RuleEngine) else None

@@ -1,0 +1,151 @@
+"""Database side of the engine: enabled rules, the device directory, rule_state, telemetry history."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, bindparam, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from workbench.db.tables import devices, rule_state, rules
+from workbench.rules.types import Rule, RuleState
+
+
+def load_rules(engine: Engine, enabled_only: bool = True) -> list[Rule]:
+    """Every (enabled) rule, highest priority first."""
+    query = select(rules).order_by(rules.c.priority.desc(), rules.c.created_at)
+    if enabled_only:
+        query = query.where(rules.c.enabled)
+    with engine.connect() as conn:
+        return [Rule.from_row(row) for row in conn.execute(query).mappings()]
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What targets and messages need to know about a device."""
+
+    name: str
+    type: str
+    area: str | None
+
+
+class DeviceDirectory:
+    """Cache of device name/type/area by id; unknown ids are looked up in one query per batch."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._known: dict[str, DeviceInfo] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self, ids: Iterable[str] | None = None) -> None:
+        """Reload all devices (``ids`` None) or just these."""
+        query = select(devices.c.id, devices.c.name, devices.c.type, devices.c.area)
+        if ids is not None:
+            wanted = [uuid.UUID(i) for i in ids]
+            if not wanted:
+                return
+            query = query.where(devices.c.id.in_(wanted))
+        with self.engine.connect() as conn:
+            found = {str(r.id): DeviceInfo(r.name, r.type, r.area) for r in conn.execute(query)}
+        with self._lock:
+            self._known.update(found)
+
+    def ensure(self, ids: Iterable[str]) -> None:
+        """Make sure every id is known (devices created since the last look)."""
+        missing = [i for i in ids if i not in self._known]
+        if missing:
+            self.refresh(missing)
+
+    def get(self, device_id: str) -> DeviceInfo | None:
+        """The device's info, if known."""
+        return self._known.get(device_id)
+
+    def matching(self, target: dict[str, Any] | None, device_id: str | None) -> set[str] | None:
+        """Device ids a target covers (None: every device)."""
+        if target is None:
+            return {device_id} if device_id else None
+        if "device_id" in target:
+            return {str(target["device_id"])}
+        if "device_ids" in target:
+            return {str(i) for i in target["device_ids"]}
+        if "device_type" in target:
+            return {i for i, d in self._known.items() if d.type == target["device_type"]}
+        if "area" in target:
+            return {i for i, d in self._known.items() if d.area == target["area"]}
+        return None
+
+
+def load_state(engine: Engine, rule_id: str) -> RuleState:
+    """The persisted per-device state of one rule."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(rule_state.c.device_id, rule_state.c.state).where(
+                rule_state.c.rule_id == uuid.UUID(rule_id)
+            )
+        )
+        return RuleState(devices={str(r.device_id): dict(r.state) for r in rows})
+
+
+def save_states(engine: Engine, changed: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Upsert (rule_id, device_id, state) rows in one statement."""
+    if not changed:
+        return
+    statement = pg_insert(rule_state).values(
+        rule_id=bindparam("r"), device_id=bindparam("d"), state=bindparam("s")
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[rule_state.c.rule_id, rule_state.c.device_id],
+        set_={"state": statement.excluded.state, "updated_at": text("now()")},
+    )
+    with engine.begin() as conn:
+        conn.execute(statement, [{"r": uuid.UUID(r), "d": uuid.UUID(d), "s": s} for r, d, s in changed])
+
+
+def telemetry_frame(
+    engine: Engine,
+    keys: Iterable[str],
+    device_ids: Iterable[str] | None,
+    start_ns: int,
+    end_ns: int,
+    limit: int = 2_000_000,
+) -> pd.DataFrame:
+    """Stored numeric points of ``keys`` (and devices) with start <= timestamp < end, as a rule frame."""
+    where = ["key = ANY(%(keys)s)", "timestamp >= %(start)s", "timestamp < %(end)s", "value IS NOT NULL"]
+    params: dict[str, Any] = {
+        "keys": list(keys),
+        "start": pd.Timestamp(start_ns, tz="UTC").to_pydatetime(),
+        "end": pd.Timestamp(end_ns, tz="UTC").to_pydatetime(),
+        "limit": limit,
+    }
+    if device_ids is not None:
+        where.append("device_id = ANY(%(devices)s)")
+        params["devices"] = [uuid.UUID(d) for d in device_ids]
+    sql = (
+        "SELECT timestamp, device_id::text AS device_id, key, value FROM telemetry WHERE "
+        + " AND ".join(where)
+        + " ORDER BY timestamp LIMIT %(limit)s"
+    )
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    finally:
+        raw.close()
+    frame = pd.DataFrame(rows, columns=["timestamp", "device_id", "key", "value"])
+    return with_ns(frame)
+
+
+def with_ns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the ``ts`` column (int64 nanoseconds since the epoch, UTC) rules work on."""
+    stamps = pd.to_datetime(frame["timestamp"], utc=True)
+    frame = frame.assign(timestamp=stamps)
+    frame["ts"] = stamps.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    frame["value"] = frame["value"].astype(np.float64)
+    return frame

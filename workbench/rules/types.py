@@ -1,0 +1,196 @@
+"""The rule-type registry and the interface every rule type implements.
+
+A rule type is a class registered with :func:`register_rule_type` (built-ins go through the same door as
+third-party code, e.g. the notebook rules)::
+
+    class MyType(RuleType):
+        name = "mytype"
+        streaming = True            # evaluated on committed telemetry batches (False: scheduled/on demand)
+
+        def validate(self, condition) -> dict[str, str]:
+            # {"condition.field": "what is wrong"}; empty when valid
+        def keys(self, condition) -> set[str]:
+            # telemetry keys the rule reads (the engine hands it only rows of these keys)
+        def evaluate(self, rule, points, state) -> pd.DataFrame:
+            # points: rows of one batch (or one backtest step) for the rule's keys and target devices,
+            #   columns timestamp, device_id, key, value, ts (int64 ns); any order
+            # state: RuleState (per-device JSON persisted in rule_state, plus in-memory scratch)
+            # returns events (EVENT_COLUMNS): kind "fire" or "clear", per device, in event time
+        def backtest(self, rule, telemetry, start, end) -> pd.DataFrame:
+            # events over a historical range; the default replays history through evaluate() in steps
+
+The engine turns events into alerts (lifecycle: dedup, cooldown, auto-resolve) the same way live and in
+backtests, so a backtest shows exactly what the live engine would have raised.
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from workbench.rules.conditions import DEFAULT_MESSAGE, SEVERITIES, Errors
+
+EVENT_COLUMNS = ("device_id", "kind", "ts", "key", "value", "threshold")
+
+
+def empty_events() -> pd.DataFrame:
+    """An events frame with no rows."""
+    return pd.DataFrame(
+        {
+            "device_id": pd.Series(dtype=object),
+            "kind": pd.Series(dtype=object),
+            "ts": pd.Series(dtype="int64"),
+            "key": pd.Series(dtype=object),
+            "value": pd.Series(dtype="float64"),
+            "threshold": pd.Series(dtype="float64"),
+        }
+    )
+
+
+@dataclass
+class Rule:
+    """A rule as the engine uses it (one row of ``rules``)."""
+
+    id: str
+    name: str
+    type: str
+    condition: dict[str, Any]
+    actions: list[dict[str, Any]]
+    target: dict[str, Any] | None = None
+    device_id: str | None = None
+    enabled: bool = True
+    priority: int = 50
+    cooldown_seconds: int = 300
+    auto_resolve: bool = True
+    updated_at: datetime | None = None
+
+    @property
+    def severity(self) -> str:
+        """Severity of the alerts this rule raises (first action that names one; else warning)."""
+        for action in self.actions:
+            if action.get("severity") in SEVERITIES:
+                return str(action["severity"])
+        return "warning"
+
+    @property
+    def message(self) -> str:
+        """Message template of the alerts this rule raises."""
+        for action in self.actions:
+            if isinstance(action.get("message"), str) and action["message"]:
+                return str(action["message"])
+        return DEFAULT_MESSAGE
+
+    @classmethod
+    def from_row(cls, row: Any) -> Rule:
+        """Build from a ``rules`` row mapping."""
+        action = row["action"]
+        return cls(
+            id=str(row["id"]),
+            name=row["name"],
+            type=row["type"],
+            condition=dict(row["condition"] or {}),
+            actions=normalise_actions(action),
+            target=row["target"],
+            device_id=str(row["device_id"]) if row["device_id"] else None,
+            enabled=row["enabled"],
+            priority=row["priority"],
+            cooldown_seconds=row["cooldown_seconds"],
+            auto_resolve=row["auto_resolve"],
+            updated_at=row["updated_at"],
+        )
+
+
+def normalise_actions(action: Any) -> list[dict[str, Any]]:
+    """A rule's ``action`` JSON (one object or a list of them) as a list of action objects."""
+    if isinstance(action, list):
+        return [dict(a) for a in action if isinstance(a, dict)]
+    if isinstance(action, dict):
+        return [dict(action)]
+    return []
+
+
+@dataclass
+class RuleState:
+    """Per-device state of one rule: ``devices`` persists in ``rule_state``; ``memory`` does not."""
+
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+
+    def put(self, device_id: str, value: dict[str, Any], persist: bool = True) -> None:
+        """Set a device's state; ``persist`` marks it for writing to the database."""
+        self.devices[device_id] = value
+        if persist:
+            self.dirty.add(device_id)
+
+
+class RuleType:
+    """Base class of rule types (see the module docstring for the contract)."""
+
+    name: ClassVar[str] = ""
+    streaming: ClassVar[bool] = True
+
+    def validate(self, condition: dict[str, Any]) -> Errors:
+        """Errors naming the field (``condition.x``); empty when the condition is valid."""
+        raise NotImplementedError
+
+    def keys(self, condition: dict[str, Any]) -> set[str]:
+        """Telemetry keys the rule reads."""
+        return {str(condition["key"])} if "key" in condition else set()
+
+    def devices(self, rule: Rule) -> set[str] | None:
+        """Devices whose points the rule reads beyond its target (comparison rules); None: the target."""
+        return None
+
+    def evaluate(self, rule: Rule, points: pd.DataFrame, state: RuleState) -> pd.DataFrame:
+        """Events (EVENT_COLUMNS) raised by ``points`` given ``state`` (which it updates)."""
+        raise NotImplementedError
+
+    def backtest_step_seconds(self, condition: dict[str, Any]) -> float | None:
+        """Replay history in steps of this many seconds (None: one step, the evaluator is exact)."""
+        return None
+
+
+_REGISTRY: dict[str, RuleType] = {}
+
+
+def register_rule_type(rule_type: RuleType | type[RuleType]) -> RuleType:
+    """Register a rule type (an instance or a class); returns the instance. Replaces one of the same name."""
+    instance = rule_type() if isinstance(rule_type, type) else rule_type
+    if not instance.name:
+        raise ValueError("a rule type needs a name")
+    _REGISTRY[instance.name] = instance
+    return instance
+
+
+def rule_type(name: str) -> RuleType:
+    """The registered rule type called ``name`` (KeyError when unknown)."""
+    _load_builtins()
+    return _REGISTRY[name]
+
+
+def rule_types() -> dict[str, RuleType]:
+    """Every registered rule type by name."""
+    _load_builtins()
+    return dict(_REGISTRY)
+
+
+_loaded: list[Callable[[], None]] = []
+
+
+def _load_builtins() -> None:
+    if not _loaded:
+        for module in ("threshold", "comparison", "statistical", "schedule"):
+            importlib.import_module(f"workbench.rules.{module}")
+        _loaded.append(lambda: None)
+
+
+def new_id() -> str:
+    """A fresh rule or alert id."""
+    return str(uuid.uuid4())
