@@ -15,7 +15,7 @@ import math
 import os
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -210,6 +210,82 @@ def episodes(flags: pd.Series, min_length: int = 1) -> list[tuple[pd.Timestamp, 
                 found.append((flags.index[begin], flags.index[position - 1]))
             begin = None
     return found
+
+
+class Windows(NamedTuple):
+    """The baseline (training) and monitoring windows of a rule evaluation, UTC, half-open."""
+
+    baseline_start: dt.datetime
+    baseline_end: dt.datetime
+    start: dt.datetime
+    end: dt.datetime
+
+
+def windows(
+    start: Any = None,
+    end: Any = None,
+    window: str = "1h",
+    baseline_start: Any = None,
+    baseline_end: Any = None,
+    baseline: str = "24h",
+) -> Windows:
+    """Resolve a rule's windows: monitoring ``[start, end)`` (defaults: ``end`` now, ``start`` one
+    ``window`` earlier) and baseline ``[baseline_start, baseline_end)`` (default: the ``baseline``
+    duration right before ``start``)."""
+    upper = timestamp(end) or dt.datetime.now(dt.UTC)
+    lower = timestamp(start) or upper - pd.Timedelta(window).to_pytimedelta()
+    base_end = timestamp(baseline_end) or lower
+    base_start = timestamp(baseline_start) or base_end - pd.Timedelta(baseline).to_pytimedelta()
+    return Windows(base_start, base_end, lower, upper)
+
+
+def beyond(deviation: pd.Series, limit: float, side: str = "both") -> pd.Series:
+    """Flags where ``deviation`` passes ``limit``: below ``-limit`` (``lower``), above it (``upper``) or
+    either (``both``)."""
+    if side == "lower":
+        return deviation < -limit
+    if side == "upper":
+        return deviation > limit
+    if side == "both":
+        return deviation.abs() > limit
+    raise ValueError(f"side must be lower, upper or both, got {side!r}")
+
+
+def alert_episodes(
+    flags: pd.Series,
+    score: pd.Series,
+    *,
+    severity: str,
+    message: str,
+    device: str | uuid.UUID | None = None,
+    key: str | None = None,
+    threshold: float | None = None,
+    min_length: int = 1,
+    window_end: Any = None,
+) -> int:
+    """One alert per run of consecutive flagged samples: ``at`` its first sample, ``end`` its last,
+    ``value`` the most extreme ``score`` in it. ``message`` may use ``{key}``, ``{value}``, ``{threshold}``,
+    ``{start}`` and ``{end}``. Returns how many alerts were raised."""
+    count = 0
+    for first, last in episodes(flags, min_length):
+        part = score.loc[first:last].dropna()
+        value = float(part.loc[part.abs().idxmax()]) if len(part) else None
+        ongoing = window_end is not None and last >= flags.index[-1]
+        text = message.format(key=key, value=value, threshold=threshold, start=first, end=last)
+        alert(
+            severity,
+            text,
+            value=value,
+            at=first,
+            device=device,
+            key=key,
+            end=last,
+            threshold=threshold,
+            samples=int(flags.loc[first:last].sum()),
+            ongoing=bool(ongoing),
+        )
+        count += 1
+    return count
 
 
 def context() -> dict[str, Any]:
