@@ -130,14 +130,14 @@ def copy_rows(database_url: str, frames: dict[uuid.UUID, pd.DataFrame]) -> None:
     """Binary COPY straight into telemetry (the writer's own path, without validation)."""
     import psycopg
 
-    with psycopg.connect(libpq_url(database_url)) as conn, conn.cursor() as cur:
-        with cur.copy("COPY telemetry (timestamp, device_id, key, value) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["timestamptz", "uuid", "varchar", "float8"])
-            for ident, frame in frames.items():
-                sensors = frame.drop(columns=["anomaly", "changepoint"], errors="ignore")
-                for stamp, row in sensors.iterrows():
-                    for key, value in row.items():
-                        copy.write_row((stamp.to_pydatetime(), ident, key, float(value)))
+    statement = "COPY telemetry (timestamp, device_id, key, value) FROM STDIN (FORMAT BINARY)"
+    with psycopg.connect(libpq_url(database_url)) as conn, conn.cursor() as cur, cur.copy(statement) as copy:
+        copy.set_types(["timestamptz", "uuid", "varchar", "float8"])
+        for ident, frame in frames.items():
+            sensors = frame.drop(columns=["anomaly", "changepoint"], errors="ignore")
+            for stamp, row in sensors.iterrows():
+                for key, value in row.items():
+                    copy.write_row((stamp.to_pydatetime(), ident, key, float(value)))
 
 
 def predicted(index: pd.DatetimeIndex, alerts: list[Any]) -> pd.Series:
@@ -219,7 +219,8 @@ def main() -> None:
         frames = {uuid.uuid5(NAMESPACE, str(path.resolve())): read_skab(path) for path in files}
         engine = make_engine(url, pool_size=1)
         register_devices(
-            engine, {ident: f"skab-{args.data.name}-{path.stem}" for ident, path in zip(frames, files)}
+            engine,
+            {ident: f"skab-{args.data.name}-{path.stem}" for ident, path in zip(frames, files, strict=True)},
         )
         began = time.perf_counter()
         path_used = replay(settings, frames)
@@ -238,13 +239,15 @@ def main() -> None:
         return
     rows = sum(len(frame) for frame in frames.values())
     print(
-        f"{len(files)} files from {args.data}, {rows} rows x 8 keys replayed via {path_used} in {replay_s:.1f} s"
+        f"{len(files)} files from {args.data}, {rows} rows x 8 keys replayed via {path_used} "
+        f"in {replay_s:.1f} s"
     )
     print(f"baseline: first {BASELINE_ROWS} rows of each file; scored: the rest, all files together")
     print(f"{'rule':<18} {'F1':>6} {'FAR %':>7} {'MAR %':>7} {'seconds':>8}")
     for row in sorted(results, key=lambda item: -item["f1"]):
         print(
-            f"{row['rule']:<18} {row['f1']:>6.3f} {row['far']:>7.2f} {row['mar']:>7.2f} {row['seconds']:>8.2f}"
+            f"{row['rule']:<18} {row['f1']:>6.3f} {row['far']:>7.2f} {row['mar']:>7.2f} "
+            f"{row['seconds']:>8.2f}"
         )
         for error in row["errors"][:2]:
             print(f"    error: {error}")
