@@ -17,6 +17,7 @@ from flask import Flask
 from sqlalchemy.exc import OperationalError
 
 from ingest.broker import LocalBroker
+from ingest.service import run_standalone, start_in_process
 from workbench.api import errors as api_errors
 from workbench.api import ops
 from workbench.api.openapi import create_api
@@ -56,7 +57,9 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
 
 def api_blueprints() -> list[Any]:
     """Every flask-smorest blueprint of ``/api/v1``, in registration order."""
-    return []
+    from ingest import http as ingest_http
+
+    return [ingest_http.blp]
 
 
 @contextlib.contextmanager
@@ -147,12 +150,31 @@ def up(host: str | None, port: int | None) -> None:
 
     def run() -> None:
         ensure_port_free(settings.host, settings.port, "WORKBENCH_PORT")
-        with running_services(settings) as resolved:
+        with running_services(settings) as resolved, contextlib.ExitStack() as ingest_stack:
             app = create_app(resolved)
+            ingest_stack.callback(start_in_process(app.extensions[EXTENSION]))
             click.echo(f"workbench: serving on http://{resolved.host}:{resolved.port}", err=True)
             from werkzeug.serving import run_simple
 
             run_simple(resolved.host, resolved.port, app, threaded=True, use_reloader=False)
+
+    _guarded(run)
+
+
+@cli.command("ingest")
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes sharing the load.")
+def ingest_command(workers: int) -> None:
+    """Run the ingest service alone: MQTT in, validation, batch writer, device status (events via Redis)."""
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    _terminate_on_sigterm()
+
+    def run() -> None:
+        with running_services(settings) as resolved:
+            click.echo(f"workbench: ingest running ({workers} worker(s))", err=True)
+            run_standalone(resolved, workers)
 
     _guarded(run)
 

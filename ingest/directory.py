@@ -52,6 +52,7 @@ class DeviceDirectory:
         if info is not None:
             if time.monotonic() - self._loaded_at > REFRESH_SECONDS:
                 self._refresh_quietly()
+                return self._devices.get(device_id)
             return info
         now = time.monotonic()
         if now - self._miss_reload_at >= MISS_RELOAD_SECONDS:

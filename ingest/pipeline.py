@@ -102,20 +102,16 @@ class Pipeline:
         raises Backpressure when ``timeout`` passes first.
         """
         result: Validated = self.validator.validate(readings)
-        quarantine: list[QuarantineRow] = [
-            (source, None, _device_text(readings[index].device_id), reason, reading_document(readings[index]))
-            for index, reason in result.rejected
-        ]
+        quarantine: list[QuarantineRow] = []
+        for index, reason in result.rejected:
+            reading = readings[index]
+            device = _device_text(reading.device_id)
+            quarantine.append((source, None, device, _clean(reason), reading_document(reading)))
         for reject in rejects or ():
-            quarantine.append(
-                (
-                    source,
-                    reject.topic,
-                    reject.device_id,
-                    reject.reason,
-                    reject.payload[:MAX_QUARANTINE_PAYLOAD],
-                )
-            )
+            payload = reject.payload[:MAX_QUARANTINE_PAYLOAD]
+            topic = None if reject.topic is None else _clean(reject.topic)
+            device = None if reject.device_id is None else _clean(reject.device_id)
+            quarantine.append((source, topic, device, _clean(reject.reason), payload))
         item = WorkItem(source, result.rows, quarantine, list(statuses or ()), on_committed)
         if not self.writer.put(item, timeout):
             raise Backpressure("ingest queue full: the database is not keeping up")
@@ -156,7 +152,12 @@ def _device_text(device_id: Any) -> str | None:
     try:
         return canonical_device(device_id)
     except ValueError:
-        return None if device_id is None else str(device_id)[:100]
+        return None if device_id is None else _clean(str(device_id)[:100])
+
+
+def _clean(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; quarantine must store whatever arrived.
+    return text.replace("\x00", "\\x00")
 
 
 def received_now() -> datetime:

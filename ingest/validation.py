@@ -22,7 +22,8 @@ EPOCH_MS_THRESHOLD = 1e11
 
 # Row layout handed to the writer: the COPY columns, then the device id as text (for events).
 COPY_COLUMNS = ("timestamp", "device_id", "key", "value", "unit", "quality", "metadata", "text_value")
-COPY_TYPES = ("timestamptz", "uuid", "varchar", "float8", "varchar", "int4", "jsonb", "text")
+# metadata goes as jsonb's binary wire format (version byte 1 + JSON text), sent through bytea's dumper.
+COPY_TYPES = ("timestamptz", "uuid", "varchar", "float8", "varchar", "int4", "bytea", "text")
 Row = tuple[datetime, uuid.UUID, str, float | None, str | None, int, bytes | None, str | None, str]
 
 
@@ -104,7 +105,7 @@ class Validator:
                 stamp_cache[cache_key] = cached
             stamp = cached
         unit = reading.unit
-        if unit is not None and (type(unit) is not str or len(unit) > MAX_UNIT):
+        if unit is not None and (type(unit) is not str or len(unit) > MAX_UNIT or "\x00" in unit):
             raise Rejected(f"unit must be text of at most {MAX_UNIT} characters")
         quality = _quality(reading.quality)
         meta = reading.metadata
@@ -116,7 +117,7 @@ class Validator:
             else:
                 if not isinstance(meta, dict):
                     raise Rejected("metadata must be an object")
-                blob = orjson.dumps(meta, option=orjson.OPT_NON_STR_KEYS)
+                blob = b"\x01" + orjson.dumps(meta, option=orjson.OPT_NON_STR_KEYS)
                 meta_cache[ref] = blob
         return (stamp, device.id, key, value, unit, quality, blob, text, device_text)
 
@@ -155,6 +156,8 @@ def _value(raw: Any, key: str, text_keys: frozenset[str]) -> tuple[float | None,
         if key in text_keys:
             if len(raw) > MAX_TEXT:
                 raise Rejected(f"text value of {key!r} longer than {MAX_TEXT} characters")
+            if "\x00" in raw:
+                raise Rejected(f"text value of {key!r} contains a NUL character")
             return None, raw
         raise Rejected(f"string value for {key!r}, which is not declared text (config.text_keys)")
     if raw is None:

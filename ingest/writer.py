@@ -52,6 +52,10 @@ TOUCH_EVERY = 1.0
 QuarantineRow = tuple[str, str | None, str | None, str, bytes]
 
 
+class _Abandon(Exception):
+    """Stopping while the database is down: leave the batch unacknowledged (the broker keeps it)."""
+
+
 @dataclass
 class WorkItem:
     """What one submit hands to the writer; ``on_committed`` runs after the transaction commits."""
@@ -153,29 +157,77 @@ class BatchWriter:
             self._cond.notify_all()
 
     def _run(self) -> None:
-        delay = 0.1
         while True:
             batch = self._take()
             if batch is None:
                 return
-            while True:
+            parts = [batch]
+            while parts:
+                part = parts.pop(0)
                 try:
-                    changes = self._write(batch)
-                    break
-                except psycopg.Error as error:
-                    self._fail(error)
-                    if self._stopping and self.down_since and time.monotonic() - self.down_since > 5:
-                        log.error("stopping with %d uncommitted items (not acknowledged)", len(batch))
-                        return
-                    time.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-            delay = 0.1
+                    changes = self._write_retrying(part)
+                except _Abandon:
+                    return
+                except Exception as error:
+                    # The server (or a dumper) refused the data itself: halve until the item at fault is
+                    # alone (log2(n) rounds; the others commit normally), then quarantine its points.
+                    log.warning("batch refused (%s); isolating the item at fault", error)
+                    self._reset()
+                    if len(part) > 1:
+                        half = len(part) // 2
+                        parts[:0] = [part[:half], part[half:]]
+                        continue
+                    self._release(part)
+                    replacement = self._quarantined(part[0], error)
+                    self._after_commit([replacement], self._try_refused(replacement))
+                    continue
+                self._release(part)
+                self._after_commit(part, changes)
+
+    def _write_retrying(self, part: list[WorkItem]) -> list[tuple[str, str]]:
+        delay = 0.1
+        while True:
+            try:
+                changes = self._write(part)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                self._fail(error)
+                if self._stopping and self.down_since and time.monotonic() - self.down_since > 5:
+                    log.error("stopping with %d uncommitted items (not acknowledged)", len(part))
+                    raise _Abandon from None
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
             if self.down_since is not None:
                 log.warning("database back after %.1f s", time.monotonic() - self.down_since)
             self.down_since = None
             self.last_error = None
-            self._release(batch)
-            self._after_commit(batch, changes)
+            return changes
+
+    def _quarantined(self, item: WorkItem, error: Exception) -> WorkItem:
+        first_line = str(error).strip().splitlines()[0][:300] if str(error).strip() else repr(error)
+        reason = f"database refused the batch: {first_line}"
+        refused: list[QuarantineRow] = [
+            (item.source, None, row[8], reason, repr(row[:8]).encode()[:10000]) for row in item.rows
+        ]
+        refused += [(src, None, device, reason, payload) for src, _, device, _, payload in item.quarantine]
+        return WorkItem(item.source, [], refused, [], item.on_committed)
+
+    def _try_refused(self, replacement: WorkItem) -> list[tuple[str, str]]:
+        try:
+            return self._write_retrying([replacement])
+        except _Abandon:
+            raise
+        except Exception as again:
+            # Even the quarantine rows were refused: log them rather than stall all ingest behind them.
+            self._reset()
+            log.error("dropping %d rows the database refused twice: %s", len(replacement.quarantine), again)
+            return []
+
+    def _reset(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
 
     def _fail(self, error: BaseException) -> None:
         if self.down_since is None:

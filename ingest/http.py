@@ -1,0 +1,236 @@
+"""HTTP ingest: ``POST /api/v1/telemetry``, bulk import, and the quarantine endpoints."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import marshmallow as ma
+import orjson
+from flask import request
+from flask_smorest import Blueprint
+
+from ingest import quarantine as quarantine_store
+from ingest.bulk import run_import
+from ingest.codecs import DecodeError, document_readings
+from ingest.pipeline import Backpressure, MessageReject, Pipeline
+from ingest.points import Reading
+from ingest.validation import Rejected, canonical_device
+from workbench.api.errors import ApiError
+from workbench.auth.guard import current_principal, require
+from workbench.auth.principal import Principal
+from workbench.platform import Platform, current_platform
+
+blp = Blueprint("ingest", __name__, url_prefix="/api/v1", description="Telemetry ingest and quarantine")
+
+COMMIT_TIMEOUT = 30.0
+QUEUE_TIMEOUT = 10.0
+MAX_BODY = 64 * 1024 * 1024
+_lock = threading.Lock()
+
+POINT_DOC = {
+    "description": "One point `{device_id, key, value, timestamp?, unit?, quality?}`, the design's message "
+    "`{device_id, timestamp, telemetry: {key: {value, unit}}, metadata: {quality, source}}`, or a JSON "
+    "array of either. A device key may omit `device_id` and may write only its own device.",
+    "required": True,
+    "content": {"application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}}},
+}
+IMPORT_DOC = {
+    "description": "History, streamed: CSV with a header (timestamp, device_id, key, value, unit, quality) "
+    "or NDJSON (one point or message per line). Any size.",
+    "required": True,
+    "content": {
+        "text/csv": {"schema": {"type": "string"}},
+        "application/x-ndjson": {"schema": {"type": "string"}},
+    },
+}
+
+
+class RejectionSchema(ma.Schema):
+    """One rejected point and why."""
+
+    index = ma.fields.Integer(metadata={"description": "position in the request (single requests)"})
+    line = ma.fields.Integer(metadata={"description": "line of the import (imports)"})
+    reason = ma.fields.String(required=True)
+
+
+class IngestResultSchema(ma.Schema):
+    """How many points were accepted (committed) and rejected (quarantined), and why."""
+
+    accepted = ma.fields.Integer(required=True)
+    rejected = ma.fields.Integer(required=True)
+    errors = ma.fields.List(ma.fields.Nested(RejectionSchema), required=True)
+    lines = ma.fields.Integer()
+
+
+class QuarantineArgs(ma.Schema):
+    """Filters of the quarantine list."""
+
+    device_id = ma.fields.String()
+    source = ma.fields.String()
+    include_replayed = ma.fields.Boolean(load_default=False)
+    limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
+    before_id = ma.fields.Integer(metadata={"description": "page: items with a smaller id"})
+
+
+class QuarantineItemSchema(ma.Schema):
+    """One quarantined message or point."""
+
+    id = ma.fields.Integer(required=True)
+    received_at = ma.fields.DateTime(required=True)
+    source = ma.fields.String(required=True)
+    topic = ma.fields.String(allow_none=True)
+    device_id = ma.fields.String(allow_none=True)
+    reason = ma.fields.String(required=True)
+    payload = ma.fields.String(required=True)
+    replayed_at = ma.fields.DateTime(allow_none=True)
+
+
+class QuarantineListSchema(ma.Schema):
+    """A page of quarantined items, newest first."""
+
+    items = ma.fields.List(ma.fields.Nested(QuarantineItemSchema), required=True)
+
+
+class ReplayArgs(ma.Schema):
+    """What to replay: ids, or every item of a device, or everything (up to 10,000 at once)."""
+
+    ids = ma.fields.List(ma.fields.Integer(), validate=ma.validate.Length(max=10_000))
+    device_id = ma.fields.String()
+    all = ma.fields.Boolean(load_default=False)
+
+
+class ReplayResultSchema(ma.Schema):
+    """Replay outcome."""
+
+    replayed = ma.fields.Integer(required=True)
+    points = ma.fields.Integer(required=True)
+    still_rejected = ma.fields.Integer(required=True)
+    errors = ma.fields.List(ma.fields.Dict(), required=True)
+
+
+def pipeline_of(platform: Platform) -> Pipeline:
+    """The platform's pipeline: the in-process ingest service's, else one started for HTTP on first use."""
+    with _lock:
+        pipeline = platform.services.get("pipeline")
+        if pipeline is None:
+            pipeline = Pipeline(platform.settings, platform.engine, platform.bus)
+            pipeline.start()
+            platform.services["pipeline"] = pipeline
+            platform.health.register("ingest_http", pipeline.health)
+    assert isinstance(pipeline, Pipeline)
+    return pipeline
+
+
+def _gate(principal: Principal) -> Any:
+    """A check that a device key only writes its own device (users with the permission write any)."""
+
+    def gate(reading: Reading) -> str | None:
+        if not principal.is_device:
+            return None
+        if reading.device_id is None:
+            reading.device_id = str(principal.device_id)
+            return None
+        try:
+            device = canonical_device(reading.device_id)
+        except Rejected:
+            device = str(reading.device_id)
+        if device != str(principal.device_id):
+            return f"device key of {principal.device_id} may not write device {device[:60]!r}"
+        return None
+
+    return gate
+
+
+@blp.route("/telemetry", methods=["POST"])
+@require("telemetry:write")
+@blp.doc(requestBody=POINT_DOC)
+@blp.response(200, IngestResultSchema)
+def post_telemetry() -> dict[str, Any]:
+    """Ingest points; answers after they are committed, with accepted/rejected counts and reasons."""
+    principal = current_principal()
+    pipeline = pipeline_of(current_platform())
+    raw = request.get_data(cache=False)
+    default = str(principal.device_id) if principal.is_device else None
+    try:
+        readings = document_readings(orjson.loads(raw), default)
+    except (orjson.JSONDecodeError, DecodeError) as error:
+        done = threading.Event()
+        pipeline.submit([], "http", done.set, rejects=[MessageReject(f"body: {error}", raw, None, default)])
+        done.wait(COMMIT_TIMEOUT)
+        raise ApiError(400, "bad_request", f"body not accepted (quarantined): {error}") from None
+    gate = _gate(principal)
+    for reading in readings:
+        refusal = gate(reading)
+        if refusal is not None:
+            raise ApiError(403, "forbidden", refusal)
+    done = threading.Event()
+    try:
+        result = pipeline.submit(readings, "http", done.set, timeout=QUEUE_TIMEOUT)
+    except Backpressure as error:
+        raise ApiError(503, "unavailable", str(error)) from None
+    if not done.wait(COMMIT_TIMEOUT):
+        raise ApiError(503, "unavailable", "points queued but not committed yet (database slow or down)")
+    errors = [{"index": index, "reason": reason} for index, reason in result.rejected[:1000]]
+    return {"accepted": result.accepted, "rejected": len(result.rejected), "errors": errors}
+
+
+@blp.route("/telemetry/import", methods=["POST"])
+@require("telemetry:write")
+@blp.doc(requestBody=IMPORT_DOC, parameters=[{"in": "query", "name": "format", "schema": {"type": "string"}}])
+@blp.response(200, IngestResultSchema)
+def import_telemetry() -> dict[str, Any]:
+    """Bulk import streamed CSV or NDJSON; answers when every accepted point is committed."""
+    request.max_content_length = None  # history files may be any size; they are streamed, never held
+    fmt = (request.args.get("format") or "").lower()
+    if not fmt:
+        fmt = "csv" if "csv" in (request.mimetype or "") else "ndjson"
+    if fmt not in ("csv", "ndjson"):
+        raise ApiError(400, "bad_request", "format must be csv or ndjson")
+    pipeline = pipeline_of(current_platform())
+    try:
+        report = run_import(pipeline, request.stream, fmt, _gate(current_principal()))
+    except DecodeError as error:
+        raise ApiError(400, "bad_request", str(error)) from None
+    except TimeoutError as error:
+        raise ApiError(503, "unavailable", str(error)) from None
+    return {
+        "accepted": report.accepted,
+        "rejected": report.rejected,
+        "errors": report.errors,
+        "lines": report.lines,
+    }
+
+
+@blp.route("/quarantine", methods=["GET"])
+@require("quarantine:read")
+@blp.arguments(QuarantineArgs, location="query")
+@blp.response(200, QuarantineListSchema)
+def list_quarantine(args: dict[str, Any]) -> dict[str, Any]:
+    """Rejected messages and points with their reason, newest first."""
+    items = quarantine_store.list_rows(
+        current_platform().engine,
+        args.get("device_id"),
+        args.get("source"),
+        args["include_replayed"],
+        args["limit"],
+        args.get("before_id"),
+    )
+    return {"items": items}
+
+
+@blp.route("/quarantine/replay", methods=["POST"])
+@require("quarantine:replay")
+@blp.arguments(ReplayArgs)
+@blp.response(200, ReplayResultSchema)
+def replay_quarantine(args: dict[str, Any]) -> dict[str, Any]:
+    """Validate quarantined items again (after a fix); the now-valid ones are written and marked replayed."""
+    if not (args.get("ids") or args.get("device_id") or args["all"]):
+        raise ApiError(400, "bad_request", "name ids, a device_id, or all=true")
+    platform = current_platform()
+    try:
+        return quarantine_store.replay(
+            platform.engine, pipeline_of(platform), args.get("ids"), args.get("device_id")
+        )
+    except TimeoutError as error:
+        raise ApiError(503, "unavailable", str(error)) from None

@@ -1,0 +1,180 @@
+"""The MQTT side of ingest: a persistent MQTT 5 session, manual acks sent only after the commit."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest.codecs import DecodeError, decode_mqtt
+from ingest.pipeline import MessageReject, Pipeline
+from ingest.points import Reading
+from workbench.metrics import MQTT_MESSAGES
+from workbench.mqtt import host_port, make_client
+
+log = logging.getLogger(__name__)
+
+TOPICS = ("insa/devices/+/telemetry", "insa/devices/+/telemetry/+", "insa/devices/+/status")
+SOURCE = "mqtt"
+# The broker keeps our session (subscriptions, unacked messages) this long while we are away.
+SESSION_EXPIRY = 7 * 24 * 3600
+# Messages decoded and submitted together: one validation pass and one work item for many messages.
+DRAIN_MAX = 2000
+
+Inbound = tuple[str, Any, int, int, int]  # topic, payload, mid, qos, connection generation
+
+
+def subscriptions(shared_group: str | None) -> list[str]:
+    """The topic filters to subscribe, inside ``$share/GROUP/`` when a shared group is set."""
+    if shared_group:
+        return [f"$share/{shared_group}/{topic}" for topic in TOPICS]
+    return list(TOPICS)
+
+
+class MqttIngest:
+    """Subscribes (QoS 1) to device topics; paho's thread only enqueues, a decoder thread submits."""
+
+    def __init__(
+        self,
+        url: str,
+        pipeline: Pipeline,
+        client_id: str,
+        shared_group: str | None = None,
+        inflight: int = 10000,
+    ) -> None:
+        self.url = url
+        self.pipeline = pipeline
+        self.client_id = client_id
+        self.shared_group = shared_group
+        self.inflight = inflight
+        self._inbox: deque[Inbound] = deque()
+        self._generation = 0
+        self._connected = threading.Event()
+        self._stopping = threading.Event()
+        self._decoder: threading.Thread | None = None
+        self.client = make_client(url, client_id, protocol=mqtt.MQTTv5)
+        self.client.manual_ack_set(True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.received = 0
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect (resuming the persistent session) and start the decoder."""
+        self._decoder = threading.Thread(target=self._decode_loop, name="ingest-mqtt-decoder", daemon=True)
+        self._decoder.start()
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY
+        properties.ReceiveMaximum = max(1, min(self.inflight, 65535))
+        host, port = host_port(self.url)
+        self.client.reconnect_delay_set(1, 10)
+        self.client.connect_async(host, port, keepalive=30, clean_start=False, properties=properties)
+        self.client.loop_start()
+        if not self._connected.wait(timeout):
+            raise ConnectionError(f"MQTT broker at {host}:{port} did not accept the ingest session")
+
+    def stop(self) -> None:
+        """Disconnect; messages not yet committed stay unacknowledged and the broker keeps them."""
+        self._stopping.set()
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self._decoder is not None:
+            self._decoder.join(5)
+
+    def health(self) -> dict[str, Any]:
+        """Health details; raises while disconnected."""
+        if not self._connected.is_set():
+            raise ConnectionError("ingest MQTT session disconnected")
+        return {"received": self.received, "backlog": len(self._inbox), "shared_group": self.shared_group}
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.error("MQTT ingest connection refused: %s", reason)
+            return
+        self._generation += 1
+        client.subscribe([(topic, 1) for topic in subscriptions(self.shared_group)])
+        self._connected.set()
+        log.info("MQTT ingest connected (session present: %s)", flags.session_present)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self._connected.clear()
+        # Messages of the old connection are redelivered; acking their ids on the new one would be wrong.
+        self._generation += 1
+        if not self._stopping.is_set():
+            log.warning("MQTT ingest disconnected: %s", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # paho's network thread does only this: the decoder thread does the work.
+        self._inbox.append((message.topic, message.payload, message.mid, message.qos, self._generation))
+
+    def _decode_loop(self) -> None:
+        inbox = self._inbox
+        while not self._stopping.is_set():
+            if not inbox:
+                time.sleep(0.002)
+                continue
+            batch: list[Inbound] = []
+            while inbox and len(batch) < DRAIN_MAX:
+                batch.append(inbox.popleft())
+            try:
+                self._submit(batch)
+            except Exception:  # a bug here must not stop ingest; the messages stay unacked and return
+                log.exception("MQTT decode failed for %d messages", len(batch))
+
+    def _submit(self, batch: list[Inbound]) -> None:
+        readings: list[Reading] = []
+        rejects: list[MessageReject] = []
+        statuses: list[tuple[str, str]] = []
+        acks: list[tuple[int, int, int]] = []
+        for topic, payload, mid, qos, generation in batch:
+            try:
+                decoded = decode_mqtt(topic, payload)
+            except DecodeError as error:
+                rejects.append(MessageReject(str(error), payload, topic, _device_of(topic)))
+            else:
+                if decoded.status is not None:
+                    if _is_uuid(decoded.status[0]):
+                        statuses.append(decoded.status)
+                    else:
+                        reason = f"device id must be a UUID, got {decoded.status[0][:80]!r}"
+                        rejects.append(MessageReject(reason, payload, topic, _device_of(topic)))
+                else:
+                    readings.extend(decoded.readings)
+            if qos > 0:
+                acks.append((mid, qos, generation))
+        self.received += len(batch)
+        MQTT_MESSAGES.labels("telemetry").inc(len(batch))
+        self.pipeline.submit(readings, SOURCE, self._acker(acks), rejects=rejects, statuses=statuses)
+
+    def _acker(self, acks: list[tuple[int, int, int]]) -> Callable[[], None] | None:
+        if not acks:
+            return None
+
+        def ack() -> None:
+            current = self._generation
+            for mid, qos, generation in acks:
+                if generation == current:
+                    self.client.ack(mid, qos)
+
+        return ack
+
+
+def _device_of(topic: str) -> str | None:
+    parts = topic.split("/")
+    return parts[2][:100] if len(parts) > 2 else None
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

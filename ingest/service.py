@@ -1,0 +1,152 @@
+"""The ingest service: pipeline, MQTT subscriber and status watcher, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ingest.mqtt_ingest import MqttIngest
+from ingest.pipeline import Pipeline
+from ingest.status import StatusWatcher
+from workbench.db.engine import make_engine
+from workbench.live.bridge import RedisBridge
+from workbench.live.bus import EventBus
+from workbench.platform import Platform
+from workbench.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class IngestService:
+    """Everything ``workbench ingest`` runs; ``workbench up`` runs it in-process on the web app's bus."""
+
+    def __init__(self, settings: Settings, engine: Engine, bus: EventBus, worker: int | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.bus = bus
+        self.pipeline = Pipeline(settings, engine, bus)
+        self.watcher = StatusWatcher(engine, bus, settings.ingest_offline_after)
+        self.mqtt: MqttIngest | None = None
+        if settings.ingest_mqtt and settings.mqtt_url:
+            client_id = (
+                settings.ingest_client_id if worker is None else f"{settings.ingest_client_id}-{worker}"
+            )
+            self.mqtt = MqttIngest(
+                settings.mqtt_url,
+                self.pipeline,
+                client_id,
+                shared_group=settings.ingest_shared_group,
+                inflight=settings.ingest_inflight,
+            )
+
+    def start(self) -> None:
+        """Start the writer, the status watcher, then the MQTT session (so acks have somewhere to go)."""
+        self.pipeline.start()
+        self.watcher.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
+        log.info("ingest running (pid %s, mqtt %s)", os.getpid(), "on" if self.mqtt else "off")
+
+    def stop(self) -> None:
+        """Stop taking messages, flush what was taken, stop."""
+        if self.mqtt is not None:
+            self.mqtt.stop()
+        self.watcher.stop()
+        self.pipeline.stop()
+
+    def health(self) -> dict[str, Any]:
+        """Health details of the pipeline and the MQTT session; raises when either is down."""
+        details = {"pipeline": self.pipeline.health()}
+        if self.mqtt is not None:
+            details["mqtt"] = self.mqtt.health()
+        return details
+
+
+def start_in_process(platform: Platform) -> Callable[[], None]:
+    """Run ingest inside the web process (``workbench up``) on its bus; returns the stop function."""
+    service = IngestService(platform.settings, platform.engine, platform.bus)
+    service.start()
+    platform.services["ingest"] = service
+    platform.services["pipeline"] = service.pipeline
+    platform.health.register("ingest", service.health)
+    stops: list[Callable[[], None]] = [service.stop]
+    if platform.settings.redis_url:
+        # Events of separate `workbench ingest` processes reach this web process (and ours reach others).
+        bridge = RedisBridge(platform.settings.redis_url, platform.bus)
+        bridge.start()
+        stops.insert(0, bridge.stop)
+
+    def stop() -> None:
+        for step in stops:
+            step()
+
+    return stop
+
+
+def run_standalone(settings: Settings, workers: int = 1) -> None:
+    """``workbench ingest``: run the service until interrupted; several workers share a subscription."""
+    if workers > 1:
+        _run_workers(settings, workers)
+        return
+    _run_one(settings, None)
+
+
+def _run_one(settings: Settings, worker: int | None) -> None:
+    assert settings.database_url
+    engine = make_engine(settings.database_url, pool_size=2)
+    bus = EventBus()
+    bridge = None
+    if settings.redis_url:
+        bridge = RedisBridge(settings.redis_url, bus, forward=True, receive=False)
+        bridge.start()
+    service = IngestService(settings, engine, bus, worker)
+    service.start()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+        if bridge is not None:
+            bridge.stop()
+        engine.dispose()
+
+
+def _run_workers(settings: Settings, workers: int) -> None:
+    # A shared subscription splits messages between the workers; each keeps its own persistent session.
+    shared = replace(settings, ingest_shared_group=settings.ingest_shared_group or "workbench-ingest")
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_worker_main, args=(shared, index), daemon=False) for index in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except KeyboardInterrupt:
+        for process in processes:
+            if process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.join(15)
+
+
+def _worker_main(settings: Settings, worker: int) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    _run_one(settings, worker)

@@ -1,0 +1,137 @@
+"""HTTP ingest: POST /api/v1/telemetry, bulk import, quarantine list and replay, through the real app."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, select, update
+
+from tests.ingest.conftest import count_rows
+from tests.workbench.api.fixtures import ApiDevice
+from workbench.db.tables import devices
+
+
+def test_device_key_posts_a_point_a_message_and_a_batch(
+    client: FlaskClient, api_device: ApiDevice, engine: Engine
+) -> None:
+    before = count_rows(engine, api_device.id)
+    one = client.post("/api/v1/telemetry", json={"key": "t", "value": 1.5}, headers=api_device.headers)
+    assert one.status_code == 200, one.get_json()
+    assert one.get_json() == {"accepted": 1, "rejected": 0, "errors": []}
+    message = {
+        "timestamp": "2026-01-01T00:00:00Z",
+        "device_id": str(api_device.id),
+        "telemetry": {"temperature": {"value": 25.5, "unit": "C"}, "humidity": {"value": 65, "unit": "%"}},
+        "metadata": {"quality": 100, "source": "sensor-1"},
+    }
+    assert (
+        client.post("/api/v1/telemetry", json=message, headers=api_device.headers).get_json()["accepted"] == 2
+    )
+    batch = [{"key": "k", "value": i, "timestamp": 1767225600 + i} for i in range(1000)]
+    batch.append({"key": "k", "value": "oops"})
+    answer = client.post("/api/v1/telemetry", json=batch, headers=api_device.headers).get_json()
+    assert answer["accepted"] == 1000 and answer["rejected"] == 1
+    assert answer["errors"][0]["index"] == 1000 and "not declared text" in answer["errors"][0]["reason"]
+    assert count_rows(engine, api_device.id) == before + 1003
+
+
+def test_device_key_cannot_write_another_device(
+    client: FlaskClient, api_device: ApiDevice, other_api_device: ApiDevice, engine: Engine
+) -> None:
+    before = count_rows(engine, other_api_device.id)
+    body = [{"key": "t", "value": 1}, {"device_id": str(other_api_device.id), "key": "t", "value": 1}]
+    response = client.post("/api/v1/telemetry", json=body, headers=api_device.headers)
+    assert response.status_code == 403
+    assert count_rows(engine, other_api_device.id) == before
+
+
+def test_anonymous_and_viewer_are_refused(client: FlaskClient, auth_headers: dict[str, Any]) -> None:
+    body = {"device_id": str(uuid.uuid4()), "key": "t", "value": 1}
+    assert client.post("/api/v1/telemetry", json=body).status_code == 401
+    assert client.post("/api/v1/telemetry", json=body, headers=auth_headers["viewer"]).status_code == 403
+
+
+def test_malformed_body_is_quarantined_and_answered_400(
+    client: FlaskClient, api_device: ApiDevice, auth_headers: dict[str, Any]
+) -> None:
+    response = client.post(
+        "/api/v1/telemetry",
+        data=b"{not json",
+        headers={**api_device.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    listing = client.get(f"/api/v1/quarantine?device_id={api_device.id}", headers=auth_headers["engineer"])
+    assert listing.status_code == 200
+    assert any(item["payload"] == "{not json" for item in listing.get_json()["items"])
+
+
+def test_bulk_import_csv_and_ndjson(
+    client: FlaskClient, api_device: ApiDevice, auth_headers: dict[str, Any], engine: Engine
+) -> None:
+    before = count_rows(engine, api_device.id)
+    lines = ["timestamp,device_id,key,value,unit,quality"]
+    lines += [f"{1767225600 + i},{api_device.id},flow,{i * 0.5},m3/h,100" for i in range(20_000)]
+    lines.append(f"2026-01-01T00:00:00Z,{api_device.id},flow,NaN,,")
+    csv_body = ("\n".join(lines) + "\n").encode()
+    answer = client.post(
+        "/api/v1/telemetry/import",
+        data=csv_body,
+        headers={**auth_headers["engineer"], "Content-Type": "text/csv"},
+    ).get_json()
+    assert answer["accepted"] == 20_000 and answer["rejected"] == 1
+    assert answer["errors"][0]["line"] == 20_002
+    ndjson = b"\n".join(
+        [
+            b'{"key": "level", "value": 3, "timestamp": "2026-01-01T00:00:00Z"}',
+            b"not json",
+            b'{"key": "level", "value": 4, "timestamp": "2026-01-01T00:00:01Z"}',
+        ]
+    )
+    answer = client.post(
+        "/api/v1/telemetry/import?format=ndjson", data=ndjson, headers=api_device.headers
+    ).get_json()
+    assert (answer["accepted"], answer["rejected"]) == (2, 1)
+    assert count_rows(engine, api_device.id) == before + 20_002
+
+
+def test_replay_after_declaring_a_text_key(
+    client: FlaskClient, api_device: ApiDevice, auth_headers: dict[str, Any], engine: Engine
+) -> None:
+    answer = client.post(
+        "/api/v1/telemetry", json={"key": "mode", "value": "auto"}, headers=api_device.headers
+    ).get_json()
+    assert answer["rejected"] == 1
+    listing = client.get(f"/api/v1/quarantine?device_id={api_device.id}", headers=auth_headers["engineer"])
+    item = next(i for i in listing.get_json()["items"] if '"mode"' in i["payload"])
+    assert "not declared text" in item["reason"]
+    assert (
+        client.post(
+            "/api/v1/quarantine/replay", json={"ids": [item["id"]]}, headers=auth_headers["operator"]
+        ).status_code
+        == 403
+    )
+    still = client.post(
+        "/api/v1/quarantine/replay", json={"ids": [item["id"]]}, headers=auth_headers["engineer"]
+    )
+    assert still.get_json()["still_rejected"] == 1
+    with engine.begin() as conn:
+        conn.execute(
+            update(devices).where(devices.c.id == api_device.id).values(config={"text_keys": ["mode"]})
+        )
+    done = client.post(
+        "/api/v1/quarantine/replay", json={"ids": [item["id"]]}, headers=auth_headers["engineer"]
+    )
+    assert done.get_json()["replayed"] == 1
+    from workbench.db.tables import telemetry
+
+    with engine.connect() as conn:
+        text = conn.execute(
+            select(telemetry.c.text_value).where(
+                telemetry.c.device_id == api_device.id, telemetry.c.key == "mode"
+            )
+        ).scalar_one()
+    assert text == "auto"
+    listing = client.get(f"/api/v1/quarantine?device_id={api_device.id}", headers=auth_headers["engineer"])
+    assert all(i["id"] != item["id"] for i in listing.get_json()["items"])
