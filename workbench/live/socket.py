@@ -1,0 +1,332 @@
+"""Socket.IO fan-out (design §4): authenticated clients subscribe to rooms fed from the event bus."""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app, request, session
+from flask_socketio import SocketIO, join_room, leave_room
+
+from workbench.auth import tokens
+from workbench.auth.permissions import allowed
+from workbench.live.bus import ALERT, ALERT_UPDATE, DEVICE_STATUS, TELEMETRY_BATCH
+from workbench.live.events import DeviceStatus, TelemetryBatch
+from workbench.platform import Platform
+
+log = logging.getLogger(__name__)
+
+SEVERITIES = ("info", "warning", "critical")
+# What a subscription of each type needs from the role matrix.
+SUBSCRIPTION_PERMISSION = {"device": "telemetry:read", "alerts": "alerts:read", "devices": "devices:read"}
+QUEUE_LIMIT = 20_000
+SERVICE = "live"
+
+
+@dataclass
+class Client:
+    """One connected, authenticated Socket.IO client."""
+
+    user_id: str
+    role: str
+    email: str | None
+    rooms: set[str] = field(default_factory=set)
+
+
+def telemetry_room(device_id: str, key: str | None = None) -> str:
+    """Room of one device's telemetry, for one key or (``None``) every key."""
+    return f"telemetry:{device_id}:{key or '*'}"
+
+
+def device_room(device_id: str) -> str:
+    """Room of everyone following one device (status changes)."""
+    return f"device:{device_id}"
+
+
+def alert_room(severity: str | None) -> str:
+    """Room of alerts of one severity, or (``None``) of every severity."""
+    return f"alerts:{severity or '*'}"
+
+
+STATUS_ROOM = "devices:status"
+ALERT_UPDATES_ROOM = "alerts:updates"
+
+
+class RateMeter:
+    """Points per second over a sliding window, fed by the bus."""
+
+    def __init__(self, window: float = 10.0) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, int]] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        """Record ``count`` points now."""
+        now = time.monotonic()
+        with self._lock:
+            self._samples.append((now, count))
+            self._trim(now)
+
+    def rate(self) -> float:
+        """Points per second over the window."""
+        now = time.monotonic()
+        with self._lock:
+            self._trim(now)
+            return sum(count for _, count in self._samples) / self.window
+
+    def _trim(self, now: float) -> None:
+        while self._samples and self._samples[0][0] < now - self.window:
+            self._samples.popleft()
+
+
+class LiveServer:
+    """The Socket.IO server of one web process: auth, subscriptions, and the bus-to-rooms fan-out."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        # Options go to init_app: passing message_queue here would bind a write-only server at once.
+        self.socketio = SocketIO()
+        self.clients: dict[str, Client] = {}
+        self.meter = RateMeter()
+        self.dropped = 0
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=QUEUE_LIMIT)
+        self._unsubscribe: list[Any] = []
+        self._worker: threading.Thread | None = None
+        self._register_handlers()
+
+    def init_app(self, app: Flask) -> None:
+        """Bind to the Flask app and start feeding rooms from the platform's bus."""
+        options: dict[str, Any] = {
+            "async_mode": "threading",
+            "cors_allowed_origins": [],
+            "logger": False,
+            "engineio_logger": False,
+        }
+        if self.platform.settings.redis_url:
+            options.update(message_queue=self.platform.settings.redis_url, channel="workbench-socketio")
+        self.socketio.init_app(app, **options)
+        self.platform.services[SERVICE] = self
+        bus = self.platform.bus
+        for topic in (TELEMETRY_BATCH, DEVICE_STATUS, ALERT, ALERT_UPDATE):
+            self._unsubscribe.append(bus.subscribe(topic, self._enqueue))
+        self._worker = threading.Thread(target=self._drain, name="socketio-fanout", daemon=True)
+        self._worker.start()
+
+    # -- bus side ---------------------------------------------------------------------------------------
+
+    def _enqueue(self, topic: str, payload: Any) -> None:
+        # The publisher (ingest, rule engine) must never wait on slow browsers: hand over and return.
+        if topic == TELEMETRY_BATCH and isinstance(payload, TelemetryBatch):
+            self.meter.add(len(payload.frame))
+        try:
+            self._queue.put_nowait((topic, payload))
+        except queue.Full:
+            self.dropped += 1
+
+    def _drain(self) -> None:
+        while True:
+            topic, payload = self._queue.get()
+            try:
+                self.fan_out(topic, payload)
+            except Exception:
+                log.exception("socket.io fan-out failed on %s", topic)
+
+    def fan_out(self, topic: str, payload: Any) -> None:
+        """Emit one bus event to the rooms that asked for it."""
+        if topic == TELEMETRY_BATCH:
+            for event, rooms in telemetry_events(payload):
+                self._emit("telemetry", event, rooms)
+        elif topic == DEVICE_STATUS:
+            event = status_event(payload)
+            self._emit("device_status", event, [device_room(event["device_id"]), STATUS_ROOM])
+        elif topic == ALERT:
+            event = jsonable(_as_dict(payload))
+            severity = event.get("severity")
+            self._emit("alert", event, [alert_room(None), alert_room(severity)])
+        elif topic == ALERT_UPDATE:
+            self._emit("alert_update", jsonable(_as_dict(payload)), [ALERT_UPDATES_ROOM])
+
+    def _emit(self, event: str, data: dict[str, Any], rooms: list[str]) -> None:
+        if not self.platform.settings.redis_url and not self._has_listeners(rooms):
+            return  # one process: nobody here listens, so nobody anywhere does
+        self.socketio.emit(event, data, to=rooms)
+
+    def _has_listeners(self, rooms: list[str]) -> bool:
+        present = self.socketio.server.manager.rooms.get("/", {}) if self.socketio.server else {}
+        return any(present.get(room) for room in rooms)
+
+    # -- client side ------------------------------------------------------------------------------------
+
+    def _register_handlers(self) -> None:
+        sio = self.socketio
+        sio.on_event("connect", self._on_connect)
+        sio.on_event("disconnect", self._on_disconnect)
+        sio.on_event("subscribe", self._on_subscribe)
+        sio.on_event("unsubscribe", self._on_unsubscribe)
+
+    def _on_connect(self, auth: dict[str, Any] | None = None) -> bool:
+        client = self._authenticate(auth)
+        if client is None:
+            return False  # refused: the client sees a connect_error
+        self.clients[request.sid] = client  # type: ignore[attr-defined]
+        return True
+
+    def _on_disconnect(self, reason: Any = None) -> None:
+        self.clients.pop(request.sid, None)  # type: ignore[attr-defined]
+
+    def _authenticate(self, auth: dict[str, Any] | None) -> Client | None:
+        token = (auth or {}).get("token") if isinstance(auth, dict) else None
+        token = token or request.args.get("token")
+        if token:
+            try:
+                claims = tokens.decode(current_app.config["SECRET_KEY"], str(token))
+            except tokens.TokenError:
+                return None
+            if tokens.is_revoked(self.platform.engine, claims["jti"]):
+                return None
+            return Client(user_id=claims["sub"], role=claims["role"], email=claims.get("email"))
+        if "user_id" in session and "role" in session:
+            return Client(user_id=session["user_id"], role=session["role"], email=session.get("email"))
+        return None
+
+    def _on_subscribe(self, data: Any) -> dict[str, Any]:
+        client = self.clients.get(request.sid)  # type: ignore[attr-defined]
+        if client is None:
+            return {"ok": False, "error": "not authenticated"}
+        try:
+            rooms = subscription_rooms(data)
+        except ValueError as error:
+            return {"ok": False, "error": str(error)}
+        permission = SUBSCRIPTION_PERMISSION[data["type"]]
+        if not allowed(client.role, permission):
+            return {"ok": False, "error": f"role {client.role} lacks {permission}"}
+        for room in rooms:
+            join_room(room)
+            client.rooms.add(room)
+        return {"ok": True, "rooms": sorted(rooms)}
+
+    def _on_unsubscribe(self, data: Any) -> dict[str, Any]:
+        client = self.clients.get(request.sid)  # type: ignore[attr-defined]
+        if client is None:
+            return {"ok": False, "error": "not authenticated"}
+        try:
+            wanted = unsubscription_prefixes(data)
+        except ValueError as error:
+            return {"ok": False, "error": str(error)}
+        left = sorted(room for room in client.rooms if room.startswith(wanted))
+        for room in left:
+            leave_room(room)
+            client.rooms.discard(room)
+        return {"ok": True, "rooms": left}
+
+
+def subscription_rooms(data: Any) -> set[str]:
+    """The rooms a ``subscribe`` message asks for; ValueError when it is malformed."""
+    if not isinstance(data, dict) or data.get("type") not in SUBSCRIPTION_PERMISSION:
+        raise ValueError(f"type must be one of {', '.join(SUBSCRIPTION_PERMISSION)}")
+    kind = data["type"]
+    if kind == "device":
+        device_id = _device_id(data)
+        keys = data.get("keys") or []
+        if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+            raise ValueError("keys must be a list of strings")
+        telemetry = {telemetry_room(device_id, key) for key in keys} or {telemetry_room(device_id)}
+        return telemetry | {device_room(device_id)}
+    if kind == "alerts":
+        severities = data.get("severity") or []
+        if isinstance(severities, str):
+            severities = [severities]
+        unknown = [s for s in severities if s not in SEVERITIES]
+        if unknown:
+            raise ValueError(f"unknown severity {unknown[0]!r}")
+        return ({alert_room(s) for s in severities} or {alert_room(None)}) | {ALERT_UPDATES_ROOM}
+    return {STATUS_ROOM}
+
+
+def unsubscription_prefixes(data: Any) -> tuple[str, ...]:
+    """Room-name prefixes an ``unsubscribe`` message leaves."""
+    if not isinstance(data, dict) or data.get("type") not in SUBSCRIPTION_PERMISSION:
+        raise ValueError(f"type must be one of {', '.join(SUBSCRIPTION_PERMISSION)}")
+    if data["type"] == "device":
+        device_id = _device_id(data)
+        return (f"telemetry:{device_id}:", device_room(device_id))
+    if data["type"] == "alerts":
+        return ("alerts:",)
+    return (STATUS_ROOM,)
+
+
+def _device_id(data: dict[str, Any]) -> str:
+    try:
+        return str(uuid.UUID(str(data.get("device_id"))))
+    except ValueError:
+        raise ValueError("device_id must be a UUID") from None
+
+
+def telemetry_events(batch: TelemetryBatch) -> list[tuple[dict[str, Any], list[str]]]:
+    """One ``telemetry`` event per (device, key) of a batch: the last point plus every point in ``points``."""
+    frame = batch.frame
+    if frame.empty:
+        return []
+    out: list[tuple[dict[str, Any], list[str]]] = []
+    ordered = frame.sort_values("timestamp", kind="stable")
+    for (device_id, key), group in ordered.groupby(["device_id", "key"], sort=False):
+        stamps = [ts.isoformat() for ts in group["timestamp"]]
+        values = [None if isinstance(v, float) and math.isnan(v) else v for v in group["value"].tolist()]
+        unit = group["unit"].iloc[-1]
+        quality = group["quality"].iloc[-1]
+        event = {
+            "device_id": str(device_id),
+            "key": str(key),
+            "timestamp": stamps[-1],
+            "value": values[-1],
+            "unit": None if unit is None or unit != unit else str(unit),
+            "quality": None if quality != quality else int(quality),
+            "points": [[ts, v] for ts, v in zip(stamps, values, strict=True)],
+        }
+        out.append((event, [telemetry_room(str(device_id), str(key)), telemetry_room(str(device_id))]))
+    return out
+
+
+def status_event(status: DeviceStatus | dict[str, Any]) -> dict[str, Any]:
+    """The ``device_status`` payload {device_id, status, timestamp}."""
+    data = _as_dict(status)
+    return jsonable(
+        {"device_id": data["device_id"], "status": data["status"], "timestamp": data["timestamp"]}
+    )
+
+
+def _as_dict(payload: Any) -> dict[str, Any]:
+    if isinstance(payload, dict):
+        return dict(payload)
+    if hasattr(payload, "__dataclass_fields__"):
+        return {name: getattr(payload, name) for name in payload.__dataclass_fields__}
+    raise TypeError(f"cannot emit {type(payload).__name__}")
+
+
+def jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    """Datetimes as ISO 8601, UUIDs as strings; the rest as is."""
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if isinstance(value, datetime):
+            out[name] = value.isoformat()
+        elif isinstance(value, uuid.UUID):
+            out[name] = str(value)
+        elif isinstance(value, dict):
+            out[name] = jsonable(value)
+        else:
+            out[name] = value
+    return out
+
+
+def live_server(platform: Platform) -> LiveServer | None:
+    """The platform's live server, when one was started."""
+    server: LiveServer | None = platform.services.get(SERVICE)
+    return server

@@ -1,0 +1,79 @@
+"""The Dash UI, hosted in the Flask app under ``/ui/`` behind the same login and roles as the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import dash
+from dash import ClientsideFunction, Input, Output, State, dcc
+from flask import Flask
+
+from workbench.ui import shell
+from workbench.ui.login import UI_PREFIX, init_login
+from workbench.ui.pages import alerts, dashboards, device, overview, reports, rules
+from workbench.ui.session import current_user
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+PAGES = (overview, device, dashboards, alerts, rules, reports)
+
+
+def init_ui(app: Flask) -> dash.Dash:
+    """Mount the login page and the Dash app on ``app``."""
+    init_login(app)
+    ui = dash.Dash(
+        "workbench.ui",
+        server=cast(Any, app),
+        url_base_pathname=UI_PREFIX,
+        assets_folder=str(ASSETS),
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+        title="IIoT Workbench",
+        update_title=cast(Any, None),  # no "Updating..." tab title
+    )
+    ui.layout = shell.layout
+    _register_shell(ui)
+    for page in PAGES:
+        page.register(ui)
+    return ui
+
+
+def route(pathname: str | None) -> tuple[Any, list[dict[str, Any]]]:
+    """The content and live subscriptions of the page at ``pathname``."""
+    user = current_user()
+    if user is None:
+        return shell.forbidden("Sign in first."), []
+    path = (pathname or UI_PREFIX).rstrip("/") + "/"
+    parts = [p for p in path[len(UI_PREFIX) :].split("/") if p]
+    if not parts:
+        return overview.page(user)
+    head, rest = parts[0], parts[1:]
+    for page in PAGES:
+        if head == page.PATH:
+            result: tuple[Any, list[dict[str, Any]]] = page.page(user, *rest)
+            return result
+    return shell.not_found(pathname or ""), []
+
+
+def _register_shell(ui: dash.Dash) -> None:
+    @ui.callback(Output("page", "children"), Input("url", "pathname"))
+    def render(pathname: str | None) -> Any:
+        content, subs = route(pathname)
+        return [content, dcc.Store(id="live-subs", data=subs)]
+
+    ui.clientside_callback(
+        ClientsideFunction(namespace="wb", function_name="subscribe"),
+        Output("live-sink", "children"),
+        Input("live-subs", "data"),
+    )
+    ui.clientside_callback(
+        ClientsideFunction(namespace="wb", function_name="theme"),
+        Output("theme-sink", "children"),
+        Input("theme-dark", "value"),
+    )
+    ui.clientside_callback(
+        "function(n, open) { return n ? !open : open; }",
+        Output("nav-collapse", "is_open"),
+        Input("nav-toggle", "n_clicks"),
+        State("nav-collapse", "is_open"),
+    )

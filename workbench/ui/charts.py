@@ -1,0 +1,85 @@
+"""Plotly figures the pages share: live lines, min/max bands, gauges, sparklines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+MARGIN = {"l": 40, "r": 10, "t": 10, "b": 30}
+
+
+def _layout(height: int) -> dict[str, Any]:
+    # Transparent backgrounds and a neutral template let one figure read in light and dark themes.
+    return {
+        "height": height,
+        "margin": MARGIN,
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "template": "plotly_white",
+        "showlegend": False,
+        "uirevision": "keep",
+        "xaxis": {"gridcolor": "rgba(128,128,128,0.2)"},
+        "yaxis": {"gridcolor": "rgba(128,128,128,0.2)"},
+        "font": {"color": "#888"},
+    }
+
+
+def fmt(value: Any) -> str:
+    """A value as the latest-values table shows it."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".") if not value.is_integer() else str(int(value))
+    return str(value)
+
+
+def line(x: list[Any], y: list[Any], height: int = 240, fill: bool = False) -> go.Figure:
+    """A line (or area) chart: the live charts extend its first trace."""
+    figure = go.Figure(go.Scatter(x=x, y=y, mode="lines", fill="tozeroy" if fill else None))
+    figure.update_layout(**_layout(height))
+    return figure
+
+
+def band(data: dict[str, list[Any]], height: int = 300) -> go.Figure:
+    """Average line with a min/max band when the data is aggregated."""
+    figure = go.Figure()
+    if data.get("min"):
+        figure.add_trace(go.Scatter(x=data["x"], y=data["max"], mode="lines", line={"width": 0}, name="max"))
+        figure.add_trace(
+            go.Scatter(
+                x=data["x"],
+                y=data["min"],
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor="rgba(99,110,250,0.2)",
+                name="min",
+            )
+        )
+    figure.add_trace(go.Scatter(x=data["x"], y=data["y"], mode="lines", name="avg"))
+    figure.update_layout(**_layout(height))
+    return figure
+
+
+def gauge(value: float | None, title: str, maximum: float | None = None, height: int = 200) -> go.Figure:
+    """A gauge of the latest value."""
+    top = maximum if maximum is not None else max(100.0, (value or 0) * 1.5)
+    figure = go.Figure(
+        go.Indicator(
+            mode="gauge+number", value=value or 0, title={"text": title}, gauge={"axis": {"range": [0, top]}}
+        )
+    )
+    figure.update_layout(**_layout(height))
+    return figure
+
+
+def stat(value: float | None, x: list[Any], y: list[Any], title: str, height: int = 160) -> go.Figure:
+    """A big number with a sparkline under it."""
+    figure = go.Figure(
+        go.Indicator(mode="number", value=value or 0, title={"text": title}, domain={"y": [0.4, 1]})
+    )
+    figure.add_trace(go.Scatter(x=x, y=y, mode="lines", fill="tozeroy", xaxis="x", yaxis="y"))
+    figure.update_layout(**_layout(height))
+    figure.update_layout(xaxis={"visible": False}, yaxis={"visible": False, "domain": [0, 0.35]})
+    return figure

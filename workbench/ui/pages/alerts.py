@@ -1,0 +1,21 @@
+"""Alerts: placeholder until filled in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+from dash import html
+
+from workbench.ui.session import UiUser
+
+PATH = "alerts"
+
+
+def page(user: UiUser, *parts: str) -> tuple[Any, list[dict[str, Any]]]:
+    """The alerts page."""
+    return html.H1("Alerts", className="h4"), []
+
+
+def register(ui: dash.Dash) -> None:
+    """Callbacks of the alerts page."""

@@ -1,0 +1,238 @@
+"""Device: live charts per key, latest values, aggregated history, config editor and commands."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, dcc, html
+
+from workbench.platform import current_platform
+from workbench.ui import charts, queries
+from workbench.ui.pages.overview import status_badge
+from workbench.ui.session import Forbidden, UiUser, require_user
+from workbench.ui.writes import save_device_config, send_command
+
+PATH = "device"
+LIVE_WINDOW = timedelta(minutes=10)
+RANGES = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "365d": timedelta(days=365),
+}
+
+
+def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str, Any]]]:
+    """The page of one device."""
+    engine = current_platform().engine
+    device = queries.get_device(engine, device_id)
+    if device is None:
+        return dbc.Alert("No such device.", color="warning", id="not-found"), []
+    device_id = str(device["id"])
+    latest = queries.latest(engine, device_id)
+    keys = [row["key"] for row in latest]
+    now = datetime.now(UTC)
+    values: dict[str, dict[str, str]] = {}
+    graphs: dict[str, str] = {}
+    rows, live_charts = [], []
+    for index, row in enumerate(latest):
+        ids = {"value": f"lv-{index}", "quality": f"lq-{index}", "time": f"lt-{index}"}
+        values[row["key"]] = ids
+        shown = row["value"] if row["value"] is not None else row["text_value"]
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(row["key"]),
+                    html.Td(
+                        charts.fmt(shown),
+                        id=ids["value"],
+                        className="wb-live-value",
+                        **{"data-key": row["key"]},
+                    ),
+                    html.Td(row["unit"] or ""),
+                    html.Td("—" if row["quality"] is None else str(row["quality"]), id=ids["quality"]),
+                    html.Td(row["timestamp"].isoformat(sep=" ")[:19], id=ids["time"], className="small"),
+                ]
+            )
+        )
+        graphs[row["key"]] = f"live-graph-{index}"
+        seed = queries.series(engine, device_id, row["key"], now - LIVE_WINDOW, now, max_points=600)
+        live_charts.append(
+            dbc.Col(
+                dbc.Card(
+                    dbc.CardBody(
+                        [
+                            html.Div(f"{row['key']} ({row['unit'] or '-'})", className="small fw-semibold"),
+                            dcc.Graph(
+                                id=graphs[row["key"]],
+                                figure=charts.line(seed["x"], seed["y"], height=220),
+                                config={"displayModeBar": False},
+                            ),
+                        ]
+                    )
+                ),
+                xs=12,
+                lg=6,
+                className="mb-3",
+            )
+        )
+    table = dbc.Table(
+        [
+            html.Thead(html.Tr([html.Th(h) for h in ("key", "value", "unit", "quality", "time")])),
+            html.Tbody(rows),
+        ],
+        size="sm",
+        hover=True,
+        responsive=True,
+        id="latest-table",
+    )
+    history = dbc.Card(
+        dbc.CardBody(
+            [
+                html.H2("History", className="h6"),
+                dbc.Row(
+                    [
+                        dbc.Col(
+                            dcc.Dropdown(keys, keys[0] if keys else None, id="history-key", clearable=False),
+                            md=4,
+                        ),
+                        dbc.Col(dbc.RadioItems(list(RANGES), "24h", id="history-range", inline=True), md=8),
+                    ],
+                    className="g-2 mb-2",
+                ),
+                dcc.Graph(id="history-graph", config={"displayModeBar": False}),
+            ]
+        ),
+        className="mb-3",
+    )
+    sections: list[Any] = [
+        html.H1([device["name"], status_badge(device["status"], "device-status")], className="h4"),
+        html.Div(
+            f"{device['type']} · {device['area'] or ''} · {device['location'] or ''}",
+            className="text-body-secondary mb-3",
+        ),
+        dcc.Store(id="device-id", data=device_id),
+        dbc.Row(
+            [
+                dbc.Col(dbc.Card(dbc.CardBody(table)), lg=5, className="mb-3"),
+                dbc.Col(dbc.Row(live_charts), lg=7),
+            ]
+        ),
+        history,
+    ]
+    if user.may("devices:write"):
+        sections.append(_config_editor(device.get("config") or {}))
+    if user.may("devices:command"):
+        sections.append(_command_form())
+    sub = {
+        "type": "device",
+        "device_id": device_id,
+        "keys": [],
+        "graphs": graphs,
+        "values": values,
+        "status": "device-status",
+    }
+    return html.Div(sections), [sub]
+
+
+def _config_editor(config: dict[str, Any]) -> Any:
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.H2("Configuration", className="h6"),
+                dbc.Textarea(
+                    id="config-text", value=json.dumps(config, indent=2), rows=8, className="font-monospace"
+                ),
+                dbc.Button("Save configuration", id="config-save", className="mt-2", color="primary"),
+                html.Div(id="config-result", className="mt-2"),
+            ]
+        ),
+        className="mb-3",
+        id="config-editor",
+    )
+
+
+def _command_form() -> Any:
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.H2("Send command", className="h6"),
+                dbc.Row(
+                    [
+                        dbc.Col(dbc.Input(id="command-name", placeholder="command (e.g. reset)"), md=4),
+                        dbc.Col(
+                            dbc.Input(
+                                id="command-params", placeholder='parameters as JSON, e.g. {"speed": 2}'
+                            ),
+                            md=6,
+                        ),
+                        dbc.Col(dbc.Button("Send", id="command-send", color="warning"), md=2),
+                    ],
+                    className="g-2",
+                ),
+                html.Div(id="command-result", className="mt-2"),
+            ]
+        ),
+        className="mb-3",
+        id="command-form",
+    )
+
+
+def register(ui: dash.Dash) -> None:
+    """Callbacks of the device page."""
+
+    @ui.callback(
+        Output("history-graph", "figure"),
+        Input("history-key", "value"),
+        Input("history-range", "value"),
+        State("device-id", "data"),
+    )
+    def history(key: str | None, span: str, device_id: str) -> Any:
+        require_user("telemetry:read")
+        if not key:
+            return charts.line([], [])
+        end = datetime.now(UTC)
+        data = queries.series(current_platform().engine, device_id, key, end - RANGES[span], end)
+        return charts.band(data, height=300)
+
+    @ui.callback(
+        Output("config-result", "children"),
+        Input("config-save", "n_clicks"),
+        State("config-text", "value"),
+        State("device-id", "data"),
+        prevent_initial_call=True,
+    )
+    def save_config(_: int, text: str, device_id: str) -> Any:
+        try:
+            require_user("devices:write")
+            config = json.loads(text or "{}")
+            if not isinstance(config, dict):
+                raise ValueError("configuration must be a JSON object")
+            save_device_config(current_platform(), device_id, config)
+        except (Forbidden, ValueError) as error:
+            return dbc.Alert(str(error), color="danger")
+        return dbc.Alert("Saved.", color="success", duration=4000)
+
+    @ui.callback(
+        Output("command-result", "children"),
+        Input("command-send", "n_clicks"),
+        State("command-name", "value"),
+        State("command-params", "value"),
+        State("device-id", "data"),
+        prevent_initial_call=True,
+    )
+    def command(_: int, name: str | None, params: str | None, device_id: str) -> Any:
+        try:
+            user = require_user("devices:command")
+            if not name:
+                raise ValueError("name the command")
+            parameters = json.loads(params) if params else {}
+            send_command(current_platform(), device_id, name, parameters, user.email)
+        except (Forbidden, ValueError, ConnectionError) as error:
+            return dbc.Alert(str(error), color="danger")
+        return dbc.Alert(f"Sent {name}.", color="success", duration=4000)

@@ -1,0 +1,115 @@
+"""Reads behind the UI pages (SQLAlchemy Core): devices, latest values, telemetry history, KPIs."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, literal, select, text
+
+from workbench.db.tables import alerts, devices, latest_values, telemetry
+
+# A chart never gets more buckets than this: a year of 1 Hz data is aggregated on the server.
+MAX_POINTS = 1500
+
+
+def list_devices(engine: Engine) -> list[dict[str, Any]]:
+    """Every device with its status, ordered by area, type and name."""
+    query = select(
+        devices.c.id,
+        devices.c.name,
+        devices.c.type,
+        devices.c.area,
+        devices.c.location,
+        devices.c.status,
+        devices.c.last_seen,
+    ).order_by(devices.c.area, devices.c.type, devices.c.name)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def get_device(engine: Engine, device_id: str) -> dict[str, Any] | None:
+    """One device, or None (also for a malformed id)."""
+    try:
+        key = uuid.UUID(device_id)
+    except ValueError:
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(select(devices).where(devices.c.id == key)).first()
+    return dict(row._mapping) if row else None
+
+
+def latest(engine: Engine, device_id: str) -> list[dict[str, Any]]:
+    """The device's latest value per key."""
+    query = (
+        select(latest_values)
+        .where(latest_values.c.device_id == uuid.UUID(device_id))
+        .order_by(latest_values.c.key)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def device_keys(engine: Engine, device_id: str) -> list[str]:
+    """Keys the device has reported (from latest values)."""
+    return [row["key"] for row in latest(engine, device_id)]
+
+
+def kpis(engine: Engine) -> dict[str, int]:
+    """Online devices, all devices, open alerts."""
+    with engine.connect() as conn:
+        online = conn.execute(select(func.count()).where(devices.c.status == "online")).scalar_one()
+        total = conn.execute(select(func.count()).select_from(devices)).scalar_one()
+        active = conn.execute(select(func.count()).where(alerts.c.status == "active")).scalar_one()
+    return {"online": int(online), "devices": int(total), "active_alerts": int(active)}
+
+
+def bucket_for(start: datetime, end: datetime, max_points: int = MAX_POINTS) -> timedelta | None:
+    """The time bucket keeping a range under ``max_points``; None when raw points are few enough."""
+    span = (end - start).total_seconds()
+    seconds = math.ceil(span / max_points)
+    return None if seconds <= 1 else timedelta(seconds=seconds)
+
+
+def series(
+    engine: Engine, device_id: str, key: str, start: datetime, end: datetime, max_points: int = MAX_POINTS
+) -> dict[str, list[Any]]:
+    """Values of one key in [start, end]: raw when few, else per-bucket avg/min/max via ``date_bin``."""
+    device = uuid.UUID(device_id)
+    where = (
+        (telemetry.c.device_id == device)
+        & (telemetry.c.key == key)
+        & (telemetry.c.timestamp >= start)
+        & (telemetry.c.timestamp <= end)
+    )
+    bucket = bucket_for(start, end, max_points)
+    rows: Any
+    with engine.connect() as conn:
+        if bucket is None:
+            rows = conn.execute(
+                select(telemetry.c.timestamp, telemetry.c.value)
+                .where(where)
+                .order_by(telemetry.c.timestamp)
+                .limit(max_points * 2)
+            ).all()
+            return {"x": [r[0] for r in rows], "y": [r[1] for r in rows], "min": [], "max": []}
+        binned = func.date_bin(literal(bucket), telemetry.c.timestamp, text("'2000-01-01'::timestamptz"))
+        rows = conn.execute(
+            select(
+                binned.label("t"),
+                func.avg(telemetry.c.value),
+                func.min(telemetry.c.value),
+                func.max(telemetry.c.value),
+            )
+            .where(where)
+            .group_by(text("1"))
+            .order_by(text("1"))
+        ).all()
+    return {
+        "x": [r[0] for r in rows],
+        "y": [r[1] for r in rows],
+        "min": [r[2] for r in rows],
+        "max": [r[3] for r in rows],
+    }
