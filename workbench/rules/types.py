@@ -16,8 +16,9 @@ third-party code, e.g. the notebook rules)::
             #   columns timestamp, device_id, key, value, ts (int64 ns); any order
             # state: RuleState (per-device JSON persisted in rule_state, plus in-memory scratch)
             # returns events (EVENT_COLUMNS): kind "fire" or "clear", per device, in event time
-        def backtest(self, rule, telemetry, start, end) -> pd.DataFrame:
-            # events over a historical range; the default replays history through evaluate() in steps
+        def backtest(self, rule, engine, start_ns, end_ns) -> pd.DataFrame | None:
+            # events over a historical range (query PostgreSQL through ``engine``); the default returns
+            # None, and the stored telemetry is replayed through evaluate() (in backtest_step_seconds steps)
 
 The engine turns events into alerts (lifecycle: dedup, cooldown, auto-resolve) the same way live and in
 backtests, so a backtest shows exactly what the live engine would have raised.
@@ -151,6 +152,10 @@ class RuleType:
     def evaluate(self, rule: Rule, points: pd.DataFrame, state: RuleState) -> pd.DataFrame:
         """Events (EVENT_COLUMNS) raised by ``points`` given ``state`` (which it updates)."""
         raise NotImplementedError
+
+    def backtest(self, rule: Rule, engine: Any, start_ns: int, end_ns: int) -> pd.DataFrame | None:
+        """Events over a historical range, or None to replay stored telemetry through ``evaluate``."""
+        return None
 
     def backtest_step_seconds(self, condition: dict[str, Any]) -> float | None:
         """Replay history in steps of this many seconds (None: one step, the evaluator is exact)."""

@@ -1,4 +1,4 @@
-"""Threshold rules on committed batches: alerts, dedup, auto-resolve, durations across restarts, late points."""
+"""Threshold rules on batches: alerts, dedup, auto-resolve, durations across restarts, late points."""
 
 from __future__ import annotations
 

@@ -1,0 +1,301 @@
+"""``/api/v1/rules``: rules CRUD (validated, errors name the field) and backtesting (``/rules/{id}/test``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import marshmallow as ma
+from sqlalchemy import delete, func, insert, select, update
+
+from workbench.api.errors import ApiError
+from workbench.auth.guard import current_principal, require
+from workbench.db.tables import rules
+from workbench.platform import current_platform
+from workbench.rules.api_shared import (
+    PageArgs,
+    PageSchema,
+    Strict,
+    Timestamp,
+    make_blueprint,
+    not_found,
+    offset_of,
+    paged,
+    query_args,
+)
+from workbench.rules.backtest import backtest
+from workbench.rules.engine import RULES_CHANGED
+from workbench.rules.types import Rule, rule_types
+from workbench.rules.validation import validate_rule
+
+blp = make_blueprint("rules", "/rules", "Rules: threshold, comparison, statistical and schedule; backtesting")
+MAX_BACKTEST = timedelta(days=93)
+_EDITABLE = (
+    "name",
+    "description",
+    "type",
+    "device_id",
+    "target",
+    "condition",
+    "action",
+    "enabled",
+    "priority",
+    "cooldown_seconds",
+    "auto_resolve",
+)
+
+
+class RuleFields(Strict):
+    """Fields of a rule a client sets (checked further by the rule type and action plugins)."""
+
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=255))
+    description = ma.fields.String(allow_none=True)
+    type = ma.fields.String(metadata={"description": "threshold, comparison, statistical, schedule, ..."})
+    device_id = ma.fields.UUID(allow_none=True)
+    target = ma.fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "one of {device_id}, {device_ids: [...]}, {device_type}, {area}, {all: true}"
+        },
+    )
+    condition = ma.fields.Dict(metadata={"description": "the rule type's condition (design §5.1)"})
+    action = ma.fields.Raw(metadata={"description": "an action object {type, ...} or a list of them (§5.2)"})
+    enabled = ma.fields.Boolean()
+    priority = ma.fields.Integer(validate=ma.validate.Range(min=0, max=1000))
+    cooldown_seconds = ma.fields.Integer(validate=ma.validate.Range(min=0, max=30 * 86400))
+    auto_resolve = ma.fields.Boolean()
+
+
+class RuleCreateSchema(RuleFields):
+    """A new rule."""
+
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=255))
+    type = ma.fields.String(required=True)
+    condition = ma.fields.Dict(required=True)
+    action = ma.fields.Raw(required=True)
+
+
+class RuleSchema(ma.Schema):
+    """A rule as the API shows it."""
+
+    id = ma.fields.UUID(required=True)
+    name = ma.fields.String(required=True)
+    description = ma.fields.String(allow_none=True)
+    type = ma.fields.String(required=True)
+    device_id = ma.fields.UUID(allow_none=True)
+    target = ma.fields.Dict(allow_none=True)
+    condition = ma.fields.Dict(required=True)
+    action = ma.fields.Raw(required=True)
+    enabled = ma.fields.Boolean(required=True)
+    priority = ma.fields.Integer(required=True)
+    cooldown_seconds = ma.fields.Integer(required=True)
+    auto_resolve = ma.fields.Boolean(required=True)
+    last_triggered = ma.fields.DateTime(allow_none=True)
+    trigger_count = ma.fields.Integer(required=True)
+    created_by = ma.fields.UUID(allow_none=True)
+    created_at = ma.fields.DateTime(required=True)
+    updated_at = ma.fields.DateTime(required=True)
+
+
+class RuleListArgs(PageArgs):
+    """Filters of the rule list."""
+
+    type = ma.fields.String(validate=ma.validate.Length(max=30))
+    enabled = ma.fields.Boolean()
+
+
+class RulePageSchema(PageSchema):
+    """A page of rules."""
+
+    items = ma.fields.List(ma.fields.Nested(RuleSchema), required=True)
+
+
+class BacktestArgs(Strict):
+    """The historical range to run the rule over."""
+
+    start = Timestamp(required=True)
+    end = Timestamp(required=True)
+
+
+class WouldBeAlertSchema(ma.Schema):
+    """An alert the rule would have raised (not stored)."""
+
+    device_id = ma.fields.String(required=True)
+    severity = ma.fields.String(required=True)
+    message = ma.fields.String(required=True)
+    key = ma.fields.String(allow_none=True)
+    value = ma.fields.Float(allow_none=True)
+    threshold = ma.fields.Float(allow_none=True)
+    triggered_at = ma.fields.DateTime(required=True)
+    resolved_at = ma.fields.DateTime(allow_none=True)
+
+
+class BacktestSchema(ma.Schema):
+    """What a backtest found."""
+
+    rule_id = ma.fields.UUID(required=True)
+    start = ma.fields.DateTime(required=True)
+    end = ma.fields.DateTime(required=True)
+    points = ma.fields.Integer(required=True, metadata={"description": "stored points evaluated"})
+    truncated = ma.fields.Boolean(required=True)
+    alerts = ma.fields.List(ma.fields.Nested(WouldBeAlertSchema), required=True)
+    runs = ma.fields.List(ma.fields.String(), required=True, metadata={"description": "schedule due times"})
+
+
+class TypesSchema(ma.Schema):
+    """Registered rule types and action plugins."""
+
+    types = ma.fields.List(ma.fields.String(), required=True)
+    actions = ma.fields.Dict(required=True, metadata={"description": "plugin -> configuration JSON Schema"})
+
+
+def _invalid(errors: dict[str, str]) -> ApiError:
+    return ApiError(
+        422,
+        "unprocessable_entity",
+        "invalid rule: " + ", ".join(sorted(errors)),
+        {"fields": {name: [message] for name, message in errors.items()}},
+    )
+
+
+def _row(rule_id: uuid.UUID) -> dict[str, Any]:
+    with current_platform().engine.connect() as conn:
+        row = conn.execute(select(rules).where(rules.c.id == rule_id)).mappings().first()
+    if row is None:
+        raise not_found("rule", rule_id)
+    return dict(row)
+
+
+def _checked(body: dict[str, Any]) -> dict[str, Any]:
+    document = {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in body.items()}
+    errors = validate_rule(document)
+    if errors:
+        raise _invalid(errors)
+    return body
+
+
+def _changed() -> None:
+    current_platform().bus.publish(RULES_CHANGED, None)
+
+
+@blp.route("", methods=["GET"])
+@require("rules:read")
+@query_args(blp, RuleListArgs)
+@blp.response(200, RulePageSchema)
+def list_rules(args: dict[str, Any]) -> dict[str, Any]:
+    """Rules, highest priority first, filtered by type or enabled."""
+    where = [rules.c[k] == args[k] for k in ("type", "enabled") if k in args]
+    with current_platform().engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(rules).where(*where)).scalar_one()
+        rows = (
+            conn.execute(
+                select(rules)
+                .where(*where)
+                .order_by(rules.c.priority.desc(), rules.c.name, rules.c.id)
+                .limit(args["page_size"])
+                .offset(offset_of(args))
+            )
+            .mappings()
+            .all()
+        )
+    return paged([dict(r) for r in rows], args, total)
+
+
+@blp.route("/types", methods=["GET"])
+@require("rules:read")
+@blp.response(200, TypesSchema)
+def list_types() -> dict[str, Any]:
+    """Registered rule types and action plugins, with the actions' configuration schemas."""
+    from workbench.rules.actions import actions
+
+    return {
+        "types": sorted(rule_types()),
+        "actions": {name: plugin.configuration_schema() for name, plugin in sorted(actions().items())},
+    }
+
+
+@blp.route("", methods=["POST"])
+@require("rules:write")
+@blp.arguments(RuleCreateSchema)
+@blp.response(201, RuleSchema)
+def create(body: dict[str, Any]) -> dict[str, Any]:
+    """Create a rule (validated by its type and its actions' plugins)."""
+    _checked(body)
+    principal = current_principal()
+    with current_platform().engine.begin() as conn:
+        row = (
+            conn.execute(
+                insert(rules)
+                .values(**body, created_by=None if principal.is_device else principal.id)
+                .returning(rules)
+            )
+            .mappings()
+            .one()
+        )
+    _changed()
+    return dict(row)
+
+
+@blp.route("/<uuid:rule_id>", methods=["GET"])
+@require("rules:read")
+@blp.response(200, RuleSchema)
+def get(rule_id: uuid.UUID) -> dict[str, Any]:
+    """One rule."""
+    return _row(rule_id)
+
+
+@blp.route("/<uuid:rule_id>", methods=["PUT"])
+@require("rules:write")
+@blp.arguments(RuleFields)
+@blp.response(200, RuleSchema)
+def update_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
+    """Change a rule's fields (only those sent); the whole rule is validated again."""
+    current = _row(rule_id)
+    merged = {k: current[k] for k in _EDITABLE}
+    merged.update(body)
+    _checked(merged)
+    with current_platform().engine.begin() as conn:
+        row = (
+            conn.execute(
+                update(rules)
+                .where(rules.c.id == rule_id)
+                .values(**body, updated_at=datetime.now(UTC))
+                .returning(rules)
+            )
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise not_found("rule", rule_id)
+    _changed()
+    return dict(row)
+
+
+@blp.route("/<uuid:rule_id>", methods=["DELETE"])
+@require("rules:write")
+@blp.response(204)
+def delete_rule(rule_id: uuid.UUID) -> None:
+    """Delete a rule (its alerts stay, without the link)."""
+    with current_platform().engine.begin() as conn:
+        if conn.execute(delete(rules).where(rules.c.id == rule_id)).rowcount == 0:
+            raise not_found("rule", rule_id)
+    _changed()
+
+
+@blp.route("/<uuid:rule_id>/test", methods=["POST"])
+@require("rules:read")
+@blp.arguments(BacktestArgs)
+@blp.response(200, BacktestSchema)
+def test_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
+    """Backtest: the alerts the rule would have raised over [start, end), raising none."""
+    start, end = body["start"], body["end"]
+    if end <= start:
+        raise ApiError(400, "bad_time_range", "end must be after start", {"fields": {"end": ["<= start"]}})
+    if end - start > MAX_BACKTEST:
+        raise ApiError(
+            400, "bad_time_range", "a backtest covers at most 93 days", {"fields": {"end": ["too far"]}}
+        )
+    rule = Rule.from_row(_row(rule_id))
+    result = backtest(current_platform().engine, rule, start, end)
+    return {"rule_id": rule_id, "start": start, "end": end, **result}
