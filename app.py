@@ -58,8 +58,10 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
 def api_blueprints() -> list[Any]:
     """Every flask-smorest blueprint of ``/api/v1``, in registration order."""
     from ingest import http as ingest_http
+    from workbench.rules import alerts_api
+    from workbench.rules import api as rules_api
 
-    return [ingest_http.blp]
+    return [ingest_http.blp, rules_api.blp, alerts_api.blp]
 
 
 @contextlib.contextmanager
