@@ -198,6 +198,29 @@ def db_upgrade() -> None:
     _guarded(run)
 
 
+@cli.command("lab")
+@click.option("--port", type=int, help="Port JupyterLab listens on (default: its own choice).")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser.")
+def lab_command(port: int | None, no_browser: bool) -> None:
+    """Open JupyterLab on this repository with kernels that reach the platform's database."""
+    from pathlib import Path
+
+    from workbench.notebooks.lab import LabUnavailable, run_lab
+
+    settings = _settings()
+
+    def run() -> None:
+        with running_services(settings, with_broker=False) as resolved:
+            try:
+                code = run_lab(resolved, Path(__file__).resolve().parent, port, not no_browser)
+            except LabUnavailable as error:
+                raise StartupError(str(error)) from None
+            if code:
+                raise StartupError(f"JupyterLab exited with status {code}")
+
+    _guarded(run)
+
+
 @cli.group()
 def user() -> None:
     """User commands."""
