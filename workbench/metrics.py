@@ -32,3 +32,10 @@ ACTION_RUNS = Counter("workbench_action_runs_total", "Rule action executions", [
 NOTEBOOK_RUNS = Counter("workbench_notebook_runs_total", "Notebook executions", ["status"])
 REPORT_RUNS = Counter("workbench_report_runs_total", "Report renders", ["format", "status"])
 ACTIVE_USERS = Gauge("workbench_active_users", "Users seen in the last 15 minutes")
+CONNECTOR_READINGS = Counter(
+    "workbench_connector_readings_total", "Readings delivered by protocol connectors", ["protocol"]
+)
+CONNECTOR_ERRORS = Counter(
+    "workbench_connector_errors_total", "Connector failures (timeouts, lost connections)", ["protocol"]
+)
+CONNECTORS = Gauge("workbench_connectors", "Protocol connectors by state", ["protocol", "state"])

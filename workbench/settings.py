@@ -91,6 +91,15 @@ class Settings:
         10000, "Ingest: MQTT receive maximum (QoS 1 messages delivered but not yet committed and acked)"
     )
     ingest_mqtt: bool = setting(True, "Ingest: subscribe to device telemetry over MQTT")
+    connectors_enabled: bool = setting(True, "Ingest: poll OPC-UA and Modbus devices from the devices table")
+    connectors_reload_s: float = setting(
+        2.0, "Ingest: seconds between checks for added, changed or removed OPC-UA/Modbus devices"
+    )
+    sparkplug_enabled: bool = setting(True, "Ingest: act as Sparkplug B primary host on `spBv1.0/#`")
+    sparkplug_host_id: str = setting("workbench", "Sparkplug B host id (the `spBv1.0/STATE/{id}` topic)")
+    sparkplug_auto_register: bool = setting(
+        True, "Sparkplug B: create device rows for nodes and devices on their first BIRTH"
+    )
     dask_scheduler: str | None = setting(
         None, "Dask scheduler (`tcp://host:8786`) for notebook runs and analytics; unset uses a local cluster"
     )

@@ -15,12 +15,13 @@ from sqlalchemy import Engine, func, update
 
 from ingest.points import Reading
 from workbench.db.tables import devices
+from workbench.metrics import CONNECTOR_ERRORS, CONNECTOR_READINGS
 
 
 class ReadingSink(Protocol):
     """Where connectors hand raw readings: the ingest pipeline validates and writes them."""
 
-    def submit(self, readings: list[Reading], source: str) -> None:
+    def submit(self, readings: list[Reading], source: str) -> object:
         """Accept ``readings`` delivered by the protocol named ``source``."""
 
 
@@ -68,6 +69,7 @@ class Backoff:
 class ConnectorStats:
     """Counters one connector exposes on ``/healthz``."""
 
+    protocol: str = ""
     state: str = "starting"
     readings: int = 0
     errors: int = 0
@@ -92,12 +94,14 @@ class ConnectorStats:
     def delivered(self, count: int) -> None:
         """Record ``count`` readings handed to the sink."""
         self.readings += count
+        CONNECTOR_READINGS.labels(self.protocol).inc(count)
         self.last_reading_at = time.time()
         self.state = "connected"
 
     def failed(self, error: BaseException | str) -> None:
         """Record an error (the connector will retry)."""
         self.errors += 1
+        CONNECTOR_ERRORS.labels(self.protocol).inc()
         self.last_error = str(error) or type(error).__name__ if isinstance(error, BaseException) else error
         self.state = "error"
 
@@ -149,7 +153,7 @@ class DeviceConnector:
         self.device = device
         self.sink = sink
         self._set_status = set_status
-        self.stats = ConnectorStats()
+        self.stats = ConnectorStats(protocol=self.protocol)
         self._status: str | None = None
 
     @classmethod

@@ -167,7 +167,8 @@ class OpcUaConnector(DeviceConnector):
             stamp = stamp.replace(tzinfo=UTC)
         quality = quality_of(value.StatusCode)
         metadata = None
-        if quality < 100 and value.StatusCode is not None:
+        if val is None and value.StatusCode is not None:
+            # No value (a Bad sample): the status name is what tells the quarantine why.
             metadata = {"opcua_status": value.StatusCode.name}
         self.deliver(
             [

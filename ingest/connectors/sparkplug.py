@@ -68,7 +68,7 @@ class SparkplugHost:
         self.host_id = host_id
         self.auto_register = auto_register
         self.set_status = status_setter or device_status_setter(engine)
-        self.stats = ConnectorStats()
+        self.stats = ConnectorStats(protocol=SOURCE)
         self.rebirth_requests = 0
         self.nodes: dict[tuple[str, str], NodeState] = {}
         self._lock = threading.Lock()
@@ -269,7 +269,6 @@ class SparkplugHost:
                     timestamp=datetime.fromtimestamp(stamp / 1000, UTC) if stamp else None,
                     unit=props.get("engUnit") or info.get("unit"),
                     quality=quality,
-                    metadata={"sparkplug": name} if name != info.get("key") else None,
                 )
             )
         if readings:

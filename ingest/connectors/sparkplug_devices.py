@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
 
+from ingest.connectors.sparkplug_proto import STRING, TEXT
 from workbench.db.tables import devices
 
 NAMESPACE = "spBv1.0"
@@ -37,7 +38,11 @@ def metric_key(name: str) -> str:
 def register(
     engine: Engine, path: str, catalogue: dict[str, Any], auto_register: bool, is_node: bool
 ) -> uuid.UUID | None:
-    """Find (or create, when allowed) the device row for ``path``; store the metric catalogue; mark online."""
+    """Find (or create, when allowed) the device row for ``path``; store the metric catalogue; mark online.
+
+    String and Text metrics are declared in ``config.text_keys`` so the pipeline keeps their values.
+    """
+    text_keys = sorted(e["key"] for e in catalogue.values() if e.get("datatype") in (STRING, TEXT))
     with engine.begin() as conn:
         row = conn.execute(
             select(devices.c.id, devices.c.config).where(devices.c.connection_string == path).limit(1)
@@ -53,7 +58,7 @@ def register(
                     type="gateway" if is_node else "sensor",
                     protocol="sparkplug",
                     connection_string=path,
-                    config={"sparkplug": {"metrics": catalogue}},
+                    config={"sparkplug": {"metrics": catalogue}, "text_keys": text_keys},
                     status="online",
                     metadata={"registered_by": "sparkplug-birth"},
                 )
@@ -63,6 +68,7 @@ def register(
         config = dict(row.config or {})
         if config.get("sparkplug", {}).get("metrics") != catalogue:
             config["sparkplug"] = {**config.get("sparkplug", {}), "metrics": catalogue}
+            config["text_keys"] = sorted({*config.get("text_keys", []), *text_keys})
             conn.execute(
                 update(devices)
                 .where(devices.c.id == row.id)

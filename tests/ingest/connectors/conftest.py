@@ -61,3 +61,39 @@ def device_status(engine: Engine, device_id: Any) -> str:
 
     with engine.connect() as conn:
         return str(conn.execute(select(devices.c.status).where(devices.c.id == device_id)).scalar_one())
+
+
+@pytest.fixture(scope="module")
+def pipeline(settings: Any, engine: Engine) -> Iterator[Any]:
+    """The real ingest pipeline (validation, quarantine, binary COPY writer) on the session database."""
+    from ingest.pipeline import Pipeline
+    from workbench.live.bus import EventBus
+
+    pipe = Pipeline(settings, engine, EventBus())
+    pipe.start()
+    yield pipe
+    pipe.stop()
+
+
+def telemetry(engine: Engine, device_id: Any) -> list[Any]:
+    """Committed telemetry rows of a device, oldest first."""
+    from sqlalchemy import select
+
+    from workbench.db.tables import telemetry as table
+
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(table).where(table.c.device_id == device_id).order_by(table.c.timestamp)
+            ).all()
+        )
+
+
+def quarantined(engine: Engine, device_id: Any) -> list[Any]:
+    """Quarantine rows recorded for a device id (as text)."""
+    from sqlalchemy import select
+
+    from workbench.db.tables import quarantine
+
+    with engine.connect() as conn:
+        return list(conn.execute(select(quarantine).where(quarantine.c.device_id == str(device_id))).all())

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
-from ingest.connectors.base import CollectingSink, DeviceConfig, device_status_setter
+from ingest.connectors.base import DeviceConfig, device_status_setter
 from ingest.connectors.modbus import ModbusConnector
 from ingest.connectors.modbus_codec import Entry, RegisterMapError, decode, encode
 from ingest.connectors.runner import ConnectorRunner
 from ingest.simulator.modbus_server import ModbusServer
 from tests.conftest import free_port
-from tests.ingest.connectors.conftest import device_status, make_device, wait_until
+from tests.ingest.connectors.conftest import device_status, make_device, telemetry, wait_until
 
 REGISTERS = [
     {"key": "pressure", "address": 0, "type": "float32", "unit": "bar"},
@@ -41,7 +42,7 @@ def server() -> Iterator[ModbusServer]:
     srv.stop()
 
 
-def _connector(engine: Engine, port: int, sink: CollectingSink, **extra: object) -> ModbusConnector:
+def _connector(engine: Engine, port: int, sink: Any, **extra: object) -> ModbusConnector:
     config = {"registers": REGISTERS, "interval_ms": 50, "timeout_ms": 300, "backoff_initial_ms": 50, **extra}
     device_id = make_device(engine, "modbus", config, f"tcp://127.0.0.1:{port}")
     device = DeviceConfig(device_id, "plc", "modbus", f"tcp://127.0.0.1:{port}", config)
@@ -63,15 +64,16 @@ def test_codec_round_trips_every_type_and_order() -> None:
         Entry.parse({"key": "x", "address": 1, "type": "float64"})
 
 
-def test_polls_the_register_map_with_types_orders_and_scaling(engine, server, runner) -> None:
+def test_polls_the_register_map_with_types_orders_and_scaling(engine, pipeline, server, runner) -> None:
     values = {"pressure": 4.25, "flow": 118.5, "temperature": -12.3, "counter": 70000, "level": 37.5}
     for key, value in {**values, "delta": -42, "running": 1}.items():
         server.set(key, value)
-    sink = CollectingSink()
-    connector = _connector(engine, server.port, sink)
+    connector = _connector(engine, server.port, pipeline)
     runner.start(connector)
-    wait_until(lambda: len(sink.snapshot()) >= 14)
-    got = {r.key: r for r in sink.snapshot()[:7]}
+    rows = wait_until(
+        lambda: len(telemetry(engine, connector.device.id)) >= 14 and telemetry(engine, connector.device.id)
+    )
+    got = {r.key: r for r in rows[:7]}
     for key, value in values.items():
         assert got[key].value == pytest.approx(value, abs=1e-3), key
     assert got["delta"].value == -42 and got["running"].value == 1.0
@@ -81,37 +83,42 @@ def test_polls_the_register_map_with_types_orders_and_scaling(engine, server, ru
     wait_until(lambda: device_status(engine, connector.device.id) == "online")
 
 
-def test_timeouts_set_error_and_recovery_sets_online(engine, server, runner) -> None:
-    sink = CollectingSink()
-    connector = _connector(engine, server.port, sink)
+def test_timeouts_set_error_and_recovery_sets_online(engine, pipeline, server, runner) -> None:
+    connector = _connector(engine, server.port, pipeline)
     runner.start(connector)
     wait_until(lambda: device_status(engine, connector.device.id) == "online")
     server.delay = 1.0  # longer than the 300 ms timeout
     wait_until(lambda: device_status(engine, connector.device.id) == "error", timeout=5)
     assert connector.stats.errors >= 1 and connector.stats.reconnects >= 1
     server.delay = 0.0
-    before = len(sink.snapshot())
+    before = len(telemetry(engine, connector.device.id))
     wait_until(lambda: device_status(engine, connector.device.id) == "online", timeout=8)
-    wait_until(lambda: len(sink.snapshot()) > before)
+    wait_until(lambda: len(telemetry(engine, connector.device.id)) > before)
 
 
-def test_reconnects_with_backoff_after_the_server_restarts(engine, runner) -> None:
+def test_reconnects_with_backoff_after_the_server_restarts(engine, pipeline, runner) -> None:
     port = free_port()
     entries = [Entry.parse(r) for r in REGISTERS]
     first = ModbusServer(entries, port)
     first.start()
     first.set("pressure", 1.0)
-    sink = CollectingSink()
-    connector = _connector(engine, port, sink)
+    connector = _connector(engine, port, pipeline)
     runner.start(connector)
-    wait_until(lambda: any(r.key == "pressure" and r.value == 1.0 for r in sink.snapshot()))
+    wait_until(
+        lambda: any(r.key == "pressure" and r.value == 1.0 for r in telemetry(engine, connector.device.id))
+    )
     first.stop()
     wait_until(lambda: device_status(engine, connector.device.id) == "error", timeout=5)
     second = ModbusServer(entries, port)
     second.start()
     second.set("pressure", 2.0)
     try:
-        wait_until(lambda: any(r.key == "pressure" and r.value == 2.0 for r in sink.snapshot()), timeout=10)
+        wait_until(
+            lambda: any(
+                r.key == "pressure" and r.value == 2.0 for r in telemetry(engine, connector.device.id)
+            ),
+            timeout=10,
+        )
         assert connector.stats.reconnects >= 1
         wait_until(lambda: device_status(engine, connector.device.id) == "online")
     finally:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from asyncua import ua
 from sqlalchemy import Engine
 
-from ingest.connectors.base import CollectingSink, DeviceConfig, device_status_setter
+from ingest.connectors.base import DeviceConfig, device_status_setter
 from ingest.connectors.opcua import OpcUaConnector, quality_of
 from ingest.connectors.runner import ConnectorRunner
 from ingest.simulator.opcua_server import OpcUaServer
 from tests.conftest import free_port
-from tests.ingest.connectors.conftest import device_status, make_device, wait_until
+from tests.ingest.connectors.conftest import device_status, make_device, quarantined, telemetry, wait_until
 
 VARIABLES = {"Pump1.Pressure": (3.5, "bar"), "Pump1.Flow": (100.0, None)}
 
@@ -33,7 +34,7 @@ def runner() -> Iterator[ConnectorRunner]:
     run.close()
 
 
-def _connector(engine: Engine, srv: OpcUaServer, sink: CollectingSink) -> OpcUaConnector:
+def _connector(engine: Engine, srv: OpcUaServer, sink: Any) -> OpcUaConnector:
     config = {
         "endpoint": srv.endpoint,
         "nodes": {srv.node_id("Pump1.Pressure"): "pressure", srv.node_id("Pump1.Flow"): "flow"},
@@ -52,37 +53,36 @@ def test_status_codes_map_to_quality() -> None:
     assert quality_of(ua.StatusCode(ua.StatusCodes.BadSensorFailure)) == 0
 
 
-def test_subscription_delivers_values_units_and_quality(engine, server, runner) -> None:
-    sink = CollectingSink()
-    connector = _connector(engine, server, sink)
+def test_subscription_delivers_values_units_and_quality(engine, pipeline, server, runner) -> None:
+    connector = _connector(engine, server, pipeline)
+    device_id = connector.device.id
     runner.start(connector)
-    wait_until(lambda: {r.key for r in sink.snapshot()} == {"pressure", "flow"})
-    first = {r.key: r for r in sink.snapshot()}
+    wait_until(lambda: {r.key for r in telemetry(engine, device_id)} == {"pressure", "flow"})
+    first = {r.key: r for r in telemetry(engine, device_id)}
     assert first["pressure"].unit == "bar" and first["flow"].unit is None
     assert first["pressure"].quality == 100
     wait_until(lambda: device_status(engine, connector.device.id) == "online")
 
     server.set("Pump1.Pressure", 4.75, ua.StatusCodes.UncertainLastUsableValue)
-    wait_until(lambda: any(r.value == 4.75 for r in sink.snapshot()))
-    changed = next(r for r in sink.snapshot() if r.value == 4.75)
-    assert changed.quality == 50 and changed.key == "pressure" and changed.timestamp.tzinfo is not None
+    changed = wait_until(lambda: [r for r in telemetry(engine, device_id) if r.value == 4.75])
+    assert changed[0].quality == 50 and changed[0].key == "pressure"
     server.set("Pump1.Pressure", 0.5, ua.StatusCodes.BadSensorFailure)
-    bad = wait_until(lambda: [r for r in sink.snapshot() if r.quality == 0])
-    # A Bad sample carries no value: the pipeline quarantines it with the status code kept in metadata.
-    assert bad[0].value is None and bad[0].metadata == {"opcua_status": "BadSensorFailure"}
+    # A Bad sample carries no value: the pipeline quarantines it, status code and reason kept.
+    bad = wait_until(lambda: quarantined(engine, device_id))
+    assert "missing value" in bad[0].reason and b"BadSensorFailure" in bad[0].payload
+    assert bad[0].source == "opcua"
     server.set("Pump1.Pressure", 3.5)
 
 
-def test_unreachable_server_sets_error_then_reconnects(engine, runner) -> None:
+def test_unreachable_server_sets_error_then_reconnects(engine, pipeline, runner) -> None:
     port = free_port()
     srv = OpcUaServer(port, VARIABLES)
-    sink = CollectingSink()
-    connector = _connector(engine, srv, sink)  # nothing listens yet
+    connector = _connector(engine, srv, pipeline)  # nothing listens yet
     runner.start(connector)
     wait_until(lambda: device_status(engine, connector.device.id) == "error", timeout=5)
     srv.start()
     try:
-        wait_until(lambda: len(sink.snapshot()) >= 2, timeout=15)
+        wait_until(lambda: len(telemetry(engine, connector.device.id)) >= 2, timeout=15)
         wait_until(lambda: device_status(engine, connector.device.id) == "online")
         assert connector.stats.reconnects >= 1
         srv.stop()

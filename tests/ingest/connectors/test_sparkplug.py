@@ -6,17 +6,17 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import Engine, select
 
 from ingest.connectors import sparkplug_proto as spb
-from ingest.connectors.base import CollectingSink
 from ingest.connectors.mqtt_client import make_client
 from ingest.connectors.sparkplug import SparkplugHost
 from ingest.simulator.sparkplug_node import EdgeNode
-from tests.ingest.connectors.conftest import wait_until
+from tests.ingest.connectors.conftest import quarantined, telemetry, wait_until
 from workbench.db.tables import devices
 
 METRICS = {
@@ -25,12 +25,11 @@ METRICS = {
 
 
 @pytest.fixture
-def host(engine: Engine, mqtt_url: str) -> Iterator[tuple[SparkplugHost, CollectingSink]]:
-    sink = CollectingSink()
-    spb_host = SparkplugHost(engine, sink, mqtt_url, host_id=f"wb-{uuid.uuid4().hex[:6]}")
+def host(engine: Engine, pipeline: Any, mqtt_url: str) -> Iterator[SparkplugHost]:
+    spb_host = SparkplugHost(engine, pipeline, mqtt_url, host_id=f"wb-{uuid.uuid4().hex[:6]}")
     spb_host.start()
     wait_until(lambda: spb_host.stats.state == "connected")
-    yield spb_host, sink
+    yield spb_host
     spb_host.stop()
 
 
@@ -47,8 +46,8 @@ def _row(engine: Engine, path: str) -> dict | None:
     return dict(row) if row else None
 
 
-def test_births_register_devices_and_data_becomes_readings(host, node, engine) -> None:
-    spb_host, sink = host
+def test_births_register_devices_and_data_becomes_telemetry(host, node, engine) -> None:
+    spb_host = host
     node.values["pump1"].update({"Motor/Current": 12.5, "Delta": -3, "Running": True})
     node.start()
     path = f"spBv1.0/{node.group}/edge1/pump1"
@@ -63,19 +62,21 @@ def test_births_register_devices_and_data_becomes_readings(host, node, engine) -
     }
     assert _row(engine, f"spBv1.0/{node.group}/edge1")["type"] == "gateway"
 
+    born = wait_until(lambda: len(telemetry(engine, row["id"])) >= 3 and telemetry(engine, row["id"]))
+    assert {r.key: r.value for r in born} == {"Motor.Current": 12.5, "Delta": -3, "Running": 1.0}
     node.publish("pump1", {"Motor/Current": 13.25, "Delta": -7, "Running": False})
-    wait_until(lambda: any(r.value == -7 for r in sink.snapshot()))
-    latest = {r.key: r for r in sink.snapshot()[-3:]}
+    rows = wait_until(
+        lambda: [r for r in telemetry(engine, row["id"]) if r.value == -7] and telemetry(engine, row["id"])
+    )
+    latest = {r.key: r for r in rows[-3:]}
     assert latest["Motor.Current"].value == pytest.approx(13.25)
     assert latest["Motor.Current"].unit == "A"
-    assert latest["Motor.Current"].device_id == row["id"]
-    assert latest["Running"].value is False
-    assert set(sink.sources) == {"sparkplug"}
+    assert latest["Running"].value == 0.0
     assert spb_host.rebirth_requests == 0
 
 
 def test_sequence_gap_triggers_rebirth_and_death_sets_offline(host, node, engine) -> None:
-    spb_host, _ = host
+    spb_host = host
     node.start()
     path = f"spBv1.0/{node.group}/edge1/pump1"
     wait_until(lambda: _row(engine, path))
@@ -89,7 +90,7 @@ def test_sequence_gap_triggers_rebirth_and_death_sets_offline(host, node, engine
 
 
 def test_host_publishes_retained_state(host, mqtt_url) -> None:
-    spb_host, _ = host
+    spb_host = host
     got: list[dict] = []
     arrived = threading.Event()
     client, address = make_client(mqtt_url, f"state-check-{uuid.uuid4().hex[:6]}")
@@ -110,10 +111,9 @@ def test_host_publishes_retained_state(host, mqtt_url) -> None:
         client.loop_stop()
 
 
-def test_unknown_node_without_auto_registration_gets_no_row(engine, mqtt_url) -> None:
-    sink = CollectingSink()
+def test_unknown_node_without_auto_registration_is_quarantined(engine, pipeline, mqtt_url) -> None:
     spb_host = SparkplugHost(
-        engine, sink, mqtt_url, host_id=f"wb-{uuid.uuid4().hex[:6]}", auto_register=False
+        engine, pipeline, mqtt_url, host_id=f"wb-{uuid.uuid4().hex[:6]}", auto_register=False
     )
     spb_host.start()
     edge = EdgeNode(mqtt_url, f"plant-{uuid.uuid4().hex[:6]}", "edge9", METRICS)
@@ -121,11 +121,11 @@ def test_unknown_node_without_auto_registration_gets_no_row(engine, mqtt_url) ->
         wait_until(lambda: spb_host.stats.state == "connected")
         edge.values["pump1"]["Delta"] = 4
         edge.start()
-        wait_until(lambda: any(r.key == "Delta" for r in sink.snapshot()))
         path = f"spBv1.0/{edge.group}/edge9/pump1"
+        # The pipeline receives the path as device id and quarantines the points with the reason.
+        rows = wait_until(lambda: quarantined(engine, path))
+        assert rows[0].source == "sparkplug" and "UUID" in rows[0].reason
         assert _row(engine, path) is None
-        # The pipeline receives the path as device id and quarantines it as unknown.
-        assert {r.device_id for r in sink.snapshot() if r.key == "Delta"} == {path}
     finally:
         edge.stop()
         spb_host.stop()
