@@ -1,0 +1,98 @@
+"""Login, refresh with rotation, logout revoking in the database, admin-only register, the login throttle."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.workbench.api.fixtures import PASSWORD, ApiUser
+from workbench.auth import tokens
+from workbench.auth.users import create_user
+from workbench.platform import EXTENSION
+
+
+def _login(client: FlaskClient, email: str, password: str = PASSWORD) -> dict:  # type: ignore[type-arg]
+    response = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.get_json()
+    body: dict = response.get_json()  # type: ignore[type-arg]
+    return body
+
+
+def test_login_gives_access_and_refresh_tokens(app: Flask, client: FlaskClient, api_users: dict) -> None:  # type: ignore[type-arg]
+    user: ApiUser = api_users["operator"]
+    body = _login(client, user.email.upper())
+    claims = tokens.decode(app.config["SECRET_KEY"], body["access_token"])
+    assert claims["sub"] == str(user.id) and claims["role"] == "operator"
+    assert body["expires_in"] == 900 and body["token_type"] == "Bearer"
+    refresh = tokens.decode(app.config["SECRET_KEY"], body["refresh_token"], kind="refresh")
+    assert refresh["exp"] - refresh["iat"] == 7 * 24 * 3600
+    me = client.get("/api/v1/devices", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200
+
+
+def test_wrong_password_is_401_in_house_format(client: FlaskClient, api_users: dict) -> None:  # type: ignore[type-arg]
+    wrong = {"email": api_users["viewer"].email, "password": "nope"}
+    response = client.post("/api/v1/auth/login", json=wrong)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+    unknown = client.post("/api/v1/auth/login", json={"email": "ghost@example.com", "password": "nope"})
+    assert unknown.status_code == 401
+    assert unknown.get_json()["error"]["message"] == response.get_json()["error"]["message"]
+
+
+def test_refresh_rotates_and_the_old_refresh_token_dies(client: FlaskClient, api_users: dict) -> None:  # type: ignore[type-arg]
+    body = _login(client, api_users["viewer"].email)
+    fresh = client.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
+    assert fresh.status_code == 200 and fresh.get_json()["access_token"] != body["access_token"]
+    again = client.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
+    assert again.status_code == 401 and "revoked" in again.get_json()["error"]["message"]
+    wrong_kind = client.post("/api/v1/auth/refresh", json={"refresh_token": body["access_token"]})
+    assert wrong_kind.status_code == 401
+
+
+def test_logout_revokes_in_the_database(app: Flask, client: FlaskClient, api_users: dict) -> None:  # type: ignore[type-arg]
+    body = _login(client, api_users["engineer"].email)
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    out = client.post("/api/v1/auth/logout", json={"refresh_token": body["refresh_token"]}, headers=bearer)
+    assert out.status_code == 204
+    assert client.get("/api/v1/devices", headers=bearer).status_code == 401
+    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
+    assert refreshed.status_code == 401
+    # A new app on the same database (a restart) still refuses the revoked token.
+    from app import create_app
+
+    restarted = create_app(app.extensions[EXTENSION].settings).test_client()
+    assert restarted.get("/api/v1/devices", headers=bearer).status_code == 401
+    assert client.post("/api/v1/auth/logout", json={}).status_code == 401
+
+
+def test_register_is_admin_only(client: FlaskClient, headers_for: Callable[[str], dict[str, str]]) -> None:
+    email = f"new-{uuid.uuid4().hex[:6]}@example.com"
+    body = {"email": email, "password": "long enough pw", "role": "viewer"}
+    assert client.post("/api/v1/auth/register", json=body).status_code == 401
+    assert client.post("/api/v1/auth/register", json=body, headers=headers_for("engineer")).status_code == 403
+    made = client.post("/api/v1/auth/register", json=body, headers=headers_for("admin"))
+    assert made.status_code == 201 and made.get_json()["role"] == "viewer"
+    assert "password" not in made.get_json() and "password_hash" not in made.get_json()
+    _login(client, body["email"], body["password"])
+    dup = client.post("/api/v1/auth/register", json=body, headers=headers_for("admin"))
+    assert dup.status_code == 409
+
+
+def test_failed_logins_are_throttled_per_email(app: Flask, client: FlaskClient) -> None:
+    email = f"target-{uuid.uuid4().hex[:6]}@example.com"
+    create_user(app.extensions[EXTENSION].engine, email, "viewer", PASSWORD)
+    statuses = [
+        client.post("/api/v1/auth/login", json={"email": email, "password": "guess"}).status_code
+        for _ in range(11)
+    ]
+    assert statuses[:10] == [401] * 10 and statuses[10] == 429
+    blocked = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+    assert blocked.get_json()["error"]["code"] == "too_many_requests"
+    # Another account from the same address is not locked out by it.
+    other = client.post("/api/v1/auth/login", json={"email": "someone@example.com", "password": "x"})
+    assert other.status_code == 401

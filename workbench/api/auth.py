@@ -1,0 +1,156 @@
+"""``/api/v1/auth``: login, refresh, logout (revocations in the database), register (admin only)."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import marshmallow as ma
+from flask import current_app, request
+from sqlalchemy import select, update
+
+from workbench.api.common import Strict, make_blueprint
+from workbench.api.errors import ApiError
+from workbench.api.protection import limiter, login_throttle_key
+from workbench.api.users import UserCreateSchema, UserSchema, insert_user
+from workbench.auth import tokens
+from workbench.auth.guard import public, require
+from workbench.auth.passwords import hash_password, verify_password
+from workbench.db.tables import users
+from workbench.platform import current_platform
+
+blp = make_blueprint("auth", "/auth", "Login, token refresh, logout and registration")
+
+# Failed logins per client address and e-mail; successful logins do not count.
+LOGIN_THROTTLE = "10 per 15 minutes"
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Checked when the e-mail is unknown, so both paths cost one argon2 verify (no user probing by timing).
+    return hash_password(uuid.uuid4().hex)
+
+
+class LoginSchema(Strict):
+    """E-mail and password."""
+
+    email = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=255))
+    password = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=1024))
+
+
+class RefreshSchema(Strict):
+    """A refresh token."""
+
+    refresh_token = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=4096))
+
+
+class LogoutSchema(Strict):
+    """The refresh token to revoke (the access token in the header is revoked too)."""
+
+    refresh_token = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=4096))
+
+
+class TokenPairSchema(ma.Schema):
+    """Tokens returned by login and refresh."""
+
+    access_token = ma.fields.String(required=True)
+    refresh_token = ma.fields.String(required=True)
+    token_type = ma.fields.String(required=True)
+    expires_in = ma.fields.Integer(required=True, metadata={"description": "access token lifetime, s"})
+    role = ma.fields.String(required=True)
+
+
+def _pair(user_id: uuid.UUID, role: str, email: str) -> dict[str, Any]:
+    secret = current_app.config["SECRET_KEY"]
+    return {
+        "access_token": tokens.issue(secret, user_id, role, email),
+        "refresh_token": tokens.issue(secret, user_id, role, email, kind="refresh"),
+        "token_type": "Bearer",
+        "expires_in": int(tokens.ACCESS_TTL.total_seconds()),
+        "role": role,
+    }
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message)
+
+
+@blp.route("/login", methods=["POST"])
+@public
+@limiter.limit(
+    LOGIN_THROTTLE, key_func=login_throttle_key, deduct_when=lambda response: response.status_code == 401
+)
+@blp.arguments(LoginSchema)
+@blp.response(200, TokenPairSchema)
+@blp.alt_response(429, description="Too many failed logins; see Retry-After")
+def login(body: dict[str, Any]) -> dict[str, Any]:
+    """Exchange e-mail and password for an access token (15 min) and a refresh token (7 days)."""
+    engine = current_platform().engine
+    with engine.connect() as conn:
+        row = conn.execute(select(users).where(users.c.email == body["email"].lower())).first()
+    if row is None:
+        verify_password(_dummy_hash(), body["password"])
+        raise _unauthorized("wrong e-mail or password")
+    if not verify_password(row.password_hash, body["password"]) or row.disabled:
+        raise _unauthorized("wrong e-mail or password")
+    with engine.begin() as conn:
+        conn.execute(update(users).where(users.c.id == row.id).values(last_login=datetime.now(UTC)))
+    return _pair(row.id, row.role, row.email)
+
+
+@blp.route("/refresh", methods=["POST"])
+@public
+@blp.arguments(RefreshSchema)
+@blp.response(200, TokenPairSchema)
+def refresh(body: dict[str, Any]) -> dict[str, Any]:
+    """New tokens for a valid refresh token; the used refresh token is revoked (rotation)."""
+    engine = current_platform().engine
+    try:
+        claims = tokens.decode(current_app.config["SECRET_KEY"], body["refresh_token"], kind="refresh")
+    except tokens.TokenError as error:
+        raise _unauthorized(str(error)) from None
+    if tokens.is_revoked(engine, claims["jti"]):
+        raise _unauthorized("token revoked")
+    with engine.connect() as conn:
+        row = conn.execute(select(users).where(users.c.id == uuid.UUID(claims["sub"]))).first()
+    if row is None or row.disabled:
+        raise _unauthorized("user disabled or removed")
+    tokens.revoke(engine, claims)
+    return _pair(row.id, row.role, row.email)
+
+
+@blp.route("/logout", methods=["POST"])
+@public
+@blp.arguments(LogoutSchema)
+@blp.response(204)
+def logout(body: dict[str, Any]) -> None:
+    """Revoke the bearer access token and the given refresh token (kept in the database until expiry)."""
+    engine = current_platform().engine
+    secret = current_app.config["SECRET_KEY"]
+    revoked = 0
+    scheme, _, access = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and access:
+        try:
+            tokens.revoke(engine, tokens.decode(secret, access.strip()))
+            revoked += 1
+        except tokens.TokenError as error:
+            raise _unauthorized(str(error)) from None
+    if body.get("refresh_token"):
+        try:
+            tokens.revoke(engine, tokens.decode(secret, body["refresh_token"], kind="refresh"))
+            revoked += 1
+        except tokens.TokenError as error:
+            raise _unauthorized(str(error)) from None
+    if not revoked:
+        raise _unauthorized("send the access token (Bearer) and/or a refresh_token to revoke")
+
+
+@blp.route("/register", methods=["POST"])
+@require("users:manage")
+@blp.arguments(UserCreateSchema)
+@blp.response(201, UserSchema)
+def register(body: dict[str, Any]) -> dict[str, Any]:
+    """Create a user (admins only; the first admin comes from ``workbench user create``)."""
+    return insert_user(body)

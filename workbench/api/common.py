@@ -1,0 +1,92 @@
+"""Shared pieces of the resource blueprints: strict schemas, paging, time ranges, 404s, MQTT publishing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import marshmallow as ma
+from flask_smorest import Blueprint
+
+from workbench.api.errors import ApiError
+from workbench.api.protection import limit_body
+from workbench.platform import current_platform
+
+MAX_PAGE_SIZE = 500
+# Python datetimes and PostgreSQL both hold these; anything else is a client error, not a 500.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def make_blueprint(name: str, url_prefix: str, description: str) -> Blueprint:
+    """A smorest blueprint under ``/api/v1`` with the resource body limit."""
+    blueprint = Blueprint(name, __name__, url_prefix=f"/api/v1{url_prefix}", description=description)
+    limit_body(blueprint)
+    return blueprint
+
+
+def query_args(blueprint: Blueprint, schema: type[ma.Schema]) -> Any:
+    """``@blueprint.arguments`` for query strings that refuse unknown parameters (naming them)."""
+    return blueprint.arguments(schema, location="query", unknown=ma.RAISE)
+
+
+class Strict(ma.Schema):
+    """Refuse unknown fields (marshmallow's RAISE), so typos are named instead of ignored."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+
+def Timestamp(**kwargs: Any) -> ma.fields.AwareDateTime:
+    """An ISO 8601 instant; naive values are taken as UTC; limited to a range the database can hold."""
+    return ma.fields.AwareDateTime(
+        default_timezone=UTC, validate=ma.validate.Range(min=EARLIEST, max=LATEST), **kwargs
+    )
+
+
+class PageArgs(Strict):
+    """Paging query parameters (1-based page, bounded page size)."""
+
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=1_000_000))
+    page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=MAX_PAGE_SIZE))
+
+
+class PageSchema(ma.Schema):
+    """Paging facts returned beside ``items``."""
+
+    page = ma.fields.Integer(required=True)
+    page_size = ma.fields.Integer(required=True)
+    total = ma.fields.Integer(required=True)
+
+
+def paged(items: list[Any], args: dict[str, Any], total: int) -> dict[str, Any]:
+    """The list envelope: ``{"items", "page", "page_size", "total"}``."""
+    return {"items": items, "page": args["page"], "page_size": args["page_size"], "total": total}
+
+
+def offset_of(args: dict[str, Any]) -> int:
+    """SQL offset of the requested page."""
+    return int((args["page"] - 1) * args["page_size"])
+
+
+def check_range(start: datetime | None, end: datetime | None) -> None:
+    """400 naming ``end`` when a time range runs backwards."""
+    if start is not None and end is not None and end <= start:
+        raise ApiError(400, "bad_time_range", "end must be after start", {"fields": {"end": ["<= start"]}})
+
+
+def not_found(what: str, ident: uuid.UUID | str) -> ApiError:
+    """The 404 of a missing resource."""
+    return ApiError(404, "not_found", f"{what} {ident} not found")
+
+
+def publish(topic: str, payload: Any, retain: bool) -> None:
+    """Publish through the platform's broker connection; 503 when there is none."""
+    mqtt = current_platform().mqtt
+    if mqtt is None or not mqtt.connected:
+        raise ApiError(503, "broker_unavailable", "no MQTT broker connected; try again later")
+    try:
+        mqtt.publish(topic, payload, qos=1, retain=retain)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise ApiError(503, "broker_unavailable", f"MQTT publish failed: {error}") from None

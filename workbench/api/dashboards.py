@@ -1,0 +1,164 @@
+"""``/api/v1/dashboards``: CRUD; public ones are readable by every user, private ones by their owner."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import marshmallow as ma
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, true, update
+
+from workbench.api.common import (
+    PageArgs,
+    PageSchema,
+    Strict,
+    make_blueprint,
+    not_found,
+    offset_of,
+    paged,
+    query_args,
+)
+from workbench.api.errors import ApiError
+from workbench.auth.guard import current_principal, require
+from workbench.db.tables import dashboards
+from workbench.platform import current_platform
+
+blp = make_blueprint("dashboards", "/dashboards", "Dashboards: layout and widgets, public or private")
+
+# Roles that may see and edit every dashboard, not only their own and public ones.
+CURATORS = ("admin", "engineer")
+
+
+class DashboardFields(Strict):
+    """What a client sets on a dashboard."""
+
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=255))
+    layout = ma.fields.Dict(keys=ma.fields.String())
+    widgets = ma.fields.List(ma.fields.Dict(keys=ma.fields.String()), validate=ma.validate.Length(max=200))
+    is_public = ma.fields.Boolean()
+
+
+class DashboardCreateSchema(DashboardFields):
+    """A new dashboard."""
+
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=255))
+    layout = ma.fields.Dict(keys=ma.fields.String(), load_default=dict)
+    widgets = ma.fields.List(
+        ma.fields.Dict(keys=ma.fields.String()), load_default=list, validate=ma.validate.Length(max=200)
+    )
+    is_public = ma.fields.Boolean(load_default=False)
+
+
+class DashboardSchema(ma.Schema):
+    """A dashboard."""
+
+    id = ma.fields.UUID(required=True)
+    name = ma.fields.String(required=True)
+    user_id = ma.fields.UUID(allow_none=True)
+    layout = ma.fields.Dict(required=True)
+    widgets = ma.fields.List(ma.fields.Dict(), required=True)
+    is_public = ma.fields.Boolean(required=True)
+    created_at = ma.fields.DateTime(required=True)
+    updated_at = ma.fields.DateTime(required=True)
+
+
+class DashboardListArgs(PageArgs):
+    """Filters of the dashboard list."""
+
+    mine = ma.fields.Boolean(load_default=False, metadata={"description": "only dashboards I own"})
+
+
+class DashboardPageSchema(PageSchema):
+    """A page of dashboards."""
+
+    items = ma.fields.List(ma.fields.Nested(DashboardSchema), required=True)
+
+
+def _visible() -> ColumnElement[bool]:
+    principal = current_principal()
+    if principal.role in CURATORS:
+        return true()
+    return or_(dashboards.c.is_public.is_(True), dashboards.c.user_id == principal.id)
+
+
+def _load(dashboard_id: uuid.UUID, edit: bool) -> dict[str, Any]:
+    with current_platform().engine.connect() as conn:
+        row = conn.execute(select(dashboards).where(dashboards.c.id == dashboard_id, _visible())).first()
+    if row is None:
+        raise not_found("dashboard", dashboard_id)
+    principal = current_principal()
+    if edit and principal.role not in CURATORS and row.user_id != principal.id:
+        raise ApiError(403, "forbidden", "only the owner, an engineer or an admin may change this dashboard")
+    return dict(row._mapping)
+
+
+@blp.route("", methods=["GET"])
+@require("dashboards:read")
+@query_args(blp, DashboardListArgs)
+@blp.response(200, DashboardPageSchema)
+def list_dashboards(args: dict[str, Any]) -> dict[str, Any]:
+    """Dashboards I may see (mine, public ones; all of them for engineers and admins)."""
+    where = [_visible()]
+    if args["mine"]:
+        where.append(dashboards.c.user_id == current_principal().id)
+    with current_platform().engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(dashboards).where(*where)).scalar_one()
+        rows = conn.execute(
+            select(dashboards)
+            .where(*where)
+            .order_by(dashboards.c.name, dashboards.c.id)
+            .limit(args["page_size"])
+            .offset(offset_of(args))
+        ).all()
+    return paged([dict(r._mapping) for r in rows], args, total)
+
+
+@blp.route("", methods=["POST"])
+@require("dashboards:write")
+@blp.arguments(DashboardCreateSchema)
+@blp.response(201, DashboardSchema)
+def create(body: dict[str, Any]) -> dict[str, Any]:
+    """Create a dashboard owned by the caller."""
+    with current_platform().engine.begin() as conn:
+        row = conn.execute(
+            insert(dashboards).values(**body, user_id=current_principal().id).returning(dashboards)
+        ).one()
+    return dict(row._mapping)
+
+
+@blp.route("/<uuid:dashboard_id>", methods=["GET"])
+@require("dashboards:read")
+@blp.response(200, DashboardSchema)
+def get(dashboard_id: uuid.UUID) -> dict[str, Any]:
+    """One dashboard (404 when private to someone else)."""
+    return _load(dashboard_id, edit=False)
+
+
+@blp.route("/<uuid:dashboard_id>", methods=["PUT"])
+@require("dashboards:write")
+@blp.arguments(DashboardFields)
+@blp.response(200, DashboardSchema)
+def update_dashboard(body: dict[str, Any], dashboard_id: uuid.UUID) -> dict[str, Any]:
+    """Change a dashboard (owner, engineer or admin)."""
+    _load(dashboard_id, edit=True)
+    with current_platform().engine.begin() as conn:
+        row = conn.execute(
+            update(dashboards)
+            .where(dashboards.c.id == dashboard_id)
+            .values(**body, updated_at=datetime.now(UTC))
+            .returning(dashboards)
+        ).first()
+    if row is None:
+        raise not_found("dashboard", dashboard_id)
+    return dict(row._mapping)
+
+
+@blp.route("/<uuid:dashboard_id>", methods=["DELETE"])
+@require("dashboards:write")
+@blp.response(204)
+def delete_dashboard(dashboard_id: uuid.UUID) -> None:
+    """Delete a dashboard (owner, engineer or admin)."""
+    _load(dashboard_id, edit=True)
+    with current_platform().engine.begin() as conn:
+        conn.execute(delete(dashboards).where(dashboards.c.id == dashboard_id))

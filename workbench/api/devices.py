@@ -1,0 +1,273 @@
+"""``/api/v1/devices``: the device registry, status, config (retained MQTT) and commands."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import marshmallow as ma
+from sqlalchemy import delete, func, insert, select, update
+
+from workbench.api.common import (
+    PageArgs,
+    PageSchema,
+    Strict,
+    make_blueprint,
+    not_found,
+    offset_of,
+    paged,
+    publish,
+    query_args,
+)
+from workbench.auth import api_keys
+from workbench.auth.guard import current_principal, require
+from workbench.db.tables import devices, latest_values, telemetry
+from workbench.platform import current_platform
+
+blp = make_blueprint("devices", "/devices", "Device registry, status, configuration and commands")
+
+STATUSES = ("online", "offline", "error", "maintenance")
+_NAME = ma.validate.Length(min=1, max=255)
+
+
+class DeviceFields(Strict):
+    """Fields a client may set on a device."""
+
+    name = ma.fields.String(validate=_NAME)
+    type = ma.fields.String(validate=ma.validate.Length(min=1, max=50))
+    location = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=255))
+    area = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=100))
+    protocol = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=50))
+    connection_string = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
+    config = ma.fields.Dict(keys=ma.fields.String(), allow_none=True)
+    metadata = ma.fields.Dict(keys=ma.fields.String(), allow_none=True)
+    status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
+
+
+class DeviceCreateSchema(DeviceFields):
+    """A new device (name and type required)."""
+
+    name = ma.fields.String(required=True, validate=_NAME)
+    type = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=50))
+    rate_limit = ma.fields.Integer(
+        load_default=1000,
+        validate=ma.validate.Range(min=1, max=10_000_000),
+        metadata={"description": "requests/hour allowed for the device's API key"},
+    )
+
+
+class DeviceSchema(ma.Schema):
+    """A device as the API shows it."""
+
+    id = ma.fields.UUID(required=True)
+    name = ma.fields.String(required=True)
+    type = ma.fields.String(required=True)
+    location = ma.fields.String(allow_none=True)
+    area = ma.fields.String(allow_none=True)
+    protocol = ma.fields.String(allow_none=True)
+    connection_string = ma.fields.String(allow_none=True)
+    config = ma.fields.Dict(allow_none=True)
+    metadata = ma.fields.Dict(allow_none=True)
+    status = ma.fields.String(required=True)
+    last_seen = ma.fields.DateTime(allow_none=True)
+    created_at = ma.fields.DateTime(required=True)
+    updated_at = ma.fields.DateTime(required=True)
+
+
+class CreatedDeviceSchema(DeviceSchema):
+    """A new device with its API key, shown this once."""
+
+    api_key = ma.fields.String(required=True, metadata={"description": "shown once; stored only hashed"})
+    api_key_id = ma.fields.UUID(required=True)
+
+
+class DeviceListArgs(PageArgs):
+    """Filters of the device list."""
+
+    type = ma.fields.String(validate=ma.validate.Length(max=50))
+    status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
+    area = ma.fields.String(validate=ma.validate.Length(max=100))
+    protocol = ma.fields.String(validate=ma.validate.Length(max=50))
+    search = ma.fields.String(validate=ma.validate.Length(max=100), metadata={"description": "in name"})
+
+
+class DevicePageSchema(PageSchema):
+    """A page of devices."""
+
+    items = ma.fields.List(ma.fields.Nested(DeviceSchema), required=True)
+
+
+class StatusSchema(ma.Schema):
+    """A device's connection state and what it last sent."""
+
+    id = ma.fields.UUID(required=True)
+    status = ma.fields.String(required=True)
+    last_seen = ma.fields.DateTime(allow_none=True)
+    keys = ma.fields.Integer(required=True, metadata={"description": "telemetry keys with a latest value"})
+    latest_timestamp = ma.fields.DateTime(allow_none=True)
+
+
+class ConfigSchema(Strict):
+    """A configuration document for the device (replaces the stored one)."""
+
+    config = ma.fields.Dict(keys=ma.fields.String(), required=True)
+
+
+class CommandSchema(Strict):
+    """A command for the device."""
+
+    command = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
+    params = ma.fields.Dict(keys=ma.fields.String(), load_default=dict)
+
+
+class PublishedSchema(ma.Schema):
+    """What was published, where."""
+
+    topic = ma.fields.String(required=True)
+    payload = ma.fields.Dict(required=True)
+
+
+def _row(device_id: uuid.UUID) -> dict[str, Any]:
+    with current_platform().engine.connect() as conn:
+        row = conn.execute(select(devices).where(devices.c.id == device_id)).first()
+    if row is None or not current_principal().may_touch_device(device_id):
+        raise not_found("device", device_id)
+    return dict(row._mapping)
+
+
+@blp.route("", methods=["GET"])
+@require("devices:read")
+@query_args(blp, DeviceListArgs)
+@blp.response(200, DevicePageSchema)
+def list_devices(args: dict[str, Any]) -> dict[str, Any]:
+    """Devices filtered by type, status, area, protocol or name, by name."""
+    where = [devices.c[k] == args[k] for k in ("type", "status", "area", "protocol") if k in args]
+    if args.get("search"):
+        where.append(devices.c.name.icontains(args["search"], autoescape=True))
+    principal = current_principal()
+    if principal.is_device:
+        where.append(devices.c.id == principal.device_id)
+    with current_platform().engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(devices).where(*where)).scalar_one()
+        rows = conn.execute(
+            select(devices)
+            .where(*where)
+            .order_by(devices.c.name, devices.c.id)
+            .limit(args["page_size"])
+            .offset(offset_of(args))
+        ).all()
+    return paged([dict(r._mapping) for r in rows], args, total)
+
+
+@blp.route("", methods=["POST"])
+@require("devices:write")
+@blp.arguments(DeviceCreateSchema)
+@blp.response(201, CreatedDeviceSchema)
+def create(body: dict[str, Any]) -> dict[str, Any]:
+    """Register a device; the answer carries its API key, shown this once."""
+    rate_limit = body.pop("rate_limit")
+    engine = current_platform().engine
+    with engine.begin() as conn:
+        row = conn.execute(insert(devices).values(**body).returning(devices)).one()
+    key_id, raw = api_keys.create_key(engine, row.id, f"{row.name} key", rate_limit=rate_limit)
+    return {**row._mapping, "api_key": raw, "api_key_id": key_id}
+
+
+@blp.route("/<uuid:device_id>", methods=["GET"])
+@require("devices:read")
+@blp.response(200, DeviceSchema)
+def get(device_id: uuid.UUID) -> dict[str, Any]:
+    """One device."""
+    return _row(device_id)
+
+
+@blp.route("/<uuid:device_id>", methods=["PUT"])
+@require("devices:write")
+@blp.arguments(DeviceFields)
+@blp.response(200, DeviceSchema)
+def update_device(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
+    """Change a device's fields (only those sent)."""
+    _row(device_id)
+    with current_platform().engine.begin() as conn:
+        row = conn.execute(
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(**body, updated_at=datetime.now(UTC))
+            .returning(devices)
+        ).first()
+    if row is None:
+        raise not_found("device", device_id)
+    return dict(row._mapping)
+
+
+@blp.route("/<uuid:device_id>", methods=["DELETE"])
+@require("devices:write")
+@blp.response(204)
+def delete_device(device_id: uuid.UUID) -> None:
+    """Delete a device, its keys, latest values and telemetry (telemetry has no foreign key)."""
+    with current_platform().engine.begin() as conn:
+        if not conn.execute(delete(devices).where(devices.c.id == device_id)).rowcount:
+            raise not_found("device", device_id)
+        conn.execute(delete(telemetry).where(telemetry.c.device_id == device_id))
+
+
+@blp.route("/<uuid:device_id>/status", methods=["GET"])
+@require("devices:read")
+@blp.response(200, StatusSchema)
+def status(device_id: uuid.UUID) -> dict[str, Any]:
+    """Connection state, last contact and how many keys the device reports."""
+    device = _row(device_id)
+    with current_platform().engine.connect() as conn:
+        keys, latest = conn.execute(
+            select(func.count(), func.max(latest_values.c.timestamp)).where(
+                latest_values.c.device_id == device_id
+            )
+        ).one()
+    return {
+        "id": device_id,
+        "status": device["status"],
+        "last_seen": device["last_seen"],
+        "keys": keys,
+        "latest_timestamp": latest,
+    }
+
+
+@blp.route("/<uuid:device_id>/config", methods=["POST"])
+@require("devices:write")
+@blp.arguments(ConfigSchema)
+@blp.response(200, PublishedSchema)
+@blp.alt_response(503, description="No MQTT broker connected")
+def push_config(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
+    """Store the device's config and publish it retained to ``insa/devices/{id}/config``."""
+    _row(device_id)
+    topic = f"insa/devices/{device_id}/config"
+    payload = {"timestamp": datetime.now(UTC).isoformat(), "device_id": str(device_id), **body}
+    publish(topic, payload, retain=True)
+    with current_platform().engine.begin() as conn:
+        conn.execute(
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(config=body["config"], updated_at=datetime.now(UTC))
+        )
+    return {"topic": topic, "payload": payload}
+
+
+@blp.route("/<uuid:device_id>/command", methods=["POST"])
+@require("devices:command")
+@blp.arguments(CommandSchema)
+@blp.response(202, PublishedSchema)
+@blp.alt_response(503, description="No MQTT broker connected")
+def command(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
+    """Publish a command to ``insa/devices/{id}/command`` (QoS 1, not retained)."""
+    _row(device_id)
+    topic = f"insa/devices/{device_id}/command"
+    payload = {
+        "id": uuid.uuid4().hex,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "device_id": str(device_id),
+        "issued_by": str(current_principal().id),
+        **body,
+    }
+    publish(topic, payload, retain=False)
+    return {"topic": topic, "payload": payload}
