@@ -21,6 +21,7 @@ from ingest.service import run_standalone, start_in_process
 from workbench.api import errors as api_errors
 from workbench.api import ops
 from workbench.api.openapi import create_api
+from workbench.api.protection import init_protection
 from workbench.auth.users import ROLES, UserError, create_user
 from workbench.db.embedded import EmbeddedPostgres
 from workbench.db.engine import make_engine
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     app.extensions[EXTENSION] = platform
     ops.register_database_check(platform)
     api_errors.init_errors(app)
+    init_protection(app, settings)
     app.register_blueprint(ops.blueprint)
     api = create_api(app)
     for blueprint in api_blueprints():
@@ -58,10 +60,12 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
 def api_blueprints() -> list[Any]:
     """Every flask-smorest blueprint of ``/api/v1``, in registration order."""
     from ingest import http as ingest_http
+    from workbench.api import auth, dashboards, devices, keys, telemetry, users
     from workbench.rules import alerts_api
     from workbench.rules import api as rules_api
 
-    return [ingest_http.blp, rules_api.blp, alerts_api.blp]
+    own = [auth.blp, users.blp, devices.blp, telemetry.blp, dashboards.blp, keys.blp, ingest_http.blp]
+    return [*own, rules_api.blp, alerts_api.blp]
 
 
 @contextlib.contextmanager
