@@ -60,6 +60,10 @@ class ReportKit:
     tables: list[Table] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # The platform passes the database through the kernel's environment, never as a parameter.
+        self.database_url = self.database_url or os.environ.get("WORKBENCH_DATABASE_URL", "")
+        if not self.database_url:
+            raise RuntimeError("no database: set the database_url parameter or WORKBENCH_DATABASE_URL")
         self.tz = ZoneInfo(self.timezone or "UTC")
         self.start_utc = parse_instant(self.start, self.tz)
         self.end_utc = parse_instant(self.end, self.tz)

@@ -1,23 +1,29 @@
-"""Execute one report notebook with papermill; a failure names the failing cell.
+"""Execute report notebooks through the platform's notebook runner; a failure names the failing cell.
 
-This is the one seam between reports and notebook execution: swap ``execute`` for the notebook runner's
-warm kernels when reports should share them (reports run rarely, so a cold kernel is acceptable here).
+Reports get their own :class:`NotebookRunner` (own warm kernels) so a long report never holds a kernel
+that rule evaluations are waiting for. The database URL reaches the kernel through its environment, never
+as a parameter, so executed notebooks (kept, zipped, e-mailed) carry no credentials.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
+import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from sqlalchemy import Engine
 
-ProgressHook = Callable[[int, int], None]
+from workbench.notebooks.execute import notebook_hash as _file_hash
+from workbench.settings import Settings
+
+# Reports read more data than rules: give them longer than the rule timeout.
+REPORT_TIMEOUT_S = 900.0
 
 
 class NotebookFailed(RuntimeError):
-    """A report notebook raised; the message names the cell (number, id, first line) and the error."""
+    """A report notebook raised; the message names the notebook, the cell and the error."""
 
     def __init__(self, message: str, cell_number: int | None = None, executed: Path | None = None) -> None:
         super().__init__(message)
@@ -26,62 +32,53 @@ class NotebookFailed(RuntimeError):
 
 
 def notebook_hash(path: Path) -> str:
-    """SHA-256 of the notebook's cell sources (outputs and metadata do not change what a report computes)."""
-    notebook = nbformat.read(path, as_version=4)
-    digest = hashlib.sha256()
-    for cell in notebook.cells:
-        digest.update(cell.cell_type.encode() + b"\0" + cell.source.encode() + b"\0")
-    return digest.hexdigest()
+    """SHA-256 of the notebook file as stored (the same hash notebook runs record)."""
+    return _file_hash(path)
 
 
-def execute(
-    source: Path,
-    output: Path,
-    parameters: dict[str, Any],
-    cwd: Path,
-    progress: ProgressHook | None = None,
-    timeout: float = 600,
-) -> nbformat.NotebookNode:
-    """Run ``source`` with ``parameters`` into ``output``; raise :class:`NotebookFailed` naming the cell."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
+class ReportExecutor:
+    """Runs notebooks of one reports folder on warm kernels; thread-safe, started on first use."""
 
-    total = sum(1 for cell in nbformat.read(source, as_version=4).cells if cell.cell_type == "code") + 1
-    done = 0
+    def __init__(self, settings: Settings, engine: Engine, root: Path, kernels: int = 1, mode: str = "warm"):
+        self.settings = settings
+        self.engine = engine
+        self.root = root
+        self.kernels = kernels
+        self.mode = mode
+        self._runner: Any = None
+        self._lock = threading.Lock()
 
-    def on_cell_executed(**_: Any) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
+    def _get_runner(self) -> Any:
+        with self._lock:
+            if self._runner is None:
+                from workbench.notebooks.runner import NotebookRunner
 
-    try:
-        notebook: nbformat.NotebookNode = papermill.execute_notebook(
-            str(source),
-            str(output),
-            parameters=parameters,
-            kernel_name="python3",
-            progress_bar=False,
-            cwd=str(cwd),
-            execution_timeout=timeout,
-            on_cell_executed=on_cell_executed,
+                self._runner = NotebookRunner(self.settings, self.engine, self.root, pool_size=self.kernels)
+            return self._runner
+
+    def execute(
+        self,
+        source: Path,
+        parameters: dict[str, Any],
+        report_id: uuid.UUID,
+        timeout: float = REPORT_TIMEOUT_S,
+    ) -> tuple[nbformat.NotebookNode, Path]:
+        """Run ``source`` with ``parameters``; the executed notebook and where it is kept.
+
+        Raises :class:`NotebookFailed` (naming the cell) when the notebook fails or times out."""
+        result = self._get_runner().run(
+            source, parameters, report_id=report_id, mode=self.mode, timeout=timeout
         )
-    except PapermillExecutionError as error:
-        number, first_line = _locate(source, error.source)
-        where = f"cell {number}" if number is not None else f"the cell run as In [{error.exec_count}]"
-        raise NotebookFailed(
-            f"{source.name}: {where} failed ({first_line!r}): {error.ename}: {error.evalue}",
-            number,
-            output,
-        ) from None
-    return notebook
+        executed = Path(result.output_path) if result.output_path else None
+        if not result.ok:
+            cell = None if result.failed_cell is None else result.failed_cell + 1
+            raise NotebookFailed(result.error or f"{source.name}: {result.status}", cell, executed)
+        assert executed is not None
+        return nbformat.read(executed, as_version=4), executed
 
-
-def _locate(source: Path, code: str) -> tuple[int | None, str]:
-    """The 1-based position of the failing cell in the source notebook, and its first non-empty line."""
-    cells = nbformat.read(source, as_version=4).cells
-    first_line = next((line.strip() for line in code.splitlines() if line.strip()), "")
-    for number, cell in enumerate(cells, start=1):
-        if cell.cell_type == "code" and cell.source.strip() == code.strip():
-            return number, first_line
-    return None, first_line
+    def close(self) -> None:
+        """Shut the kernels down."""
+        with self._lock:
+            runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.close()

@@ -35,11 +35,17 @@ class ReportRequestError(ValueError):
 class ReportService:
     """Requests, runs and archives reports for one platform; ``platform.services['reports']`` holds it."""
 
-    def __init__(self, platform: Platform, notebooks_dir: Path | None = None) -> None:
+    def __init__(self, platform: Platform, notebooks_dir: Path | None = None, max_parallel: int = 2) -> None:
         self.platform = platform
         self.notebooks_dir = notebooks_dir or NOTEBOOKS_DIR
         self.archive_dir = platform.settings.data_dir / "reports"
+        assert platform.settings.database_url, "reports need a database"
+        self.executor = runner.ReportExecutor(
+            platform.settings, platform.engine, self.notebooks_dir, kernels=max_parallel
+        )
         self._threads: set[threading.Thread] = set()
+        # Each render holds a kernel and a PDF engine: bound how many run at once in this process.
+        self._slots = threading.BoundedSemaphore(max_parallel)
 
     def notebooks(self) -> list[str]:
         """The report notebooks that can be run, by name."""
@@ -94,6 +100,11 @@ class ReportService:
         thread.start()
         return thread
 
+    def close(self) -> None:
+        """Wait for background renders, then shut the report kernels down."""
+        self.wait()
+        self.executor.close()
+
     def wait(self, timeout: float | None = None) -> None:
         """Wait for the background renders started here (tests and shutdown)."""
         for thread in list(self._threads):
@@ -121,6 +132,10 @@ class ReportService:
 
     def run(self, report_id: uuid.UUID, reference: datetime | None = None) -> dict[str, Any]:
         """Execute and render the report; the row ends ``done`` with a path or ``failed`` with an error."""
+        with self._slots:
+            return self._run(report_id, reference)
+
+    def _run(self, report_id: uuid.UUID, reference: datetime | None) -> dict[str, Any]:
         row = self.get(report_id)
         if row is None:
             raise LookupError(f"no report {report_id}")
@@ -131,20 +146,20 @@ class ReportService:
         self.archive_dir.mkdir(parents=True, exist_ok=True)
         # The work folder sits beside the archive so the final rename is atomic (same filesystem).
         work = Path(tempfile.mkdtemp(prefix=f".work-{report_id}-", dir=self.archive_dir))
+        evidence = self.archive_dir / f"{report_id}.ipynb"
         try:
-            executed_path = work / "executed.ipynb"
             data_dir = work / "data"
-            notebook = runner.execute(
-                source,
-                executed_path,
-                {
-                    **resolved,
-                    "database_url": self.platform.settings.database_url,
-                    "report_dir": str(data_dir),
-                },
-                cwd=work,
-                progress=lambda done, total: self._set(report_id, progress=0.05 + 0.75 * done / total),
-            )
+            self._set(report_id, progress=0.05)
+            try:
+                notebook, executed_path = self.executor.execute(
+                    source, {**resolved, "report_dir": str(data_dir)}, report_id
+                )
+            except runner.NotebookFailed as failure:
+                if failure.executed is not None and failure.executed.exists():
+                    shutil.copyfile(failure.executed, evidence)
+                raise
+            shutil.copyfile(executed_path, evidence)
+            self._set(report_id, progress=0.7)
             manifest, tables = load_tables(data_dir)
             executed = ExecutedReport(
                 report_id=str(report_id),
@@ -152,7 +167,7 @@ class ReportService:
                 notebook=notebook,
                 notebook_path=executed_path,
                 parameters=resolved,
-                notebook_hash=row["notebook_hash"] or runner.notebook_hash(source),
+                notebook_hash=row["notebook_hash"],
                 data_hash=manifest.get("data_hash"),
                 tables=tables,
                 title=manifest.get("title", source.stem.replace("_", " ").capitalize()),
@@ -163,7 +178,6 @@ class ReportService:
             self._set(report_id, progress=0.95)
             final = self.archive_dir / f"{report_id}.{fmt.extension}"
             os.replace(partial, final)
-            os.replace(executed_path, self.archive_dir / f"{report_id}.ipynb")
             self._set(
                 report_id,
                 status="done",
@@ -174,20 +188,18 @@ class ReportService:
                 finished_at=datetime.now(UTC),
             )
         except runner.NotebookFailed as error:
-            self._fail(report_id, str(error), work / "executed.ipynb")
+            self._fail(report_id, str(error))
         except Exception as error:
             log.exception("report %s failed", report_id)
-            self._fail(report_id, f"{type(error).__name__}: {error}", work / "executed.ipynb")
+            self._fail(report_id, f"{type(error).__name__}: {error}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
         final_row = self.get(report_id)
         assert final_row is not None
         return final_row
 
-    def _fail(self, report_id: uuid.UUID, message: str, executed: Path) -> None:
-        # The executed notebook (with the traceback) is kept as evidence; no report file is written.
-        if executed.exists():
-            os.replace(executed, self.archive_dir / f"{report_id}.ipynb")
+    def _fail(self, report_id: uuid.UUID, message: str) -> None:
+        # The executed notebook (with the traceback) stays as evidence; no report file is written.
         self._set(report_id, status="failed", error=message, finished_at=datetime.now(UTC))
 
     def _set(self, report_id: uuid.UUID, **values: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, insert
 
@@ -94,3 +95,23 @@ def seed_plant(engine: Engine) -> Plant:
         conn.execute(insert(alerts), alert_rows)
     plant.alert_count = {"press": 5, "pump": 2, "oven": 0}
     return plant
+
+
+def read_table(sheet: Any, title: str, column: int = 1) -> list[dict[str, Any]]:
+    """The rows of the table titled ``title`` in an openpyxl sheet, as dicts keyed by header."""
+    rows = list(sheet.iter_rows(values_only=True))
+    for index, row in enumerate(rows):
+        if len(row) >= column and row[column - 1] == title:
+            header = []
+            for name in rows[index + 1][column - 1 :]:
+                if name is None:
+                    break
+                header.append(name)
+            found = []
+            for values in rows[index + 2 :]:
+                cells = values[column - 1 : column - 1 + len(header)]
+                if all(cell is None for cell in cells):
+                    break
+                found.append(dict(zip(header, cells, strict=True)))
+            return found
+    raise AssertionError(f"no table {title!r} in sheet {sheet.title!r}")

@@ -1,0 +1,135 @@
+"""Runs due report schedules exactly once across processes, archives the reports and e-mails them.
+
+Each due firing is claimed by inserting ``(report:<schedule id>, due_at)`` into ``schedule_leases`` with
+``ON CONFLICT DO NOTHING``: whichever process inserts the row renders; the others skip. Missed firings
+(the platform was down) collapse into one run for the latest due time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from workbench.db.tables import report_schedules, reports, schedule_leases
+from workbench.platform import Platform
+from workbench.reports import mail
+from workbench.reports.schedules import last_due, list_schedules
+from workbench.reports.service import ReportService, service
+
+log = logging.getLogger(__name__)
+
+LEASE_PREFIX = "report:"
+
+
+class ReportScheduler:
+    """``run_pending(now)`` renders schedules due at ``now``; ``start()``/``stop()`` run it in a thread."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        reports: ReportService | None = None,
+        interval: float = 30.0,
+        holder: str | None = None,
+    ) -> None:
+        self.platform = platform
+        self.reports = reports or service(platform)
+        self.interval = interval
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def due(self, now: datetime) -> list[tuple[dict[str, Any], datetime]]:
+        """Enabled schedules whose latest firing at or before ``now`` has not run yet."""
+        found = []
+        for schedule in list_schedules(self.reports, enabled_only=True):
+            fired = last_due(schedule["cron"], schedule["timezone"], now)
+            since = schedule["last_run"] or schedule["created_at"]
+            if fired > since:
+                found.append((schedule, fired))
+        return found
+
+    def run_pending(self, now: datetime | None = None) -> list[uuid.UUID]:
+        """Render, archive and e-mail every due schedule this process wins; returns the report ids."""
+        now = now or datetime.now(UTC)
+        rendered = []
+        for schedule, fired in self.due(now):
+            if not self._claim(schedule["id"], fired):
+                continue
+            try:
+                rendered.append(self._run(schedule, fired))
+            except Exception:
+                log.exception("scheduled report %s (%s) failed", schedule["name"], schedule["id"])
+        return rendered
+
+    def _claim(self, schedule_id: uuid.UUID, fired: datetime) -> bool:
+        with self.platform.engine.begin() as conn:
+            won = conn.execute(
+                pg_insert(schedule_leases)
+                .values(name=f"{LEASE_PREFIX}{schedule_id}", due_at=fired, holder=self.holder)
+                .on_conflict_do_nothing()
+                .returning(schedule_leases.c.name)
+            ).first()
+            if won is not None:
+                conn.execute(
+                    update(report_schedules)
+                    .where(report_schedules.c.id == schedule_id)
+                    .values(last_run=fired)
+                )
+        return won is not None
+
+    def _run(self, schedule: dict[str, Any], fired: datetime) -> uuid.UUID:
+        report_id = self.reports.request(
+            schedule["notebook"],
+            schedule["format"],
+            {"timezone": schedule["timezone"], **schedule["parameters"]},
+            requested_by=schedule["created_by"],
+            schedule_id=schedule["id"],
+        )
+        row = self.reports.run(report_id, reference=fired)
+        recipients = list(schedule["recipients"] or [])
+        if row["status"] == "done" and recipients:
+            try:
+                mail.send(
+                    self.platform.settings,
+                    mail.report_message(self.platform.settings, row, recipients, schedule["name"]),
+                )
+            except Exception as error:
+                log.warning("report %s: e-mail to %s failed: %s", report_id, recipients, error)
+                with self.platform.engine.begin() as conn:
+                    conn.execute(
+                        update(reports)
+                        .where(reports.c.id == report_id)
+                        .values(error=f"e-mail delivery failed: {error}")
+                    )
+        return report_id
+
+    def start(self) -> None:
+        """Check for due schedules every ``interval`` seconds in a daemon thread."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="report-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the thread (a render in progress finishes first, up to ``timeout``)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_pending()
+            except Exception:
+                log.exception("report scheduler pass failed")
+            self._stop.wait(self.interval)
