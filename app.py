@@ -159,6 +159,9 @@ def up(host: str | None, port: int | None) -> None:
         with running_services(settings) as resolved, contextlib.ExitStack() as ingest_stack:
             app = create_app(resolved)
             ingest_stack.callback(start_in_process(app.extensions[EXTENSION]))
+            from workbench.rules.engine import RuleEngine
+
+            ingest_stack.callback(RuleEngine(app.extensions[EXTENSION]).start().stop)
             click.echo(f"workbench: serving on http://{resolved.host}:{resolved.port}", err=True)
             from werkzeug.serving import run_simple
 
