@@ -22,7 +22,7 @@ from workbench.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 # Shared API auth fixtures (users of every role, their headers, a device with its key).
-pytest_plugins = ["tests.workbench.api.fixtures"]
+pytest_plugins = ["tests.workbench.api.fixtures", "tests.workbench.notebooks.fixtures"]
 
 
 def free_port() -> int:

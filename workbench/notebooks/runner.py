@@ -46,6 +46,7 @@ class NotebookRunner:
         engine: Engine | None = None,
         root: Path | None = None,
         pool_size: int | None = None,
+        pool: KernelPool | None = None,
     ) -> None:
         if not settings.database_url:
             raise NotebookError("the notebook runner needs a database URL")
@@ -54,7 +55,8 @@ class NotebookRunner:
         self.root = (root or default_root()).resolve()
         self.runs_dir = Path(settings.data_dir).resolve() / "runs"
         self.pool_size = pool_size or settings.notebook_kernels
-        self._pool: KernelPool | None = None
+        self._pool: KernelPool | None = pool
+        self._owns_pool = pool is None  # a shared pool is closed by its owner
         self._lock = threading.Lock()
 
     @property
@@ -222,7 +224,7 @@ class NotebookRunner:
         """Shut the warm kernels down."""
         with self._lock:
             pool, self._pool = self._pool, None
-        if pool is not None:
+        if pool is not None and self._owns_pool:
             pool.close()
 
 
