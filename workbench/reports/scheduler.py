@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,3 +134,17 @@ class ReportScheduler:
             except Exception:
                 log.exception("report scheduler pass failed")
             self._stop.wait(self.interval)
+
+
+def start_reports(platform: Platform, interval: float = 30.0) -> Callable[[], None]:
+    """Start the report scheduler of a running platform; returns the function that stops it (and the
+    report kernels). ``workbench up`` calls this once per process; leases keep several processes safe."""
+    scheduler = ReportScheduler(platform, interval=interval)
+    platform.services["report_scheduler"] = scheduler
+    scheduler.start()
+
+    def stop() -> None:
+        scheduler.stop()
+        scheduler.reports.close()
+
+    return stop

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from workbench.db.tables import reports
+from workbench.metrics import REPORT_RUNS
 from workbench.platform import Platform
 from workbench.reports import formats, params, runner
 from workbench.reports.formats import ExecutedReport
@@ -196,6 +197,7 @@ class ReportService:
             shutil.rmtree(work, ignore_errors=True)
         final_row = self.get(report_id)
         assert final_row is not None
+        REPORT_RUNS.labels(final_row["format"], final_row["status"]).inc()
         return final_row
 
     def _fail(self, report_id: uuid.UUID, message: str) -> None:
