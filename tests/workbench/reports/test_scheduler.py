@@ -22,7 +22,7 @@ from workbench.db.engine import make_engine
 from workbench.db.tables import report_schedules, reports, schedule_leases
 from workbench.live.bus import EventBus
 from workbench.platform import Platform
-from workbench.reports.scheduler import LEASE_PREFIX, ReportScheduler
+from workbench.reports.scheduler import LEASE_PREFIX, ReportScheduler, start_reports
 from workbench.reports.schedules import create_schedule, last_due
 from workbench.reports.service import ReportService
 from workbench.settings import Settings
@@ -162,3 +162,14 @@ def test_scheduler_thread_starts_and_stops(report_platform: Platform, tiny_noteb
     count = len(passes)
     threading.Event().wait(0.2)
     assert len(passes) == count  # stopped
+
+
+def test_start_reports_runs_the_scheduler_until_stopped(report_platform: Platform) -> None:
+    stop = start_reports(report_platform, interval=3600)
+    scheduler = report_platform.services.pop("report_scheduler")
+    try:
+        assert isinstance(scheduler, ReportScheduler)
+        assert scheduler._thread is not None and scheduler._thread.is_alive()
+    finally:
+        stop()
+    assert scheduler._thread is None
