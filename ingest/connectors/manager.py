@@ -13,6 +13,7 @@ import logging
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -23,6 +24,7 @@ from ingest.connectors.runner import ConnectorRunner
 from ingest.connectors.sparkplug import SparkplugHost
 from workbench.db.tables import devices
 from workbench.metrics import CONNECTORS
+from workbench.platform import Platform
 from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -157,3 +159,24 @@ class ConnectorManager:
         if self.sparkplug is not None:
             details["sparkplug"] = self.sparkplug.health()
         return details
+
+
+def start_connectors(platform: Platform) -> Callable[[], None]:
+    """Run a connector manager on the platform's ingest pipeline; register its health; return ``stop``.
+
+    Needs ``platform.services["pipeline"]`` (the ingest service puts it there). Idempotent: a manager
+    already running is left alone.
+    """
+    existing = platform.services.get("connectors")
+    if existing is not None:
+        return lambda: None
+    manager = ConnectorManager(platform.engine, platform.services["pipeline"], platform.settings)
+    manager.start()
+    platform.services["connectors"] = manager
+    platform.health.register("connectors", manager.health)
+
+    def stop() -> None:
+        manager.stop()
+        platform.services.pop("connectors", None)
+
+    return stop

@@ -95,10 +95,17 @@ class PlantModel:
         self.faults: list[Fault] = list(plant.faults)
         self._stuck: dict[tuple[str, str], float] = {}
         hour = self.hour
+        for tank in self.tanks.values():
+            tank.outflow = tank.spec.demand * demand_factor(hour)
         for pump in self.pumps.values():
+            # Start in steady state: no start-up transient that rules would take for a fault.
+            pump.speed = self._speed_target(pump)
             pump.motor_temperature = ambient(hour) + 30.0
             pump.fluid_temperature = ambient(hour) + 3.0
         self._solve()
+        for pump in self.pumps.values():
+            current = pump.values["motor_current"] / self._rated_current(pump.spec)
+            pump.motor_temperature = ambient(hour) + 45 * current**2
 
     @property
     def now(self) -> datetime:
@@ -129,11 +136,7 @@ class PlantModel:
         for tank in self.tanks.values():
             tank.outflow = max(0.0, tank.spec.demand * demand_factor(hour) * (1 + self.rng.gauss(0, 0.02)))
         for pump in self.pumps.values():
-            tank = self.tanks[pump.spec.tank]
-            # Level control: feed-forward on demand plus a proportional term on the level error.
-            ratio = tank.outflow / pump.spec.rated_flow
-            target = 0.35 + 0.6 * ratio + 0.25 * (tank.spec.setpoint - tank.level)
-            target = min(1.0, max(0.3, target))
+            target = self._speed_target(pump)
             pump.speed += max(-0.02 * dt, min(0.02 * dt, target - pump.speed))  # ramp-limited drive
         for valve in self.plant.valves:
             self.valves[valve.name] = valve.opening * (
@@ -155,6 +158,13 @@ class PlantModel:
             pump.fluid_temperature += (fluid_target - pump.fluid_temperature) * min(1.0, dt / 3600)
             values["motor_temperature"] = pump.motor_temperature
             values["fluid_temperature"] = pump.fluid_temperature
+
+    def _speed_target(self, pump: PumpState) -> float:
+        """Level control: feed-forward on demand plus a proportional term on the level error."""
+        tank = self.tanks[pump.spec.tank]
+        ratio = tank.outflow / pump.spec.rated_flow
+        target = 0.35 + 0.6 * ratio + 0.25 * (tank.spec.setpoint - tank.level)
+        return min(1.0, max(0.3, target))
 
     def _rated_current(self, spec: PumpSpec) -> float:
         hydraulic = RHO_G * spec.rated_flow / 3600 * spec.rated_head / 1000
