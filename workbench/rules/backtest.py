@@ -15,10 +15,11 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from workbench.rules.alerts import alert_values, as_time
+from workbench.rules.codes import DeviceCodes
 from workbench.rules.lifecycle import AlertBook, Decision, decide
 from workbench.rules.schedule import due_times
 from workbench.rules.store import DeviceDirectory, telemetry_frame
-from workbench.rules.types import Rule, RuleState, rule_type
+from workbench.rules.types import Points, Rule, RuleState, rule_type
 
 MAX_POINTS = 2_000_000
 MAX_STEPS = 2_000
@@ -34,7 +35,7 @@ def backtest(engine: Engine, rule: Rule, start: datetime, end: datetime) -> dict
     directory = DeviceDirectory(engine)
     directory.refresh()
     custom = kind.backtest(rule, engine, start_ns, end_ns)
-    points = 0
+    count = 0
     book = AlertBook()
     decisions: list[Decision] = []
     if custom is not None:
@@ -42,28 +43,38 @@ def backtest(engine: Engine, rule: Rule, start: datetime, end: datetime) -> dict
     else:
         devices = kind.devices(rule) or directory.matching(rule.target, rule.device_id)
         frame = telemetry_frame(engine, kind.keys(rule.condition), devices, start_ns, end_ns, MAX_POINTS + 1)
-        points = min(len(frame), MAX_POINTS)
+        count = min(len(frame), MAX_POINTS)
         frame = frame.iloc[:MAX_POINTS]
         state = RuleState()
+        codes = state.memory["codes"] = DeviceCodes()
+        points = Points(
+            codes.encode(frame["device_id"].astype(str)),
+            frame["device_id"].astype(str).to_numpy(dtype=object),
+            frame["key"].to_numpy(dtype=object),
+            frame["ts"].to_numpy(dtype=np.int64),
+            frame["value"].to_numpy(dtype=np.float64),
+        )
         state.memory["loader"] = lambda ids, key, a, b: telemetry_frame(engine, [key], ids, a, b)
-        for chunk in _steps(frame, kind.backtest_step_seconds(rule.condition), start_ns, end_ns):
+        for chunk in _steps(points, kind.backtest_step_seconds(rule.condition), start_ns, end_ns):
             decisions.extend(decide(rule, kind.evaluate(rule, chunk, state), book))
     return {
-        "points": points,
-        "truncated": points >= MAX_POINTS,
+        "points": count,
+        "truncated": count >= MAX_POINTS,
         "alerts": _would_be(decisions, directory),
         "runs": [],
     }
 
 
-def _steps(frame: pd.DataFrame, step_s: float | None, start_ns: int, end_ns: int) -> list[pd.DataFrame]:
-    if frame.empty:
+def _steps(points: Points, step_s: float | None, start_ns: int, end_ns: int) -> list[Points]:
+    if not len(points):
         return []
     if step_s is None:
-        return [frame]
+        return [points]
     step = max(int(step_s * 1e9), (end_ns - start_ns) // MAX_STEPS + 1)
-    index = (frame["ts"].to_numpy(dtype=np.int64) - start_ns) // step
-    return [chunk for _, chunk in frame.groupby(index, sort=True)]
+    index = (points.ts - start_ns) // step
+    order = np.argsort(index, kind="stable")
+    cuts = np.flatnonzero(np.diff(index[order])) + 1
+    return [points.take(rows) for rows in np.split(order, cuts)]
 
 
 def _would_be(decisions: list[Decision], directory: DeviceDirectory) -> list[dict[str, Any]]:

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.rules.codes import DeviceCodes
 from workbench.rules.conditions import Errors, check_key, check_number, check_operator, compare, is_uuid
 from workbench.rules.gate import gate
-from workbench.rules.types import Rule, RuleState, RuleType, empty_events, register_rule_type
+from workbench.rules.types import Points, Rule, RuleState, RuleType, empty_events, register_rule_type
 
 FIELDS = {"left", "right", "operator", "offset", "tolerance_seconds", "duration_seconds"}
 
@@ -53,53 +54,62 @@ class ComparisonRule(RuleType):
         """Both sides' devices, whatever the target says."""
         return {str(rule.condition["left"]["device"]), str(rule.condition["right"]["device"])}
 
-    def evaluate(self, rule: Rule, points: pd.DataFrame, state: RuleState) -> pd.DataFrame:
+    def evaluate(self, rule: Rule, points: Points, state: RuleState) -> pd.DataFrame:
         """As-of join of the two sides in event time, then the duration gate on the left device."""
         c = rule.condition
         left_dev, right_dev = str(c["left"]["device"]), str(c["right"]["device"])
-        is_left = ((points["device_id"] == left_dev) & (points["key"] == c["left"]["key"])).to_numpy()
-        is_right = ((points["device_id"] == right_dev) & (points["key"] == c["right"]["key"])).to_numpy()
-        rows = points[is_left | is_right].sort_values("ts", kind="stable")
-        if rows.empty:
+        devices = points.device_id
+        keys = points.key
+        is_left = (devices == left_dev) & (keys == c["left"]["key"])
+        is_right = (devices == right_dev) & (keys == c["right"]["key"])
+        chosen = np.nonzero(is_left | is_right)[0]
+        if not len(chosen):
             return empty_events()
-        side_left = ((rows["device_id"] == left_dev) & (rows["key"] == c["left"]["key"])).to_numpy()
-        prior = state.devices.get(left_dev, {})
-        values = rows["value"].to_numpy(dtype=np.float64)
-        ts = rows["ts"].to_numpy(dtype=np.int64)
-        lv, lt = _asof(values, ts, side_left, prior.get("left"))
-        rv, rt = _asof(values, ts, ~side_left, prior.get("right"))
+        ts = points.ts[chosen]
+        order = np.argsort(ts, kind="stable")
+        chosen, ts = chosen[order], ts[order]
+        values = points.value[chosen]
+        side_left = is_left[chosen]
+        sides = state.memory.get("sides")
+        if sides is None:
+            saved = state.devices.get(left_dev, {})
+            sides = state.memory["sides"] = {"left": saved.get("left"), "right": saved.get("right")}
+        lv, lt = _asof(values, ts, side_left, sides["left"])
+        rv, rt = _asof(values, ts, ~side_left, sides["right"])
         usable = ~np.isnan(lv) & ~np.isnan(rv)
         tolerance = c.get("tolerance_seconds")
         if tolerance is not None:
             usable &= np.abs(lt - rt) <= tolerance * 1e9
-        threshold = rv + float(c.get("offset") or 0)
-        frame = pd.DataFrame(
-            {
-                "device_id": left_dev,
-                "ts": ts,
-                "key": c["left"]["key"],
-                "value": lv,
-                "threshold": threshold,
-                "cond": compare(lv, c["operator"], threshold),
-            }
-        )[usable]
-        events = gate(frame, state, float(c.get("duration_seconds") or 0))
-        after = dict(state.devices.get(left_dev, {}))
-        after["left"] = [float(lt[-1]), float(lv[-1])] if not np.isnan(lv[-1]) else prior.get("left")
-        after["right"] = [float(rt[-1]), float(rv[-1])] if not np.isnan(rv[-1]) else prior.get("right")
-        state.put(left_dev, after, persist=left_dev in state.dirty)
+        if not np.isnan(lv[-1]):
+            sides["left"] = [float(lt[-1]), float(lv[-1])]
+        if not np.isnan(rv[-1]):
+            sides["right"] = [float(rt[-1]), float(rv[-1])]
+        code = state.memory.setdefault("codes", DeviceCodes()).code(left_dev)
+        threshold = (rv + float(c.get("offset") or 0))[usable]
+        with np.errstate(invalid="ignore"):
+            cond = compare(lv[usable], c["operator"], threshold)
+        n = int(usable.sum())
+        frame = Points(
+            np.full(n, code, dtype=np.int64),
+            np.full(n, left_dev, dtype=object),
+            np.full(n, c["left"]["key"], dtype=object),
+            ts[usable],
+            lv[usable],
+        )
+        events = gate(frame, cond, threshold, state, float(c.get("duration_seconds") or 0))
+        if left_dev in state.dirty:
+            state.devices[left_dev] = {**state.devices[left_dev], **sides}
         return events
 
 
 def _asof(values: np.ndarray, ts: np.ndarray, mine: np.ndarray, prior: Any) -> tuple[np.ndarray, np.ndarray]:
     """Newest value (and its time) of one side at every row, seeded from the prior state."""
-    series_v = pd.Series(np.where(mine, values, np.nan))
-    series_t = pd.Series(np.where(mine, ts.astype(np.float64), np.nan))
-    if prior:
-        first_v = series_v.ffill().fillna(float(prior[1]))
-        first_t = series_t.ffill().fillna(float(prior[0]))
-        return first_v.to_numpy(), first_t.to_numpy()
-    return series_v.ffill().to_numpy(), series_t.ffill().to_numpy()
+    index = np.where(mine, np.arange(len(values)), -1)
+    index = np.maximum.accumulate(index)
+    seed_v, seed_t = (float(prior[1]), float(prior[0])) if prior else (np.nan, np.nan)
+    value = np.where(index >= 0, values[np.maximum(index, 0)], seed_v)
+    when = np.where(index >= 0, ts[np.maximum(index, 0)].astype(np.float64), seed_t)
+    return value, when
 
 
 register_rule_type(ComparisonRule)

@@ -17,6 +17,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from workbench.live.bus import ALERT_UPDATE, TELEMETRY_BATCH
@@ -26,6 +27,7 @@ from workbench.platform import Platform
 from workbench.rules import alerts as alert_rows
 from workbench.rules.actions.base import ActionContext
 from workbench.rules.actions.worker import ActionWorker
+from workbench.rules.codes import DeviceCodes
 from workbench.rules.lifecycle import AlertBook, Decision, decide
 from workbench.rules.scheduler import Scheduler
 from workbench.rules.store import (
@@ -36,7 +38,7 @@ from workbench.rules.store import (
     telemetry_frame,
     with_ns,
 )
-from workbench.rules.types import Rule, RuleState, rule_type
+from workbench.rules.types import Points, Rule, RuleState, rule_type
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,8 @@ class RuleEngine:
         self.reload_seconds = reload_seconds
         self._rules: list[Rule] = []
         self._states: dict[str, RuleState] = {}
-        self._targets: dict[str, tuple[int, set[str] | None]] = {}
+        self._targets: dict[str, tuple[tuple[int, int], np.ndarray | None]] = {}
+        self.codes = DeviceCodes()
         self._queue: queue.Queue[TelemetryBatch] = queue.Queue(maxsize=100_000)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -184,6 +187,7 @@ class RuleEngine:
         if state is None:
             state = load_state(self.engine, rule.id)
             state.memory["loader"] = self._history
+            state.memory["codes"] = self.codes
             self._states[rule.id] = state
         return state
 
@@ -199,10 +203,18 @@ class RuleEngine:
         frame = frame[frame["value"].notna()]
         if frame.empty:
             return []
-        frame = with_ns(frame.loc[:, ["timestamp", "device_id", "key", "value"]])
-        frame["device_id"] = frame["device_id"].astype(str)
-        self.directory.ensure(frame["device_id"].unique())
-        by_key = {str(k): g for k, g in frame.groupby("key", sort=False)}
+        known = len(self.codes)
+        ids = frame["device_id"].astype(str).to_numpy(dtype=object)
+        dev = self.codes.encode(ids)
+        if len(self.codes) > known:
+            self.directory.ensure(self.codes.ids[known:])
+        ts = with_ns(frame.loc[:, ["timestamp", "value"]])["ts"].to_numpy()
+        keys = frame["key"].to_numpy(dtype=object)
+        values = frame["value"].to_numpy(dtype=np.float64)
+        labels, uniques = pd.factorize(keys)
+        order = np.argsort(labels, kind="stable")
+        cuts = np.searchsorted(labels[order], np.arange(len(uniques) + 1))
+        by_key = {str(k): order[cuts[i] : cuts[i + 1]] for i, k in enumerate(uniques)}
         decisions: list[Decision] = []
         changed: list[tuple[str, str, dict[str, Any]]] = []
         for rule in streaming:
@@ -210,12 +222,13 @@ class RuleEngine:
             parts = [by_key[k] for k in kind.keys(rule.condition) if k in by_key]
             if not parts:
                 continue
-            points = parts[0] if len(parts) == 1 else pd.concat(parts)
-            devices = kind.devices(rule) or self._target(rule)
-            if devices is not None:
-                points = points[points["device_id"].isin(devices)]
-                if points.empty:
+            rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            mask = self._mask(rule, kind)
+            if mask is not None:
+                rows = rows[mask[dev[rows]]]
+                if not len(rows):
                     continue
+            points = Points(dev[rows], ids[rows], keys[rows], ts[rows], values[rows])
             state = self.state(rule)
             try:
                 events = kind.evaluate(rule, points, state)
@@ -230,11 +243,13 @@ class RuleEngine:
         self._apply(decisions, changed)
         return decisions
 
-    def _target(self, rule: Rule) -> set[str] | None:
-        version = len(self.directory._known)
+    def _mask(self, rule: Rule, kind: Any) -> np.ndarray | None:
+        """The rule's devices as a boolean array over device codes (cached per directory version)."""
         cached = self._targets.get(rule.id)
-        if cached is None or cached[0] != version:
-            cached = (version, self.directory.matching(rule.target, rule.device_id))
+        if cached is None or cached[0] != (self.directory.version, len(self.codes)):
+            devices = kind.devices(rule) or self.directory.matching(rule.target, rule.device_id)
+            mask = self.codes.mask(devices)  # may assign codes: take the version after
+            cached = ((self.directory.version, len(self.codes)), mask)
             self._targets[rule.id] = cached
         return cached[1]
 

@@ -22,61 +22,111 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.rules.types import RuleState, empty_events
+from workbench.rules.codes import DeviceCodes, grown
+from workbench.rules.types import Points, RuleState, empty_events, events_frame
 
 NO_TIME = np.iinfo(np.int64).min
 
 
-def gate(points: pd.DataFrame, state: RuleState, duration_s: float) -> pd.DataFrame:
-    """Events for ``points`` (device_id, ts, cond, key, value, threshold), updating ``state`` per device."""
-    if points.empty:
-        return empty_events()
-    points = points.sort_values(["device_id", "ts"], kind="stable")
-    devices = points["device_id"].to_numpy()
-    known = state.devices
-    watermark = np.fromiter(
-        (known.get(d, {}).get("wm", NO_TIME) for d in devices), dtype=np.int64, count=len(devices)
-    )
-    ts = points["ts"].to_numpy(dtype=np.int64)
-    late = ts <= watermark
-    frames = []
-    if late.any() and duration_s == 0:
-        late_rows = points[late & points["cond"].to_numpy(dtype=bool)]
-        if not late_rows.empty:
-            frames.append(late_rows.drop_duplicates("device_id").assign(kind="fire"))
-    ontime = points[~late]
-    if not ontime.empty:
-        frames.append(_ontime(ontime, state, int(duration_s * 1e9)))
-    frames = [f for f in frames if not f.empty]
-    if not frames:
-        return empty_events()
-    events = pd.concat(frames, ignore_index=True)
-    return events.loc[:, ["device_id", "kind", "ts", "key", "value", "threshold"]].sort_values(
-        "ts", kind="stable"
-    )
+class GateArrays:
+    """Per-device gate state as arrays indexed by device code (loaded from ``RuleState.devices`` once)."""
+
+    def __init__(self, state: RuleState, codes: DeviceCodes) -> None:
+        self.cond = np.zeros(0, dtype=bool)
+        self.held = np.zeros(0, dtype=bool)
+        self.since = np.zeros(0, dtype=np.int64)
+        self.wm = np.zeros(0, dtype=np.int64)
+        for device_id, saved in state.devices.items():
+            code = codes.code(device_id)
+            self.fit(code + 1)
+            self.cond[code] = bool(saved.get("cond", False))
+            self.held[code] = bool(saved.get("held", False))
+            self.since[code] = NO_TIME if saved.get("since") is None else int(saved["since"])
+            self.wm[code] = int(saved.get("wm", NO_TIME))
+
+    def fit(self, size: int) -> None:
+        """Make room for codes below ``size``."""
+        self.cond = grown(self.cond, size, False)
+        self.held = grown(self.held, size, False)
+        self.since = grown(self.since, size, NO_TIME)
+        self.wm = grown(self.wm, size, NO_TIME)
 
 
-def _ontime(points: pd.DataFrame, state: RuleState, duration_ns: int) -> pd.DataFrame:
-    devices = points["device_id"].to_numpy()
-    ts = points["ts"].to_numpy(dtype=np.int64)
-    cond = points["cond"].to_numpy(dtype=bool)
+def arrays_of(state: RuleState) -> GateArrays:
+    """The state's gate arrays (built on first use from the persisted per-device state)."""
+    codes: DeviceCodes = state.memory.setdefault("codes", DeviceCodes())
+    found = state.memory.get("gate")
+    if found is None:
+        found = state.memory["gate"] = GateArrays(state, codes)
+    found.fit(len(codes))
+    return found
+
+
+def gate(
+    points: Points, cond: np.ndarray, threshold: Any, state: RuleState, duration_s: float
+) -> pd.DataFrame:
+    """Fire/clear events of ``points`` (device, device_id, ts, key, value) whose condition is ``cond``."""
+    if len(points) == 0:
+        return empty_events()
+    g = arrays_of(state)
+    dev = points.device
+    ts = points.ts
+    order = np.lexsort((ts, dev))
+    dev, ts, cond = dev[order], ts[order], np.asarray(cond, dtype=bool)[order]
+    values = points.value[order]
+    ids = points.device_id[order]
+    key = points.key[order]
+    thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(points),))
+    thresholds = thresholds[order] if thresholds.ndim and len(thresholds) == len(points) else thresholds
+    late = ts <= g.wm[dev]
+    picks: list[np.ndarray] = []
+    kinds: list[np.ndarray] = []
+    if duration_s == 0 and late.any():
+        rows = np.nonzero(late & cond)[0]
+        if len(rows):
+            _, first = np.unique(dev[rows], return_index=True)
+            picks.append(rows[first])
+            kinds.append(np.full(len(first), "fire", dtype=object))
+    ontime = np.nonzero(~late)[0]
+    if len(ontime):
+        fire, clear, last, since, held = _ontime(
+            dev[ontime], ts[ontime], cond[ontime], g, int(duration_s * 1e9)
+        )
+        _remember(
+            state,
+            g,
+            ids[ontime][last],
+            dev[ontime][last],
+            cond[ontime][last],
+            since[last],
+            held[last],
+            ts[ontime][last],
+        )
+        for mask, kind in ((fire, "fire"), (clear, "clear")):
+            if mask.any():
+                picks.append(ontime[mask])
+                kinds.append(np.full(int(mask.sum()), kind, dtype=object))
+    if not picks:
+        return empty_events()
+    rows = np.concatenate(picks)
+    return events_frame(ids[rows], np.concatenate(kinds), ts[rows], key[rows], values[rows], thresholds[rows])
+
+
+def _ontime(
+    dev: np.ndarray, ts: np.ndarray, cond: np.ndarray, g: GateArrays, duration_ns: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     n = len(cond)
     first = np.ones(n, dtype=bool)
-    first[1:] = devices[1:] != devices[:-1]
-    prior = [state.devices.get(d, {}) for d in devices[first]]
-    prior_cond = np.array([bool(p.get("cond", False)) for p in prior], dtype=bool)
-    prior_since = np.array(
-        [p.get("since") if p.get("since") is not None else NO_TIME for p in prior], np.int64
-    )
-    prior_held = np.array([bool(p.get("held", False)) for p in prior], dtype=bool)
-
+    first[1:] = dev[1:] != dev[:-1]
+    head = dev[first]
+    prior_cond, prior_since, prior_held = g.cond[head], g.since[head], g.held[head]
     prev = np.empty(n, dtype=bool)
     prev[1:] = cond[:-1]
     prev[first] = prior_cond
     run_start = first | (cond != prev)
     start_index = np.maximum.accumulate(np.where(run_start, np.arange(n), 0))
     since = ts[start_index]
-    # A run that was already true before this batch started when the state says, not at our first point.
+    # A run already true before this batch started when the state says, not at our first point.
     continuing = np.zeros(n, dtype=bool)
     continuing[first] = cond[first] & prior_cond & (prior_since != NO_TIME)
     carried = np.full(n, NO_TIME, dtype=np.int64)
@@ -88,20 +138,32 @@ def _ontime(points: pd.DataFrame, state: RuleState, duration_ns: int) -> pd.Data
     prev_held[1:] = held[:-1]
     prev_held[run_start] = False
     prev_held[first] = np.where(continuing[first], prior_held, False)
-    fire = held & ~prev_held
-    clear = ~cond & prev
-
     last = np.ones(n, dtype=bool)
-    last[:-1] = devices[1:] != devices[:-1]
-    for device, c, s, h, w in zip(devices[last], cond[last], since[last], held[last], ts[last], strict=True):
-        old: dict[str, Any] = state.devices.get(device, {})
-        new = {"cond": bool(c), "since": int(s) if c else None, "held": bool(h), "wm": int(w)}
-        changed = (old.get("cond"), old.get("since"), old.get("held")) != (
-            new["cond"],
-            new["since"],
-            new["held"],
+    last[:-1] = dev[1:] != dev[:-1]
+    return held & ~prev_held, ~cond & prev, last, np.where(cond, since, NO_TIME), held
+
+
+def _remember(
+    state: RuleState,
+    g: GateArrays,
+    ids: np.ndarray,
+    dev: np.ndarray,
+    cond: np.ndarray,
+    since: np.ndarray,
+    held: np.ndarray,
+    wm: np.ndarray,
+) -> None:
+    """Store each device's newest gate state; mark changes of cond/since/held for ``rule_state``."""
+    changed = (g.cond[dev] != cond) | (g.since[dev] != since) | (g.held[dev] != held)
+    g.cond[dev], g.since[dev], g.held[dev] = cond, since, held
+    g.wm[dev] = np.maximum(g.wm[dev], wm)
+    for i in np.nonzero(changed)[0]:
+        state.put(
+            str(ids[i]),
+            {
+                "cond": bool(cond[i]),
+                "since": None if since[i] == NO_TIME else int(since[i]),
+                "held": bool(held[i]),
+                "wm": int(g.wm[dev[i]]),
+            },
         )
-        state.put(device, new, persist=changed)
-    kinds = np.where(fire, "fire", np.where(clear, "clear", ""))
-    chosen = kinds != ""
-    return points[chosen].assign(kind=kinds[chosen])

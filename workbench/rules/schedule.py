@@ -16,7 +16,7 @@ import pandas as pd
 from croniter import croniter
 
 from workbench.rules.conditions import Errors
-from workbench.rules.types import Rule, RuleState, RuleType, empty_events, register_rule_type
+from workbench.rules.types import Points, Rule, RuleState, RuleType, empty_events, register_rule_type
 
 FIELDS = {"schedule", "timezone", "parameters"}
 
@@ -48,7 +48,7 @@ class ScheduleRule(RuleType):
         """A schedule reads no telemetry."""
         return set()
 
-    def evaluate(self, rule: Rule, points: pd.DataFrame, state: RuleState) -> pd.DataFrame:
+    def evaluate(self, rule: Rule, points: Points, state: RuleState) -> pd.DataFrame:
         """Schedules do not react to telemetry."""
         return empty_events()
 

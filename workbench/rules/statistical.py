@@ -21,14 +21,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.rules.codes import DeviceCodes, grown
 from workbench.rules.conditions import Errors, check_key, check_number, check_operator, compare, parse_window
-from workbench.rules.types import Rule, RuleState, RuleType, empty_events, register_rule_type
+from workbench.rules.types import (
+    Points,
+    Rule,
+    RuleState,
+    RuleType,
+    empty_events,
+    events_frame,
+    register_rule_type,
+)
 
 FUNCTIONS = ("mean", "stddev", "min", "max", "range", "zscore", "rate_of_change")
 FIELDS = {"key", "function", "window", "operator", "value", "min_points"}
 # loader(device_ids, key, start_ns, end_ns) -> frame (device_id, ts, value) of stored points in [start, end)
 HistoryLoader = Callable[[list[str], str, int, int], pd.DataFrame]
-_AGG_COLUMNS = ["device_id", "bucket", "n", "s", "ss", "mn", "mx", "ft", "fv", "lt", "lv"]
+NO_TIME = np.iinfo(np.int64).min
+Aggs = dict[str, np.ndarray]
+_FIELDS = ("dev", "bucket", "n", "s", "ss", "mn", "mx", "ft", "fv", "lt", "lv")
 
 
 def bucket_ns(window_s: float) -> int:
@@ -62,156 +73,200 @@ class StatisticalRule(RuleType):
         """Replay in bucket-sized steps, as batches would arrive."""
         return bucket_ns(parse_window(condition["window"])) / 1e9
 
-    def evaluate(self, rule: Rule, points: pd.DataFrame, state: RuleState) -> pd.DataFrame:
+    def evaluate(self, rule: Rule, points: Points, state: RuleState) -> pd.DataFrame:
         """Update the window aggregates, compute the statistic per touched device, emit changes."""
+        if len(points) == 0:
+            return empty_events()
         c = rule.condition
         window = int(parse_window(c["window"]) * 1e9)
         width = bucket_ns(window / 1e9)
-        mem = state.memory
-        if points.empty:
-            return empty_events()
-        if "ref" not in mem:
-            mem["ref"] = float(points["value"].iloc[0])
-            mem["aggs"] = _empty_aggs()
-            mem["seen"] = set()
-        _seed(mem, points, c["key"], window, width, state)
-        marks = points.groupby("device_id", sort=False)["ts"].max()
-        old = np.array([state.devices.get(d, {}).get("wm", np.iinfo(np.int64).min) for d in marks.index])
-        marks = pd.Series(np.maximum(marks.to_numpy(), old), index=marks.index)
-        cutoff = points["device_id"].map(marks).to_numpy() - window
-        fresh = points[points["ts"].to_numpy() >= cutoff]
-        aggs = pd.concat([mem["aggs"], _aggregate(fresh, width, mem["ref"])], ignore_index=True)
-        all_marks = {d: s.get("wm") for d, s in state.devices.items()}
-        all_marks.update(marks.to_dict())
-        edge = aggs["device_id"].map(all_marks).to_numpy(dtype=np.float64) - window
-        aggs = aggs[aggs["bucket"].to_numpy() + width > edge].reset_index(drop=True)
-        mem["calls"] = mem.get("calls", 0) + 1
-        if mem["calls"] % 20 == 0:
+        mem = _memory(state, float(points.value[0]))
+        codes: DeviceCodes = mem["codes"]
+        dev = points.device
+        ts = points.ts
+        values = points.value - mem["ref"]
+        _fit(mem, len(codes))
+        _seed(mem, points, dev, c["key"], window, width)
+        wm = mem["wm"]
+        np.maximum.at(wm, dev, ts)
+        fresh = ts >= wm[dev] - window
+        aggs = _concat(mem["aggs"], _aggregate(dev[fresh], ts[fresh], values[fresh], width))
+        keep = aggs["bucket"] + width > wm[aggs["dev"]] - window
+        aggs = {k: v[keep] for k, v in aggs.items()}
+        mem["calls"] += 1
+        if mem["calls"] % 10 == 0:
             aggs = _compact(aggs)
         mem["aggs"] = aggs
-        touched = aggs[aggs["device_id"].isin(marks.index)]
-        if touched.empty:
+        touched = np.unique(dev)
+        inside = np.isin(aggs["dev"], touched)
+        devices, n, stat = _statistic({k: v[inside] for k, v in aggs.items()}, c["function"], mem["ref"])
+        if not len(devices):
             return empty_events()
-        stats = _statistic(touched, c["function"], mem["ref"])
-        n = touched.groupby("device_id", sort=False)["n"].sum().reindex(stats.index)
         minimum = int(c.get("min_points") or (1 if c["function"] in ("mean", "min", "max") else 2))
         with np.errstate(invalid="ignore"):
-            firing = (n.to_numpy() >= minimum) & compare(stats.to_numpy(), c["operator"], float(c["value"]))
-        return self._events(c, stats, firing, marks, state)
-
-    def _events(
-        self, c: dict[str, Any], stats: pd.Series, firing: np.ndarray, marks: pd.Series, state: RuleState
-    ) -> pd.DataFrame:
-        rows = []
-        for device, value, fire in zip(stats.index, stats.to_numpy(), firing, strict=True):
-            was = bool(state.devices.get(device, {}).get("firing", False))
-            wm = int(marks[device])
-            state.put(device, {"firing": bool(fire), "wm": wm}, persist=bool(fire) != was)
-            if bool(fire) != was:
-                rows.append(
-                    (device, "fire" if fire else "clear", wm, c["key"], float(value), float(c["value"]))
-                )
-        if not rows:
+            firing = (n >= minimum) & compare(stat, c["operator"], float(c["value"]))
+        was = mem["firing"][devices]
+        mem["firing"][devices] = firing
+        changed = np.nonzero(firing != was)[0]
+        if not len(changed):
             return empty_events()
-        return pd.DataFrame(rows, columns=["device_id", "kind", "ts", "key", "value", "threshold"])
+        ids = codes.decode(devices[changed])
+        marks = wm[devices[changed]]
+        for device_id, fire, mark in zip(ids, firing[changed], marks, strict=True):
+            state.put(str(device_id), {"firing": bool(fire), "wm": int(mark)})
+        kinds = np.where(firing[changed], "fire", "clear").astype(object)
+        return events_frame(ids, kinds, marks, c["key"], stat[changed], float(c["value"]))
 
 
-def _empty_aggs() -> pd.DataFrame:
-    return pd.DataFrame(
-        {name: pd.Series(dtype=object if name == "device_id" else "float64") for name in _AGG_COLUMNS}
-    )
+def _memory(state: RuleState, ref: float) -> dict[str, Any]:
+    mem = state.memory
+    if "aggs" not in mem:
+        codes: DeviceCodes = mem.setdefault("codes", DeviceCodes())
+        mem.update(ref=ref, aggs=_empty(), calls=0, wm=np.zeros(0, np.int64), firing=np.zeros(0, bool))
+        mem["seen"] = np.zeros(0, bool)
+        _fit(mem, len(codes))
+        for device_id, saved in state.devices.items():
+            code = codes.code(device_id)
+            _fit(mem, code + 1)
+            mem["firing"][code] = bool(saved.get("firing", False))
+    return mem
 
 
-def _aggregate(points: pd.DataFrame, width: int, ref: float) -> pd.DataFrame:
-    if points.empty:
-        return _empty_aggs()
-    ts = points["ts"].to_numpy(dtype=np.int64)
-    shifted = points["value"].to_numpy(dtype=np.float64) - ref
-    frame = pd.DataFrame(
-        {"device_id": points["device_id"].to_numpy(), "bucket": ts // width * width, "ts": ts, "v": shifted}
-    ).sort_values("ts", kind="stable")
-    frame["v2"] = frame["v"] * frame["v"]
-    g = frame.groupby(["device_id", "bucket"], sort=False)
-    out = g.agg(
-        n=("v", "size"),
-        s=("v", "sum"),
-        ss=("v2", "sum"),
-        mn=("v", "min"),
-        mx=("v", "max"),
-        ft=("ts", "first"),
-        fv=("v", "first"),
-        lt=("ts", "last"),
-        lv=("v", "last"),
-    ).reset_index()
-    return out.astype({"bucket": "float64", "n": "float64", "ft": "float64", "lt": "float64"})
+def _fit(mem: dict[str, Any], size: int) -> None:
+    mem["wm"] = grown(mem["wm"], size, NO_TIME)
+    mem["firing"] = grown(mem["firing"], size, False)
+    mem["seen"] = grown(mem["seen"], size, False)
 
 
-def _compact(aggs: pd.DataFrame) -> pd.DataFrame:
-    if aggs.empty:
+def _empty() -> Aggs:
+    ints = ("dev", "bucket", "ft", "lt")
+    return {k: np.zeros(0, dtype=np.int64 if k in ints else np.float64) for k in _FIELDS}
+
+
+def _concat(a: Aggs, b: Aggs) -> Aggs:
+    return {k: np.concatenate([a[k], b[k]]) for k in _FIELDS}
+
+
+def _aggregate(dev: np.ndarray, ts: np.ndarray, values: np.ndarray, width: int) -> Aggs:
+    if not len(dev):
+        return _empty()
+    bucket = ts // width * width
+    order, starts = _boundaries((ts, bucket, dev), (bucket, dev))
+    v, t = values[order], ts[order]
+    ends = np.r_[starts[1:], len(order)] - 1
+    return {
+        "dev": dev[order][starts],
+        "bucket": bucket[order][starts],
+        "n": np.diff(np.r_[starts, len(order)]).astype(np.float64),
+        "s": np.add.reduceat(v, starts),
+        "ss": np.add.reduceat(v * v, starts),
+        "mn": np.minimum.reduceat(v, starts),
+        "mx": np.maximum.reduceat(v, starts),
+        "ft": t[starts],
+        "fv": v[starts],
+        "lt": t[ends],
+        "lv": v[ends],
+    }
+
+
+def _boundaries(
+    sort_keys: tuple[np.ndarray, ...], group_keys: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by ``sort_keys`` (last most significant) and the starts of runs of equal ``group_keys``."""
+    order = np.lexsort(sort_keys)
+    n = len(order)
+    brk = np.zeros(n, dtype=bool)
+    if n:
+        brk[0] = True
+        for key in group_keys:
+            k = key[order]
+            brk[1:] |= k[1:] != k[:-1]
+    return order, np.nonzero(brk)[0]
+
+
+def _compact(aggs: Aggs) -> Aggs:
+    """Merge rows of the same (device, bucket)."""
+    if not len(aggs["dev"]):
         return aggs
-    first = (
-        aggs.sort_values("ft", kind="stable")
-        .groupby(["device_id", "bucket"], sort=False)[["ft", "fv"]]
-        .first()
-    )
-    last = (
-        aggs.sort_values("lt", kind="stable")
-        .groupby(["device_id", "bucket"], sort=False)[["lt", "lv"]]
-        .last()
-    )
-    sums = aggs.groupby(["device_id", "bucket"], sort=False).agg(
-        n=("n", "sum"), s=("s", "sum"), ss=("ss", "sum"), mn=("mn", "min"), mx=("mx", "max")
-    )
-    return sums.join(first).join(last).reset_index()[_AGG_COLUMNS]
+    order, starts = _boundaries((aggs["ft"], aggs["bucket"], aggs["dev"]), (aggs["bucket"], aggs["dev"]))
+    a = {k: v[order] for k, v in aggs.items()}
+    merged = {
+        "dev": a["dev"][starts],
+        "bucket": a["bucket"][starts],
+        "n": np.add.reduceat(a["n"], starts),
+        "s": np.add.reduceat(a["s"], starts),
+        "ss": np.add.reduceat(a["ss"], starts),
+        "mn": np.minimum.reduceat(a["mn"], starts),
+        "mx": np.maximum.reduceat(a["mx"], starts),
+        "ft": a["ft"][starts],
+        "fv": a["fv"][starts],
+    }
+    order, starts = _boundaries((aggs["lt"], aggs["bucket"], aggs["dev"]), (aggs["bucket"], aggs["dev"]))
+    ends = np.r_[starts[1:], len(order)] - 1
+    merged["lt"], merged["lv"] = aggs["lt"][order][ends], aggs["lv"][order][ends]
+    return merged
 
 
-def _statistic(aggs: pd.DataFrame, function: str, ref: float) -> pd.Series:
-    g = aggs.groupby("device_id", sort=False)
-    n = g["n"].sum()
-    s = g["s"].sum()
-    mean = s / n
-    if function == "mean":
-        return mean + ref
-    if function == "min":
-        return g["mn"].min() + ref
-    if function == "max":
-        return g["mx"].max() + ref
-    if function == "range":
-        return g["mx"].max() - g["mn"].min()
-    var = ((g["ss"].sum() - s * s / n) / (n - 1)).clip(lower=0)
-    std = np.sqrt(var.where(n > 1))
-    last = aggs.loc[g["lt"].idxmax()].set_index("device_id")
-    if function == "stddev":
-        return std
-    if function == "zscore":
-        return (last["lv"] - mean) / std.where(std > 0)
-    first = aggs.loc[g["ft"].idxmin()].set_index("device_id")
-    seconds = (last["lt"] - first["ft"]) / 1e9
-    return (last["lv"] - first["fv"]) / seconds.where(seconds > 0)
+def _statistic(aggs: Aggs, function: str, ref: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(devices, points in window, statistic) per device present in ``aggs``."""
+    order, starts = _boundaries((aggs["lt"], aggs["dev"]), (aggs["dev"],))
+    if not len(starts):
+        empty = np.zeros(0)
+        return empty.astype(np.int64), empty, empty
+    a = {k: v[order] for k, v in aggs.items()}
+    ends = np.r_[starts[1:], len(order)] - 1
+    devices = a["dev"][starts]
+    n = np.add.reduceat(a["n"], starts)
+    s = np.add.reduceat(a["s"], starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s / n
+        if function == "mean":
+            return devices, n, mean + ref
+        if function == "min":
+            return devices, n, np.minimum.reduceat(a["mn"], starts) + ref
+        if function == "max":
+            return devices, n, np.maximum.reduceat(a["mx"], starts) + ref
+        if function == "range":
+            return devices, n, np.maximum.reduceat(a["mx"], starts) - np.minimum.reduceat(a["mn"], starts)
+        var = np.clip((np.add.reduceat(a["ss"], starts) - s * s / n) / (n - 1), 0, None)
+        std = np.where(n > 1, np.sqrt(var), np.nan)
+        last_v = a["lv"][ends]  # rows sorted by newest time inside each device
+        if function == "stddev":
+            return devices, n, std
+        if function == "zscore":
+            return devices, n, np.where(std > 0, (last_v - mean) / std, np.nan)
+        # Sorted by (device, oldest first point): group i is the same device, its head the oldest point.
+        by_first, first_starts = _boundaries((aggs["ft"], aggs["dev"]), (aggs["dev"],))
+        first_t, first_v = aggs["ft"][by_first][first_starts], aggs["fv"][by_first][first_starts]
+        seconds = (a["lt"][ends] - first_t) / 1e9
+        rate = (last_v - first_v) / seconds
+        return devices, n, np.where(seconds > 0, rate, np.nan)
 
 
-def _seed(
-    mem: dict[str, Any], points: pd.DataFrame, key: str, window: int, width: int, state: RuleState
-) -> None:
+def _seed(mem: dict[str, Any], points: Points, dev: np.ndarray, key: str, window: int, width: int) -> None:
     """Rebuild the window of devices seen for the first time from stored telemetry (after a restart)."""
-    loader: HistoryLoader | None = mem.get("loader")
-    new = sorted(set(points["device_id"].unique()) - mem["seen"])
-    if not new:
+    new = np.unique(dev[~mem["seen"][dev]])
+    if not len(new):
         return
-    mem["seen"].update(new)
+    mem["seen"][new] = True
+    loader: HistoryLoader | None = mem.get("loader")
     if loader is None:
         return
-    first = points[points["device_id"].isin(new)].groupby("device_id")["ts"].min()
-    start, end = int(first.min()) - window, int(first.max())
-    history = loader(new, key, start, end)
+    codes: DeviceCodes = mem["codes"]
+    ts = points.ts
+    first = np.full(len(codes), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, dev, ts)
+    ids = [str(i) for i in codes.decode(new)]
+    history = loader(ids, key, int(first[new].min()) - window, int(first[new].max()))
     if history.empty:
         return
-    history = history[history["ts"].to_numpy() < history["device_id"].map(first).to_numpy()]
-    mem["aggs"] = pd.concat([mem["aggs"], _aggregate(history, width, mem["ref"])], ignore_index=True)
-    for device, ts in history.groupby("device_id")["ts"].max().items():
-        known = state.devices.get(str(device), {})
-        if int(ts) > known.get("wm", np.iinfo(np.int64).min):
-            state.devices[str(device)] = {**known, "wm": int(ts)}
+    h_dev = codes.encode(history["device_id"].astype(str))
+    h_ts = history["ts"].to_numpy(dtype=np.int64)
+    before = h_ts < first[h_dev]
+    h_dev, h_ts = h_dev[before], h_ts[before]
+    h_values = history["value"].to_numpy(dtype=np.float64)[before] - mem["ref"]
+    mem["aggs"] = _concat(mem["aggs"], _aggregate(h_dev, h_ts, h_values, width))
+    np.maximum.at(mem["wm"], h_dev, h_ts)
 
 
 register_rule_type(StatisticalRule)

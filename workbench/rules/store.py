@@ -42,6 +42,7 @@ class DeviceDirectory:
         self.engine = engine
         self._known: dict[str, DeviceInfo] = {}
         self._lock = threading.Lock()
+        self.version = 0
 
     def refresh(self, ids: Iterable[str] | None = None) -> None:
         """Reload all devices (``ids`` None) or just these."""
@@ -55,6 +56,7 @@ class DeviceDirectory:
             found = {str(r.id): DeviceInfo(r.name, r.type, r.area) for r in conn.execute(query)}
         with self._lock:
             self._known.update(found)
+            self.version += 1
 
     def ensure(self, ids: Iterable[str]) -> None:
         """Make sure every id is known (devices created since the last look)."""

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from workbench.rules.conditions import Errors, check_key, check_number, check_operator, compare
 from workbench.rules.gate import gate
-from workbench.rules.types import Rule, RuleState, RuleType, register_rule_type
+from workbench.rules.types import Points, Rule, RuleState, RuleType, register_rule_type
 
 FIELDS = {"key", "operator", "value", "duration_seconds"}
 
@@ -30,13 +29,13 @@ class ThresholdRule(RuleType):
             errors[f"condition.{extra}"] = "unknown field"
         return errors
 
-    def evaluate(self, rule: Rule, points: pd.DataFrame, state: RuleState) -> pd.DataFrame:
+    def evaluate(self, rule: Rule, points: Points, state: RuleState) -> pd.DataFrame:
         """Fire when the condition has held for the duration (see ``workbench.rules.gate``)."""
         condition = rule.condition
         threshold = float(condition["value"])
-        values = points["value"].to_numpy(dtype=np.float64)
-        frame = points.assign(cond=compare(values, condition["operator"], threshold), threshold=threshold)
-        return gate(frame, state, float(condition.get("duration_seconds") or 0))
+        values = points.value
+        cond = compare(values, condition["operator"], threshold)
+        return gate(points, cond, threshold, state, float(condition.get("duration_seconds") or 0))
 
 
 register_rule_type(ThresholdRule)

@@ -12,8 +12,8 @@ third-party code, e.g. the notebook rules)::
         def keys(self, condition) -> set[str]:
             # telemetry keys the rule reads (the engine hands it only rows of these keys)
         def evaluate(self, rule, points, state) -> pd.DataFrame:
-            # points: rows of one batch (or one backtest step) for the rule's keys and target devices,
-            #   columns timestamp, device_id, key, value, ts (int64 ns); any order
+            # points: Points (numpy arrays device, device_id, key, ts in int64 ns, value; .frame() for a
+            #   DataFrame) of one batch or backtest step, for the rule's keys and target devices; any order
             # state: RuleState (per-device JSON persisted in rule_state, plus in-memory scratch)
             # returns events (EVENT_COLUMNS): kind "fire" or "clear", per device, in event time
         def backtest(self, rule, engine, start_ns, end_ns) -> pd.DataFrame | None:
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from workbench.rules.conditions import DEFAULT_MESSAGE, SEVERITIES, Errors
@@ -40,18 +41,61 @@ from workbench.rules.conditions import DEFAULT_MESSAGE, SEVERITIES, Errors
 EVENT_COLUMNS = ("device_id", "kind", "ts", "key", "value", "threshold")
 
 
+_EMPTY = pd.DataFrame(
+    {
+        "device_id": pd.Series(dtype=object),
+        "kind": pd.Series(dtype=object),
+        "ts": pd.Series(dtype="int64"),
+        "key": pd.Series(dtype=object),
+        "value": pd.Series(dtype="float64"),
+        "threshold": pd.Series(dtype="float64"),
+    }
+)
+
+
 def empty_events() -> pd.DataFrame:
-    """An events frame with no rows."""
-    return pd.DataFrame(
-        {
-            "device_id": pd.Series(dtype=object),
-            "kind": pd.Series(dtype=object),
-            "ts": pd.Series(dtype="int64"),
-            "key": pd.Series(dtype=object),
-            "value": pd.Series(dtype="float64"),
-            "threshold": pd.Series(dtype="float64"),
-        }
+    """An events frame with no rows (shared: do not modify it)."""
+    return _EMPTY
+
+
+def events_frame(device_id: Any, kind: Any, ts: Any, key: Any, value: Any, threshold: Any) -> pd.DataFrame:
+    """An events frame from columns (arrays or scalars), sorted by event time."""
+    frame = pd.DataFrame(
+        {"device_id": device_id, "kind": kind, "ts": ts, "key": key, "value": value, "threshold": threshold}
     )
+    return frame.sort_values("ts", kind="stable") if len(frame) > 1 else frame
+
+
+@dataclass
+class Points:
+    """Points handed to a rule type: parallel numpy arrays (``frame()`` gives a DataFrame when handier)."""
+
+    device: np.ndarray  # int64 device codes (``workbench.rules.codes``), for array-indexed state
+    device_id: np.ndarray  # object: device id strings
+    key: np.ndarray  # object: key strings
+    ts: np.ndarray  # int64: event time, nanoseconds since the epoch (UTC)
+    value: np.ndarray  # float64
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def take(self, rows: np.ndarray) -> Points:
+        """The points at these positions (or where this boolean mask is true)."""
+        return Points(
+            self.device[rows], self.device_id[rows], self.key[rows], self.ts[rows], self.value[rows]
+        )
+
+    def frame(self) -> pd.DataFrame:
+        """As a DataFrame with a ``timestamp`` column (UTC)."""
+        return pd.DataFrame(
+            {
+                "timestamp": pd.to_datetime(self.ts, utc=True),
+                "device_id": self.device_id,
+                "key": self.key,
+                "value": self.value,
+                "ts": self.ts,
+            }
+        )
 
 
 @dataclass
@@ -149,7 +193,7 @@ class RuleType:
         """Devices whose points the rule reads beyond its target (comparison rules); None: the target."""
         return None
 
-    def evaluate(self, rule: Rule, points: pd.DataFrame, state: RuleState) -> pd.DataFrame:
+    def evaluate(self, rule: Rule, points: Points, state: RuleState) -> pd.DataFrame:
         """Events (EVENT_COLUMNS) raised by ``points`` given ``state`` (which it updates)."""
         raise NotImplementedError
 
