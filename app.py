@@ -188,6 +188,90 @@ def ingest_command(workers: int) -> None:
     _guarded(run)
 
 
+@cli.command("simulate")
+@click.option("--plant", "plant_file", type=click.Path(exists=True, dir_okay=False), help="Plant JSON file.")
+@click.option("--seed", type=int, help="Random seed (the same seed gives the same data).")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated seconds per second.")
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between reports.")
+@click.option("--duration", type=float, help="Stop after this many seconds (default: until Ctrl-C).")
+@click.option("--fault", "faults", multiple=True, help="device:kind[:key][@start_s][*severity], repeatable.")
+@click.option("--http-url", help="Web app for HTTP devices (default: WORKBENCH_HOST:WORKBENCH_PORT).")
+def simulate_command(
+    plant_file: str | None,
+    seed: int | None,
+    speed: float,
+    interval: float,
+    duration: float | None,
+    faults: tuple[str, ...],
+    http_url: str | None,
+) -> None:
+    """Run the plant simulator: pumps, tanks and valves over MQTT, Sparkplug B, HTTP, Modbus and OPC-UA."""
+    from pathlib import Path
+
+    from ingest.simulator.commands import load_plant, simulate
+
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    _terminate_on_sigterm()
+
+    def run() -> None:
+        try:
+            plant = load_plant(Path(plant_file) if plant_file else None, seed, list(faults))
+        except (ValueError, KeyError, TypeError) as error:
+            raise StartupError(f"plant: {error}") from None
+        with running_services(settings, with_broker=False) as resolved:
+            click.echo(f"workbench: simulating {plant.name} ({len(plant.devices())} devices)", err=True)
+            simulate(resolved, plant, speed, interval, duration, http_url)
+
+    _guarded(run)
+
+
+@cli.command("demo")
+@click.option("--port", type=int, help="Port of the web app (default: WORKBENCH_PORT, or a free one).")
+def demo_command(port: int | None) -> None:
+    """One command: the whole platform plus a simulated plant, sample dashboards, rules and a report."""
+    from ingest.simulator.demo import demo_settings, start_demo
+    from workbench.rules.engine import RuleEngine
+
+    settings = demo_settings(_settings(port=port))
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    _terminate_on_sigterm()
+
+    def run() -> None:
+        with running_services(settings) as resolved, contextlib.ExitStack() as stack:
+            app = create_app(resolved)
+            platform = app.extensions[EXTENSION]
+            stack.callback(start_in_process(platform))
+            stack.callback(RuleEngine(platform).start().stop)
+            url = f"http://{resolved.host}:{resolved.port}"
+            stop, info = start_demo(platform, url)
+            stack.callback(stop)
+            click.echo(f"workbench: demo serving on {url}", err=True)
+            click.echo(f"workbench: log in as {info.email} with password {info.password}", err=True)
+            _serve(app, platform, resolved)
+
+    _guarded(run)
+
+
+def _serve(app: Flask, platform: Platform, resolved: Settings) -> None:
+    """Serve the app with Socket.IO when the live server is attached, else plain Werkzeug."""
+    from workbench.live import socket as live_socket
+
+    live = getattr(live_socket, "live_server", lambda _: None)(platform)
+    if live is not None:
+        live.socketio.run(
+            app, host=resolved.host, port=resolved.port, use_reloader=False, allow_unsafe_werkzeug=True
+        )
+        return
+    from werkzeug.serving import run_simple
+
+    run_simple(resolved.host, resolved.port, app, threaded=True, use_reloader=False)
+
+
 @cli.group()
 def db() -> None:
     """Database commands."""

@@ -252,8 +252,8 @@ class SparkplugHost:
             name = metric.name or alias_name
             if not name or name == "bdSeq" or name.startswith(("Node Control/", "Device Control/")):
                 continue
-            if metric.is_historical and birth:
-                continue
+            if birth and (metric.is_historical or metric.is_null):
+                continue  # a null in a birth declares the metric; it is not a reading
             info = entity.catalogue.get(name, {})
             datatype = metric.datatype or info.get("datatype", 0)
             if not metric.datatype and datatype:

@@ -44,7 +44,7 @@ def demo_settings(settings: Settings) -> Settings:
         changes["data_dir"] = settings.data_dir / "demo"
     if not settings.mqtt_url and not _port_free(settings.mqtt_port):
         changes["mqtt_port"] = _free_port()
-    if not _port_free(settings.port, settings.host):
+    if settings.port == 0 or not _port_free(settings.port, settings.host):
         changes["port"] = _free_port()
     return dataclasses.replace(settings, **changes) if changes else settings
 
@@ -69,7 +69,7 @@ def _free_port() -> int:
 def demo_faults() -> list[Fault]:
     """The faults the demo injects, timed so the first alerts come within two minutes."""
     return [
-        Fault("bearing_wear", "pump-1", start_s=15, ramp_s=60),  # MQTT pump: vibration climbs
+        Fault("bearing_wear", "pump-1", start_s=10, ramp_s=40),  # MQTT pump: vibration climbs
         Fault("valve_closing", "valve-3", start_s=20, ramp_s=40, severity=0.8),  # HTTP valve shuts
         Fault("cavitation", "pump-2", start_s=30, ramp_s=20),  # Sparkplug pump: erratic flow
         Fault("stuck_sensor", "pump-4", key="flow", start_s=20),  # Modbus pump: flow sensor stuck
@@ -104,7 +104,7 @@ def demo_rules() -> list[dict[str, Any]]:
             "type": "threshold",
             "target": {"device_type": "pump"},
             "condition": {"key": "vibration", "operator": ">", "value": 7.0, "duration_seconds": 10},
-            "action": {**alert, "severity": "critical", "message": "Vibration {value:.1f} mm/s on {device}"},
+            "action": {**alert, "severity": "critical", "message": "Vibration {value} mm/s on {device}"},
             "cooldown_seconds": 600,
         },
         {
@@ -113,7 +113,7 @@ def demo_rules() -> list[dict[str, Any]]:
             "type": "threshold",
             "target": {"device_type": "valve"},
             "condition": {"key": "position", "operator": "<", "value": 50.0, "duration_seconds": 5},
-            "action": {**alert, "severity": "warning", "message": "Valve at {value:.0f} % on {device}"},
+            "action": {**alert, "severity": "warning", "message": "Valve at {value} % on {device}"},
             "cooldown_seconds": 600,
         },
         {

@@ -167,7 +167,11 @@ class Simulator:
     def start(self) -> None:
         """Provision, start the transports, and run in a background thread."""
         self.transports = self.provision()
+        first = self.model.sample()
+        now = datetime.now(UTC)
         for transport in self.transports:
+            # Servers and births carry real values from the first read, never placeholder zeros.
+            transport.prime(now, {d: v for d, v in first.items() if d in transport.devices})
             transport.start()
         self._thread = threading.Thread(target=self._run, name="simulator", daemon=True)
         self._thread.start()

@@ -27,6 +27,9 @@ class Transport(Protocol):
 
     devices: set[str]
 
+    def prime(self, now: datetime, sample: Sample) -> None:
+        """Set initial values before ``start`` (servers and births then never show placeholders)."""
+
     def start(self) -> None:
         """Connect or start serving."""
 
@@ -57,6 +60,9 @@ class MqttJson:
         self.devices = set(ids)
         self.client, self.address = make_client(mqtt_url, f"simulator-{uuid.uuid4().hex[:8]}")
         self.sent = 0
+
+    def prime(self, now: datetime, sample: Sample) -> None:
+        """Nothing to prepare: messages carry their values."""
 
     def start(self) -> None:
         """Connect and announce every device online."""
@@ -92,6 +98,11 @@ class Sparkplug:
         }
         self.node = EdgeNode(mqtt_url, group, node, metrics)
 
+    def prime(self, now: datetime, sample: Sample) -> None:
+        """The values the first DBIRTH carries."""
+        for device, values in sample.items():
+            self.node.values[device].update(values)
+
     def start(self) -> None:
         """Connect; the node births its devices."""
         self.node.start()
@@ -119,6 +130,9 @@ class Http:
         self.accepted = 0
         self.failures = 0
         self._lock = threading.Lock()
+
+    def prime(self, now: datetime, sample: Sample) -> None:
+        """Nothing to prepare: requests carry their values."""
 
     def start(self) -> None:
         """Nothing to connect: each send is one request per device."""
@@ -165,6 +179,10 @@ class Modbus:
             for device, port in ports.items()
         }
 
+    def prime(self, now: datetime, sample: Sample) -> None:
+        """Fill the registers before the servers answer their first read."""
+        self.send(now, sample)
+
     def start(self) -> None:
         """Start every server."""
         for server in self.servers.values():
@@ -194,6 +212,14 @@ class OpcUa:
     def node_map(self, device: str, keys: list[str]) -> dict[str, str]:
         """The ``config.nodes`` of the OPC-UA device row for ``device``."""
         return {self.server.node_id(f"{device}.{key}"): key for key in keys}
+
+    def prime(self, now: datetime, sample: Sample) -> None:
+        """Initial values of the variables (served from the first read)."""
+        for device, values in sample.items():
+            for key, value in values.items():
+                name = f"{device}.{key}"
+                if name in self.server.variables:
+                    self.server.variables[name] = (value, self.server.variables[name][1])
 
     def start(self) -> None:
         """Start the server."""
