@@ -1,0 +1,235 @@
+"""The ``notebook`` rule type: a rule whose condition is a notebook of ``rules/`` run on new data.
+
+Condition::
+
+    {"notebook": "rules/ewma.ipynb", "parameters": {"keys": ["flow"], "lam": 0.1},
+     "window": "1h", "every": "1m", "keys": ["flow"]}
+
+- ``keys`` (or ``parameters.keys``): telemetry keys whose arrival triggers an evaluation;
+- ``window``: the monitoring window handed to the notebook (``start``/``end`` parameters), ending at the
+  newest point; ``every``: at most one evaluation per device this often (default ``1m``).
+
+Live, evaluations run on the runner's warm pool in a background thread, never in the engine's batch path:
+``evaluate`` starts runs for devices with new data and returns the events of runs finished since the last
+call (alerts become ``fire`` events at their own start time; a run without alerts clears). Each event
+carries ``notebook_run_id`` so the alert row can link to its executed notebook. Backtests run the notebook
+once per device over the whole range with ``dry_run`` (nothing raised).
+
+Registration: importing this module registers the type; the platform calls :func:`use_runner` with its
+:class:`NotebookRunner` at start.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import text
+
+from workbench.notebooks.result import NotebookResult
+from workbench.notebooks.runner import NotebookRunner, default_root, run_notebook_rule
+from workbench.rules.conditions import Errors, parse_window
+from workbench.rules.types import Points, Rule, RuleState, RuleType, empty_events, register_rule_type
+
+EVENT_COLUMNS = ("device_id", "kind", "ts", "key", "value", "threshold", "notebook_run_id")
+_runner: dict[str, NotebookRunner] = {}
+
+
+def use_runner(runner: NotebookRunner) -> None:
+    """Make notebook rules run on ``runner`` (the platform's, with its warm pool)."""
+    _runner["current"] = runner
+
+
+def current_runner() -> NotebookRunner:
+    """The runner notebook rules use; a clear error when the platform has not set one."""
+    try:
+        return _runner["current"]
+    except KeyError:
+        raise RuntimeError("notebook rules need the platform's runner: call use_runner() at start") from None
+
+
+def events_of(result: NotebookResult, device_id: str, end_ns: int) -> list[dict[str, Any]]:
+    """Engine events from one run: a ``fire`` per alert; a ``clear`` at ``end_ns`` when none is ongoing."""
+    events = []
+    for alert in result.alerts:
+        events.append(
+            {
+                "device_id": device_id,
+                "kind": "fire",
+                "ts": int(pd.Timestamp(alert.at).value),
+                "key": alert.key,
+                "value": alert.value,
+                "threshold": alert.threshold,
+                "notebook_run_id": str(result.run_id),
+                "ongoing": bool(alert.metadata.get("ongoing")),
+            }
+        )
+        if alert.end is not None and not alert.metadata.get("ongoing"):
+            events.append({**events[-1], "kind": "clear", "ts": int(pd.Timestamp(alert.end).value) + 1000})
+    if result.ok and not any(alert.metadata.get("ongoing") for alert in result.alerts):
+        events.append(
+            {
+                "device_id": device_id,
+                "kind": "clear",
+                "ts": end_ns,
+                "key": None,
+                "value": None,
+                "threshold": None,
+                "notebook_run_id": str(result.run_id),
+            }
+        )
+    return events
+
+
+def _frame(events: list[dict[str, Any]]) -> pd.DataFrame:
+    if not events:
+        return empty_events()
+    return pd.DataFrame(events, columns=list(EVENT_COLUMNS)).sort_values("ts", kind="stable")
+
+
+class NotebookRuleType(RuleType):
+    """Rules whose condition is a parameterized notebook of ``rules/``."""
+
+    name = "notebook"
+    streaming = True
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="notebook-rule")
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str], Future[list[dict[str, Any]]]] = {}
+
+    def validate(self, condition: dict[str, Any]) -> Errors:
+        """Errors naming the field; empty when valid."""
+        errors: Errors = {}
+        notebook = condition.get("notebook")
+        if not isinstance(notebook, str) or not notebook.endswith(".ipynb"):
+            errors["condition.notebook"] = "name a notebook, such as rules/ewma.ipynb"
+        else:
+            root = default_root().resolve()
+            path = (root / notebook).resolve()
+            if not path.is_relative_to(root / "rules") or not path.is_file():
+                errors["condition.notebook"] = f"no notebook {notebook} in rules/"
+        parameters = condition.get("parameters", {})
+        if not isinstance(parameters, dict):
+            errors["condition.parameters"] = "an object of notebook parameters"
+        for field, default in (("window", "1h"), ("every", "1m")):
+            try:
+                parse_window(condition.get(field, default))
+            except ValueError as error:
+                errors[f"condition.{field}"] = str(error)
+        if not self.keys(condition):
+            errors["condition.keys"] = "list the telemetry keys whose arrival triggers the notebook"
+        return errors
+
+    def keys(self, condition: dict[str, Any]) -> set[str]:
+        """Trigger keys: ``keys``, else the notebook's ``keys`` parameter."""
+        parameters = condition.get("parameters") if isinstance(condition.get("parameters"), dict) else {}
+        keys = condition.get("keys") or (parameters or {}).get("keys") or []
+        return {str(key) for key in ([keys] if isinstance(keys, str) else keys)}
+
+    def evaluate(self, rule: Rule, points: Points, state: RuleState) -> pd.DataFrame:
+        """Start runs for devices with new data (throttled by ``every``); events of finished runs."""
+        every_ns = int(parse_window(rule.condition.get("every", "1m")) * 1e9)
+        window = pd.Timedelta(seconds=parse_window(rule.condition.get("window", "1h")))
+        frame = (
+            pd.DataFrame({"device_id": points.device_id, "ts": points.ts}).groupby("device_id")["ts"].max()
+        )
+        for device_id, newest in frame.items():
+            device = str(device_id)
+            last = int(state.devices.get(device, {}).get("evaluated_ns", 0))
+            with self._lock:
+                busy = (rule.id, device) in self._pending
+            if busy or newest - last < every_ns:
+                continue
+            state.put(device, {"evaluated_ns": int(newest)})
+            end = pd.Timestamp(int(newest) + 1000, tz="UTC")  # just past the newest point (µs)
+            # Windows overlap from one evaluation to the next: alerts that began and ended before the
+            # previous evaluation were already reported by it.
+            future = self._executor.submit(self._run, rule, device, end - window, end, False, last)
+            with self._lock:
+                self._pending[(rule.id, device)] = future
+        return _frame(self._collect(rule.id))
+
+    def _collect(self, rule_id: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        with self._lock:
+            done = [pair for pair, future in self._pending.items() if pair[0] == rule_id and future.done()]
+            futures = [self._pending.pop(pair) for pair in done]
+        for future in futures:
+            try:
+                events.extend(future.result())
+            except Exception:  # a broken notebook is recorded in notebook_runs; the engine goes on
+                continue
+        return events
+
+    def _run(
+        self, rule: Rule, device: str, start: pd.Timestamp, end: pd.Timestamp, dry: bool, since_ns: int = 0
+    ) -> list[Any]:
+        condition = rule.condition
+        result = run_notebook_rule(
+            current_runner(),
+            Path(condition["notebook"]),
+            dict(condition.get("parameters") or {}),
+            device,
+            start,
+            end,
+            rule_id=_uuid(rule.id),
+            dry_run=dry,
+        )
+        events = events_of(result, device, int(end.value))
+        return [
+            event for event in events if event["kind"] == "clear" or event["ts"] >= since_ns or _open(event)
+        ]
+
+    def wait(self, timeout: float = 60) -> None:
+        """Block until every started run has finished (tests and shutdown)."""
+        with self._lock:
+            futures = list(self._pending.values())
+        for future in futures:
+            future.exception(timeout)
+
+    def backtest(self, rule: Rule, engine: Any, start_ns: int, end_ns: int) -> pd.DataFrame | None:
+        """Run the notebook once per target device over the whole range, as a dry run."""
+        from workbench.rules.store import DeviceDirectory
+
+        directory = DeviceDirectory(engine)
+        directory.refresh()
+        devices = directory.matching(rule.target, rule.device_id)
+        if devices is None:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT DISTINCT device_id FROM telemetry WHERE key = ANY(:keys)"
+                        " AND timestamp >= :start AND timestamp < :end"
+                    ),
+                    {
+                        "keys": sorted(self.keys(rule.condition)),
+                        "start": pd.Timestamp(start_ns, tz="UTC").to_pydatetime(),
+                        "end": pd.Timestamp(end_ns, tz="UTC").to_pydatetime(),
+                    },
+                )
+                devices = {str(row[0]) for row in rows}
+        start, end = pd.Timestamp(start_ns, tz="UTC"), pd.Timestamp(end_ns, tz="UTC")
+        events: list[dict[str, Any]] = []
+        for device in sorted(devices):
+            events.extend(self._run(rule, device, start, end, True))
+        return _frame(events)
+
+
+def _open(event: dict[str, Any]) -> bool:
+    return bool(event.get("ongoing"))
+
+
+def _uuid(value: str) -> Any:
+    import uuid
+
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+register_rule_type(NotebookRuleType)
