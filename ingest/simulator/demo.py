@@ -69,7 +69,7 @@ def _free_port() -> int:
 def demo_faults() -> list[Fault]:
     """The faults the demo injects, timed so the first alerts come within two minutes."""
     return [
-        Fault("bearing_wear", "pump-1", start_s=10, ramp_s=40),  # MQTT pump: vibration climbs
+        Fault("bearing_wear", "pump-1", start_s=5, ramp_s=30),  # MQTT pump: vibration climbs
         Fault("valve_closing", "valve-3", start_s=20, ramp_s=40, severity=0.8),  # HTTP valve shuts
         Fault("cavitation", "pump-2", start_s=30, ramp_s=20),  # Sparkplug pump: erratic flow
         Fault("stuck_sensor", "pump-4", key="flow", start_s=20),  # Modbus pump: flow sensor stuck
