@@ -124,3 +124,11 @@ def test_report_by_area_selects_the_area_devices(report_service: ReportService, 
     workbook = load_workbook(row["path"])
     assert workbook.sheetnames == ["Summary", plant.names["press"], plant.names["pump"]]
     assert uuid.UUID(str(row["id"]))
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_renders_a_quiet_window(name: str, report_service: ReportService, plant: Plant) -> None:
+    parameters = plant.parameters(start="2020-01-01T00:00:00Z", end="2020-01-02T00:00:00Z")
+    row = report_service.run(report_service.request(name, "excel", parameters))
+    assert row["status"] == "done", row["error"]
+    assert load_workbook(row["path"]).sheetnames == ["Summary"]

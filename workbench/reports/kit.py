@@ -140,29 +140,46 @@ class ReportKit:
 
         ids, names = self._scope()
         columns = ["timestamp", "device", "device_id", "key", "value", "unit", "quality"]
+        if not ids:
+            return self._empty_telemetry()
         # The notebook helper API reads the database named in the environment; point it at ours.
         os.environ[api.DATABASE_ENV] = self.database_url
         frames = []
         for ident in ids:
             rows = api.telemetry(ident, list(keys) or None, self.start_utc, self.end_utc, wide=False)
             frames.append(rows.assign(device_id=ident))
-        if not frames:
-            return pd.DataFrame(columns=columns)
-        frame = pd.concat(frames, ignore_index=True)
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if frame.empty:  # typed, so notebooks can use .dt and arithmetic on a quiet window too
+            empty = self._empty_telemetry()
+            self._digest("telemetry", empty)
+            return empty
         # A stable order makes the data hash depend on the data only, not on the query plan.
         frame = frame.sort_values(["timestamp", "device_id", "key"], kind="stable", ignore_index=True)
         self._digest("telemetry", frame)
         units = self._read(
             "SELECT device_id::text AS device_id, key, max(unit) AS unit FROM telemetry "
-            'WHERE device_id IN :ids AND "timestamp" >= :start AND "timestamp" < :end '
+            'WHERE device_id = ANY(CAST(:ids AS uuid[])) AND "timestamp" >= :start AND "timestamp" < :end '
             "GROUP BY 1, 2 ORDER BY 1, 2",
             {"ids": ids, "start": self.start_utc, "end": self.end_utc},
-            ["ids"],
         )
         frame = frame.merge(units, on=["device_id", "key"], how="left")
         frame["timestamp"] = self.local(frame["timestamp"])
         frame["device"] = frame["device_id"].map(names)
         return frame[columns]
+
+    def _empty_telemetry(self) -> pd.DataFrame:
+        text_column = pd.Series(dtype=object)
+        return pd.DataFrame(
+            {
+                "timestamp": pd.Series(dtype=pd.DatetimeTZDtype(tz=self.tz)),
+                "device": text_column,
+                "device_id": text_column,
+                "key": text_column,
+                "value": pd.Series(dtype=float),
+                "unit": text_column,
+                "quality": pd.Series(dtype=float),
+            }
+        )
 
     def alerts(self) -> pd.DataFrame:
         """Alerts triggered in the window for the devices in scope, with rule names and local times."""
@@ -171,19 +188,17 @@ class ReportKit:
             "id", "triggered_at", "device", "device_id", "rule", "severity", "status", "message",
             "key", "value", "threshold", "acknowledged_at", "resolved_at",
         ]  # fmt: skip
-        if not ids:
-            return pd.DataFrame(columns=columns)
+        # No early return when nothing is in scope: the (empty) query result keeps its column types.
         frame = self._read(
             "SELECT a.id::text AS id, COALESCE(a.triggered_at, a.created_at) AS triggered_at, "
             "a.device_id::text AS device_id, COALESCE(r.name, '(no rule)') AS rule, a.severity, a.status, "
             "a.message, a.key, a.value, a.threshold, a.acknowledged_at, a.resolved_at "
             "FROM alerts a LEFT JOIN rules r ON r.id = a.rule_id "
-            "WHERE a.device_id IN :ids "
+            "WHERE a.device_id = ANY(CAST(:ids AS uuid[])) "
             "AND COALESCE(a.triggered_at, a.created_at) >= :start "
             "AND COALESCE(a.triggered_at, a.created_at) < :end "
             "ORDER BY 2, a.id",
             {"ids": ids, "start": self.start_utc, "end": self.end_utc},
-            ["ids"],
         )
         for column in ("triggered_at", "acknowledged_at", "resolved_at"):
             frame[column] = self.local(frame[column])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +27,7 @@ Headers = Callable[[str], dict[str, str]]
 
 @pytest.fixture(scope="module")
 def reports_app(
-    settings: Settings, report_platform: Platform, tiny_notebooks: Path
+    settings: Settings, report_platform: Platform, tiny_service: ReportService
 ) -> Iterator[tuple[Flask, ReportService]]:
     """An app serving the reports blueprint (with the platform's errors and auth) over the tiny notebooks."""
     app = Flask("reports-test")
@@ -37,11 +36,9 @@ def reports_app(
     app.extensions[EXTENSION] = report_platform
     init_errors(app)
     create_api(app).register_blueprint(reports_api.blp)
-    reports = ReportService(report_platform, notebooks_dir=tiny_notebooks, max_parallel=1)
-    report_platform.services[SERVICE] = reports
-    yield app, reports
+    report_platform.services[SERVICE] = tiny_service  # warm already: the service tests used it
+    yield app, tiny_service
     report_platform.services.pop(SERVICE, None)
-    reports.close()
 
 
 @pytest.fixture

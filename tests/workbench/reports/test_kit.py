@@ -56,3 +56,11 @@ def test_tables_hand_over_through_the_report_dir(settings: Settings, plant: Plan
 def test_window_must_move_forward(settings: Settings) -> None:
     with pytest.raises(ValueError, match="must be after start"):
         _kit(settings, start="2026-03-03T00:00:00", end="2026-03-02T00:00:00")
+
+
+def test_an_empty_window_reads_empty_frames(settings: Settings, plant: Plant) -> None:
+    kit = _kit(settings, devices=plant.device_names, start="2020-01-01T00:00:00", end="2020-01-02T00:00:00")
+    assert len(kit.device_list()) == 3
+    data = kit.telemetry()
+    assert data.empty and list(data.columns)[:4] == ["timestamp", "device", "device_id", "key"]
+    assert kit.alerts().empty and len(kit.data_hash) == 64
