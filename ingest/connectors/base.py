@@ -169,6 +169,13 @@ class DeviceConnector:
         """This connector's counters for ``/healthz``."""
         return {"device": self.device.name, "protocol": self.protocol, **self.stats.as_dict()}
 
+    def backoff_from(self, config: dict[str, Any]) -> Backoff:
+        """Reconnect backoff from ``backoff_initial_ms`` (default 500) and ``backoff_max_ms`` (30000)."""
+        return Backoff(
+            initial=float(config.get("backoff_initial_ms", 500)) / 1000,
+            maximum=float(config.get("backoff_max_ms", 30_000)) / 1000,
+        )
+
     def status(self, status: str) -> None:
         """Store the device's status when it changes (``online``, ``error``, ``offline``)."""
         if status == self._status:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from ingest.connectors.base import Backoff, DeviceConfig, DeviceConnector, ReadingSink, StatusSetter
+from ingest.connectors.base import DeviceConfig, DeviceConnector, ReadingSink, StatusSetter
 from ingest.connectors.modbus_codec import FUNCTIONS, TYPES, Entry, Span, decode, plan
 from ingest.connectors.registry import register
 from ingest.points import Reading
@@ -45,7 +45,7 @@ class ModbusConnector(DeviceConnector):
         self.timeout = float(config.get("timeout_ms", 1000)) / 1000
         self.entries = [Entry.parse(raw) for raw in config.get("registers", [])]
         self.spans = plan(self.entries, int(config.get("max_gap", 0)))
-        self.backoff = Backoff(initial=float(config.get("backoff_initial_ms", 500)) / 1000)
+        self.backoff = self.backoff_from(config)
 
     @classmethod
     def configuration_schema(cls) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from asyncua import Client, Node, ua
 
-from ingest.connectors.base import Backoff, DeviceConfig, DeviceConnector, ReadingSink, StatusSetter
+from ingest.connectors.base import DeviceConfig, DeviceConnector, ReadingSink, StatusSetter
 from ingest.connectors.registry import register
 from ingest.points import Reading
 
@@ -51,7 +51,7 @@ class OpcUaConnector(DeviceConnector):
         self.security: dict[str, Any] = dict(config.get("security") or {})
         self.username: str | None = config.get("username")
         self.password: str | None = config.get("password")
-        self.backoff = Backoff(initial=float(config.get("backoff_initial_ms", 500)) / 1000)
+        self.backoff = self.backoff_from(config)
         self.units: dict[str, str] = {}
         self._keys: dict[str, str] = {}
         self._lost = asyncio.Event()

@@ -19,14 +19,6 @@ from tests.ingest.connectors.conftest import device_status, make_device, quarant
 VARIABLES = {"Pump1.Pressure": (3.5, "bar"), "Pump1.Flow": (100.0, None)}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[OpcUaServer]:
-    srv = OpcUaServer(free_port(), VARIABLES)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture
 def runner() -> Iterator[ConnectorRunner]:
     run = ConnectorRunner()
@@ -41,6 +33,7 @@ def _connector(engine: Engine, srv: OpcUaServer, sink: Any) -> OpcUaConnector:
         "sampling_interval_ms": 50,
         "timeout_ms": 1000,
         "backoff_initial_ms": 100,
+        "backoff_max_ms": 500,
     }
     device_id = make_device(engine, "opcua", config)
     device = DeviceConfig(device_id, "plc-ua", "opcua", None, config)
@@ -53,39 +46,31 @@ def test_status_codes_map_to_quality() -> None:
     assert quality_of(ua.StatusCode(ua.StatusCodes.BadSensorFailure)) == 0
 
 
-def test_subscription_delivers_values_units_and_quality(engine, pipeline, server, runner) -> None:
-    connector = _connector(engine, server, pipeline)
+def test_subscription_units_quality_and_reconnects(engine, pipeline, runner) -> None:
+    server = OpcUaServer(free_port(), VARIABLES)
+    connector = _connector(engine, server, pipeline)  # nothing listens yet
     device_id = connector.device.id
     runner.start(connector)
-    wait_until(lambda: {r.key for r in telemetry(engine, device_id)} == {"pressure", "flow"})
-    first = {r.key: r for r in telemetry(engine, device_id)}
-    assert first["pressure"].unit == "bar" and first["flow"].unit is None
-    assert first["pressure"].quality == 100
-    wait_until(lambda: device_status(engine, connector.device.id) == "online")
-
-    server.set("Pump1.Pressure", 4.75, ua.StatusCodes.UncertainLastUsableValue)
-    changed = wait_until(lambda: [r for r in telemetry(engine, device_id) if r.value == 4.75])
-    assert changed[0].quality == 50 and changed[0].key == "pressure"
-    server.set("Pump1.Pressure", 0.5, ua.StatusCodes.BadSensorFailure)
-    # A Bad sample carries no value: the pipeline quarantines it, status code and reason kept.
-    bad = wait_until(lambda: quarantined(engine, device_id))
-    assert "missing value" in bad[0].reason and b"BadSensorFailure" in bad[0].payload
-    assert bad[0].source == "opcua"
-    server.set("Pump1.Pressure", 3.5)
-
-
-def test_unreachable_server_sets_error_then_reconnects(engine, pipeline, runner) -> None:
-    port = free_port()
-    srv = OpcUaServer(port, VARIABLES)
-    connector = _connector(engine, srv, pipeline)  # nothing listens yet
-    runner.start(connector)
-    wait_until(lambda: device_status(engine, connector.device.id) == "error", timeout=5)
-    srv.start()
     try:
-        wait_until(lambda: len(telemetry(engine, connector.device.id)) >= 2, timeout=15)
-        wait_until(lambda: device_status(engine, connector.device.id) == "online")
+        wait_until(lambda: device_status(engine, device_id) == "error", timeout=5)
+        server.start()
+        wait_until(lambda: {r.key for r in telemetry(engine, device_id)} == {"pressure", "flow"}, timeout=15)
         assert connector.stats.reconnects >= 1
-        srv.stop()
-        wait_until(lambda: device_status(engine, connector.device.id) == "error", timeout=10)
+        wait_until(lambda: device_status(engine, device_id) == "online")
+        first = {r.key: r for r in telemetry(engine, device_id)}
+        assert first["pressure"].unit == "bar" and first["flow"].unit is None
+        assert first["pressure"].quality == 100
+
+        server.set("Pump1.Pressure", 4.75, ua.StatusCodes.UncertainLastUsableValue)
+        changed = wait_until(lambda: [r for r in telemetry(engine, device_id) if r.value == 4.75])
+        assert changed[0].quality == 50 and changed[0].key == "pressure"
+        server.set("Pump1.Pressure", 0.5, ua.StatusCodes.BadSensorFailure)
+        # A Bad sample carries no value: the pipeline quarantines it, status code and reason kept.
+        bad = wait_until(lambda: quarantined(engine, device_id))
+        assert "missing value" in bad[0].reason and b"BadSensorFailure" in bad[0].payload
+        assert bad[0].source == "opcua"
+
+        server.stop()  # the session drops: error, then retries with backoff
+        wait_until(lambda: device_status(engine, device_id) == "error", timeout=10)
     finally:
-        srv.stop()
+        server.stop()
