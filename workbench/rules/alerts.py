@@ -63,16 +63,16 @@ def insert_alerts(conn: Connection, values: list[dict[str, Any]]) -> list[dict[s
     """Insert alerts; a (rule, device) pair that already has an open alert is skipped by the database."""
     if not values:
         return []
+    # executemany of one cached statement (SQLAlchemy batches it into multi-row INSERT ... RETURNING).
     statement = (
         pg_insert(alerts)
-        .values(values)
         .on_conflict_do_nothing(
             index_elements=[alerts.c.rule_id, alerts.c.device_id],
             index_where=text("status <> 'resolved' AND rule_id IS NOT NULL"),
         )
         .returning(*alerts.c)
     )
-    created = [dict(r) for r in conn.execute(statement).mappings()]
+    created = [dict(r) for r in conn.execute(statement, values).mappings()]
     counts: dict[uuid.UUID, tuple[int, datetime]] = {}
     for row in created:
         n, last = counts.get(row["rule_id"], (0, row["triggered_at"]))

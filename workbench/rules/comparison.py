@@ -95,6 +95,7 @@ class ComparisonRule(RuleType):
             np.full(n, c["left"]["key"], dtype=object),
             ts[usable],
             lv[usable],
+            ordered=True,
         )
         events = gate(frame, cond, threshold, state, float(c.get("duration_seconds") or 0))
         if left_dev in state.dirty:

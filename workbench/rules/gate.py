@@ -69,47 +69,57 @@ def gate(
     if len(points) == 0:
         return empty_events()
     g = arrays_of(state)
-    dev = points.device
-    ts = points.ts
-    order = np.lexsort((ts, dev))
-    dev, ts, cond = dev[order], ts[order], np.asarray(cond, dtype=bool)[order]
-    values = points.value[order]
-    ids = points.device_id[order]
-    key = points.key[order]
-    thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(points),))
-    thresholds = thresholds[order] if thresholds.ndim and len(thresholds) == len(points) else thresholds
+    cond = np.asarray(cond, dtype=bool)
+    order: np.ndarray | None = None if points.ordered else np.lexsort((points.ts, points.device))
+    dev, ts = (points.device, points.ts) if order is None else (points.device[order], points.ts[order])
+    if order is not None:
+        cond = cond[order]
+
+    def at(column: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return column[rows] if order is None else column[order[rows]]
+
     late = ts <= g.wm[dev]
+    any_late = bool(late.any())
     picks: list[np.ndarray] = []
     kinds: list[np.ndarray] = []
-    if duration_s == 0 and late.any():
+    if duration_s == 0 and any_late:
         rows = np.nonzero(late & cond)[0]
         if len(rows):
             _, first = np.unique(dev[rows], return_index=True)
             picks.append(rows[first])
             kinds.append(np.full(len(first), "fire", dtype=object))
-    ontime = np.nonzero(~late)[0]
-    if len(ontime):
-        fire, clear, last, since, held = _ontime(
-            dev[ontime], ts[ontime], cond[ontime], g, int(duration_s * 1e9)
-        )
+    ontime = np.nonzero(~late)[0] if any_late else None
+    o_dev, o_ts, o_cond = (dev, ts, cond) if ontime is None else (dev[ontime], ts[ontime], cond[ontime])
+    if len(o_dev):
+        fire, clear, last, since, held = _ontime(o_dev, o_ts, o_cond, g, int(duration_s * 1e9))
+        last_rows = np.nonzero(last)[0] if ontime is None else ontime[last]
         _remember(
             state,
             g,
-            ids[ontime][last],
-            dev[ontime][last],
-            cond[ontime][last],
+            at(points.device_id, last_rows),
+            o_dev[last],
+            o_cond[last],
             since[last],
             held[last],
-            ts[ontime][last],
+            o_ts[last],
         )
         for mask, kind in ((fire, "fire"), (clear, "clear")):
             if mask.any():
-                picks.append(ontime[mask])
+                picks.append(np.nonzero(mask)[0] if ontime is None else ontime[mask])
                 kinds.append(np.full(int(mask.sum()), kind, dtype=object))
     if not picks:
         return empty_events()
     rows = np.concatenate(picks)
-    return events_frame(ids[rows], np.concatenate(kinds), ts[rows], key[rows], values[rows], thresholds[rows])
+    limits = np.asarray(threshold, dtype=np.float64)
+    limit = at(limits, rows) if limits.ndim else np.full(len(rows), float(limits))
+    return events_frame(
+        at(points.device_id, rows),
+        np.concatenate(kinds),
+        ts[rows],
+        at(points.key, rows),
+        at(points.value, rows),
+        limit,
+    )
 
 
 def _ontime(

@@ -75,6 +75,7 @@ class Points:
     key: np.ndarray  # object: key strings
     ts: np.ndarray  # int64: event time, nanoseconds since the epoch (UTC)
     value: np.ndarray  # float64
+    ordered: bool = False  # already sorted by (device, ts): evaluators may skip their sort
 
     def __len__(self) -> int:
         return len(self.ts)

@@ -13,9 +13,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import func, insert
 
 from workbench.db.tables import action_log
 from workbench.metrics import ACTION_RUNS
@@ -99,17 +100,7 @@ def run(platform: Platform, job: Job) -> str:
     retries = int(job.config.get("retries", plugin.default_retries))
     backoff = float(job.config.get("backoff", 0.5))
     alert_id = (job.context.alert or {}).get("id")
-    with platform.engine.begin() as conn:
-        log_id = conn.execute(
-            insert(action_log)
-            .values(
-                rule_id=uuid.UUID(job.context.rule.id),
-                alert_id=uuid.UUID(alert_id) if alert_id else None,
-                action=name,
-                status="running",
-            )
-            .returning(action_log.c.id)
-        ).scalar_one()
+    started = datetime.now(UTC)
     attempts, error, detail, status = 0, None, None, "failed"
     while attempts <= retries:
         attempts += 1
@@ -123,10 +114,19 @@ def run(platform: Platform, job: Job) -> str:
             if attempts <= retries:
                 time.sleep(backoff * 2 ** (attempts - 1))
     ACTION_RUNS.labels(name, status).inc()
+    # One row per execution, written when it ends (one transaction, not two, per action).
     with platform.engine.begin() as conn:
         conn.execute(
-            update(action_log)
-            .where(action_log.c.id == log_id)
-            .values(status=status, attempts=attempts, error=error, detail=detail, finished_at=func.now())
+            insert(action_log).values(
+                rule_id=uuid.UUID(job.context.rule.id),
+                alert_id=uuid.UUID(alert_id) if alert_id else None,
+                action=name,
+                status=status,
+                attempts=attempts,
+                error=error,
+                detail=detail,
+                created_at=started,
+                finished_at=func.now(),
+            )
         )
     return status
