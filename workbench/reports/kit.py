@@ -205,10 +205,9 @@ class ReportKit:
         frame["device"] = frame["device_id"].map(names)
         return frame[columns]
 
-    def sheet(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
-        """Export ``frame`` as a summary table (a sheet in Excel, a CSV in the ZIP); returns it."""
+    def sheet(self, name: str, frame: pd.DataFrame) -> None:
+        """Export ``frame`` as a summary table (on the Excel summary sheet, a CSV in the ZIP)."""
         self.tables.append(Table(name, frame))
-        return frame
 
     def device_sheet(self, device: str, raw: pd.DataFrame, aggregated: pd.DataFrame) -> None:
         """Export one device's raw and aggregated data (one Excel sheet per device)."""
