@@ -8,17 +8,37 @@ import threading
 from typing import Any
 
 from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
 
 NAMESPACE_URI = "urn:insa:workbench:simulator"
 UNECE_URI = "http://www.opcfoundation.org/UA/units/un/cefact"
+
+
+class _Users(UserManager):
+    """One username and password; anyone else is refused."""
+
+    def __init__(self, credentials: tuple[str, str]) -> None:
+        self.credentials = credentials
+
+    def get_user(
+        self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None
+    ) -> User | None:
+        """The user when the credentials match, else None (the session is refused)."""
+        return User(role=UserRole.User) if (username, password) == self.credentials else None
 
 
 class OpcUaServer:
     """Serves ``{name: (initial, unit)}`` as Double variables ``ns=2;s={name}`` from a background thread."""
 
     def __init__(
-        self, port: int, variables: dict[str, tuple[float, str | None]], host: str = "127.0.0.1"
+        self,
+        port: int,
+        variables: dict[str, tuple[float, str | None]],
+        host: str = "127.0.0.1",
+        credentials: tuple[str, str] | None = None,
     ) -> None:
+        self.credentials = credentials
         self.port, self.host = port, host
         self.variables = variables
         self.endpoint = f"opc.tcp://{host}:{port}/workbench/simulator"
@@ -33,8 +53,10 @@ class OpcUaServer:
         return f"ns={self.namespace};s={name}"
 
     async def _boot(self) -> None:
-        server = Server()
+        server = Server(user_manager=_Users(self.credentials) if self.credentials else None)
         await server.init()
+        if self.credentials:
+            server.set_identity_tokens([ua.UserNameIdentityToken])
         server.set_endpoint(self.endpoint)
         server.set_server_name("INSA workbench plant simulator")
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])

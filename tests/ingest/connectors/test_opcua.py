@@ -26,8 +26,10 @@ def runner() -> Iterator[ConnectorRunner]:
     run.close()
 
 
-def _connector(engine: Engine, srv: OpcUaServer, sink: Any) -> OpcUaConnector:
+def _connector(engine: Engine, srv: OpcUaServer, sink: Any, password: str = "s3cret") -> OpcUaConnector:
     config = {
+        "username": "operator",
+        "password": password,
         "endpoint": srv.endpoint,
         "nodes": {srv.node_id("Pump1.Pressure"): "pressure", srv.node_id("Pump1.Flow"): "flow"},
         "sampling_interval_ms": 50,
@@ -47,19 +49,24 @@ def test_status_codes_map_to_quality() -> None:
 
 
 def test_subscription_units_quality_and_reconnects(engine, pipeline, runner) -> None:
-    server = OpcUaServer(free_port(), VARIABLES)
+    server = OpcUaServer(free_port(), VARIABLES, credentials=("operator", "s3cret"))
     connector = _connector(engine, server, pipeline)  # nothing listens yet
+    intruder = _connector(engine, server, pipeline, password="guess")
     device_id = connector.device.id
     runner.start(connector)
     try:
         wait_until(lambda: device_status(engine, device_id) == "error", timeout=5)
         server.start()
+        runner.start(intruder)
         wait_until(lambda: {r.key for r in telemetry(engine, device_id)} == {"pressure", "flow"}, timeout=15)
         assert connector.stats.reconnects >= 1
         wait_until(lambda: device_status(engine, device_id) == "online")
         first = {r.key: r for r in telemetry(engine, device_id)}
         assert first["pressure"].unit == "bar" and first["flow"].unit is None
         assert first["pressure"].quality == 100
+        # Wrong credentials: the session is refused, the device stays in error, nothing is written.
+        assert device_status(engine, intruder.device.id) == "error"
+        assert intruder.stats.errors >= 1 and telemetry(engine, intruder.device.id) == []
 
         server.set("Pump1.Pressure", 4.75, ua.StatusCodes.UncertainLastUsableValue)
         changed = wait_until(lambda: [r for r in telemetry(engine, device_id) if r.value == 4.75])
