@@ -62,6 +62,19 @@ def timestamp(value: Any) -> dt.datetime | None:
     return result
 
 
+def devices() -> pd.DataFrame:
+    """Every device (id, name, type, area, status) with the time of its newest telemetry."""
+    rows = _connection().execute(
+        "SELECT d.id, d.name, d.type, d.area, d.status,"
+        " (SELECT max(t.timestamp) FROM telemetry t WHERE t.device_id = d.id) AS last_data"
+        " FROM devices d ORDER BY d.name"
+    )
+    frame = pd.DataFrame(rows.fetchall(), columns=["id", "name", "type", "area", "status", "last_data"])
+    frame["id"] = frame["id"].astype(str)
+    frame["last_data"] = pd.to_datetime(frame["last_data"], utc=True)
+    return frame
+
+
 def device_id(device: str | uuid.UUID) -> uuid.UUID:
     """The id of a device given its id or its name."""
     if isinstance(device, uuid.UUID):

@@ -33,12 +33,17 @@ def notebook_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def kernel_env(database_url: str | None, context: dict[str, Any] | None = None) -> dict[str, str]:
-    """The environment a notebook kernel gets: ours plus the database the helper API reads (and, for a
-    kernel started for one run, that run's context)."""
+def kernel_env(
+    database_url: str | None, context: dict[str, Any] | None = None, data_dir: str | Path | None = None
+) -> dict[str, str]:
+    """The environment a notebook kernel gets: ours plus the database the helper API reads, the data
+    directory (so notebooks that run notebooks keep their runs beside ours) and, for a kernel started for
+    one run, that run's context."""
     env = dict(os.environ)
     if database_url:
         env[DATABASE_ENV] = database_url
+    if data_dir is not None:
+        env["WORKBENCH_DATA_DIR"] = str(Path(data_dir).resolve())
     if context is not None:
         env[CONTEXT_ENV] = json.dumps(context)
     return env
@@ -76,6 +81,7 @@ def execute_cold(
     timeout: float | None,
     label: str,
     context: dict[str, Any] | None = None,
+    data_dir: str | None = None,
 ) -> Outcome:
     """Run a notebook with plain papermill on a fresh kernel; the executed copy lands at ``output_path``.
 
@@ -95,7 +101,7 @@ def execute_cold(
             progress_bar=False,
             cwd=cwd,
             execution_timeout=timeout,
-            kernel_manager_class=_env_kernel_manager(kernel_env(database_url, context)),
+            kernel_manager_class=_env_kernel_manager(kernel_env(database_url, context, data_dir)),
         )
     except PapermillExecutionError as error:
         executed = nbformat.read(output_path, as_version=4)

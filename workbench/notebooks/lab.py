@@ -42,8 +42,7 @@ def lab_command(root: Path, port: int | None = None, open_browser: bool = True) 
 
 def lab_environment(settings: Settings) -> dict[str, str]:
     """The environment JupyterLab (and so every kernel it starts) runs with."""
-    env = kernel_env(settings.database_url)
-    env[env_name("data_dir")] = str(Path(settings.data_dir).resolve())
+    env = kernel_env(settings.database_url, data_dir=settings.data_dir)
     if settings.dask_scheduler:
         env[env_name("dask_scheduler")] = settings.dask_scheduler
     return env

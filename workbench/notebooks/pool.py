@@ -145,7 +145,10 @@ class KernelPool:
                 for index, cell in enumerate(nb.cells):
                     if cell.cell_type != "code" or not cell.source.strip():
                         continue
+                    began = time.perf_counter()
                     outputs, reply = kernel.execute(cell.source, deadline)
+                    seconds = round(time.perf_counter() - began, 4)
+                    cell.metadata.setdefault("papermill", {})["duration"] = seconds
                     cell.outputs = outputs
                     cell.execution_count = reply.get("execution_count")
                     if reply.get("status") == "error":

@@ -64,7 +64,7 @@ class NotebookRunner:
         """The warm kernel pool, created on first use."""
         with self._lock:
             if self._pool is None:
-                env = kernel_env(self.settings.database_url)
+                env = kernel_env(self.settings.database_url, data_dir=self.settings.data_dir)
                 self._pool = KernelPool(self.pool_size, env, str(self.root))
             return self._pool
 
@@ -164,6 +164,7 @@ class NotebookRunner:
             limit,
             label,
             context,
+            str(Path(self.settings.data_dir).resolve()),
         )
         if mode == "cold":
             outcome = execute_cold(*args)
