@@ -8,9 +8,18 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response, send_file, url_for
-from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
+from workbench.api.common import (
+    PageArgs,
+    PageSchema,
+    Strict,
+    make_blueprint,
+    not_found,
+    offset_of,
+    paged,
+    query_args,
+)
 from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
 from workbench.db.tables import reports
@@ -19,19 +28,9 @@ from workbench.reports import formats
 from workbench.reports.schedules import create_schedule, list_schedules, next_run
 from workbench.reports.service import ReportRequestError, ReportService, service
 
-blp = Blueprint(
-    "reports",
-    __name__,
-    url_prefix="/api/v1/reports",
-    description="Reports: notebooks rendered to PDF, Excel, ZIP; the archive; schedules",
+blp = make_blueprint(
+    "reports", "/reports", "Reports: notebooks rendered to PDF, Excel, ZIP; the archive; schedules"
 )
-
-
-class Strict(ma.Schema):
-    """Refuse unknown fields, so typos are named instead of ignored."""
-
-    class Meta:
-        unknown = ma.RAISE
 
 
 class RunSchema(Strict):
@@ -68,22 +67,17 @@ class ReportSchema(ma.Schema):
     url = ma.fields.String(required=True)
 
 
-class ListArgs(Strict):
+class ListArgs(PageArgs):
     """Paging and filters of the archive."""
 
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=1_000_000))
-    page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
     notebook = ma.fields.String()
     status = ma.fields.String(validate=ma.validate.OneOf(["queued", "running", "done", "failed"]))
 
 
-class ReportPageSchema(ma.Schema):
+class ReportPageSchema(PageSchema):
     """A page of the archive."""
 
     items = ma.fields.List(ma.fields.Nested(ReportSchema), required=True)
-    page = ma.fields.Integer(required=True)
-    page_size = ma.fields.Integer(required=True)
-    total = ma.fields.Integer(required=True)
 
 
 class ScheduleCreateSchema(Strict):
@@ -182,7 +176,7 @@ def run_report(body: dict[str, Any], format_name: str) -> tuple[dict[str, Any], 
 
 @blp.route("", methods=["GET"])
 @require("reports:read")
-@blp.arguments(ListArgs, location="query", unknown=ma.RAISE)
+@query_args(blp, ListArgs)
 @blp.response(200, ReportPageSchema)
 def list_reports(args: dict[str, Any]) -> dict[str, Any]:
     """The archive, newest first."""
@@ -198,10 +192,10 @@ def list_reports(args: dict[str, Any]) -> dict[str, Any]:
             .where(*where)
             .order_by(reports.c.created_at.desc(), reports.c.id)
             .limit(args["page_size"])
-            .offset((args["page"] - 1) * args["page_size"])
+            .offset(offset_of(args))
         ).mappings()
         items = [_shape(dict(row)) for row in rows]
-    return {"items": items, "page": args["page"], "page_size": args["page_size"], "total": total}
+    return paged(items, args, total)
 
 
 @blp.route("/<uuid:report_id>", methods=["GET"])
@@ -269,7 +263,7 @@ def schedule(body: dict[str, Any]) -> dict[str, Any]:
 def _load(report_id: uuid.UUID) -> dict[str, Any]:
     row = _service().get(report_id)
     if row is None:
-        raise ApiError(404, "not_found", f"report {report_id} not found")
+        raise not_found("report", report_id)
     return row
 
 
