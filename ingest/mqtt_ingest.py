@@ -66,6 +66,7 @@ class MqttIngest:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.received = 0
+        self.acked = 0
 
     def start(self, timeout: float = 10.0) -> None:
         """Connect (resuming the persistent session) and start the decoder."""
@@ -93,7 +94,12 @@ class MqttIngest:
         """Health details; raises while disconnected."""
         if not self._connected.is_set():
             raise ConnectionError("ingest MQTT session disconnected")
-        return {"received": self.received, "backlog": len(self._inbox), "shared_group": self.shared_group}
+        return {
+            "received": self.received,
+            "acked": self.acked,
+            "backlog": len(self._inbox),
+            "shared_group": self.shared_group,
+        }
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
@@ -163,6 +169,7 @@ class MqttIngest:
             for mid, qos, generation in acks:
                 if generation == current:
                     self.client.ack(mid, qos)
+                    self.acked += 1
 
         return ack
 

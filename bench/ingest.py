@@ -1,0 +1,449 @@
+"""Ingest benchmark: real Mosquitto + PostgreSQL, end-to-end points/s against limits measured in the same run.
+
+    .venv/bin/python bench/ingest.py [--database-url URL] [--messages N] [--json]
+
+Starts its own Mosquitto (the config ``workbench up`` uses) on a free port and a scratch database on the
+server named by ``--database-url`` (default: the machine's PostgreSQL), dropped at the end. Publishers are
+separate processes writing pre-built MQTT packets on raw sockets (QoS 1), so the publisher is never the
+bottleneck; the same publisher feeds the bare paho subscriber that measures the broker's delivery limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import socket
+import struct
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+
+DEVICES = 100
+
+
+# --- raw MQTT 3.1.1 publishing (pre-built packets, QoS 1, PUBACKs drained by a thread) -------------
+
+
+def _remaining(length: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = length % 128
+        length //= 128
+        out.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes(out)
+
+
+def _connect_packet(client_id: str) -> bytes:
+    cid = client_id.encode()
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + struct.pack("!H", len(cid)) + cid
+    return b"\x10" + _remaining(len(body)) + body
+
+
+def _publish_packet(topic: str, payload: bytes, mid: int) -> bytes:
+    name = topic.encode()
+    body = struct.pack("!H", len(name)) + name + struct.pack("!H", mid) + payload
+    return b"\x32" + _remaining(len(body)) + body
+
+
+class RawPublisher:
+    """A QoS 1 publisher on a plain socket: sends pre-built packets, counts PUBACKs."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = socket.create_connection((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.sendall(_connect_packet(f"bench-pub-{uuid.uuid4().hex[:8]}"))
+        assert self.sock.recv(4)[:1] == b"\x20", "broker refused the publisher"
+        self.acked = 0
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        while True:
+            data = self.sock.recv(65536)
+            if not data:
+                return
+            self.acked += len(data) // 4  # PUBACKs are 4 bytes each
+
+    def send(self, packets: bytes) -> None:
+        """Write pre-built packets."""
+        self.sock.sendall(packets)
+
+
+def _messages(
+    devices: list[str], count: int, points: int, stamp: str | None = None
+) -> list[tuple[str, bytes]]:
+    out = []
+    for i in range(count):
+        device = devices[i % len(devices)]
+        if points == 1:
+            out.append((f"insa/devices/{device}/telemetry/k{i % 10}", f"{i * 0.5}".encode()))
+        else:
+            body = {
+                "timestamp": stamp or "2026-01-01T00:00:00Z",
+                "telemetry": {f"k{k}": {"value": i + k * 0.25, "unit": "C"} for k in range(points)},
+                "metadata": {"quality": 100},
+            }
+            out.append((f"insa/devices/{device}/telemetry", json.dumps(body).encode()))
+    return out
+
+
+def _publisher(host: str, port: int, devices: list[str], count: int, points: int, queue: Any) -> None:
+    messages = _messages(devices, count, points)
+    chunks = []
+    for start in range(0, count, 500):
+        chunks.append(
+            b"".join(
+                _publish_packet(topic, payload, (start + j) % 65535 + 1)
+                for j, (topic, payload) in enumerate(messages[start : start + 500])
+            )
+        )
+    publisher = RawPublisher(host, port)
+    queue.put("ready")
+    queue.get()  # wait for "go"
+    started = time.time()
+    for chunk in chunks:
+        publisher.send(chunk)
+    queue.put(started)
+    deadline = time.time() + 120
+    while publisher.acked < count and time.time() < deadline:
+        time.sleep(0.01)
+
+
+def _paced_publisher(host: str, port: int, devices: list[str], seconds: float, rate: int, queue: Any) -> None:
+    """10-point messages at ``rate`` points/s, each stamped with its send time."""
+    publisher = RawPublisher(host, port)
+    queue.put("ready")
+    queue.get()
+    per_tick = max(1, rate // 10 // 100)  # messages per 10 ms tick
+    started = time.time()
+    tick = 0
+    mid = 0
+    while time.time() - started < seconds:
+        stamp = datetime.now(UTC).isoformat()
+        packets = []
+        for message in _messages(devices, per_tick, 10, stamp):
+            mid = mid % 65535 + 1
+            packets.append(_publish_packet(message[0], message[1], mid))
+        publisher.send(b"".join(packets))
+        tick += 1
+        delay = started + tick * 0.01 - time.time()
+        if delay > 0:
+            time.sleep(delay)
+    queue.put(started)
+
+
+class _Channel:
+    """Two queues: the parent's "go" never races with the child's answers."""
+
+    def __init__(self, context: Any) -> None:
+        self.to_child = context.Queue()
+        self.to_parent = context.Queue()
+
+    def put(self, item: Any) -> None:
+        """Parent -> child."""
+        self.to_child.put(item)
+
+    def get(self, timeout: float | None = None) -> Any:
+        """Child -> parent."""
+        return self.to_parent.get(timeout=timeout)
+
+
+class _ChildEnd:
+    """The child's side of a _Channel."""
+
+    def __init__(self, channel: _Channel) -> None:
+        self.to_child = channel.to_child
+        self.to_parent = channel.to_parent
+
+    def put(self, item: Any) -> None:
+        """Child -> parent."""
+        self.to_parent.put(item)
+
+    def get(self, timeout: float | None = None) -> Any:
+        """Parent -> child."""
+        return self.to_child.get(timeout=timeout)
+
+
+def _run_publisher(target: Any, *args: Any) -> tuple[Any, Any]:
+    context = multiprocessing.get_context("spawn")
+    channel = _Channel(context)
+    process = context.Process(target=target, args=(*args, _ChildEnd(channel)), daemon=True)
+    process.start()
+    assert channel.get(timeout=60) == "ready"
+    return process, channel
+
+
+# --- phases -------------------------------------------------------------------------------------
+
+
+def copy_limit(url: str, rows: int) -> float:
+    """Rows/s of binary COPY into telemetry, in transactions of 50,000 rows (the rows ingest writes)."""
+    from ingest.validation import COPY_COLUMNS, COPY_TYPES
+
+    device = uuid.uuid4()
+    stamp = datetime.now(UTC)
+    data = [(stamp, device, f"k{i % 10}", i * 0.5, "C", 100, None, None) for i in range(rows)]
+    with psycopg.connect(url) as conn:
+        started = time.perf_counter()
+        for start in range(0, rows, 50_000):
+            with (
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy(f"COPY telemetry ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.set_types(COPY_TYPES)
+                for row in data[start : start + 50_000]:
+                    copy.write_row(row)
+        elapsed = time.perf_counter() - started
+        conn.execute("DELETE FROM telemetry WHERE device_id = %s", (device,))
+        conn.commit()
+    return rows / elapsed
+
+
+def broker_limit(mqtt_url: str, devices: list[str], count: int) -> float:
+    """Messages/s a bare paho subscriber (MQTT 5, QoS 1, automatic acks) receives from the publisher."""
+    import paho.mqtt.client as mqtt
+
+    from workbench.mqtt import host_port, make_client
+
+    host, port = host_port(mqtt_url)
+    received = [0, 0.0]
+    done = threading.Event()
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        received[0] += 1
+        if received[0] == count:
+            received[1] = time.time()
+            done.set()
+
+    client = make_client(mqtt_url, protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    client.connect(host, port)
+    client.subscribe("insa/devices/+/telemetry/+", qos=1)
+    client.loop_start()
+    time.sleep(0.5)
+    process, queue = _run_publisher(_publisher, host, port, devices, count, 1)
+    queue.put("go")
+    started = queue.get(timeout=60)
+    done.wait(120)
+    if not done.is_set():
+        print(f"bare subscriber received {received[0]} of {count} messages", file=sys.stderr)
+    client.disconnect()
+    client.loop_stop()
+    process.join(10)
+    return received[0] / (received[1] - started) if received[1] else 0.0
+
+
+def mqtt_end_to_end(service: Any, mqtt_url: str, devices: list[str], count: int, points: int) -> float:
+    """Points/s from the first publish to the last committed row."""
+    from workbench.mqtt import host_port
+
+    host, port = host_port(mqtt_url)
+    writer = service.pipeline.writer
+    before = writer.committed_points
+    expected = before + count * points
+    process, queue = _run_publisher(_publisher, host, port, devices, count, points)
+    queue.put("go")
+    started = queue.get(timeout=60)
+    deadline = time.time() + 300
+    while writer.committed_points < expected and time.time() < deadline:
+        time.sleep(0.005)
+    finished = time.time()
+    process.join(10)
+    return (writer.committed_points - before) / (finished - started)
+
+
+def latency(
+    service: Any, mqtt_url: str, devices: list[str], rate: int, seconds: float
+) -> tuple[float, float]:
+    """p50 and p99 publish-to-commit latency (ms) at ``rate`` points/s of 10-point messages."""
+    import numpy as np
+
+    from workbench.live.bus import TELEMETRY_BATCH
+    from workbench.mqtt import host_port
+
+    host, port = host_port(mqtt_url)
+    samples: list[Any] = []
+
+    def on_batch(topic: str, batch: Any) -> None:
+        committed = batch.committed_at.timestamp()
+        stamps = batch.frame["timestamp"].astype("int64").to_numpy() / 1e9
+        samples.append(committed - stamps)
+
+    unsubscribe = service.bus.subscribe(TELEMETRY_BATCH, on_batch)
+    process, queue = _run_publisher(_paced_publisher, host, port, devices, seconds, rate)
+    queue.put("go")
+    queue.get(timeout=seconds + 60)
+    time.sleep(1.0)
+    unsubscribe()
+    process.join(10)
+    values = np.concatenate(samples) * 1000
+    return float(np.percentile(values, 50)), float(np.percentile(values, 99))
+
+
+def http_batches(app_url: str, api_key: str, device: str, batches: int, workers: int) -> float:
+    """Points/s of POST /api/v1/telemetry with 1,000-point JSON batches from ``workers`` client threads."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_http_client, args=(app_url, api_key, device, batches, workers, queue))
+    process.start()
+    points, elapsed = queue.get(timeout=600)
+    process.join(10)
+    return float(points / elapsed)
+
+
+def _http_client(app_url: str, api_key: str, device: str, batches: int, workers: int, queue: Any) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(app_url)
+    body = json.dumps(
+        [{"key": f"h{i % 10}", "value": i * 0.5, "timestamp": 1767225600 + i} for i in range(1000)]
+    ).encode()
+    accepted = [0]
+    lock = threading.Lock()
+
+    def work(count: int) -> None:
+        for _ in range(count):
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            conn.request(
+                "POST", "/api/v1/telemetry", body, {"X-API-Key": api_key, "Content-Type": "application/json"}
+            )
+            answer = json.loads(conn.getresponse().read())
+            conn.close()
+            with lock:
+                accepted[0] += answer.get("accepted", 0)
+
+    threads = [threading.Thread(target=work, args=(batches // workers,)) for _ in range(workers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    queue.put((accepted[0], time.perf_counter() - started))
+
+
+# --- orchestration ------------------------------------------------------------------------------
+
+
+def main() -> None:
+    """Run every phase and print the table (or one JSON line)."""
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument("--messages", type=int, default=100_000, help="1-point messages per MQTT run")
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    args = parser.parse_args()
+
+    from sqlalchemy import insert
+
+    from ingest.broker import LocalBroker
+    from ingest.service import IngestService
+    from tests.conftest import free_port
+    from workbench.auth import api_keys
+    from workbench.db.embedded import ensure_database
+    from workbench.db.engine import libpq_url, make_engine
+    from workbench.db.migrate import upgrade
+    from workbench.db.tables import devices as devices_table
+    from workbench.live.bus import EventBus
+    from workbench.settings import Settings
+
+    name = f"wb_bench_{uuid.uuid4().hex[:8]}"
+    ensure_database(args.database_url, name)
+    from sqlalchemy.engine import make_url
+
+    url = make_url(args.database_url).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    folder = Path(tempfile.mkdtemp(prefix="bench-mqtt-"))
+    folder.chmod(0o755)  # Mosquitto drops to its own user and keeps its persistence file here
+    broker = LocalBroker(free_port(), folder)
+    mqtt_url = broker.start()
+    engine = make_engine(url)
+    results: dict[str, Any] = {}
+    service = None
+    try:
+        with engine.begin() as conn:
+            ids = [
+                str(
+                    conn.execute(
+                        insert(devices_table)
+                        .values(name=f"bench-{i}", type="sensor")
+                        .returning(devices_table.c.id)
+                    ).scalar_one()
+                )
+                for i in range(DEVICES)
+            ]
+        _, api_key = api_keys.create_key(engine, uuid.UUID(ids[0]), "bench", rate_limit=10**9)
+        results["copy_limit_rows_per_s"] = copy_limit(libpq_url(url), 500_000)
+        results["broker_limit_msgs_per_s"] = broker_limit(mqtt_url, ids, args.messages)
+        settings = Settings.from_env(
+            {}, database_url=url, mqtt_url=mqtt_url, data_dir=Path(tempfile.mkdtemp())
+        )
+        settings = replace(settings, ingest_client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}")
+        service = IngestService(settings, engine, EventBus())
+        service.start()
+        results["mqtt_1pt_points_per_s"] = mqtt_end_to_end(service, mqtt_url, ids, args.messages, 1)
+        results["mqtt_10pt_points_per_s"] = mqtt_end_to_end(service, mqtt_url, ids, args.messages // 2, 10)
+        p50, p99 = latency(service, mqtt_url, ids, 10_000, 10.0)
+        results["p50_publish_to_commit_ms"] = p50
+        results["p99_publish_to_commit_ms"] = p99
+        results["http_batch_points_per_s"] = _http_phase(settings, service, ids[0], api_key)
+        results["mqtt_1pt_ratio_to_broker"] = (
+            results["mqtt_1pt_points_per_s"] / results["broker_limit_msgs_per_s"]
+        )
+    finally:
+        if service is not None:
+            service.stop()
+        broker.stop()
+        engine.dispose()
+        with psycopg.connect(libpq_url(args.database_url), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if args.json:
+        print(json.dumps({k: round(v, 3) for k, v in results.items()}))
+        return
+    print(f"{'measure':<34} {'value':>14}")
+    for key, value in results.items():
+        print(f"{key:<34} {value:>14,.1f}")
+
+
+def _http_phase(settings: Any, service: Any, device: str, api_key: str) -> float:
+    from werkzeug.serving import make_server
+
+    from app import create_app
+    from tests.conftest import free_port
+    from workbench.platform import EXTENSION
+
+    app = create_app(settings, bus=service.bus)
+    platform = app.extensions[EXTENSION]
+    platform.services["pipeline"] = service.pipeline  # one writer, as in `workbench up`
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        return http_batches(f"http://127.0.0.1:{port}", api_key, device, 200, 4)
+    finally:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
