@@ -105,6 +105,9 @@ class Settings:
     )
     notebook_kernels: int = setting(2, "Warm Jupyter kernels kept for notebook rule evaluations")
     notebook_timeout: float = setting(120.0, "Seconds a notebook run may take before its kernel is killed")
+    report_execution: str = setting(
+        "warm", "How report notebooks run: `warm` (kernels kept for reports), `cold` (fresh kernel) or `dask`"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

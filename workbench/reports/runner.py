@@ -20,6 +20,8 @@ from workbench.settings import Settings
 
 # Reports read more data than rules: give them longer than the rule timeout.
 REPORT_TIMEOUT_S = 900.0
+# The notebook runner's ways to execute: a warm kernel, a fresh one, or a fresh one on a Dask worker.
+MODES = ("warm", "cold", "dask")
 
 
 class NotebookFailed(RuntimeError):

@@ -41,8 +41,11 @@ class ReportService:
         self.notebooks_dir = notebooks_dir or NOTEBOOKS_DIR
         self.archive_dir = platform.settings.data_dir / "reports"
         assert platform.settings.database_url, "reports need a database"
+        mode = platform.settings.report_execution
+        if mode not in runner.MODES:
+            raise ValueError(f"WORKBENCH_REPORT_EXECUTION={mode!r}: use one of {', '.join(runner.MODES)}")
         self.executor = runner.ReportExecutor(
-            platform.settings, platform.engine, self.notebooks_dir, kernels=max_parallel
+            platform.settings, platform.engine, self.notebooks_dir, kernels=max_parallel, mode=mode
         )
         self._threads: set[threading.Thread] = set()
         # Each render holds a kernel and a PDF engine: bound how many run at once in this process.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 from pathlib import Path
@@ -13,10 +14,13 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from tests.workbench.reports.plant import Plant, read_table
+from workbench.live.bus import EventBus
+from workbench.platform import Platform
 from workbench.reports import formats
 from workbench.reports.formats import ExecutedReport, ReportFormat
 from workbench.reports.kit import ReportKit
 from workbench.reports.service import PROGRESS_TOPIC, ReportRequestError, ReportService
+from workbench.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -180,3 +184,21 @@ def test_requests_are_validated(tiny_service: ReportService) -> None:
         tiny_service.request("tiny", "pdf", {"timezone": "Mars/Olympus"})
     with pytest.raises(ReportRequestError, match="start 'yesterdayish'"):
         tiny_service.request("tiny", "pdf", {"start": "yesterdayish"})
+
+
+def test_execution_mode_comes_from_settings(
+    settings: Settings, report_platform: Platform, tiny_notebooks: Path, plant: Plant
+) -> None:
+    bogus = Platform(
+        dataclasses.replace(settings, report_execution="bogus"), report_platform.engine, EventBus()
+    )
+    with pytest.raises(ValueError, match="WORKBENCH_REPORT_EXECUTION='bogus'"):
+        ReportService(bogus, notebooks_dir=tiny_notebooks)
+    cold = Platform(
+        dataclasses.replace(settings, report_execution="cold"), report_platform.engine, EventBus()
+    )
+    reports = ReportService(cold, notebooks_dir=tiny_notebooks)
+    row = reports.run(reports.request("tiny", "excel", plant.parameters()))
+    assert row["status"] == "done", row["error"]
+    assert reports.executor.mode == "cold"
+    reports.close()
