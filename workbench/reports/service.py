@@ -42,10 +42,11 @@ class ReportService:
         self.archive_dir = platform.settings.data_dir / "reports"
         assert platform.settings.database_url, "reports need a database"
         mode = platform.settings.report_execution
+        # Rooted at the folder holding reports/, so runs are labelled ``reports/<name>.ipynb`` like rules.
         if mode not in runner.MODES:
             raise ValueError(f"WORKBENCH_REPORT_EXECUTION={mode!r}: use one of {', '.join(runner.MODES)}")
         self.executor = runner.ReportExecutor(
-            platform.settings, platform.engine, self.notebooks_dir, kernels=max_parallel, mode=mode
+            platform.settings, platform.engine, self.notebooks_dir.parent, kernels=max_parallel, mode=mode
         )
         self._threads: set[threading.Thread] = set()
         # Each render holds a kernel and a PDF engine: bound how many run at once in this process.
