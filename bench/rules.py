@@ -178,6 +178,12 @@ def phase(
     if rule_engine is not None:
         rule_engine.idle(120)
         drained_s = time.perf_counter() - start
+        durations = np.array(rule_engine.eval_seconds) * 1000
+        print(
+            f"  evaluations {len(durations)}, ms p50 {np.percentile(durations, 50):.0f} "
+            f"p99 {np.percentile(durations, 99):.0f} max {durations.max():.0f}",
+            file=sys.stderr,
+        )
         rule_engine.stop()
     pipeline.stop()
     latencies = _row_latencies(engine, committed_at, wall_start) if with_rules else []

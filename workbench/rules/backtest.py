@@ -8,6 +8,7 @@ batches would have arrived), then through the same lifecycle as live (dedup, coo
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from workbench.rules.alerts import alert_values, as_time
 from workbench.rules.codes import DeviceCodes
 from workbench.rules.lifecycle import AlertBook, Decision, decide
 from workbench.rules.schedule import due_times
-from workbench.rules.store import DeviceDirectory, telemetry_frame
+from workbench.rules.store import DeviceDirectory, telemetry_frame, window_aggregates
 from workbench.rules.types import Points, Rule, RuleState, rule_type
 
 MAX_POINTS = 2_000_000
@@ -54,7 +55,7 @@ def backtest(engine: Engine, rule: Rule, start: datetime, end: datetime) -> dict
             frame["ts"].to_numpy(dtype=np.int64),
             frame["value"].to_numpy(dtype=np.float64),
         )
-        state.memory["loader"] = lambda ids, key, a, b: telemetry_frame(engine, [key], ids, a, b)
+        state.memory["window_loader"] = partial(window_aggregates, engine)
         for chunk in _steps(points, kind.backtest_step_seconds(rule.condition), start_ns, end_ns):
             decisions.extend(decide(rule, kind.evaluate(rule, chunk, state), book))
     return {

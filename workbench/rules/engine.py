@@ -35,7 +35,7 @@ from workbench.rules.store import (
     load_rules,
     load_state,
     save_states,
-    telemetry_frame,
+    window_aggregates,
     with_ns,
 )
 from workbench.rules.types import Points, Rule, RuleState, rule_type
@@ -81,12 +81,15 @@ class RuleEngine:
         self.dropped = 0
         self.last_error: str | None = None
         self.evaluated_batches = 0
+        self.eval_seconds: list[float] = []  # durations of the latest evaluations (health, benchmarks)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> RuleEngine:
         """Load rules, open alerts and devices; subscribe to the bus; start the threads."""
         self.reload()
         self.directory.refresh()
+        for rule in self._rules:  # load persisted state now rather than on the first live batch
+            self.state(rule)
         self.book.open, self.book.last = alert_rows.open_pairs(self.engine)
         bus = self.platform.bus
         self._unsubscribe = [
@@ -123,6 +126,7 @@ class RuleEngine:
             "pending_actions": self.worker.pending,
             "dropped_batches": self.dropped,
             "last_error": self.last_error,
+            "last_evaluation_ms": round(self.eval_seconds[-1] * 1000, 1) if self.eval_seconds else None,
         }
 
     def rules(self) -> list[Rule]:
@@ -171,7 +175,10 @@ class RuleEngine:
                     except queue.Empty:
                         break
                 frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+                began = time.perf_counter()
                 self._safely(lambda batch=frame: self.evaluate(batch))
+                self.eval_seconds.append(time.perf_counter() - began)
+                del self.eval_seconds[:-1000]
             finally:
                 self._busy = False
 
@@ -198,13 +205,15 @@ class RuleEngine:
         state = self._states.get(rule.id)
         if state is None:
             state = load_state(self.engine, rule.id)
-            state.memory["loader"] = self._history
+            state.memory["window_loader"] = self._window
             state.memory["codes"] = self.codes
             self._states[rule.id] = state
         return state
 
-    def _history(self, ids: list[str], key: str, start: int, end: int) -> pd.DataFrame:
-        return telemetry_frame(self.engine, [key], ids, start, end)
+    def _window(
+        self, ids: list[str], firsts: list[int], key: str, window: int, width: int, ref: float
+    ) -> list[tuple[Any, ...]]:
+        return window_aggregates(self.engine, ids, firsts, key, window, width, ref)
 
     def evaluate(self, frame: pd.DataFrame) -> list[Decision]:
         """Evaluate every streaming rule on a frame of committed points; apply and return the decisions."""

@@ -10,7 +10,7 @@ A rule is evaluated once per batch for each device that received points, over th
 device's newest point (its watermark); the window's oldest edge is accurate to one bucket. Late points inside
 the window are added to their bucket (aggregates commute); points older than the window are ignored. The
 firing flag per device is kept in ``rule_state``; the window itself is rebuilt from telemetry in PostgreSQL
-after a restart (the engine gives the evaluator a history loader).
+after a restart, aggregated in SQL (the engine gives the evaluator a window loader).
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ from workbench.rules.types import (
 
 FUNCTIONS = ("mean", "stddev", "min", "max", "range", "zscore", "rate_of_change")
 FIELDS = {"key", "function", "window", "operator", "value", "min_points"}
-# loader(device_ids, key, start_ns, end_ns) -> frame (device_id, ts, value) of stored points in [start, end)
-HistoryLoader = Callable[[list[str], str, int, int], pd.DataFrame]
+# window_loader(device_ids, first_ns, key, window_ns, width_ns, ref) -> rows of bucket aggregates
+# (device_id, bucket, n, s, ss, mn, mx, ft, fv, lt, lv) of the stored points of each device in
+# [first - window, first): see workbench.rules.store.window_aggregates.
+WindowLoader = Callable[[list[str], list[int], str, int, int, float], list[tuple[Any, ...]]]
 NO_TIME = np.iinfo(np.int64).min
 Aggs = dict[str, np.ndarray]
 _FIELDS = ("dev", "bucket", "n", "s", "ss", "mn", "mx", "ft", "fv", "lt", "lv")
@@ -249,24 +251,22 @@ def _seed(mem: dict[str, Any], points: Points, dev: np.ndarray, key: str, window
     if not len(new):
         return
     mem["seen"][new] = True
-    loader: HistoryLoader | None = mem.get("loader")
+    loader: WindowLoader | None = mem.get("window_loader")
     if loader is None:
         return
     codes: DeviceCodes = mem["codes"]
-    ts = points.ts
     first = np.full(len(codes), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first, dev, ts)
+    np.minimum.at(first, points.device, points.ts)
     ids = [str(i) for i in codes.decode(new)]
-    history = loader(ids, key, int(first[new].min()) - window, int(first[new].max()))
-    if history.empty:
+    rows = loader(ids, [int(t) for t in first[new]], key, window, width, float(mem["ref"]))
+    if not rows:
         return
-    h_dev = codes.encode(history["device_id"].astype(str))
-    h_ts = history["ts"].to_numpy(dtype=np.int64)
-    before = h_ts < first[h_dev]
-    h_dev, h_ts = h_dev[before], h_ts[before]
-    h_values = history["value"].to_numpy(dtype=np.float64)[before] - mem["ref"]
-    mem["aggs"] = _concat(mem["aggs"], _aggregate(h_dev, h_ts, h_values, width))
-    np.maximum.at(mem["wm"], h_dev, h_ts)
+    columns = list(zip(*rows, strict=True))
+    history: Aggs = {"dev": codes.encode(np.array(columns[0], dtype=object))}
+    for name, column in zip(_FIELDS[1:], columns[1:], strict=True):
+        history[name] = np.array(column, dtype=np.int64 if name in ("bucket", "ft", "lt") else np.float64)
+    mem["aggs"] = _concat(mem["aggs"], history)
+    np.maximum.at(mem["wm"], history["dev"], history["lt"])
 
 
 register_rule_type(StatisticalRule)

@@ -144,6 +144,45 @@ def telemetry_frame(
     return with_ns(frame)
 
 
+_WINDOW_SQL = """
+WITH firsts AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(firsts)s::bigint[]) AS f(device_id, first_ns)
+), points AS (
+    SELECT t.device_id, t.value - %(ref)s AS v,
+           (extract(epoch FROM t.timestamp) * 1e6)::bigint * 1000 AS ns
+    FROM telemetry t JOIN firsts f ON t.device_id = f.device_id
+    WHERE t.key = %(key)s AND t.value IS NOT NULL
+      AND t.timestamp >= to_timestamp((f.first_ns - %(window)s) / 1e9)
+      AND t.timestamp < to_timestamp(f.first_ns / 1e9)
+)
+SELECT device_id::text, ns / %(width)s * %(width)s AS bucket, count(*)::float8, sum(v), sum(v * v),
+       min(v), max(v), min(ns), (array_agg(v ORDER BY ns))[1], max(ns), (array_agg(v ORDER BY ns DESC))[1]
+FROM points GROUP BY 1, 2
+"""
+
+
+def window_aggregates(
+    engine: Engine, ids: list[str], firsts: list[int], key: str, window: int, width: int, ref: float
+) -> list[tuple[Any, ...]]:
+    """Per (device, bucket) aggregates of each device's stored points in [first - window, first), in SQL."""
+    params = {
+        "ids": [uuid.UUID(i) for i in ids],
+        "firsts": firsts,
+        "key": key,
+        "window": window,
+        "width": width,
+        "ref": ref,
+    }
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(_WINDOW_SQL, params)
+        rows = [tuple(row) for row in cursor.fetchall()]
+    finally:
+        raw.close()
+    return rows
+
+
 def with_ns(frame: pd.DataFrame) -> pd.DataFrame:
     """Add the ``ts`` column (int64 nanoseconds since the epoch, UTC) rules work on."""
     stamps = pd.to_datetime(frame["timestamp"], utc=True)
