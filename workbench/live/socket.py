@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask, current_app, request, session
 from flask_socketio import SocketIO, join_room, leave_room
+from socketio import Manager
 
 from workbench.auth import tokens
 from workbench.auth.permissions import allowed
@@ -141,23 +142,30 @@ class LiveServer:
 
     def fan_out(self, topic: str, payload: Any) -> None:
         """Emit one bus event to the rooms that asked for it."""
+        # Telemetry and status reach every web process through the Redis bus bridge, so each process
+        # serves its own clients; alerts are raised in one process and travel the Socket.IO queue.
         if topic == TELEMETRY_BATCH:
             for event, rooms in telemetry_events(payload):
-                self._emit("telemetry", event, rooms)
+                self._emit("telemetry", event, rooms, everywhere=False)
         elif topic == DEVICE_STATUS:
             event = status_event(payload)
-            self._emit("device_status", event, [device_room(event["device_id"]), STATUS_ROOM])
+            rooms = [device_room(event["device_id"]), STATUS_ROOM]
+            self._emit("device_status", event, rooms, everywhere=False)
         elif topic == ALERT:
             event = jsonable(_as_dict(payload))
             severity = event.get("severity")
-            self._emit("alert", event, [alert_room(None), alert_room(severity)])
+            self._emit("alert", event, [alert_room(None), alert_room(severity)], everywhere=True)
         elif topic == ALERT_UPDATE:
-            self._emit("alert_update", jsonable(_as_dict(payload)), [ALERT_UPDATES_ROOM])
+            self._emit("alert_update", jsonable(_as_dict(payload)), [ALERT_UPDATES_ROOM], everywhere=True)
 
-    def _emit(self, event: str, data: dict[str, Any], rooms: list[str]) -> None:
-        if not self.platform.settings.redis_url and not self._has_listeners(rooms):
-            return  # one process: nobody here listens, so nobody anywhere does
-        self.socketio.emit(event, data, to=rooms)
+    def _emit(self, event: str, data: dict[str, Any], rooms: list[str], everywhere: bool) -> None:
+        if everywhere and self.platform.settings.redis_url:
+            self.socketio.emit(event, data, to=rooms)  # through Redis to every web process
+            return
+        if not self._has_listeners(rooms):
+            return
+        # The plain Manager.emit serves this process's clients only, even when the manager is Redis's.
+        Manager.emit(self.socketio.server.manager, event, data, namespace="/", to=rooms)
 
     def _has_listeners(self, rooms: list[str]) -> bool:
         present = self.socketio.server.manager.rooms.get("/", {}) if self.socketio.server else {}

@@ -3,7 +3,7 @@
   "use strict";
   var THROTTLE_MS = 100; // about 10 updates per second per chart or value
   var MAX_POINTS = 3000; // live charts keep this many points, older ones scroll out
-  var state = { socket: null, subs: [], pending: {}, last: {}, timers: {} };
+  var state = { socket: null, subs: [], pending: {}, last: {}, timers: {}, subscribed: 0 };
   var STATUS_COLORS = { online: "success", offline: "secondary", error: "danger" };
 
   function setProps(id, props) {
@@ -16,7 +16,7 @@
     if (state.socket) { return state.socket; }
     // The session cookie authenticates; websocket only: no long-polling hop on the latency path.
     var socket = window.io({ transports: ["websocket"] });
-    socket.on("connect", function () { state.subs.forEach(function (s) { socket.emit("subscribe", wire(s)); }); });
+    socket.on("connect", function () { state.subs.forEach(subscribe); });
     socket.on("telemetry", onTelemetry);
     socket.on("device_status", onStatus);
     socket.on("alert", onAlert);
@@ -31,11 +31,17 @@
     return { type: sub.type };
   }
 
+  function subscribe(sub) {
+    // The ack counts confirmed subscriptions: tests and the benchmark wait for it before publishing.
+    state.socket.emit("subscribe", wire(sub), function (ack) { if (ack && ack.ok) { state.subscribed += 1; } });
+  }
+
   function setSubscriptions(subs) {
     var socket = connect();
     state.subs.forEach(function (s) { if (socket.connected) { socket.emit("unsubscribe", wire(s)); } });
     state.subs = subs || [];
-    state.subs.forEach(function (s) { if (socket.connected) { socket.emit("subscribe", wire(s)); } });
+    state.subscribed = 0;
+    if (socket.connected) { state.subs.forEach(subscribe); }
   }
 
   function schedule(id, flushOne) {
@@ -58,6 +64,15 @@
     });
   }
 
+  // Write the DOM at once (a busy renderer must not delay a value), then tell Dash so its state agrees.
+  function text(id, value) {
+    var el = document.getElementById(id);
+    // Change React's own text node in place, so React keeps tracking the node it rendered.
+    if (el && el.firstChild && el.firstChild.nodeType === 3) { el.firstChild.nodeValue = value; }
+    else if (el) { el.textContent = value; }
+    setProps(id, { children: value });
+  }
+
   function format(value) {
     if (value === null || value === undefined) { return "—"; }
     if (typeof value === "number") { return Number.isInteger(value) ? String(value) : value.toFixed(3).replace(/0+$/, ""); }
@@ -70,26 +85,35 @@
     schedule(key, function () {
       var e = state.pending[key]; delete state.pending[key];
       if (!e) { return; }
-      setProps(target.value, { children: format(e.value) });
-      if (target.quality) { setProps(target.quality, { children: e.quality === null ? "—" : String(e.quality) }); }
-      if (target.time) { setProps(target.time, { children: e.timestamp.replace("T", " ").slice(0, 19) }); }
+      text(target.value, format(e.value));
+      if (target.quality) { text(target.quality, e.quality === null ? "—" : String(e.quality)); }
+      if (target.time) { text(target.time, e.timestamp.replace("T", " ").slice(0, 19)); }
     });
   }
 
   function onTelemetry(ev) {
     state.subs.forEach(function (s) {
       if (s.type !== "device" || s.device_id !== ev.device_id) { return; }
-      if (s.graphs && s.graphs[ev.key]) { queuePoints(s.graphs[ev.key], ev.points); }
+      var graphs = s.graphs && s.graphs[ev.key];
+      if (graphs) { [].concat(graphs).forEach(function (g) { queuePoints(g, ev.points); }); }
       if (s.values && s.values[ev.key]) { queueValue(s.values[ev.key], ev); }
     });
   }
 
-  function statusProps(status) { return { children: status, color: STATUS_COLORS[status] || "warning" }; }
+  function showStatus(id, status) {
+    var color = STATUS_COLORS[status] || "warning";
+    var el = document.getElementById(id);
+    if (el) {
+      if (el.firstChild && el.firstChild.nodeType === 3) { el.firstChild.nodeValue = status; } else { el.textContent = status; }
+      el.className = el.className.replace(/\bbg-\w+/, "bg-" + color);
+    }
+    setProps(id, { children: status, color: color });
+  }
 
   function onStatus(ev) {
     state.subs.forEach(function (s) {
-      if (s.type === "devices" && s.statuses && s.statuses[ev.device_id]) { setProps(s.statuses[ev.device_id], statusProps(ev.status)); }
-      if (s.type === "device" && s.device_id === ev.device_id && s.status) { setProps(s.status, statusProps(ev.status)); }
+      if (s.type === "devices" && s.statuses && s.statuses[ev.device_id]) { showStatus(s.statuses[ev.device_id], ev.status); }
+      if (s.type === "device" && s.device_id === ev.device_id && s.status) { showStatus(s.status, ev.status); }
     });
   }
 
