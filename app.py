@@ -27,8 +27,10 @@ from workbench.db.embedded import EmbeddedPostgres
 from workbench.db.engine import make_engine
 from workbench.db.migrate import upgrade
 from workbench.live.bus import EventBus
+from workbench.live.socket import LiveServer, live_server
 from workbench.platform import EXTENSION, Platform
 from workbench.settings import Settings, SettingsError
+from workbench.ui import init_ui
 
 log = logging.getLogger("workbench")
 
@@ -54,6 +56,8 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     api = create_api(app)
     for blueprint in api_blueprints():
         api.register_blueprint(blueprint)
+    LiveServer(platform).init_app(app)
+    init_ui(app)
     return app
 
 
@@ -163,9 +167,12 @@ def up(host: str | None, port: int | None) -> None:
 
             ingest_stack.callback(RuleEngine(app.extensions[EXTENSION]).start().stop)
             click.echo(f"workbench: serving on http://{resolved.host}:{resolved.port}", err=True)
-            from werkzeug.serving import run_simple
-
-            run_simple(resolved.host, resolved.port, app, threaded=True, use_reloader=False)
+            live = live_server(app.extensions[EXTENSION])
+            assert live is not None
+            # Werkzeug's threaded server carries the WebSocket upgrade (simple-websocket) for Socket.IO.
+            live.socketio.run(
+                app, host=resolved.host, port=resolved.port, use_reloader=False, allow_unsafe_werkzeug=True
+            )
 
     _guarded(run)
 
