@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import psycopg
 import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from sqlalchemy import insert
 
 from workbench.db.engine import libpq_url, make_engine
@@ -76,6 +78,20 @@ def read_skab(path: Path) -> pd.DataFrame:
     frame.index = pd.DatetimeIndex(frame.pop("datetime")).tz_localize("UTC")
     frame.columns = [column.split("(")[0].strip().replace(" ", "_") for column in frame.columns]
     return frame
+
+
+def write_notebook(folder: Path, name: str, *sources: str, parameters: str = "x = 1") -> Path:
+    """A notebook whose first code cell (tagged ``parameters``) holds ``parameters``."""
+    nb = new_notebook()
+    nb.metadata.kernelspec = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nb.cells = [
+        new_markdown_cell(f"# {name}"),
+        new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+        *[new_code_cell(source) for source in sources],
+    ]
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -11,28 +11,13 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from sqlalchemy import select
 
-from tests.workbench.notebooks.fixtures import ROOT, SkabPump
+from tests.workbench.notebooks.fixtures import ROOT, SkabPump, write_notebook
 from workbench.db.tables import notebook_runs
 from workbench.notebooks.result import NotebookError, NotebookResult
 from workbench.notebooks.runner import NotebookRunner
 from workbench.settings import Settings
-
-
-def write_notebook(folder: Path, name: str, *sources: str, parameters: str = "x = 1") -> Path:
-    """A notebook whose first code cell (tagged ``parameters``) holds ``parameters``."""
-    nb = new_notebook()
-    nb.metadata.kernelspec = {"name": "python3", "language": "python", "display_name": "Python 3"}
-    nb.cells = [
-        new_markdown_cell(f"# {name}"),
-        new_code_cell(parameters, metadata={"tags": ["parameters"]}),
-        *[new_code_cell(source) for source in sources],
-    ]
-    path = folder / f"{name}.ipynb"
-    nbformat.write(nb, path)
-    return path
 
 
 @pytest.fixture(scope="module")
