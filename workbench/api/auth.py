@@ -24,7 +24,7 @@ from workbench.platform import current_platform
 blp = make_blueprint("auth", "/auth", "Login, token refresh, logout and registration")
 
 # Failed logins per client address and e-mail; successful logins do not count.
-LOGIN_THROTTLE = "10 per 15 minutes"
+LOGIN_THROTTLE = "5 per 15 minutes"
 
 
 @functools.cache

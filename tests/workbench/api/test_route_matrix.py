@@ -9,6 +9,7 @@ caller must get anything but 401/403 (their bodies need specific content), a ref
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,13 +24,20 @@ from sqlalchemy import Engine, insert
 from tests.workbench.api.fixtures import ALL_CALLERS, PASSWORD, ApiDevice, ApiUser, make_device
 from workbench.auth import api_keys, tokens
 from workbench.auth.guard import permission_of
+from workbench.auth.passwords import hash_password
 from workbench.auth.permissions import allowed
-from workbench.auth.users import create_user
-from workbench.db.tables import dashboards
+from workbench.db.tables import dashboards, users
 from workbench.mqtt import MqttPublisher
 from workbench.platform import EXTENSION, Platform
 
 SKIP_METHODS = {"HEAD", "OPTIONS"}
+
+
+@functools.cache
+def _hash() -> str:
+    return hash_password(PASSWORD)
+
+
 RANGE = "start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z"
 
 
@@ -53,8 +61,14 @@ class Ctx:
         return make_device(self.app, f"matrix-{uuid.uuid4().hex[:6]}")
 
     def fresh_user(self) -> uuid.UUID:
-        """A new viewer, for routes that change or delete users."""
-        return create_user(self.engine, f"m-{uuid.uuid4().hex[:8]}@example.com", "viewer", PASSWORD)
+        """A new viewer, for routes that change or delete users (one argon2 hash shared by all)."""
+        with self.engine.begin() as conn:
+            made: uuid.UUID = conn.execute(
+                insert(users)
+                .values(email=f"m-{uuid.uuid4().hex[:8]}@example.com", role="viewer", password_hash=_hash())
+                .returning(users.c.id)
+            ).scalar_one()
+        return made
 
     def own_dashboard(self) -> uuid.UUID:
         """A dashboard owned by the caller (owners may edit theirs)."""
