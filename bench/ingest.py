@@ -277,10 +277,12 @@ def latency(
     host, port = host_port(mqtt_url)
     samples: list[Any] = []
 
+    begun = time.time()
+
     def on_batch(topic: str, batch: Any) -> None:
         committed = batch.committed_at.timestamp()
         stamps = batch.frame["timestamp"].astype("int64").to_numpy() / 1e9
-        samples.append(committed - stamps)
+        samples.append(committed - stamps[stamps >= begun])  # only this phase's (time-stamped) points
 
     unsubscribe = service.bus.subscribe(TELEMETRY_BATCH, on_batch)
     process, queue = _run_publisher(_paced_publisher, host, port, devices, seconds, rate)

@@ -19,13 +19,18 @@ def batch_frame(rows: list[Row]) -> pd.DataFrame:
     """The TelemetryBatch frame (columns of BATCH_COLUMNS) for committed rows."""
     stamps, _, keys, values, units, qualities, _, _, devices = zip(*rows, strict=True)
     # Epoch microseconds through numpy is far cheaper than pandas parsing datetime objects one by one.
-    micros = np.fromiter(((s - EPOCH) // MICROSECOND for s in stamps), dtype="int64", count=len(rows))
+    # Rows share timestamp objects (one per message, or the receipt time): convert each object once.
+    seen: dict[int, int] = {}
+    for stamp in stamps:
+        if id(stamp) not in seen:
+            seen[id(stamp)] = (stamp - EPOCH) // MICROSECOND
+    micros = np.array([seen[id(stamp)] for stamp in stamps], dtype="int64")
     frame = pd.DataFrame(
         {
             "timestamp": pd.to_datetime(micros, unit="us", utc=True).astype("datetime64[ns, UTC]"),
             "device_id": pd.Series(devices, dtype=object),
             "key": pd.Series(keys, dtype=object),
-            "value": np.array([np.nan if v is None else v for v in values], dtype="float64"),
+            "value": np.array(values, dtype="float64"),
             "unit": pd.Series(units, dtype=object),
             "quality": np.array(qualities, dtype="int64"),
         },

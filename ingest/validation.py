@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import uuid
@@ -54,6 +55,7 @@ class Validator:
         self.directory = directory
         self.bounds = bounds
         self._good_keys: set[str] = set()
+        self._good_units: set[str] = set()
 
     def validate(self, readings: list[Reading], received: datetime | None = None) -> Validated:
         """Validate every reading; never raises for bad input."""
@@ -63,9 +65,44 @@ class Validator:
         rows, rejected = out.rows, out.rejected
         stamp_cache: dict[Any, datetime] = {}
         meta_cache: dict[int, bytes | None] = {}
+        devices: dict[Any, tuple[uuid.UUID, str]] = {}
+        good_keys, good_units = self._good_keys, self._good_units
+        append = rows.append
         for index, reading in enumerate(readings):
+            # Fast path for the common reading (known device, seen key and unit, finite number, cached
+            # timestamp, no metadata); anything else takes the full path below, which explains rejections.
             try:
-                rows.append(self._row(reading, now, low, high, stamp_cache, meta_cache))
+                device = devices.get(reading.device_id)
+                value = reading.value
+                kind = type(value)
+                if kind is int:
+                    value = float(value)
+                elif kind is not float or value - value != 0.0:
+                    device = None
+                stamp = now if reading.timestamp is None else stamp_cache.get(reading.timestamp)
+                quality = reading.quality
+                if quality is None:
+                    quality = 100
+                elif type(quality) is not int or not 0 <= quality <= 100:
+                    device = None
+                unit = reading.unit
+                key = reading.key
+                if (
+                    device is not None
+                    and stamp is not None
+                    and key in good_keys
+                    and (unit is None or unit in good_units)
+                    and not reading.metadata
+                ):
+                    append((stamp, device[0], key, value, unit, quality, None, None, device[1]))
+                    continue
+            except Exception:  # unhashable or odd input: the full path below says what is wrong
+                pass
+            try:
+                row = self._row(reading, now, low, high, stamp_cache, meta_cache)
+                append(row)
+                with contextlib.suppress(TypeError):  # an unhashable id is simply not cached
+                    devices[reading.device_id] = (row[1], row[8])
             except Rejected as error:
                 rejected.append((index, str(error)))
             except Exception as error:  # anything unforeseen is a rejection with its reason, never a crash
@@ -105,8 +142,11 @@ class Validator:
                 stamp_cache[cache_key] = cached
             stamp = cached
         unit = reading.unit
-        if unit is not None and (type(unit) is not str or len(unit) > MAX_UNIT or "\x00" in unit):
-            raise Rejected(f"unit must be text of at most {MAX_UNIT} characters")
+        if unit is not None and unit not in self._good_units:
+            if type(unit) is not str or len(unit) > MAX_UNIT or "\x00" in unit:
+                raise Rejected(f"unit must be text of at most {MAX_UNIT} characters")
+            if len(self._good_units) < 10_000:
+                self._good_units.add(unit)
         quality = _quality(reading.quality)
         meta = reading.metadata
         blob: bytes | None = None
