@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import insert, select
 
 from tests.workbench.ui.conftest import Plant, shot
-from workbench.db.tables import alerts, dashboards, devices
+from workbench.db.tables import alerts, dashboards, devices, rules
 from workbench.mqtt import host_port, make_client
 
 pytestmark = pytest.mark.slow
@@ -203,6 +203,13 @@ def test_viewer_gets_no_edit_controls(plant: Plant, login: Callable[[str], Page]
     expect(page.locator("#dashboard-new")).to_have_count(0)
     page.goto(f"{plant.base}/ui/dashboards/new")
     expect(page.locator("#forbidden")).to_be_visible()
+    page.goto(f"{plant.base}/ui/rules")
+    expect(page.locator("#rules-grid")).to_be_visible()
+    expect(page.locator("#rule-form")).to_have_count(0)
+    expect(page.locator("#rule-enable")).to_have_count(0)
+    page.goto(f"{plant.base}/ui/reports")
+    expect(page.locator("#reports-grid")).to_be_visible()
+    expect(page.locator("#report-form")).to_have_count(0)
 
 
 def test_engineer_sees_config_and_command_controls(plant: Plant, login: Callable[[str], Page]) -> None:
@@ -217,3 +224,29 @@ def test_engineer_sees_config_and_command_controls(plant: Plant, login: Callable
     assert config == {"setpoint": 45}
     expect(page.locator("#command-form")).to_be_visible()
     shot(page, "device-engineer")
+
+
+def test_engineer_creates_backtests_and_disables_a_rule(plant: Plant, login: Callable[[str], Page]) -> None:
+    page = login("engineer")
+    page.goto(f"{plant.base}/ui/rules")
+    name = f"Pump hot {uuid.uuid4().hex[:6]}"
+    page.fill("#rule-name", name)
+    choose(page, "#rule-device", "Pump P-101")
+    page.fill("#rule-key", "temperature")
+    page.fill("#rule-value", "44")
+    page.fill("#rule-message", "Pump above 44 C")
+    page.click("#rule-create")
+    expect(page.locator("#rule-create-result")).to_contain_text("Rule created")
+    page.locator("#rules-grid").get_by_text(name).click()
+    page.click("#rule-backtest")
+    expect(page.locator("#rule-backtest-graph")).to_contain_text(re.compile(r"[1-9]\d* would-be alerts"))
+    page.click("#rule-disable")
+    expect(page.locator("#rule-done")).to_contain_text("disabled")
+    with plant.platform.engine.connect() as conn:
+        row = conn.execute(select(rules).where(rules.c.name == name)).one()
+    assert row.enabled is False and row.condition == {"key": "temperature", "operator": ">", "value": 44}
+    shot(page, "rules")
+    page.goto(f"{plant.base}/ui/reports")
+    expect(page.locator("#report-form")).to_be_visible()
+    expect(page.locator("#reports-grid")).to_be_visible()
+    shot(page, "reports")

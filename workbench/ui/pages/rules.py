@@ -1,21 +1,339 @@
-"""Rules: placeholder until filled in."""
+"""Rules: the list, enable/disable, a form for threshold, comparison and statistical rules, and backtests."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dash
-from dash import html
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+import plotly.graph_objects as go
+from dash import Input, Output, State, dcc, html
+from sqlalchemy import insert, select, update
 
-from workbench.ui.session import UiUser
+from workbench.db.tables import devices, rules
+from workbench.platform import current_platform
+from workbench.rules.backtest import backtest
+from workbench.rules.engine import RULES_CHANGED
+from workbench.rules.types import Rule
+from workbench.rules.validation import validate_rule
+from workbench.ui import charts, queries
+from workbench.ui.session import Forbidden, UiUser, require_user
 
 PATH = "rules"
+OPERATORS = (">", ">=", "<", "<=", "==", "!=")
+FUNCTIONS = ("mean", "stddev", "min", "max", "range", "zscore")
+COLUMNS = [
+    {"field": "name", "flex": 1, "minWidth": 160},
+    {"field": "type", "width": 120},
+    {"field": "device", "width": 150},
+    {"field": "enabled", "width": 100},
+    {"field": "severity", "width": 110},
+    {"field": "trigger_count", "headerName": "triggers", "width": 100},
+    {"field": "last_triggered", "minWidth": 170},
+]
 
 
-def page(user: UiUser, *parts: str) -> tuple[Any, list[dict[str, Any]]]:
+def rule_rows() -> list[dict[str, Any]]:
+    """Rules for the grid, highest priority first."""
+    query = (
+        select(rules, devices.c.name.label("device"))
+        .select_from(rules.outerjoin(devices, devices.c.id == rules.c.device_id))
+        .order_by(rules.c.priority.desc(), rules.c.name)
+    )
+    with current_platform().engine.connect() as conn:
+        found = [dict(r._mapping) for r in conn.execute(query)]
+    out = []
+    for row in found:
+        rule = Rule.from_row(row)
+        out.append(
+            {
+                "id": str(row["id"]),
+                "name": row["name"],
+                "type": row["type"],
+                "device": row["device"],
+                "enabled": row["enabled"],
+                "severity": rule.severity,
+                "trigger_count": row["trigger_count"],
+                "last_triggered": row["last_triggered"].isoformat() if row["last_triggered"] else None,
+            }
+        )
+    return out
+
+
+def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
     """The rules page."""
-    return html.H1("Rules", className="h4"), []
+    grid = dag.AgGrid(
+        id="rules-grid",
+        columnDefs=COLUMNS,
+        rowData=rule_rows(),
+        getRowId="params.data.id",
+        defaultColDef={"sortable": True, "resizable": True},
+        dashGridOptions={
+            "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True}
+        },
+        style={"height": "320px"},
+        className="ag-theme-quartz",
+    )
+    tools: list[Any] = [
+        dbc.Button("Backtest 7 days", id="rule-backtest", color="secondary", className="me-2")
+    ]
+    if user.may("rules:write"):
+        tools += [
+            dbc.Button("Enable", id="rule-enable", color="success", className="me-2"),
+            dbc.Button("Disable", id="rule-disable", color="danger", outline=True),
+        ]
+    sections: list[Any] = [
+        html.H1("Rules", className="h4"),
+        grid,
+        html.Div(tools, className="my-2", id="rule-tools"),
+        html.Div(id="rule-result"),
+        dcc.Loading(dcc.Graph(id="rule-backtest-graph", config={"displayModeBar": False})),
+    ]
+    if user.may("rules:write"):
+        sections.append(_form())
+    return html.Div(sections), []
+
+
+def _form() -> Any:
+    options = [
+        {"label": d["name"], "value": str(d["id"])} for d in queries.list_devices(current_platform().engine)
+    ]
+    field = dbc.Col
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.H2("New rule", className="h6"),
+                dbc.Row(
+                    [
+                        field(dbc.Input(id="rule-name", placeholder="name"), md=4),
+                        field(
+                            dcc.Dropdown(
+                                ["threshold", "comparison", "statistical"],
+                                "threshold",
+                                id="rule-type",
+                                clearable=False,
+                            ),
+                            md=2,
+                        ),
+                        field(
+                            dcc.Dropdown(
+                                ["info", "warning", "critical"],
+                                "warning",
+                                id="rule-severity",
+                                clearable=False,
+                            ),
+                            md=2,
+                        ),
+                        field(dbc.Input(id="rule-message", placeholder="message"), md=4),
+                    ],
+                    className="g-2 mb-2",
+                ),
+                dbc.Row(
+                    [
+                        field(dcc.Dropdown(options, id="rule-device", placeholder="device"), md=3),
+                        field(dbc.Input(id="rule-key", placeholder="key"), md=2),
+                        field(dcc.Dropdown(list(OPERATORS), ">", id="rule-operator", clearable=False), md=1),
+                        field(dbc.Input(id="rule-value", type="number", placeholder="value"), md=2),
+                        field(
+                            dbc.Input(
+                                id="rule-duration", type="number", placeholder="for seconds (threshold)"
+                            ),
+                            md=2,
+                        ),
+                    ],
+                    className="g-2 mb-2",
+                ),
+                dbc.Row(
+                    [
+                        field(
+                            dcc.Dropdown(list(FUNCTIONS), "stddev", id="rule-function", clearable=False), md=2
+                        ),
+                        field(
+                            dbc.Input(
+                                id="rule-window", placeholder="window (statistical), e.g. 1h", value="1h"
+                            ),
+                            md=3,
+                        ),
+                        field(
+                            dcc.Dropdown(
+                                options, id="rule-right-device", placeholder="right device (comparison)"
+                            ),
+                            md=3,
+                        ),
+                        field(dbc.Input(id="rule-right-key", placeholder="right key (comparison)"), md=2),
+                        field(
+                            dbc.Button("Create rule", id="rule-create", color="primary", className="w-100"),
+                            md=2,
+                        ),
+                    ],
+                    className="g-2",
+                ),
+                html.Div(id="rule-create-result", className="mt-2"),
+            ]
+        ),
+        className="mt-3",
+        id="rule-form",
+    )
+
+
+def rule_body(values: dict[str, Any]) -> dict[str, Any]:
+    """A rules row from the form's values (design §5.1 shapes)."""
+    kind = values["type"]
+    action = {"type": "alert", "severity": values["severity"], "message": values.get("message") or ""}
+    device = values.get("device")
+    if kind == "comparison":
+        condition: dict[str, Any] = {
+            "left": {"device": device, "key": values.get("key")},
+            "operator": values["operator"],
+            "right": {"device": values.get("right_device"), "key": values.get("right_key")},
+        }
+        device = None
+    elif kind == "statistical":
+        condition = {
+            "key": values.get("key"),
+            "function": values.get("function"),
+            "window": values.get("window"),
+            "operator": values["operator"],
+            "value": values.get("value"),
+        }
+    else:
+        condition = {"key": values.get("key"), "operator": values["operator"], "value": values.get("value")}
+        if values.get("duration"):
+            condition["duration_seconds"] = values["duration"]
+    return {
+        "name": values.get("name") or "",
+        "type": kind,
+        "condition": condition,
+        "action": action,
+        "device_id": device,
+    }
+
+
+def _backtest_figure(row: dict[str, Any]) -> go.Figure:
+    engine = current_platform().engine
+    end = datetime.now(UTC)
+    start = end - timedelta(days=7)
+    result = backtest(engine, Rule.from_row(row), start, end)
+    key = (row["condition"] or {}).get("key")
+    device = str(row["device_id"]) if row["device_id"] else None
+    figure = (
+        charts.band(queries.series(engine, device, key, start, end), height=280)
+        if device and key
+        else charts.line([], [], height=280)
+    )
+    would = result.get("alerts", [])
+    figure.add_trace(
+        go.Scatter(
+            x=[a.get("triggered_at") for a in would],
+            y=[a.get("value") for a in would],
+            mode="markers",
+            marker={"color": "red", "size": 9, "symbol": "x"},
+            name="would-be alerts",
+        )
+    )
+    figure.update_layout(
+        title={"text": f"{len(would)} would-be alerts over 7 days", "font": {"size": 13}}, margin={"t": 30}
+    )
+    return figure
 
 
 def register(ui: dash.Dash) -> None:
     """Callbacks of the rules page."""
+
+    @ui.callback(
+        Output("rule-result", "children"),
+        Output("rules-grid", "rowData"),
+        Input("rule-enable", "n_clicks"),
+        Input("rule-disable", "n_clicks"),
+        State("rules-grid", "selectedRows"),
+        prevent_initial_call=True,
+    )
+    def toggle(_on: int, _off: int, selected: list[dict[str, Any]] | None) -> Any:
+        try:
+            require_user("rules:write")
+        except Forbidden as error:
+            return dbc.Alert(str(error), color="danger"), dash.no_update
+        if not selected:
+            return dbc.Alert("Select a rule first.", color="warning"), dash.no_update
+        enabled = dash.ctx.triggered_id == "rule-enable"
+        platform = current_platform()
+        with platform.engine.begin() as conn:
+            conn.execute(
+                update(rules)
+                .where(rules.c.id == uuid.UUID(selected[0]["id"]))
+                .values(enabled=enabled, updated_at=datetime.now(UTC))
+            )
+        platform.bus.publish(RULES_CHANGED, selected[0]["id"])
+        word = "enabled" if enabled else "disabled"
+        return dbc.Alert(f"Rule {word}.", color="success", duration=4000, id="rule-done"), rule_rows()
+
+    @ui.callback(
+        Output("rule-backtest-graph", "figure"),
+        Input("rule-backtest", "n_clicks"),
+        State("rules-grid", "selectedRows"),
+        prevent_initial_call=True,
+    )
+    def run_backtest(_: int, selected: list[dict[str, Any]] | None) -> Any:
+        require_user("rules:read")
+        if not selected:
+            raise dash.exceptions.PreventUpdate
+        with current_platform().engine.connect() as conn:
+            row = conn.execute(select(rules).where(rules.c.id == uuid.UUID(selected[0]["id"]))).first()
+        if row is None:
+            raise dash.exceptions.PreventUpdate
+        return _backtest_figure(dict(row._mapping))
+
+    @ui.callback(
+        Output("rule-create-result", "children"),
+        Output("rules-grid", "rowData", allow_duplicate=True),
+        Input("rule-create", "n_clicks"),
+        State("rule-name", "value"),
+        State("rule-type", "value"),
+        State("rule-severity", "value"),
+        State("rule-message", "value"),
+        State("rule-device", "value"),
+        State("rule-key", "value"),
+        State("rule-operator", "value"),
+        State("rule-value", "value"),
+        State("rule-duration", "value"),
+        State("rule-function", "value"),
+        State("rule-window", "value"),
+        State("rule-right-device", "value"),
+        State("rule-right-key", "value"),
+        prevent_initial_call=True,
+    )
+    def create(_: int, *values: Any) -> Any:
+        names = (
+            "name",
+            "type",
+            "severity",
+            "message",
+            "device",
+            "key",
+            "operator",
+            "value",
+            "duration",
+            "function",
+            "window",
+            "right_device",
+            "right_key",
+        )
+        try:
+            user = require_user("rules:write")
+        except Forbidden as error:
+            return dbc.Alert(str(error), color="danger"), dash.no_update
+        body = rule_body(dict(zip(names, values, strict=True)))
+        errors = validate_rule(body)
+        if errors:
+            return dbc.Alert(
+                "; ".join(f"{k}: {v}" for k, v in errors.items()), color="danger"
+            ), dash.no_update
+        platform = current_platform()
+        device = uuid.UUID(body.pop("device_id")) if body.get("device_id") else None
+        with platform.engine.begin() as conn:
+            conn.execute(insert(rules).values(**body, device_id=device, created_by=uuid.UUID(user.user_id)))
+        platform.bus.publish(RULES_CHANGED, None)
+        return dbc.Alert("Rule created.", color="success", duration=4000), rule_rows()
