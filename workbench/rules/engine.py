@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import select
 
+from workbench.db.tables import latest_values
 from workbench.live.bus import ALERT_UPDATE, TELEMETRY_BATCH
 from workbench.live.events import TelemetryBatch
 from workbench.metrics import RULE_EVALUATIONS
@@ -88,8 +90,14 @@ class RuleEngine:
         """Load rules, open alerts and devices; subscribe to the bus; start the threads."""
         self.reload()
         self.directory.refresh()
-        for rule in self._rules:  # load persisted state now rather than on the first live batch
-            self.state(rule)
+        now = time.time_ns()
+        for rule in self._rules:  # load state and windows now rather than on the first live batches
+            kind = rule_type(rule.type) if rule_type_or_none(rule.type) else None
+            if kind is None:
+                continue
+            devices = kind.devices(rule) or self.directory.matching(rule.target, rule.device_id)
+            ids = sorted(devices) if devices is not None else list(self.directory.ids())
+            self._safely(lambda k=kind, r=rule, i=ids: k.warm(r, self.state(r), i, now))
         self.book.open, self.book.last = alert_rows.open_pairs(self.engine)
         bus = self.platform.bus
         self._unsubscribe = [
@@ -206,9 +214,20 @@ class RuleEngine:
         if state is None:
             state = load_state(self.engine, rule.id)
             state.memory["window_loader"] = self._window
+            state.memory["reference"] = self._reference
             state.memory["codes"] = self.codes
             self._states[rule.id] = state
         return state
+
+    def _reference(self, key: str) -> float:
+        """A typical value of a key (any latest value), to keep windowed sums numerically tame."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(latest_values.c.value)
+                .where(latest_values.c.key == key, latest_values.c.value.is_not(None))
+                .limit(1)
+            ).scalar()
+        return float(found or 0.0)
 
     def _window(
         self, ids: list[str], firsts: list[int], key: str, window: int, width: int, ref: float

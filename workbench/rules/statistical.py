@@ -71,6 +71,12 @@ class StatisticalRule(RuleType):
             errors[f"condition.{extra}"] = "unknown field"
         return errors
 
+    def warm(self, rule: Rule, state: RuleState, device_ids: list[str], now_ns: int) -> None:
+        """Rebuild the windows ending now from stored telemetry, before live batches arrive."""
+        ref_of = state.memory.get("reference")
+        ref = float(ref_of(rule.condition["key"])) if ref_of else 0.0
+        warm_window(state, rule, device_ids, now_ns, ref)
+
     def backtest_step_seconds(self, condition: dict[str, Any]) -> float | None:
         """Replay in bucket-sized steps, as batches would arrive."""
         return bucket_ns(parse_window(condition["window"])) / 1e9
@@ -118,6 +124,27 @@ class StatisticalRule(RuleType):
             state.put(str(device_id), {"firing": bool(fire), "wm": int(mark)})
         kinds = np.where(firing[changed], "fire", "clear").astype(object)
         return events_frame(ids, kinds, marks, c["key"], stat[changed], float(c["value"]))
+
+
+def warm_window(state: RuleState, rule: Rule, device_ids: list[str], now_ns: int, ref: float) -> None:
+    """Load the window ending now of these devices (engine start): live batches then need no history."""
+    c = rule.condition
+    window = int(parse_window(c["window"]) * 1e9)
+    mem = _memory(state, ref)
+    codes: DeviceCodes = mem["codes"]
+    dev = codes.encode(np.array(device_ids, dtype=object))
+    _fit(mem, len(codes))
+    points = Points(
+        dev,
+        np.array(device_ids, dtype=object),
+        np.full(len(dev), c["key"], dtype=object),
+        np.full(len(dev), now_ns, dtype=np.int64),
+        np.zeros(len(dev)),
+    )
+    _seed(mem, points, dev, c["key"], window, bucket_ns(window / 1e9))
+    # Devices without stored points in that window are seeded again at their first live point (which
+    # may be older than now: replays, backfills).
+    mem["seen"][dev] = mem["wm"][dev] != NO_TIME
 
 
 def _memory(state: RuleState, ref: float) -> dict[str, Any]:

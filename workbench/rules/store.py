@@ -64,6 +64,10 @@ class DeviceDirectory:
         if missing:
             self.refresh(missing)
 
+    def ids(self) -> list[str]:
+        """Every known device id."""
+        return list(self._known)
+
     def get(self, device_id: str) -> DeviceInfo | None:
         """The device's info, if known."""
         return self._known.get(device_id)

@@ -198,6 +198,9 @@ class RuleType:
         """Events (EVENT_COLUMNS) raised by ``points`` given ``state`` (which it updates)."""
         raise NotImplementedError
 
+    def warm(self, rule: Rule, state: RuleState, device_ids: list[str], now_ns: int) -> None:
+        """Prepare in-memory state at engine start (before live batches); nothing by default."""
+
     def backtest(self, rule: Rule, engine: Any, start_ns: int, end_ns: int) -> pd.DataFrame | None:
         """Events over a historical range, or None to replay stored telemetry through ``evaluate``."""
         return None
