@@ -73,12 +73,24 @@ def html_to_pdf(page: str, target: Path, base_url: Path) -> None:
         log.warning("WeasyPrint unavailable (%s); printing with headless Chromium", error)
         chromium_pdf(page, target)
         return
-    HTML(string=page, base_url=str(base_url)).write_pdf(str(target))
+    try:
+        HTML(string=page, base_url=str(base_url)).write_pdf(str(target))
+    except Exception as error:
+        if _chromium() is None:
+            raise
+        log.warning("WeasyPrint failed (%s); printing with headless Chromium", error)
+        chromium_pdf(page, target)
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def chromium_pdf(page: str, target: Path) -> None:
     """Print ``page`` with headless Chromium (``chromium`` or ``chromium-browser`` on PATH)."""
-    binary = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+    binary = _chromium()
+    if binary is None:
+        raise RuntimeError("no PDF engine: WeasyPrint failed and no chromium is installed")
     with tempfile.TemporaryDirectory(prefix="workbench-print-") as folder:
         source = Path(folder) / "report.html"
         source.write_text(page, encoding="utf-8")
