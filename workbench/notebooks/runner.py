@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from workbench.db.engine import make_engine
 from workbench.db.tables import notebook_runs
@@ -101,7 +102,9 @@ class NotebookRunner:
         digest = notebook_hash(path)
         output = self.runs_dir / dt.datetime.now(dt.UTC).strftime("%Y-%m-%d") / f"{run_id}.ipynb"
         limit = timeout or self.settings.notebook_timeout
-        self._insert(run_id, label, params, digest, output, rule_id, report_id)
+        began = dt.datetime.now(dt.UTC)
+        if mode != "warm":  # long runs are visible as `running`; warm ones are written once, at the end
+            self._insert(run_id, label, params, digest, output, rule_id, report_id, began)
         context = {"run_id": str(run_id), "dry_run": dry_run, "notebook": label}
         started = time.perf_counter()
         try:
@@ -126,7 +129,7 @@ class NotebookRunner:
             report_id=report_id,
             mode=mode,
         )
-        self._finish(result)
+        self._finish(result, began)
         if on_alerts is not None and alerts and not dry_run:
             on_alerts(result)
         return result
@@ -185,6 +188,7 @@ class NotebookRunner:
         output: Path,
         rule_id: uuid.UUID | None,
         report_id: uuid.UUID | None,
+        began: dt.datetime,
     ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -197,29 +201,38 @@ class NotebookRunner:
                     status="running",
                     notebook_hash=digest,
                     output_path=str(output),
+                    started_at=began,
                 )
             )
 
-    def _finish(self, result: NotebookResult) -> None:
+    def _finish(self, result: NotebookResult, began: dt.datetime) -> None:
+        """Write the run's final row (an upsert: warm runs have no row yet, others a `running` one)."""
         records: dict[str, Any] = {
             "records": result.records,
             "alerts": [alert.to_json() for alert in result.alerts],
         }
         if result.dry_run:
             records["dry_run"] = True
+        final = {
+            "status": result.status,
+            "error": result.error,
+            "records": _jsonable(records),
+            "duration_ms": result.duration_ms,
+            "output_path": result.output_path,
+            "finished_at": dt.datetime.now(dt.UTC),
+        }
+        statement = pg_insert(notebook_runs).values(
+            id=result.run_id,
+            notebook=result.notebook,
+            rule_id=result.rule_id,
+            report_id=result.report_id,
+            parameters=result.parameters,
+            notebook_hash=result.notebook_hash,
+            started_at=began,
+            **final,
+        )
         with self.engine.begin() as conn:
-            conn.execute(
-                update(notebook_runs)
-                .where(notebook_runs.c.id == result.run_id)
-                .values(
-                    status=result.status,
-                    error=result.error,
-                    records=_jsonable(records),
-                    duration_ms=result.duration_ms,
-                    output_path=result.output_path,
-                    finished_at=dt.datetime.now(dt.UTC),
-                )
-            )
+            conn.execute(statement.on_conflict_do_update(index_elements=[notebook_runs.c.id], set_=final))
 
     def close(self) -> None:
         """Shut the warm kernels down."""
