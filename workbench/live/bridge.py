@@ -82,10 +82,13 @@ def decode(message: bytes) -> tuple[str, str, Any]:
 class RedisBridge:
     """Forwards this process's bus events to Redis and republishes other processes' events locally."""
 
-    def __init__(self, url: str, bus: EventBus, forward: bool = True, receive: bool = True) -> None:
+    def __init__(
+        self, url: str, bus: EventBus, forward: bool = True, receive: bool = True, channel: str = CHANNEL
+    ) -> None:
         import redis
 
         self.bus = bus
+        self.channel = channel
         self.origin = uuid.uuid4().hex
         self.redis = redis.Redis.from_url(url)
         self.forward = forward
@@ -104,7 +107,7 @@ class RedisBridge:
                 self._unsubscribe.append(self.bus.subscribe(topic, self._send))
         if self.receive:
             self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            self._pubsub.subscribe(CHANNEL)
+            self._pubsub.subscribe(self.channel)
             self._thread = threading.Thread(target=self._listen, name="redis-bridge", daemon=True)
             self._thread.start()
 
@@ -122,7 +125,7 @@ class RedisBridge:
     def _send(self, topic: str, payload: Any) -> None:
         if getattr(self._local, "republishing", False):
             return
-        self.redis.publish(CHANNEL, encode(topic, payload, self.origin))
+        self.redis.publish(self.channel, encode(topic, payload, self.origin))
         self.sent += 1
 
     def _listen(self) -> None:
@@ -137,7 +140,7 @@ class RedisBridge:
             try:
                 origin, topic, payload = decode(message["data"])
             except Exception:
-                log.exception("undecodable event on %s", CHANNEL)
+                log.exception("undecodable event on %s", self.channel)
                 continue
             if origin == self.origin:
                 continue
