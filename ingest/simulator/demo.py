@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ def _free_port() -> int:
 def demo_faults() -> list[Fault]:
     """The faults the demo injects, timed so the first alerts come within two minutes."""
     return [
-        Fault("bearing_wear", "pump-1", start_s=5, ramp_s=30),  # MQTT pump: vibration climbs
+        Fault("bearing_wear", "pump-1", start_s=3, ramp_s=20),  # MQTT pump: vibration climbs
         Fault("valve_closing", "valve-3", start_s=20, ramp_s=40, severity=0.8),  # HTTP valve shuts
         Fault("cavitation", "pump-2", start_s=30, ramp_s=20),  # Sparkplug pump: erratic flow
         Fault("stuck_sensor", "pump-4", key="flow", start_s=20),  # Modbus pump: flow sensor stuck
@@ -259,13 +260,13 @@ def start_demo(
     from ingest.connectors.manager import start_connectors
 
     settings = platform.settings
-    stops: list[Callable[[], None]] = [start_connectors(platform)]
+    stops: list[Callable[[], None]] = [start_connectors(platform)]  # stopped first: clients before servers
     plant = plant or demo_plant()
     if not plant.faults:
         plant.faults = demo_faults()
     simulator = Simulator(plant, platform.engine, Endpoints(mqtt_url=settings.mqtt_url, http_url=url))
-    simulator.start()
-    stops.insert(0, simulator.stop)
+    simulator.start(wait=False)  # the URL prints while the OPC-UA server is still starting
+    stops.append(simulator.stop)
     platform.services["simulator"] = simulator
     email, password, created = ensure_admin(platform.engine, settings.data_dir)
     with platform.engine.connect() as conn:
@@ -275,9 +276,13 @@ def start_demo(
 
     def stop() -> None:
         for step in stops:
+            started = time.monotonic()
             try:
                 step()
             except Exception:
                 log.exception("demo shutdown step failed")
+            log.info(
+                "demo: %s stopped in %.1f s", getattr(step, "__qualname__", step), time.monotonic() - started
+            )
 
     return stop, DemoInfo(url, email, password, created, content)

@@ -77,6 +77,8 @@ class Simulator:
         self.ids: dict[str, uuid.UUID] = {}
         self.transports: list[Transport] = []
         self.ticks = 0
+        self._ready: set[int] = set()
+        self._starters: list[threading.Thread] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -151,6 +153,8 @@ class Simulator:
         sample = self.model.sample()
         now = datetime.now(UTC)
         for transport in self.transports:
+            if id(transport) not in self._ready:
+                continue  # still starting (an OPC-UA server takes seconds); the others report meanwhile
             try:
                 transport.send(now, {d: v for d, v in sample.items() if d in transport.devices})
             except Exception:  # a broker or server hiccup must not stop the plant
@@ -164,24 +168,43 @@ class Simulator:
             next_at += self.interval
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
-    def start(self) -> None:
-        """Provision, start the transports, and run in a background thread."""
+    def start(self, wait: bool = True) -> None:
+        """Provision, start the transports (``wait``: until all run), and report from a background thread."""
         self.transports = self.provision()
         first = self.model.sample()
         now = datetime.now(UTC)
         for transport in self.transports:
             # Servers and births carry real values from the first read, never placeholder zeros.
             transport.prime(now, {d: v for d, v in first.items() if d in transport.devices})
-            transport.start()
+        starters = [
+            threading.Thread(target=self._start_transport, args=(t,), daemon=True) for t in self.transports
+        ]
+        for starter in starters:
+            starter.start()
+        if wait:
+            for starter in starters:
+                starter.join(60)
         self._thread = threading.Thread(target=self._run, name="simulator", daemon=True)
         self._thread.start()
+
+    def _start_transport(self, transport: Transport) -> None:
+        try:
+            transport.start()
+        except Exception:
+            log.exception("simulator transport %s failed to start", type(transport).__name__)
+            return
+        self._ready.add(id(transport))
 
     def stop(self) -> None:
         """Stop the loop and every transport."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        for starter in self._starters:
+            starter.join(30)  # a server still starting is stopped once it runs, not leaked
         for transport in self.transports:
+            if id(transport) not in self._ready:
+                continue
             try:
                 transport.stop()
             except Exception:
