@@ -25,6 +25,8 @@ def _batch() -> TelemetryBatch:
         columns=list(BATCH_COLUMNS),
     )
     frame["timestamp"] = frame["timestamp"].astype("datetime64[ns, UTC]")
+    for column in ("device_id", "key", "unit"):  # as ingest builds them: Python objects, None for no unit
+        frame[column] = pd.Series([None if v != v else v for v in frame[column]], dtype=object)
     return TelemetryBatch(frame, "mqtt", datetime.now(UTC))
 
 
