@@ -36,7 +36,11 @@ blp = make_blueprint(
 class RunSchema(Strict):
     """A report to run now."""
 
-    notebook = ma.fields.String(required=True, metadata={"description": "report notebook in reports/"})
+    notebook = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=255),
+        metadata={"description": "report notebook in reports/"},
+    )
     parameters = ma.fields.Dict(
         keys=ma.fields.String(),
         load_default=dict,
@@ -84,10 +88,18 @@ class ScheduleCreateSchema(Strict):
     """A report to render on a cron schedule and e-mail."""
 
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=255))
-    notebook = ma.fields.String(required=True)
-    format = ma.fields.String(required=True)
-    cron = ma.fields.String(required=True, metadata={"description": "five-field cron, e.g. '0 6 * * *'"})
-    timezone = ma.fields.String(load_default="UTC", metadata={"description": "IANA zone of the cron"})
+    notebook = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=255))
+    format = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=10))
+    cron = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=100),
+        metadata={"description": "five-field cron, e.g. '0 6 * * *'"},
+    )
+    timezone = ma.fields.String(
+        load_default="UTC",
+        validate=ma.validate.Length(min=1, max=64),
+        metadata={"description": "IANA zone of the cron"},
+    )
     parameters = ma.fields.Dict(keys=ma.fields.String(), load_default=dict)
     recipients = ma.fields.List(ma.fields.Email(), load_default=list, validate=ma.validate.Length(max=100))
 
@@ -246,7 +258,7 @@ def schedule(body: dict[str, Any]) -> dict[str, Any]:
     try:
         row = create_schedule(
             _service(),
-            name=body.get("name") or f"{body['notebook']} ({body['format']}, {body['cron']})",
+            name=body.get("name") or f"{body['notebook']} ({body['format']}, {body['cron']})"[:255],
             notebook=body["notebook"],
             format_name=body["format"],
             cron=body["cron"],
