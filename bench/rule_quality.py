@@ -200,6 +200,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of SKAB-format CSV files")
     parser.add_argument("--json", action="store_true", help="print one JSON line: [{rule, f1, far, mar}]")
     parser.add_argument("--database-url", default=os.environ.get("WORKBENCH_DATABASE_URL"))
+    parser.add_argument(
+        "--side",
+        choices=("lower", "both"),
+        default="lower",
+        help="univariate rules watch for a drop in flow (lower, the valve's effect) or any shift (both)",
+    )
     args = parser.parse_args()
     server = None
     url = args.database_url
@@ -222,6 +228,9 @@ def main() -> None:
             engine,
             {ident: f"skab-{args.data.name}-{path.stem}" for ident, path in zip(frames, files, strict=True)},
         )
+        for parameters in RULES.values():
+            if "side" in parameters:
+                parameters["side"] = args.side
         began = time.perf_counter()
         path_used = replay(settings, frames)
         replay_s = time.perf_counter() - began
@@ -243,6 +252,7 @@ def main() -> None:
         f"in {replay_s:.1f} s"
     )
     print(f"baseline: first {BASELINE_ROWS} rows of each file; scored: the rest, all files together")
+    print(f"univariate rules watch {FLOW}, side={args.side}; hotelling_t2_q watches all 8 sensors")
     print(f"{'rule':<18} {'F1':>6} {'FAR %':>7} {'MAR %':>7} {'seconds':>8}")
     for row in sorted(results, key=lambda item: -item["f1"]):
         print(
