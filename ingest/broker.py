@@ -18,12 +18,22 @@ log = logging.getLogger(__name__)
 MAX_QUEUED_MESSAGES = 1_000_000
 
 
-def mosquitto_config(port: int, data_dir: Path, bind: str = "127.0.0.1") -> str:
-    """A Mosquitto config for the workbench: one listener, deep queues, persistence in ``data_dir``."""
+def mosquitto_config(
+    port: int, data_dir: Path, bind: str = "127.0.0.1", auth_folder: Path | None = None
+) -> str:
+    """A Mosquitto config for the workbench: one listener, deep queues, persistence in ``data_dir``.
+
+    With ``auth_folder`` (see ``ingest.device_auth``), devices log in with id + API key, own topics only.
+    """
+    access = ["allow_anonymous true"]
+    if auth_folder is not None:
+        from ingest.device_auth import auth_config
+
+        access = auth_config(auth_folder).strip().splitlines()
     return "\n".join(
         [
             f"listener {port} {bind}",
-            "allow_anonymous true",
+            *access,
             f"max_queued_messages {MAX_QUEUED_MESSAGES}",
             "max_inflight_messages 1000",
             "persistence true",
