@@ -297,9 +297,10 @@ def db_upgrade() -> None:
 
 
 @cli.command("lab")
+@click.option("--ip", help="Address JupyterLab listens on (default: localhost).")
 @click.option("--port", type=int, help="Port JupyterLab listens on (default: its own choice).")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
-def lab_command(port: int | None, no_browser: bool) -> None:
+def lab_command(ip: str | None, port: int | None, no_browser: bool) -> None:
     """Open JupyterLab on this repository with kernels that reach the platform's database."""
     from pathlib import Path
 
@@ -310,7 +311,7 @@ def lab_command(port: int | None, no_browser: bool) -> None:
     def run() -> None:
         with running_services(settings, with_broker=False) as resolved:
             try:
-                code = run_lab(resolved, Path(__file__).resolve().parent, port, not no_browser)
+                code = run_lab(resolved, Path(__file__).resolve().parent, port, not no_browser, ip)
             except LabUnavailable as error:
                 raise StartupError(str(error)) from None
             if code:

@@ -28,9 +28,13 @@ def lab_installed() -> bool:
     return importlib.util.find_spec("jupyterlab") is not None
 
 
-def lab_command(root: Path, port: int | None = None, open_browser: bool = True) -> list[str]:
+def lab_command(
+    root: Path, port: int | None = None, open_browser: bool = True, ip: str | None = None
+) -> list[str]:
     """The command line that starts JupyterLab on ``root``."""
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}"]
+    if ip is not None:
+        command.append(f"--ServerApp.ip={ip}")
     if port is not None:
         command.append(f"--ServerApp.port={port}")
     if not open_browser:
@@ -48,10 +52,17 @@ def lab_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_lab(settings: Settings, root: Path, port: int | None = None, open_browser: bool = True) -> int:
+def run_lab(
+    settings: Settings,
+    root: Path,
+    port: int | None = None,
+    open_browser: bool = True,
+    ip: str | None = None,
+) -> int:
     """Run JupyterLab in the foreground until it exits; its exit code."""
     if not lab_installed():
         raise LabUnavailable(INSTALL_HINT)
     if not settings.database_url:
         raise LabUnavailable("the lab needs a database URL (start the platform's database first)")
-    return subprocess.call(lab_command(root, port, open_browser), env=lab_environment(settings), cwd=root)
+    command = lab_command(root, port, open_browser, ip)
+    return subprocess.call(command, env=lab_environment(settings), cwd=root)
