@@ -7,14 +7,16 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
-from workbench.db.tables import reports
+from workbench.db.tables import notebook_runs, reports
 from workbench.metrics import REPORT_RUNS
 from workbench.platform import Platform
 from workbench.reports import formats, params, runner
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 # The report notebooks live in the repository's reports/ folder.
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "reports"
 PROGRESS_TOPIC = "report.progress"
+# Progress estimate for a notebook's first run, before any duration is known.
+DEFAULT_RUN_SECONDS = 30.0
 SERVICE = "reports"
 
 
@@ -49,6 +53,7 @@ class ReportService:
             platform.settings, platform.engine, self.notebooks_dir.parent, kernels=max_parallel, mode=mode
         )
         self._threads: set[threading.Thread] = set()
+        self.tick_seconds = 1.0
         # Each render holds a kernel and a PDF engine: bound how many run at once in this process.
         self._slots = threading.BoundedSemaphore(max_parallel)
 
@@ -155,6 +160,7 @@ class ReportService:
         try:
             data_dir = work / "data"
             self._set(report_id, progress=0.05)
+            stop_ticker = self._ticker(report_id, source)
             try:
                 notebook, executed_path = self.executor.execute(
                     source, {**resolved, "report_dir": str(data_dir)}, report_id
@@ -163,6 +169,8 @@ class ReportService:
                 if failure.executed is not None and failure.executed.exists():
                     shutil.copyfile(failure.executed, evidence)
                 raise
+            finally:
+                stop_ticker()
             shutil.copyfile(executed_path, evidence)
             self._set(report_id, progress=0.7)
             manifest, tables = load_tables(data_dir)
@@ -203,6 +211,41 @@ class ReportService:
         assert final_row is not None
         REPORT_RUNS.labels(final_row["format"], final_row["status"]).inc()
         return final_row
+
+    def _ticker(self, report_id: uuid.UUID, source: Path) -> Callable[[], None]:
+        """While the notebook runs, move progress from 0.05 towards 0.7 against its usual duration.
+
+        The kernel cannot reach the event bus, so progress is estimated from this notebook's last
+        successful runs (``notebook_runs``). Returns the function that stops it (and waits, so no late
+        estimate lands after the real progress)."""
+        stop = threading.Event()
+        usual = self._usual_seconds(f"{source.parent.name}/{source.name}")
+
+        def tick() -> None:
+            started = time.monotonic()
+            while not stop.wait(self.tick_seconds):
+                fraction = min(0.95, (time.monotonic() - started) / usual)
+                self._set(report_id, progress=round(0.05 + 0.65 * fraction, 3))
+
+        thread = threading.Thread(target=tick, name=f"report-progress-{report_id}", daemon=True)
+        thread.start()
+
+        def halt() -> None:
+            stop.set()
+            thread.join()
+
+        return halt
+
+    def _usual_seconds(self, label: str) -> float:
+        with self.platform.engine.connect() as conn:
+            durations = conn.execute(
+                select(notebook_runs.c.duration_ms)
+                .where(notebook_runs.c.notebook == label, notebook_runs.c.status == "ok")
+                .order_by(notebook_runs.c.started_at.desc())
+                .limit(5)
+            ).scalars()
+            known = sorted(d / 1000 for d in durations if d)
+        return max(known[len(known) // 2], 0.5) if known else DEFAULT_RUN_SECONDS
 
     def _fail(self, report_id: uuid.UUID, message: str) -> None:
         # The executed notebook (with the traceback) stays as evidence; no report file is written.

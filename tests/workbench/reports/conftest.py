@@ -77,10 +77,11 @@ def write_notebook(path: Path, cells: list[str]) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A reports folder of small, fast notebooks: ``tiny`` (works) and ``broken`` (fails in cell 4)."""
+    """Small notebooks: ``tiny`` (works), ``broken`` (fails in cell 4) and ``slow`` (sleeps 1.5 s)."""
     folder = tmp_path_factory.mktemp("report-notebooks")
     write_notebook(folder / "tiny.ipynb", [PARAMETERS, READ, FINISH])
     write_notebook(folder / "broken.ipynb", [PARAMETERS, READ, "ratio = len(data) / 0", FINISH])
+    write_notebook(folder / "slow.ipynb", [PARAMETERS, "import time\n\ntime.sleep(1.5)", READ, FINISH])
     return folder
 
 

@@ -165,5 +165,5 @@ def test_schedule_and_list(client: FlaskClient, headers_for: Headers, plant: Pla
 
 def test_catalog_lists_notebooks_and_formats(client: FlaskClient, headers_for: Headers) -> None:
     catalog = client.get("/api/v1/reports/catalog", headers=headers_for("viewer")).get_json()
-    assert catalog["notebooks"] == ["broken", "tiny"]
+    assert catalog["notebooks"] == ["broken", "slow", "tiny"]
     assert {"pdf", "excel", "zip", "html"} <= set(catalog["formats"])

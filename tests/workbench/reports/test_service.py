@@ -202,3 +202,22 @@ def test_execution_mode_comes_from_settings(
     assert row["status"] == "done", row["error"]
     assert reports.executor.mode == "cold"
     reports.close()
+
+
+def test_progress_moves_while_a_long_notebook_runs(tiny_service: ReportService, plant: Plant) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def keep(_topic: str, event: dict[str, Any]) -> None:
+        seen.append(event)
+
+    unsubscribe = tiny_service.platform.bus.subscribe(PROGRESS_TOPIC, keep)
+    tiny_service.tick_seconds = 0.1
+    try:
+        row = tiny_service.run(tiny_service.request("slow", "html", plant.parameters()))
+    finally:
+        tiny_service.tick_seconds = 1.0
+        unsubscribe()
+    assert row["status"] == "done"
+    events = [e["progress"] for e in seen if e["id"] == str(row["id"]) and "progress" in e]
+    assert events == sorted(events) and events[-1] == 1.0
+    assert len([p for p in events if 0.05 < p < 0.7]) >= 5  # estimated while the kernel was busy
