@@ -46,6 +46,7 @@ class ReportScheduler:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.last_pass: datetime | None = None
 
     def due(self, now: datetime) -> list[tuple[dict[str, Any], datetime]]:
         """Enabled schedules whose latest firing at or before ``now`` has not run yet."""
@@ -127,10 +128,18 @@ class ReportScheduler:
             self._thread.join(timeout)
             self._thread = None
 
+    def health(self) -> dict[str, Any]:
+        """The ``/healthz`` component: raises (down) when the thread is not running."""
+        if self._thread is None or not self._thread.is_alive():
+            raise RuntimeError("report scheduler is not running")
+        last = self.last_pass.isoformat() if self.last_pass else None
+        return {"last_pass": last, "interval_s": self.interval}
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self.run_pending()
+                self.last_pass = datetime.now(UTC)
             except Exception:
                 log.exception("report scheduler pass failed")
             self._stop.wait(self.interval)
@@ -141,6 +150,7 @@ def start_reports(platform: Platform, interval: float = 30.0) -> Callable[[], No
     report kernels). ``workbench up`` calls this once per process; leases keep several processes safe."""
     scheduler = ReportScheduler(platform, interval=interval)
     platform.services["report_scheduler"] = scheduler
+    platform.health.register("report_scheduler", scheduler.health)
     scheduler.start()
 
     def stop() -> None:

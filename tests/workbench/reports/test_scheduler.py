@@ -180,6 +180,11 @@ def test_start_reports_runs_the_scheduler_until_stopped(report_platform: Platfor
     try:
         assert isinstance(scheduler, ReportScheduler)
         assert scheduler._thread is not None and scheduler._thread.is_alive()
+        _, components = report_platform.health.report()
+        assert components["report_scheduler"]["status"] == "up"
     finally:
         stop()
     assert scheduler._thread is None
+    _, components = report_platform.health.report()
+    assert components["report_scheduler"]["status"] == "down"
+    report_platform.health.checks.pop("report_scheduler")
