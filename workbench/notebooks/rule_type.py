@@ -43,6 +43,12 @@ def use_runner(runner: NotebookRunner) -> None:
     _runner["current"] = runner
 
 
+def release_runner(runner: NotebookRunner) -> None:
+    """Forget ``runner`` if notebook rules use it (it is being closed)."""
+    if _runner.get("current") is runner:
+        _runner.pop("current")
+
+
 def current_runner() -> NotebookRunner:
     """The runner notebook rules use; a clear error when the platform has not set one."""
     try:

@@ -11,11 +11,16 @@ import pytest
 from sqlalchemy import insert, select
 
 from tests.workbench.notebooks.fixtures import FLOW, SkabPump
+from workbench.db.engine import make_engine
 from workbench.db.tables import notebook_runs, rules
+from workbench.live.bus import EventBus
 from workbench.notebooks import rule_type as notebook_rules
 from workbench.notebooks.runner import NotebookRunner
+from workbench.notebooks.service import close_notebooks, init_notebooks, notebook_runner
+from workbench.platform import Platform
 from workbench.rules.backtest import backtest
 from workbench.rules.types import Points, Rule, RuleState, rule_type
+from workbench.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +107,17 @@ def test_live_evaluation_runs_off_the_batch_path(
     assert (
         str(run.rule_id) == rule.id and run.status == "ok" and run.parameters["device"] == str(skab_pump.id)
     )
+
+
+def test_platform_wiring_shares_one_runner(settings: Settings) -> None:
+    platform = Platform(settings=settings, engine=make_engine(settings.database_url or "", 1), bus=EventBus())
+    runner = init_notebooks(platform)
+    try:
+        assert notebook_runner(platform) is runner and notebook_rules.current_runner() is runner
+        assert isinstance(rule_type("notebook"), notebook_rules.NotebookRuleType)
+    finally:
+        close_notebooks(platform)
+        platform.engine.dispose()
+    assert "notebooks" not in platform.services
+    with pytest.raises(RuntimeError, match="use_runner"):
+        notebook_rules.current_runner()
