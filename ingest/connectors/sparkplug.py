@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from google.protobuf.message import DecodeError
 from sqlalchemy import Engine
 
 from ingest.connectors import sparkplug_proto as spb
 from ingest.connectors.base import ConnectorStats, ReadingSink, StatusSetter, device_status_setter
 from ingest.connectors.mqtt_client import make_client
 from ingest.connectors.sparkplug_devices import NAMESPACE, device_path, metric_key, register
+from ingest.pipeline import MessageReject
 from ingest.points import Reading
 
 log = logging.getLogger(__name__)
@@ -138,7 +140,11 @@ class SparkplugHost:
         device = parts[4] if len(parts) == 5 else None
         if kind.endswith("CMD"):
             return  # commands (ours included) are not telemetry
-        message = spb.Payload.FromString(payload)
+        try:
+            message = spb.Payload.FromString(payload)
+        except DecodeError as error:
+            self._quarantine(topic, bytes(payload), f"not a Sparkplug B payload: {error}")
+            return
         with self._lock:
             handler = {
                 "NBIRTH": self._nbirth,
@@ -150,6 +156,14 @@ class SparkplugHost:
             }.get(kind)
             if handler is not None:
                 handler(group, node, device, message)
+
+    def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
+        """Keep an undecodable message in quarantine (through the pipeline) with its topic and reason."""
+        self.stats.failed(reason)
+        try:
+            self.sink.submit([], SOURCE, rejects=[MessageReject(reason, payload, topic)])  # type: ignore[call-arg]
+        except TypeError:  # a sink without quarantine (tools, unit tests): the log is the record
+            log.warning("sparkplug message on %s dropped: %s", topic, reason)
 
     def _catalogue(self, message: Any) -> tuple[dict[int, str], dict[str, dict[str, Any]]]:
         aliases: dict[int, str] = {}

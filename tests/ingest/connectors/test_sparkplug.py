@@ -17,7 +17,7 @@ from ingest.connectors.mqtt_client import make_client
 from ingest.connectors.sparkplug import SparkplugHost
 from ingest.simulator.sparkplug_node import EdgeNode
 from tests.ingest.connectors.conftest import quarantined, telemetry, wait_until
-from workbench.db.tables import devices
+from workbench.db.tables import devices, quarantine
 
 METRICS = {
     "pump1": [("Motor/Current", spb.FLOAT, "A"), ("Delta", spb.INT16, None), ("Running", spb.BOOLEAN, None)]
@@ -129,3 +129,24 @@ def test_unknown_node_without_auto_registration_is_quarantined(engine, pipeline,
     finally:
         edge.stop()
         spb_host.stop()
+
+
+def test_undecodable_payload_is_quarantined_with_its_topic(host, engine, mqtt_url) -> None:
+    group = f"bad-{uuid.uuid4().hex[:6]}"
+    topic = f"spBv1.0/{group}/NDATA/edge1"
+    client, address = make_client(mqtt_url, f"bad-{uuid.uuid4().hex[:6]}")
+    client.connect(address.host, address.port)
+    client.loop_start()
+    try:
+        client.publish(topic, b"\xff\xff not protobuf", qos=1).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+    def rows() -> list:
+        with engine.connect() as conn:
+            return list(conn.execute(select(quarantine).where(quarantine.c.topic == topic)))
+
+    found = wait_until(rows)
+    assert found[0].source == "sparkplug" and "not a Sparkplug B payload" in found[0].reason
+    assert found[0].payload == b"\xff\xff not protobuf"
