@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -145,7 +145,13 @@ class LiveServer:
         # Telemetry and status reach every web process through the Redis bus bridge, so each process
         # serves its own clients; alerts are raised in one process and travel the Socket.IO queue.
         if topic == TELEMETRY_BATCH:
-            for event, rooms in telemetry_events(payload):
+            watched = self._watched_devices()
+            if not watched:
+                return
+            frame = payload.frame
+            # Group only the watched devices' points: most of a busy plant's batch has no viewer here.
+            batch = replace(payload, frame=frame[frame["device_id"].isin(watched)])
+            for event, rooms in telemetry_events(batch):
                 self._emit("telemetry", event, rooms, everywhere=False)
         elif topic == DEVICE_STATUS:
             event = status_event(payload)
@@ -166,6 +172,14 @@ class LiveServer:
             return
         # The plain Manager.emit serves this process's clients only, even when the manager is Redis's.
         Manager.emit(self.socketio.server.manager, event, data, namespace="/", to=rooms)
+
+    def _watched_devices(self) -> set[str]:
+        present = self.socketio.server.manager.rooms.get("/", {}) if self.socketio.server else {}
+        return {
+            room.split(":")[1]
+            for room, members in list(present.items())
+            if isinstance(room, str) and room.startswith("telemetry:") and members
+        }
 
     def _has_listeners(self, rooms: list[str]) -> bool:
         present = self.socketio.server.manager.rooms.get("/", {}) if self.socketio.server else {}

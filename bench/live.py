@@ -1,0 +1,278 @@
+"""Live latency: MQTT publish -> value rendered in a real browser, p50/p99, under background ingest.
+
+Run: ``.venv/bin/python bench/live.py`` (uses the machine's PostgreSQL at 127.0.0.1:5432 unless
+``--server`` names another, in a fresh ``workbench_live_<random>`` database dropped at the end; starts its own
+MQTT broker on a free port, the ingest service in-process as ``workbench up`` does, the web server, and
+Debian's headless Chromium).
+
+Path measured: a probe publishes one value (QoS 1) to ``insa/devices/<probe>/telemetry``; ingest decodes,
+validates and COPYs it into PostgreSQL, publishes the committed batch on the bus; the Socket.IO server
+emits it to the device room; the Device page's script writes it into the latest-value cell. A
+MutationObserver in the page stamps the render (``Date.now()``); publish and render clocks are the same
+machine's. Background load: other devices publish 10-key messages at the given points/s on another
+connection (nobody watches them in the browser: they load ingest, the database and the fan-out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import Engine, insert
+from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app import create_app  # noqa: E402
+from ingest.broker import LocalBroker  # noqa: E402
+from ingest.service import start_in_process  # noqa: E402
+from workbench.auth.users import create_user  # noqa: E402
+from workbench.db.embedded import ensure_database  # noqa: E402
+from workbench.db.engine import libpq_url  # noqa: E402
+from workbench.db.migrate import upgrade  # noqa: E402
+from workbench.db.tables import devices, latest_values  # noqa: E402
+from workbench.live.bus import TELEMETRY_BATCH  # noqa: E402
+from workbench.live.events import TelemetryBatch  # noqa: E402
+from workbench.mqtt import host_port, make_client  # noqa: E402
+from workbench.platform import EXTENSION, Platform  # noqa: E402
+from workbench.settings import Settings  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+BACKGROUND_DEVICES = 100
+KEYS_PER_MESSAGE = 10
+PASSWORD = "live-bench-password"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def database(server: str) -> Iterator[str]:
+    """A fresh migrated database on ``server``, dropped afterwards."""
+    name = f"workbench_live_{uuid.uuid4().hex[:8]}"
+    ensure_database(server, name)
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(libpq_url(server), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def seed(engine: Engine) -> tuple[str, list[str]]:
+    """The probe device (with a latest value, so its page has the cell) and the background devices."""
+    probe = uuid.uuid4()
+    background = [uuid.uuid4() for _ in range(BACKGROUND_DEVICES)]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(devices),
+            [
+                {"id": d, "name": f"dev-{i}", "type": "sensor", "area": "bench", "config": {}}
+                for i, d in enumerate([probe, *background])
+            ],
+        )
+        conn.execute(
+            insert(latest_values).values(
+                device_id=probe, key="probe", timestamp=datetime.now(UTC), value=0.0, unit="ms", quality=100
+            )
+        )
+    return str(probe), [str(d) for d in background]
+
+
+class Background(threading.Thread):
+    """Publishes ``rate`` points/s as 10-key messages (QoS 1, not awaited) over the background devices."""
+
+    def __init__(self, url: str, targets: list[str], rate: int) -> None:
+        super().__init__(daemon=True)
+        self.targets, self.rate = targets, rate
+        self.stop_event = threading.Event()
+        self.client = make_client(url)
+        self.client.max_inflight_messages_set(1000)
+        host, port = host_port(url)
+        self.client.connect(host, port)
+        self.client.loop_start()
+        self.sent = 0
+
+    def run(self) -> None:
+        messages_per_s = self.rate / KEYS_PER_MESSAGE
+        tick = 0.02
+        started = time.monotonic()
+        index = 0
+        while not self.stop_event.is_set():
+            due = int((time.monotonic() - started) * messages_per_s)
+            while self.sent < due:
+                device = self.targets[index % len(self.targets)]
+                index += 1
+                body = {
+                    "device_id": device,
+                    "telemetry": {
+                        f"k{k}": {"value": float(self.sent % 1000 + k), "unit": "u"}
+                        for k in range(KEYS_PER_MESSAGE)
+                    },
+                }
+                self.client.publish(f"insa/devices/{device}/telemetry", json.dumps(body), qos=1)
+                self.sent += 1
+            time.sleep(tick)
+
+    def finish(self) -> float:
+        """Stop; returns the achieved points/s."""
+        self.stop_event.set()
+        self.join(5)
+        self.client.loop_stop()
+        self.client.disconnect()
+        return self.sent * KEYS_PER_MESSAGE
+
+
+class BusClock:
+    """Stamps when each probe value reaches the bus (committed by ingest), to split the latency."""
+
+    def __init__(self, platform: Platform, probe: str) -> None:
+        self.seen: dict[str, float] = {}
+        self.probe = probe
+        platform.bus.subscribe(TELEMETRY_BATCH, self._on_batch)
+
+    def _on_batch(self, topic: str, batch: TelemetryBatch) -> None:
+        now = time.time() * 1000
+        frame = batch.frame
+        for value in frame.loc[frame["device_id"] == self.probe, "value"].tolist():
+            self.seen.setdefault(f"{value:.1f}", now)
+
+
+def measure(
+    page: object, url: str, probe: str, samples: int, gap: float, clock: BusClock | None = None
+) -> tuple[list[float], list[float]]:
+    """Publish ``samples`` probe values ``gap`` s apart; latencies (ms) to the bus and to the render."""
+    client = make_client(url)
+    host, port = host_port(url)
+    client.connect(host, port)
+    client.loop_start()
+    sent: dict[str, float] = {}
+    for i in range(samples):
+        value = f"{i + 1 + time.time_ns() % 1000 * 1000}.5"  # unique across calls
+        sent[value] = time.time() * 1000
+        body = {"device_id": probe, "telemetry": {"probe": {"value": float(value), "unit": "ms"}}}
+        client.publish(f"insa/devices/{probe}/telemetry", json.dumps(body), qos=1)
+        time.sleep(gap)
+    time.sleep(1.0)
+    client.loop_stop()
+    client.disconnect()
+    renders = dict(page.evaluate("window.__renders.splice(0)"))  # type: ignore[attr-defined]
+    missing = [v for v in sent if v not in renders]
+    if missing:
+        print(f"  {len(missing)} of {samples} probe values never rendered (throttling keeps the newest)")
+    to_bus = [clock.seen[v] - sent[v] for v in sent if clock and v in clock.seen]
+    return to_bus, [renders[v] - sent[v] for v in sent if v in renders]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def main() -> None:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--samples", type=int, default=100, help="probe values per load level")
+    parser.add_argument("--gap", type=float, default=0.25, help="seconds between probe values")
+    parser.add_argument("--rates", default="0,1000,10000", help="background points/s, comma-separated")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    data_dir = Path(tempfile.mkdtemp(prefix="workbench-live-bench-"))
+    broker = LocalBroker(free_port(), data_dir)
+    mqtt_url = broker.start()
+    try:
+        with database(args.server) as url:
+            settings = Settings.from_env({}, database_url=url, data_dir=data_dir, mqtt_url=mqtt_url)
+            settings = replace(settings, ingest_client_id=f"live-bench-{uuid.uuid4().hex[:6]}")
+            app = create_app(settings)
+            platform: Platform = app.extensions[EXTENSION]
+            stop_ingest = start_in_process(platform)
+            probe, background = seed(platform.engine)
+            create_user(platform.engine, "bench@example.com", "viewer", PASSWORD)
+            port = free_port()
+            server = make_server("127.0.0.1", port, app, threaded=True)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            base = f"http://127.0.0.1:{port}"
+            try:
+                with sync_playwright() as playwright:
+                    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                    page = browser.new_page()
+                    page.set_default_timeout(60_000)
+                    page.goto(f"{base}/login")
+                    page.fill("#email", "bench@example.com")
+                    page.fill("#password", PASSWORD)
+                    page.click("#login")
+                    page.wait_for_selector("#who")
+                    page.goto(f"{base}/ui/device/{probe}")
+                    page.wait_for_selector("#history-graph .main-svg")
+                    page.wait_for_function("window.wbLive && window.wbLive.state.subscribed >= 1")
+                    page.evaluate(
+                        "window.__renders = []; const cell = document.querySelector('td[data-key=probe]');"
+                        "new MutationObserver(() => window.__renders.push([cell.textContent, Date.now()]))"
+                        ".observe(cell, {childList: true, subtree: true, characterData: true});"
+                    )
+                    clock = BusClock(platform, probe)
+                    measure(page, mqtt_url, probe, 5, args.gap, clock)  # warm-up, not counted
+                    print(
+                        f"{'background points/s':>20} {'achieved':>9} {'p50 ms':>8} {'p99 ms':>8}"
+                        f" {'max ms':>8} {'n':>4}   {'to bus p50':>10} {'p99':>7}"
+                    )
+                    for rate in [int(r) for r in args.rates.split(",")]:
+                        load = Background(mqtt_url, background, rate) if rate else None
+                        if load:
+                            load.start()
+                            time.sleep(3)  # reach steady state
+                        started = time.monotonic()
+                        to_bus, latencies = measure(page, mqtt_url, probe, args.samples, args.gap, clock)
+                        achieved = load.finish() / (time.monotonic() - started + 3) if load else 0.0
+                        print(
+                            f"{rate:>20,} {achieved:>9,.0f} {statistics.median(latencies):>8.1f} "
+                            f"{percentile(latencies, 99):>8.1f} {max(latencies):>8.1f} {len(latencies):>4}   "
+                            f"{statistics.median(to_bus):>10.1f} {percentile(to_bus, 99):>7.1f}"
+                        )
+                        time.sleep(2)  # let ingest drain before the next level
+                    browser.close()
+            finally:
+                server.shutdown()
+                stop_ingest()
+                platform.engine.dispose()
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()
