@@ -141,7 +141,14 @@ class KernelPool:
         with self._kernel() as slot:
             kernel, broken = slot
             try:
-                kernel.execute(RESET.format(context=repr(json.loads(json.dumps(context)))), deadline, True)
+                # Not awaited: the kernel runs requests in order, so the reset precedes the first cell
+                # and its round trip overlaps with sending the cells.
+                kernel.kc.execute(
+                    RESET.format(context=repr(json.loads(json.dumps(context)))),
+                    silent=True,
+                    store_history=False,
+                    allow_stdin=False,
+                )
                 for index, cell in enumerate(nb.cells):
                     if cell.cell_type != "code" or not cell.source.strip():
                         continue
