@@ -74,6 +74,8 @@ def demo_faults() -> list[Fault]:
         Fault("valve_closing", "valve-3", start_s=20, ramp_s=40, severity=0.8),  # HTTP valve shuts
         Fault("cavitation", "pump-2", start_s=30, ramp_s=20),  # Sparkplug pump: erratic flow
         Fault("stuck_sensor", "pump-4", key="flow", start_s=20),  # Modbus pump: flow sensor stuck
+        # OPC-UA pump: the temperature sensor drifts once the notebook rule has a baseline.
+        Fault("sensor_drift", "pump-5", key="motor_temperature", start_s=300, severity=3),
     ]
 
 
@@ -144,15 +146,23 @@ def demo_rules() -> list[dict[str, Any]]:
         },
         {
             "name": f"{PREFIX}motor temperature drift (notebook)",
-            "description": "Rolling z-score notebook (rules/zscore.ipynb) on motor temperature.",
+            "description": "Rolling z-score notebook (rules/zscore.ipynb): last 2 minutes against 3 before.",
             "type": "notebook",
             "target": {"device_type": "pump"},
             "condition": {
-                "notebook": "zscore",
-                "schedule": "*/5 * * * *",
-                "parameters": {"keys": ["motor_temperature", "vibration"], "window": "15m", "baseline": "2h"},
+                "notebook": "rules/zscore.ipynb",
+                "keys": ["motor_temperature"],
+                "window": "2m",
+                "every": "1m",
+                "parameters": {
+                    "keys": ["motor_temperature"],
+                    "baseline": "3m",
+                    "rolling": 10,
+                    "z_limit": 4.0,
+                    "std_limit": None,
+                },
             },
-            "action": {**alert, "severity": "info"},
+            "action": {**alert, "severity": "warning", "message": "Motor temperature drifting on {device}"},
             "cooldown_seconds": 1800,
         },
     ]
@@ -258,9 +268,14 @@ def start_demo(
 ) -> tuple[Callable[[], None], DemoInfo]:
     """Start connectors (when ingest has none), the simulator with its faults, and seed content."""
     from ingest.connectors.manager import start_connectors
+    from workbench.notebooks.service import SERVICE, close_notebooks, notebook_runner
 
     settings = platform.settings
     stops: list[Callable[[], None]] = [start_connectors(platform)]  # stopped first: clients before servers
+    if SERVICE not in platform.services:
+        # The notebook rule needs the platform's runner; create it when the app has not wired one.
+        notebook_runner(platform)
+        stops.append(lambda: close_notebooks(platform))
     plant = plant or demo_plant()
     if not plant.faults:
         plant.faults = demo_faults()
