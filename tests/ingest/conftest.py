@@ -76,3 +76,18 @@ def pipeline(settings: Settings, engine: Engine, bus: EventBus) -> Iterator[Pipe
     made.start()
     yield made
     made.stop()
+
+
+@pytest.fixture(scope="session")
+def settings_for_fuzz(settings: Settings) -> Settings:
+    """The session settings (a separate name so hypothesis tests may take it)."""
+    return settings
+
+
+@pytest.fixture(scope="session")
+def fuzz_pipeline(settings: Settings, engine: Engine) -> Iterator[Pipeline]:
+    """A session-wide pipeline for property tests (function fixtures do not mix with @given)."""
+    made = Pipeline(settings, engine, EventBus())
+    made.start()
+    yield made
+    made.stop()
