@@ -84,7 +84,7 @@ def make_rules(engine: Any, plant: list[str]) -> int:
             "mean": mean + 3 * sd,
             "range": 14 * sd,
             "zscore": 5.0,
-            "rate_of_change": sd,
+            "rate_of_change": 10 * sd,
         }
         condition = {
             "key": key,

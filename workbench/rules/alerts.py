@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, func, or_, select, text, tuple_, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from workbench.db.tables import alerts, rules
@@ -78,14 +78,16 @@ def insert_alerts(conn: Connection, values: list[dict[str, Any]]) -> list[dict[s
         n, last = counts.get(row["rule_id"], (0, row["triggered_at"]))
         counts[row["rule_id"]] = (n + 1, max(last, row["triggered_at"]))
         ALERTS_RAISED.labels(row["severity"]).inc()
-    for rule_id, (n, last) in counts.items():
+    if counts:
+        # One statement for every rule that fired (executemany), not one round trip per rule.
         conn.execute(
             update(rules)
-            .where(rules.c.id == rule_id)
+            .where(rules.c.id == bindparam("rid"))
             .values(
-                trigger_count=rules.c.trigger_count + n,
-                last_triggered=func.greatest(rules.c.last_triggered, last),
-            )
+                trigger_count=rules.c.trigger_count + bindparam("n"),
+                last_triggered=func.greatest(rules.c.last_triggered, bindparam("last")),
+            ),
+            [{"rid": rule_id, "n": n, "last": last} for rule_id, (n, last) in counts.items()],
         )
     return created
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import select
+
 from tests.workbench.rules.conftest import alerts_of, frame, publish
+from workbench.db.tables import rules
 from workbench.platform import Platform
 from workbench.rules.engine import RuleEngine
 from workbench.rules.types import rule_type
@@ -79,6 +82,11 @@ def test_instant_threshold_raises_once_then_auto_resolves(
     publish(rules_platform, [(2, a, "temperature", 60), (3, a, "temperature", 61)])
     assert engine.idle()
     assert len(alerts_of(rules_platform, rule)) == 1  # still the one open alert
+    with rules_platform.engine.connect() as conn:
+        counted = conn.execute(
+            select(rules.c.trigger_count, rules.c.last_triggered).where(rules.c.id == rule)
+        ).one()
+    assert counted == (1, alert["triggered_at"])
     publish(rules_platform, [(4, a, "temperature", 20)])
     assert engine.idle()
     [alert] = alerts_of(rules_platform, rule)
