@@ -103,9 +103,16 @@ class ReportService:
 
     def submit(self, report_id: uuid.UUID, reference: datetime | None = None) -> threading.Thread:
         """Run the report in a background thread (progress goes to the row and the event bus)."""
-        thread = threading.Thread(
-            target=self.run, args=(report_id, reference), name=f"report-{report_id}", daemon=True
-        )
+
+        def render() -> None:
+            try:
+                self.run(report_id, reference)
+            except Exception:
+                log.exception("background report %s failed", report_id)
+            finally:
+                self._threads.discard(threading.current_thread())  # a long-running server keeps none
+
+        thread = threading.Thread(target=render, name=f"report-{report_id}", daemon=True)
         self._threads.add(thread)
         thread.start()
         return thread
