@@ -110,6 +110,8 @@ def require(permission: str) -> Callable[[F], F]:
                 raise ApiError(401, "unauthorized", "authentication required (Bearer token or X-API-Key)")
             if not allowed(principal.role, permission):
                 raise ApiError(403, "forbidden", f"role {principal.role} lacks {permission}")
+            if principal.is_device and not _key_grants(principal, permission):
+                raise ApiError(403, "forbidden", f"this API key's permissions exclude {permission}")
             return func(*args, **kwargs)
 
         _remember(func, permission)
@@ -118,6 +120,13 @@ def require(permission: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def _key_grants(principal: Principal, permission: str) -> bool:
+    # A key's own permissions ({"read": bool, "write": bool}) narrow what its device role allows.
+    verb = "write" if permission.endswith((":write", ":replay", ":command", ":ack")) else "read"
+    granted = (principal.claims.get("permissions") or {}).get(verb, True)
+    return bool(granted)
 
 
 def public(func: F) -> F:

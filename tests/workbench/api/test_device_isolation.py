@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.workbench.api.fixtures import ApiDevice
+from workbench.auth import api_keys
+from workbench.platform import EXTENSION
 
 
 def test_device_key_cannot_touch_another_device(
@@ -33,3 +36,13 @@ def test_device_key_cannot_touch_another_device(
         assert client.open(url, method=method, json=body, headers=headers).status_code == 403, url
     own = {"device_id": str(api_device.id), "telemetry": {"t": {"value": 1.0}}}
     assert client.post("/api/v1/telemetry", json=own, headers=headers).status_code == 200
+
+
+def test_a_read_only_key_cannot_write(app: Flask, client: FlaskClient, api_device: ApiDevice) -> None:
+    engine = app.extensions[EXTENSION].engine
+    _, raw = api_keys.create_key(
+        engine, api_device.id, "read only", permissions={"read": True, "write": False}
+    )
+    body = {"device_id": str(api_device.id), "telemetry": {"t": {"value": 1.0}}}
+    refused = client.post("/api/v1/telemetry", json=body, headers={"X-API-Key": raw})
+    assert refused.status_code == 403 and "permissions" in refused.get_json()["error"]["message"]
