@@ -13,13 +13,20 @@ third-party code, e.g. the notebook rules)::
             # telemetry keys the rule reads (the engine hands it only rows of these keys)
         def evaluate(self, rule, points, state) -> pd.DataFrame:
             # points: Points (numpy arrays device, device_id, key, ts in int64 ns, value; .frame() for a
-            #   DataFrame) of one batch or backtest step, for the rule's keys and target devices; any order
-            # state: RuleState (per-device JSON persisted in rule_state, plus in-memory scratch)
-            # returns events (EVENT_COLUMNS): kind "fire" or "clear", per device, in event time
+            #   DataFrame) of one batch or backtest step, for the rule's keys and target devices;
+            #   points.ordered says they are sorted by (device, ts)
+            # state: RuleState (per-device JSON persisted in rule_state, plus in-memory scratch; the
+            #   engine puts "codes" (DeviceCodes) and "window_loader" in state.memory)
+            # returns events (EVENT_COLUMNS, build with events_frame): kind "fire" or "clear" per device,
+            #   with ts (ns), key, value and threshold; the engine decides alerts from them
+        def warm(self, rule, state, device_ids, now_ns) -> None:
+            # optional: prepare in-memory state at engine start (statistical rules load their windows)
         def backtest(self, rule, engine, start_ns, end_ns) -> pd.DataFrame | None:
             # events over a historical range (query PostgreSQL through ``engine``); the default returns
             # None, and the stored telemetry is replayed through evaluate() (in backtest_step_seconds steps)
 
+Schedule-like types set ``streaming = False``; the scheduler runs the rule's actions (an action plugin such
+as a report renderer registers through ``workbench.rules.actions.register_action``).
 The engine turns events into alerts (lifecycle: dedup, cooldown, auto-resolve) the same way live and in
 backtests, so a backtest shows exactly what the live engine would have raised.
 """
