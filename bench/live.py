@@ -190,7 +190,10 @@ def measure(
     renders = dict(page.evaluate("window.__renders.splice(0)"))  # type: ignore[attr-defined]
     missing = [v for v in sent if v not in renders]
     if missing:
-        print(f"  {len(missing)} of {samples} probe values never rendered (throttling keeps the newest)")
+        print(
+            f"  {len(missing)} of {samples} probe values never rendered (throttling keeps the newest)",
+            flush=True,
+        )
     to_bus = [clock.seen[v] - sent[v] for v in sent if clock and v in clock.seen]
     return to_bus, [renders[v] - sent[v] for v in sent if v in renders]
 
@@ -203,6 +206,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     """Run the benchmark and print the table."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(600, exit=True)  # a stuck run says where it stuck
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--samples", type=int, default=100, help="probe values per load level")
@@ -246,10 +252,11 @@ def main() -> None:
                         ".observe(cell, {childList: true, subtree: true, characterData: true});"
                     )
                     clock = BusClock(platform, probe)
-                    measure(page, mqtt_url, probe, 5, args.gap, clock)  # warm-up, not counted
+                    measure(page, mqtt_url, probe, 40, args.gap, clock)  # warm-up (page settles), not counted
                     print(
                         f"{'background points/s':>20} {'achieved':>9} {'p50 ms':>8} {'p99 ms':>8}"
-                        f" {'max ms':>8} {'n':>4}   {'to bus p50':>10} {'p99':>7}"
+                        f" {'max ms':>8} {'n':>4}   {'to bus p50':>10} {'p99':>7}",
+                        flush=True,
                     )
                     for rate in [int(r) for r in args.rates.split(",")]:
                         load = Background(mqtt_url, background, rate) if rate else None
@@ -262,7 +269,8 @@ def main() -> None:
                         print(
                             f"{rate:>20,} {achieved:>9,.0f} {statistics.median(latencies):>8.1f} "
                             f"{percentile(latencies, 99):>8.1f} {max(latencies):>8.1f} {len(latencies):>4}   "
-                            f"{statistics.median(to_bus):>10.1f} {percentile(to_bus, 99):>7.1f}"
+                            f"{statistics.median(to_bus):>10.1f} {percentile(to_bus, 99):>7.1f}",
+                            flush=True,
                         )
                         time.sleep(2)  # let ingest drain before the next level
                     browser.close()

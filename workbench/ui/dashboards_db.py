@@ -96,7 +96,8 @@ def ordered(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     """Widgets in layout order, each with its size (w columns of 12, h pixels)."""
     sizes = {item["id"]: item for item in (dashboard.get("layout") or {}).get("items", [])}
     out = []
-    for widget in dashboard.get("widgets") or []:
+    for index, raw in enumerate(dashboard.get("widgets") or []):
+        widget = {**raw, "id": str(raw.get("id") or f"w{index}")}  # API clients may omit ids
         size = sizes.get(widget["id"], {})
         out.append({**widget, "w": int(size.get("w", 6)), "h": int(size.get("h", 260))})
     order = [item["id"] for item in (dashboard.get("layout") or {}).get("items", [])]
