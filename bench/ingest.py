@@ -246,8 +246,14 @@ def broker_limit(mqtt_url: str, devices: list[str], count: int) -> float:
     return received[0] / (received[1] - started) if received[1] else 0.0
 
 
-def mqtt_end_to_end(service: Any, mqtt_url: str, devices: list[str], count: int, points: int) -> float:
-    """Points/s from the first publish to the last committed row."""
+def mqtt_end_to_end(
+    service: Any, mqtt_url: str, devices: list[str], count: int, points: int
+) -> tuple[float, float]:
+    """Points/s from the first publish to the last committed row, and ingest CPU microseconds per point.
+
+    The CPU figure (this process's user + system time; publishers run in other processes) does not
+    depend on what else the machine runs: 1e6 / it is the rate one core could sustain.
+    """
     from workbench.mqtt import host_port
 
     host, port = host_port(mqtt_url)
@@ -256,13 +262,16 @@ def mqtt_end_to_end(service: Any, mqtt_url: str, devices: list[str], count: int,
     expected = before + count * points
     process, queue = _run_publisher(_publisher, host, port, devices, count, points)
     queue.put("go")
+    cpu_before = time.process_time()
     started = queue.get(timeout=60)
     deadline = time.time() + 300
     while writer.committed_points < expected and time.time() < deadline:
         time.sleep(0.005)
     finished = time.time()
+    cpu = time.process_time() - cpu_before
     process.join(10)
-    return (writer.committed_points - before) / (finished - started)
+    done = writer.committed_points - before
+    return done / (finished - started), cpu * 1e6 / max(done, 1)
 
 
 def latency(
@@ -403,12 +412,15 @@ def main() -> None:
         settings = replace(settings, ingest_client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}")
         service = IngestService(settings, engine, EventBus())
         service.start()
-        results["mqtt_1pt_points_per_s"] = mqtt_end_to_end(service, mqtt_url, ids, args.messages, 1)
-        results["mqtt_10pt_points_per_s"] = mqtt_end_to_end(service, mqtt_url, ids, args.messages // 2, 10)
+        rate, cpu = mqtt_end_to_end(service, mqtt_url, ids, args.messages, 1)
+        results["mqtt_1pt_points_per_s"], results["mqtt_1pt_cpu_us_per_point"] = rate, cpu
+        rate, cpu = mqtt_end_to_end(service, mqtt_url, ids, args.messages // 2, 10)
+        results["mqtt_10pt_points_per_s"], results["mqtt_10pt_cpu_us_per_point"] = rate, cpu
         p50, p99 = latency(service, mqtt_url, ids, 10_000, 10.0)
         results["p50_publish_to_commit_ms"] = p50
         results["p99_publish_to_commit_ms"] = p99
         results["http_batch_points_per_s"] = _http_phase(settings, service, ids[0], api_key)
+        results["load_average_1min"] = os.getloadavg()[0]
         results["mqtt_1pt_ratio_to_broker"] = (
             results["mqtt_1pt_points_per_s"] / results["broker_limit_msgs_per_s"]
         )

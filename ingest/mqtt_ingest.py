@@ -82,13 +82,17 @@ class MqttIngest:
         if not self._connected.wait(timeout):
             raise ConnectionError(f"MQTT broker at {host}:{port} did not accept the ingest session")
 
-    def stop(self) -> None:
-        """Disconnect; messages not yet committed stay unacknowledged and the broker keeps them."""
+    def pause(self) -> None:
+        """Stop handing messages to the pipeline (the connection stays up so commits can still ack)."""
         self._stopping.set()
-        self.client.disconnect()
-        self.client.loop_stop()
         if self._decoder is not None:
             self._decoder.join(5)
+
+    def stop(self) -> None:
+        """Disconnect; messages not yet committed stay unacknowledged and the broker keeps them."""
+        self.pause()
+        self.client.disconnect()
+        self.client.loop_stop()
 
     def health(self) -> dict[str, Any]:
         """Health details; raises while disconnected."""

@@ -56,11 +56,13 @@ class IngestService:
         log.info("ingest running (pid %s, mqtt %s)", os.getpid(), "on" if self.mqtt else "off")
 
     def stop(self) -> None:
-        """Stop taking messages, flush what was taken, stop."""
+        """Stop taking messages, commit (and acknowledge) what was taken, then disconnect."""
         if self.mqtt is not None:
-            self.mqtt.stop()
+            self.mqtt.pause()
         self.watcher.stop()
         self.pipeline.stop()
+        if self.mqtt is not None:
+            self.mqtt.stop()
 
     def health(self) -> dict[str, Any]:
         """Health details of the pipeline and the MQTT session; raises when either is down."""
