@@ -74,8 +74,8 @@ def demo_faults() -> list[Fault]:
         Fault("valve_closing", "valve-3", start_s=20, ramp_s=40, severity=0.8),  # HTTP valve shuts
         Fault("cavitation", "pump-2", start_s=30, ramp_s=20),  # Sparkplug pump: erratic flow
         Fault("stuck_sensor", "pump-4", key="flow", start_s=20),  # Modbus pump: flow sensor stuck
-        # OPC-UA pump: the temperature sensor drifts once the notebook rule has a baseline.
-        Fault("sensor_drift", "pump-5", key="motor_temperature", start_s=300, severity=3),
+        # OPC-UA pump: mild bearing wear once the notebook rule has a baseline (below the threshold).
+        Fault("bearing_wear", "pump-5", start_s=300, ramp_s=120, severity=0.3),
     ]
 
 
@@ -145,24 +145,19 @@ def demo_rules() -> list[dict[str, Any]]:
             "cooldown_seconds": 600,
         },
         {
-            "name": f"{PREFIX}motor temperature drift (notebook)",
-            "description": "Rolling z-score notebook (rules/zscore.ipynb): last 2 minutes against 3 before.",
+            "name": f"{PREFIX}vibration early warning (notebook)",
+            "description": "Rolling z-score notebook (rules/zscore.ipynb): vibration of the last 2 minutes "
+            "against the 3 before, long before the threshold trips.",
             "type": "notebook",
             "target": {"device_type": "pump"},
             "condition": {
                 "notebook": "rules/zscore.ipynb",
-                "keys": ["motor_temperature"],
+                "keys": ["vibration"],
                 "window": "2m",
                 "every": "1m",
-                "parameters": {
-                    "keys": ["motor_temperature"],
-                    "baseline": "3m",
-                    "rolling": 10,
-                    "z_limit": 4.0,
-                    "std_limit": None,
-                },
+                "parameters": {"keys": ["vibration"], "baseline": "3m", "rolling": 10, "z_limit": 6.0},
             },
-            "action": {**alert, "severity": "warning", "message": "Motor temperature drifting on {device}"},
+            "action": {**alert, "severity": "warning", "message": "Vibration rising on {device}"},
             "cooldown_seconds": 1800,
         },
     ]
