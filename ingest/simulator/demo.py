@@ -268,9 +268,8 @@ def start_demo(
     settings = platform.settings
     stops: list[Callable[[], None]] = [start_connectors(platform)]  # stopped first: clients before servers
     if SERVICE not in platform.services:
-        # The notebook rule needs the platform's runner; create it when the app has not wired one.
-        notebook_runner(platform)
-        stops.append(lambda: close_notebooks(platform))
+        notebook_runner(platform)  # the notebook rule needs the platform's runner
+    stops.append(lambda: close_notebooks(platform))  # idempotent: warm kernels never outlive the demo
     plant = plant or demo_plant()
     if not plant.faults:
         plant.faults = demo_faults()
