@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -63,7 +64,10 @@ class EdgeNode:
         if clean:
             death = spb.Payload(timestamp=_now_ms())
             spb.set_metric_value(death.metrics.add(name="bdSeq"), spb.INT64, self.bd_seq)
-            self.client.publish(self.topic("NDEATH"), death.SerializeToString(), qos=1).wait_for_publish(2)
+            info = self.client.publish(self.topic("NDEATH"), death.SerializeToString(), qos=1)
+            if self.client.is_connected():
+                with contextlib.suppress(RuntimeError, ValueError):  # the broker went away first
+                    info.wait_for_publish(2)
         self.client.disconnect()
         self.client.loop_stop()
 
