@@ -28,6 +28,7 @@ from workbench.db.engine import make_engine
 from workbench.db.migrate import upgrade
 from workbench.live.bus import EventBus
 from workbench.live.socket import LiveServer, live_server
+from workbench.notebooks.service import close_notebooks, init_notebooks
 from workbench.platform import EXTENSION, Platform
 from workbench.settings import Settings, SettingsError
 from workbench.ui import init_ui
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
         api.register_blueprint(blueprint)
     LiveServer(platform).init_app(app)
     init_ui(app)
+    init_notebooks(platform)
     return app
 
 
@@ -65,11 +67,13 @@ def api_blueprints() -> list[Any]:
     """Every flask-smorest blueprint of ``/api/v1``, in registration order."""
     from ingest import http as ingest_http
     from workbench.api import auth, dashboards, devices, keys, telemetry, users
+    from workbench.notebooks import blueprint as notebooks_api
+    from workbench.reports import api as reports_api
     from workbench.rules import alerts_api
     from workbench.rules import api as rules_api
 
     own = [auth.blp, users.blp, devices.blp, telemetry.blp, dashboards.blp, keys.blp, ingest_http.blp]
-    return [*own, rules_api.blp, alerts_api.blp]
+    return [*own, rules_api.blp, alerts_api.blp, reports_api.blp, notebooks_api.blp]
 
 
 @contextlib.contextmanager
@@ -162,10 +166,14 @@ def up(host: str | None, port: int | None) -> None:
         ensure_port_free(settings.host, settings.port, "WORKBENCH_PORT")
         with running_services(settings) as resolved, contextlib.ExitStack() as ingest_stack:
             app = create_app(resolved)
+            ingest_stack.callback(close_notebooks, app.extensions[EXTENSION])
             ingest_stack.callback(start_in_process(app.extensions[EXTENSION]))
             from workbench.rules.engine import RuleEngine
 
             ingest_stack.callback(RuleEngine(app.extensions[EXTENSION]).start().stop)
+            from workbench.reports.scheduler import start_reports
+
+            ingest_stack.callback(start_reports(app.extensions[EXTENSION]))
             click.echo(f"workbench: serving on http://{resolved.host}:{resolved.port}", err=True)
             live = live_server(app.extensions[EXTENSION])
             assert live is not None
@@ -254,6 +262,9 @@ def demo_command(port: int | None) -> None:
             platform = app.extensions[EXTENSION]
             stack.callback(start_in_process(platform))
             stack.callback(RuleEngine(platform).start().stop)
+            from workbench.reports.scheduler import start_reports
+
+            stack.callback(start_reports(platform))
             url = f"http://{resolved.host}:{resolved.port}"
             stop, info = start_demo(platform, url)
             stack.callback(stop)
