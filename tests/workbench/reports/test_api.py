@@ -14,31 +14,21 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from tests.workbench.reports.plant import Plant
-from workbench.api.errors import init_errors
-from workbench.api.openapi import create_api
 from workbench.platform import EXTENSION, Platform
-from workbench.reports import api as reports_api
 from workbench.reports.service import PROGRESS_TOPIC, SERVICE, ReportService
-from workbench.settings import Settings
 
 pytestmark = pytest.mark.slow
 Headers = Callable[[str], dict[str, str]]
 
 
 @pytest.fixture(scope="module")
-def reports_app(
-    settings: Settings, report_platform: Platform, tiny_service: ReportService
-) -> Iterator[tuple[Flask, ReportService]]:
-    """An app serving the reports blueprint (with the platform's errors and auth) over the tiny notebooks."""
-    app = Flask("reports-test")
-    app.config["SECRET_KEY"] = settings.resolved_secret_key()
-    app.config["TESTING"] = True
-    app.extensions[EXTENSION] = report_platform
-    init_errors(app)
-    create_api(app).register_blueprint(reports_api.blp)
-    report_platform.services[SERVICE] = tiny_service  # warm already: the service tests used it
+def reports_app(app: Flask, tiny_service: ReportService) -> Iterator[tuple[Flask, ReportService]]:
+    """The whole app, its reports endpoints running the tiny notebooks (a warm service shared with the
+    service tests) instead of the report notebooks in reports/."""
+    platform: Platform = app.extensions[EXTENSION]
+    platform.services[SERVICE] = tiny_service
     yield app, tiny_service
-    report_platform.services.pop(SERVICE, None)
+    platform.services.pop(SERVICE, None)
 
 
 @pytest.fixture
