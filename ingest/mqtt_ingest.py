@@ -56,6 +56,7 @@ class MqttIngest:
         self.shared_group = shared_group
         self.inflight = inflight
         self._inbox: deque[Inbound] = deque()
+        self._inbox_cap = 4 * max(inflight, DRAIN_MAX)
         self._generation = 0
         self._connected = threading.Event()
         self._stopping = threading.Event()
@@ -122,7 +123,10 @@ class MqttIngest:
             log.warning("MQTT ingest disconnected: %s", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        # paho's network thread does only this: the decoder thread does the work.
+        # paho's network thread does only this: the decoder thread does the work. QoS 1 traffic is
+        # bounded by the receive maximum; a QoS 0 flood is held back here (TCP backpressure to the broker).
+        while len(self._inbox) > self._inbox_cap and not self._stopping.is_set():
+            time.sleep(0.005)
         self._inbox.append((message.topic, message.payload, message.mid, message.qos, self._generation))
 
     def _decode_loop(self) -> None:
