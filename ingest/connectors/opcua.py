@@ -167,8 +167,8 @@ class OpcUaConnector(DeviceConnector):
             stamp = stamp.replace(tzinfo=UTC)
         quality = quality_of(value.StatusCode)
         metadata = None
-        if val is None and value.StatusCode is not None:
-            # No value (a Bad sample): the status name is what tells the quarantine why.
+        if quality < 100 and value.StatusCode is not None:
+            # Why a sample is not Good travels with it (and tells the quarantine why a Bad one has no value).
             metadata = {"opcua_status": value.StatusCode.name}
         self.deliver(
             [

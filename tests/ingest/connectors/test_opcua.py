@@ -71,6 +71,7 @@ def test_subscription_units_quality_and_reconnects(engine, pipeline, runner) -> 
         server.set("Pump1.Pressure", 4.75, ua.StatusCodes.UncertainLastUsableValue)
         changed = wait_until(lambda: [r for r in telemetry(engine, device_id) if r.value == 4.75])
         assert changed[0].quality == 50 and changed[0].key == "pressure"
+        assert changed[0].metadata == {"opcua_status": "UncertainLastUsableValue"}
         server.set("Pump1.Pressure", 0.5, ua.StatusCodes.BadSensorFailure)
         # A Bad sample carries no value: the pipeline quarantines it, status code and reason kept.
         bad = wait_until(lambda: quarantined(engine, device_id))
