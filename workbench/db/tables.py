@@ -305,3 +305,29 @@ report_schedules = Table(
     Column("created_by", UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")),
     _now("created_at"),
 )
+
+
+def _rollup(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("device_id", UUID(as_uuid=True), primary_key=True),
+        Column("key", String(100), primary_key=True),
+        Column("bucket", DateTime(timezone=True), primary_key=True),
+        Column("count", BigInteger, nullable=False),
+        Column("sum", Float, nullable=False),
+        Column("sumsq", Float, nullable=False),
+        Column("min", Float, nullable=False),
+        Column("max", Float, nullable=False),
+        Column("min_at", DateTime(timezone=True), nullable=False),
+        Column("max_at", DateTime(timezone=True), nullable=False),
+        Column("first", Float, nullable=False),
+        Column("first_at", DateTime(timezone=True), nullable=False),
+        Column("last", Float, nullable=False),
+        Column("last_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+# Minute and hour rollups of numeric telemetry (workbench/db/rollups.py keeps them current).
+telemetry_1m = _rollup("telemetry_1m")
+telemetry_1h = _rollup("telemetry_1h")

@@ -1,0 +1,231 @@
+"""Minute and hour rollups of telemetry, so long-range charts and aggregates never scan raw rows.
+
+A :class:`RollupMaintainer` listens to committed batches on the bus, folds them into per-bucket partial
+aggregates in memory (vectorised, per batch) and upserts the merged partials every ``flush_seconds``
+(a few thousand rows however fast points arrive). A crash loses at most the unflushed partials: at start
+the maintainer rebuilds the newest buckets from raw rows, and ``rebuild`` recomputes any range (used
+after bulk loads that bypass the bus).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, Table, func, select, text
+
+from workbench.db.tables import telemetry_1h, telemetry_1m
+from workbench.live.bus import TELEMETRY_BATCH, EventBus
+from workbench.live.events import TelemetryBatch
+
+log = logging.getLogger(__name__)
+
+PARTIAL_COLUMNS = (
+    "count",
+    "sum",
+    "sumsq",
+    "min",
+    "max",
+    "min_at",
+    "max_at",
+    "first",
+    "first_at",
+    "last",
+    "last_at",
+)
+
+
+_TYPES = {
+    "device_id": "uuid",
+    "key": "text",
+    "bucket": "timestamptz",
+    **{name: "timestamptz" if name.endswith("_at") else "float8" for name in PARTIAL_COLUMNS},
+    "count": "bigint",
+}
+_CASTS = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _TYPES.items())
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """One rollup table and its bucket width."""
+
+    table: Table
+    step: timedelta
+
+    @property
+    def freq(self) -> str:
+        """The pandas frequency string of the bucket width."""
+        return f"{int(self.step.total_seconds())}s"
+
+
+RESOLUTIONS = (Resolution(telemetry_1m, timedelta(minutes=1)), Resolution(telemetry_1h, timedelta(hours=1)))
+
+
+def partials(frame: pd.DataFrame, resolution: Resolution) -> pd.DataFrame:
+    """Per (device_id, key, bucket) partial aggregates of numeric points, one row per bucket."""
+    numeric = frame[frame["value"].notna()]
+    if numeric.empty:
+        return pd.DataFrame(columns=["device_id", "key", "bucket", *PARTIAL_COLUMNS])
+    numeric = numeric.sort_values("timestamp", kind="stable").assign(
+        bucket=lambda f: f["timestamp"].dt.floor(resolution.freq), sq=lambda f: f["value"] ** 2
+    )
+    groups = numeric.groupby(["device_id", "key", "bucket"], sort=False)
+    out = groups.agg(
+        count=("value", "size"),
+        sum=("value", "sum"),
+        sumsq=("sq", "sum"),
+        min=("value", "min"),
+        max=("value", "max"),
+        first=("value", "first"),
+        first_at=("timestamp", "first"),
+        last=("value", "last"),
+        last_at=("timestamp", "last"),
+    )
+    out["min_at"] = numeric.loc[groups["value"].idxmin().to_numpy(), "timestamp"].to_numpy()
+    out["max_at"] = numeric.loc[groups["value"].idxmax().to_numpy(), "timestamp"].to_numpy()
+    return out.reset_index()[["device_id", "key", "bucket", *PARTIAL_COLUMNS]]
+
+
+def merge(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Combine partials of the same buckets into one row each (the algebra the upsert repeats in SQL)."""
+    frame = pd.concat([part for part in parts if not part.empty], ignore_index=True)
+    if frame.empty:
+        return frame
+    keys = ["device_id", "key", "bucket"]
+    groups = frame.groupby(keys, sort=False)
+    out = groups.agg(count=("count", "sum"), sum=("sum", "sum"), sumsq=("sumsq", "sum"))
+    for column, pick, at in (("min", "idxmin", "min_at"), ("max", "idxmax", "max_at")):
+        rows = frame.loc[getattr(groups[column], pick)().to_numpy()]
+        out[column], out[at] = rows[column].to_numpy(), rows[at].to_numpy()
+    for column, pick in (("first", "idxmin"), ("last", "idxmax")):
+        rows = frame.loc[getattr(groups[f"{column}_at"], pick)().to_numpy()]
+        out[column], out[f"{column}_at"] = rows[column].to_numpy(), rows[f"{column}_at"].to_numpy()
+    return out.reset_index()[[*keys, *PARTIAL_COLUMNS]]
+
+
+def upsert(engine: Engine, resolution: Resolution, frame: pd.DataFrame) -> None:
+    """Fold merged partials into the rollup table (adding to buckets that already hold data)."""
+    if frame.empty:
+        return
+    name = resolution.table.name
+    sql = text(
+        f"INSERT INTO {name} AS r (device_id, key, bucket, {', '.join(PARTIAL_COLUMNS)}) "
+        f"SELECT * FROM unnest({_CASTS}) "
+        "ON CONFLICT (device_id, key, bucket) DO UPDATE SET "
+        "count = r.count + excluded.count, sum = r.sum + excluded.sum, sumsq = r.sumsq + excluded.sumsq, "
+        "min_at = CASE WHEN excluded.min < r.min THEN excluded.min_at ELSE r.min_at END, "
+        "min = least(r.min, excluded.min), "
+        "max_at = CASE WHEN excluded.max > r.max THEN excluded.max_at ELSE r.max_at END, "
+        "max = greatest(r.max, excluded.max), "
+        "first = CASE WHEN excluded.first_at < r.first_at THEN excluded.first ELSE r.first END, "
+        "first_at = least(r.first_at, excluded.first_at), "
+        "last = CASE WHEN excluded.last_at >= r.last_at THEN excluded.last ELSE r.last END, "
+        "last_at = greatest(r.last_at, excluded.last_at)"
+    )
+    params: dict[str, Any] = {
+        "device_id": [str(value) for value in frame["device_id"]],
+        "key": frame["key"].tolist(),
+    }
+    for column in ("bucket", "min_at", "max_at", "first_at", "last_at"):
+        params[column] = [ts.to_pydatetime() for ts in pd.to_datetime(frame[column], utc=True)]
+    for column in ("count", "sum", "sumsq", "min", "max", "first", "last"):
+        params[column] = frame[column].tolist()
+    with engine.begin() as conn:
+        conn.execute(sql, params)
+
+
+def rebuild(engine: Engine, start: datetime, end: datetime) -> None:
+    """Recompute every rollup bucket overlapping [start, end) from raw telemetry."""
+    for resolution in RESOLUTIONS:
+        name = resolution.table.name
+        step = resolution.step
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    f"DELETE FROM {name} WHERE bucket >= date_bin(:step, CAST(:start AS timestamptz), "
+                    "TIMESTAMPTZ '2000-01-01') AND bucket < :end"
+                ),
+                {"step": step, "start": start, "end": end},
+            )
+            conn.execute(
+                text(
+                    f"INSERT INTO {name} (device_id, key, bucket, {', '.join(PARTIAL_COLUMNS)}) "
+                    "SELECT device_id, key, date_bin(:step, timestamp, TIMESTAMPTZ '2000-01-01') AS b, "
+                    "count(*), sum(value), sum(value * value), min(value), max(value), "
+                    "(array_agg(timestamp ORDER BY value, timestamp))[1], "
+                    "(array_agg(timestamp ORDER BY value DESC, timestamp))[1], "
+                    "(array_agg(value ORDER BY timestamp))[1], min(timestamp), "
+                    "(array_agg(value ORDER BY timestamp DESC))[1], max(timestamp) "
+                    "FROM telemetry WHERE value IS NOT NULL "
+                    "AND timestamp >= date_bin(:step, CAST(:start AS timestamptz), TIMESTAMPTZ '2000-01-01') "
+                    "AND timestamp < :end GROUP BY device_id, key, b"
+                ),
+                {"step": step, "start": start, "end": end},
+            )
+
+
+class RollupMaintainer:
+    """Keeps the rollup tables current from the bus; start() subscribes, stop() flushes what is pending."""
+
+    def __init__(self, engine: Engine, bus: EventBus, flush_seconds: float = 2.0) -> None:
+        self.engine = engine
+        self.bus = bus
+        self.flush_seconds = flush_seconds
+        self._pending: dict[Table, list[pd.DataFrame]] = {r.table: [] for r in RESOLUTIONS}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._unsubscribe: Any = None
+
+    def start(self) -> RollupMaintainer:
+        """Repair the newest buckets a crash may have left short, then follow the bus."""
+        self._repair_tail()
+        self._unsubscribe = self.bus.subscribe(TELEMETRY_BATCH, self._on_batch)
+        self._thread = threading.Thread(target=self._run, name="rollups", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop following the bus and write what is pending."""
+        if self._unsubscribe:
+            self._unsubscribe()
+        self._stop.set()
+        if self._thread:
+            self._thread.join(10)
+        self.flush()
+
+    def _on_batch(self, topic: str, batch: TelemetryBatch) -> None:
+        computed = {r.table: partials(batch.frame, r) for r in RESOLUTIONS}
+        with self._lock:
+            for table, frame in computed.items():
+                if not frame.empty:
+                    self._pending[table].append(frame)
+
+    def flush(self) -> None:
+        """Upsert the pending partials now."""
+        with self._lock:
+            pending, self._pending = self._pending, {r.table: [] for r in RESOLUTIONS}
+        for resolution in RESOLUTIONS:
+            parts = pending[resolution.table]
+            if parts:
+                try:
+                    upsert(self.engine, resolution, merge(parts))
+                except Exception:
+                    log.exception("rollup flush failed; the buckets are repaired at next start")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_seconds):
+            self.flush()
+
+    def _repair_tail(self) -> None:
+        with self.engine.connect() as conn:
+            newest = conn.execute(select(func.max(telemetry_1m.c.bucket))).scalar()
+        if newest is not None:
+            # Partials not yet flushed when the last process stopped belong to the newest buckets.
+            rebuild(
+                self.engine, newest - timedelta(minutes=5), datetime.now(newest.tzinfo) + timedelta(days=1)
+            )
