@@ -127,6 +127,16 @@ class LiveServer:
         # The publisher (ingest, rule engine) must never wait on slow browsers: hand over and return.
         if topic == TELEMETRY_BATCH and isinstance(payload, TelemetryBatch):
             self.meter.add(len(payload.frame))
+            # Keep only points someone here watches, before queueing: a busy plant's batches are mostly
+            # unwatched, and carrying them through the queue would delay the watched ones behind them.
+            watched = self._watched_devices()
+            if not watched:
+                return
+            frame = payload.frame
+            mask = frame["device_id"].isin(watched)
+            if not mask.any():
+                return
+            payload = replace(payload, frame=frame[mask])
         try:
             self._queue.put_nowait((topic, payload))
         except queue.Full:
@@ -145,13 +155,7 @@ class LiveServer:
         # Telemetry and status reach every web process through the Redis bus bridge, so each process
         # serves its own clients; alerts are raised in one process and travel the Socket.IO queue.
         if topic == TELEMETRY_BATCH:
-            watched = self._watched_devices()
-            if not watched:
-                return
-            frame = payload.frame
-            # Group only the watched devices' points: most of a busy plant's batch has no viewer here.
-            batch = replace(payload, frame=frame[frame["device_id"].isin(watched)])
-            for event, rooms in telemetry_events(batch):
+            for event, rooms in telemetry_events(payload):
                 self._emit("telemetry", event, rooms, everywhere=False)
         elif topic == DEVICE_STATUS:
             event = status_event(payload)
