@@ -21,6 +21,7 @@ from workbench.auth import tokens
 from workbench.auth.permissions import allowed
 from workbench.live.bus import ALERT, ALERT_UPDATE, DEVICE_STATUS, TELEMETRY_BATCH
 from workbench.live.events import DeviceStatus, TelemetryBatch
+from workbench.metrics import SOCKET_CONNECTIONS
 from workbench.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -203,10 +204,12 @@ class LiveServer:
         if client is None:
             return False  # refused: the client sees a connect_error
         self.clients[request.sid] = client  # type: ignore[attr-defined]
+        SOCKET_CONNECTIONS.inc()
         return True
 
     def _on_disconnect(self, reason: Any = None) -> None:
-        self.clients.pop(request.sid, None)  # type: ignore[attr-defined]
+        if self.clients.pop(request.sid, None) is not None:  # type: ignore[attr-defined]
+            SOCKET_CONNECTIONS.dec()
 
     def _authenticate(self, auth: dict[str, Any] | None) -> Client | None:
         token = (auth or {}).get("token") if isinstance(auth, dict) else None

@@ -187,3 +187,22 @@ def test_session_cookie_authenticates_and_the_role_limits_subscriptions(
         DEVICE_STATUS, {"device_id": device, "status": "offline", "timestamp": datetime.now(UTC)}
     )
     assert client.next()[1]["device_id"] == device
+
+
+def test_open_connections_are_counted_in_metrics(
+    base_url: str, app: Flask, platform: Platform, listeners: Any
+) -> None:
+    def gauge() -> float:
+        text = requests.get(f"{base_url}/metrics", timeout=5).text
+        found = re.search(r"^workbench_socketio_connections (\S+)$", text, re.M)
+        assert found, "the gauge is exported"
+        return float(found.group(1))
+
+    before = gauge()
+    client = listeners().connect(base_url, auth={"token": token_for(app, platform, "viewer")})
+    assert gauge() == before + 1
+    client.client.disconnect()
+    deadline = time.monotonic() + 5
+    while gauge() != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gauge() == before
