@@ -274,6 +274,53 @@ def mqtt_end_to_end(
     return done / (finished - started), cpu * 1e6 / max(done, 1)
 
 
+def mqtt_workers(url: str, mqtt_url: str, devices: list[str], count: int, workers: int) -> float:
+    """Points/s of 10-point messages into ``python -m ingest --workers N`` (shared subscription)."""
+    import subprocess
+
+    from workbench.mqtt import host_port
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "WORKBENCH_DATABASE_URL": url,
+        "WORKBENCH_MQTT_URL": mqtt_url,
+        "WORKBENCH_INGEST_CLIENT_ID": f"bench-workers-{uuid.uuid4().hex[:6]}",
+        "WORKBENCH_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "ingest", "--workers", str(workers)], env=env, cwd=root)
+    host, port = host_port(mqtt_url)
+
+    def rows() -> int:
+        with psycopg.connect(url) as conn:
+            found = conn.execute(
+                "SELECT count(*) FROM telemetry WHERE device_id = ANY(%s::uuid[])", (devices,)
+            )
+            return int(found.fetchone()[0])  # type: ignore[index]
+
+    try:
+        probe = RawPublisher(host, port)
+        deadline = time.time() + 120
+        while rows() == 0 and time.time() < deadline:  # every worker subscribed: the probes get stored
+            probe.send(_publish_packet(f"insa/devices/{devices[0]}/telemetry/probe", b"1", 1))
+            time.sleep(0.5)
+        time.sleep(3.0)
+        before = rows()
+        publisher, channel = _run_publisher(_publisher, host, port, devices, count, 10)
+        channel.put("go")
+        started = channel.get(timeout=60)
+        expected = before + count * 10
+        deadline = time.time() + 300
+        while (done := rows()) < expected and time.time() < deadline:
+            time.sleep(0.2)
+        finished = time.time()
+        publisher.join(10)
+        return (done - before) / (finished - started)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def latency(
     service: Any, mqtt_url: str, devices: list[str], rate: int, seconds: float
 ) -> tuple[float, float]:
@@ -420,6 +467,22 @@ def main() -> None:
         results["p50_publish_to_commit_ms"] = p50
         results["p99_publish_to_commit_ms"] = p99
         results["http_batch_points_per_s"] = _http_phase(settings, service, ids[0], api_key)
+        service.stop()
+        service = None
+        with engine.begin() as conn:
+            fresh = [
+                str(
+                    conn.execute(
+                        insert(devices_table)
+                        .values(name=f"bench-w-{i}", type="sensor")
+                        .returning(devices_table.c.id)
+                    ).scalar_one()
+                )
+                for i in range(DEVICES)
+            ]
+        results["mqtt_10pt_2_workers_points_per_s"] = mqtt_workers(
+            url, mqtt_url, fresh, args.messages // 2, 2
+        )
         results["load_average_1min"] = os.getloadavg()[0]
         results["mqtt_1pt_ratio_to_broker"] = (
             results["mqtt_1pt_points_per_s"] / results["broker_limit_msgs_per_s"]
