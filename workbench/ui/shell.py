@@ -51,7 +51,7 @@ def layout() -> Any:
                             href="/logout",
                             external_link=True,
                             size="sm",
-                            color="secondary",
+                            color="light",
                             outline=True,
                             id="logout",
                         ),

@@ -139,6 +139,7 @@ def test_operator_builds_a_dashboard_and_finds_it_after_reload(
     page.reload()
     expect(page.locator("#dashboard-title")).to_have_text(name)
     expect(page.locator("#dashboard-grid .wb-widget")).to_have_count(2)
+    expect(page.locator("#dashboard-grid .main-svg").first).to_be_visible()
     shot(page, "dashboard")
     with plant.platform.engine.connect() as conn:
         row = conn.execute(select(dashboards).where(dashboards.c.name == name)).one()
