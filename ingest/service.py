@@ -13,10 +13,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from ingest.connectors.manager import ConnectorManager, start_connectors
 from ingest.mqtt_ingest import MqttIngest
 from ingest.pipeline import Pipeline
 from ingest.status import StatusWatcher
 from workbench.db.engine import make_engine
+from workbench.db.rollups import RollupMaintainer
 from workbench.live.bridge import RedisBridge
 from workbench.live.bus import EventBus
 from workbench.platform import Platform
@@ -33,6 +35,8 @@ class IngestService:
         self.engine = engine
         self.bus = bus
         self.pipeline = Pipeline(settings, engine, bus)
+        # Every worker folds its own batches into the rollups (they add up); one repairs them at start.
+        self.rollups = RollupMaintainer(engine, bus, repair=worker in (None, 0))
         self.watcher = StatusWatcher(engine, bus, settings.ingest_offline_after)
         self.mqtt: MqttIngest | None = None
         if settings.ingest_mqtt and settings.mqtt_url:
@@ -49,6 +53,7 @@ class IngestService:
 
     def start(self) -> None:
         """Start the writer, the status watcher, then the MQTT session (so acks have somewhere to go)."""
+        self.rollups.start()
         self.pipeline.start()
         self.watcher.start()
         if self.mqtt is not None:
@@ -61,6 +66,7 @@ class IngestService:
             self.mqtt.pause()
         self.watcher.stop()
         self.pipeline.stop()
+        self.rollups.stop()
         if self.mqtt is not None:
             self.mqtt.stop()
 
@@ -80,6 +86,7 @@ def start_in_process(platform: Platform) -> Callable[[], None]:
     platform.services["pipeline"] = service.pipeline
     platform.health.register("ingest", service.health)
     stops: list[Callable[[], None]] = [service.stop]
+    stops.insert(0, start_connectors(platform))
     if platform.settings.redis_url:
         # Events of separate `workbench ingest` processes reach this web process (and ours reach others).
         bridge = RedisBridge(platform.settings.redis_url, platform.bus)
@@ -111,11 +118,17 @@ def _run_one(settings: Settings, worker: int | None) -> None:
         bridge.start()
     service = IngestService(settings, engine, bus, worker)
     service.start()
+    # One process polls OPC-UA/Modbus devices and hosts Sparkplug: several would fight over STATE.
+    connectors = ConnectorManager(engine, service.pipeline, settings) if worker in (None, 0) else None
+    if connectors is not None:
+        connectors.start()
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
+        if connectors is not None:
+            connectors.stop()
         service.stop()
         if bridge is not None:
             bridge.stop()

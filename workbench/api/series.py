@@ -6,15 +6,15 @@ import csv
 import io
 import re
 import uuid
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, Row, text
 from tsdownsample import LTTBDownsampler
 
 # SQL of each aggregate over the bucket's rows (first/last by time, not by arrival).
@@ -28,6 +28,19 @@ FUNCTIONS = {
     "first": "(array_agg(value ORDER BY timestamp ASC))[1]",
     "last": "(array_agg(value ORDER BY timestamp DESC))[1]",
 }
+# The same aggregates over rollup rows (sums of partials; stddev from the sum of squares).
+ROLLUP_FUNCTIONS = {
+    "avg": "sum(sum) / sum(count)",
+    "min": "min(min)",
+    "max": "max(max)",
+    "sum": "sum(sum)",
+    "count": "sum(count)",
+    "stddev": "CASE WHEN sum(count) > 1 THEN "
+    "sqrt(greatest(sum(sumsq) - sum(sum) ^ 2 / sum(count), 0) / (sum(count) - 1)) END",
+    "first": "(array_agg(first ORDER BY first_at ASC))[1]",
+    "last": "(array_agg(last ORDER BY last_at DESC))[1]",
+}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CALENDAR = ("day", "week", "month", "quarter", "year")
 _APPROX_DAYS = {"day": 1, "week": 7, "month": 28, "quarter": 90, "year": 365}
 _UNITS = {
@@ -90,28 +103,29 @@ def aggregate(
     step: timedelta | str,
     functions: list[str],
     zone: str,
+    use_rollups: bool = True,
 ) -> list[dict[str, Any]]:
-    """Rows ``{key, bucket, values: {fn: value}}`` for each bucket holding data, ordered by key and time."""
+    """Rows ``{key, bucket, values: {fn: value}}`` for each bucket holding data, ordered by key and time.
+
+    Whole minute or hour buckets are read from the rollup tables when the range and the bucket grid
+    line up with them (same results, a few thousand rows instead of millions); otherwise raw rows.
+    """
     if bucket_count(start, end, step) > MAX_BUCKETS:
         raise SeriesError(
             "interval", f"more than {MAX_BUCKETS} buckets: widen the interval or shorten the range"
         )
+    params: dict[str, Any] = {"device": device_id, "keys": keys, "start": start, "end": end}
     if isinstance(step, str):
-        bucket = "date_trunc(:unit, timestamp, :zone)"
-        params: dict[str, Any] = {"unit": step, "zone": zone}
+        params.update(unit=step, zone=zone)
     else:
-        bucket = "date_bin(:step, timestamp, :origin)"
-        params = {"step": step, "origin": ORIGIN.replace(tzinfo=ZoneInfo(zone))}
-    columns = ", ".join(f"{FUNCTIONS[name]} AS {name}" for name in functions)
-    sql = text(
-        f"SELECT key, {bucket} AS bucket, {columns} FROM telemetry "
-        "WHERE device_id = :device AND key = ANY(:keys) AND timestamp >= :start AND timestamp < :end "
-        "GROUP BY key, bucket ORDER BY key, bucket"
-    )
-    params.update(device=device_id, keys=keys, start=start, end=end)
+        params.update(step=step, origin=ORIGIN.replace(tzinfo=ZoneInfo(zone)))
+    rollup = _rollup_for(start, end, step, zone) if use_rollups else None
     with engine.begin() as conn:
         _interactive(conn)
-        rows = conn.execute(sql, params).all()
+        rows = conn.execute(_aggregate_sql(rollup, step, functions), params).all() if rollup else []
+        # Rows loaded around the ingest path (bulk SQL, before `workbench db rollups`) have no rollup yet.
+        if not rows:
+            rows = conn.execute(_aggregate_sql(None, step, functions), params).all()
     zone_info = ZoneInfo(zone)
     return [
         {
@@ -121,6 +135,36 @@ def aggregate(
         }
         for row in rows
     ]
+
+
+def _aggregate_sql(rollup: str | None, step: timedelta | str, functions: list[str]) -> Any:
+    source, time, expressions = (
+        (rollup, "bucket", ROLLUP_FUNCTIONS) if rollup else ("telemetry", "timestamp", FUNCTIONS)
+    )
+    bucket = (
+        f"date_trunc(:unit, {time}, :zone)" if isinstance(step, str) else f"date_bin(:step, {time}, :origin)"
+    )
+    columns = ", ".join(f"{expressions[name]} AS {name}" for name in functions)
+    return text(
+        f"SELECT key, {bucket} AS bucket, {columns} FROM {source} "
+        f"WHERE device_id = :device AND key = ANY(:keys) AND {time} >= :start AND {time} < :end "
+        "GROUP BY 1, 2 ORDER BY 1, 2"  # positions: a rollup has a column named bucket too
+    )
+
+
+def _rollup_for(start: datetime, end: datetime, step: timedelta | str, zone: str) -> str | None:
+    """The coarsest rollup table whose buckets tile both the range and the requested bucket grid."""
+    offset = ORIGIN.replace(tzinfo=ZoneInfo(zone)).utcoffset() or timedelta(0)
+    for table, width in (("telemetry_1h", timedelta(hours=1)), ("telemetry_1m", timedelta(minutes=1))):
+        edges_fit = all(_aligned(moment, width) for moment in (start, end))
+        grid_fits = offset % width == timedelta(0) and (isinstance(step, str) or step % width == timedelta(0))
+        if edges_fit and grid_fits:
+            return table
+    return None
+
+
+def _aligned(moment: datetime, width: timedelta) -> bool:
+    return (moment - EPOCH) % width == timedelta(0)
 
 
 def _interactive(conn: Connection) -> None:
@@ -134,8 +178,30 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+_DOWNSAMPLE_RAW = (
+    "SELECT min(value) AS lo, max(value) AS hi, "
+    "(array_agg(timestamp ORDER BY value ASC, timestamp))[1] AS lo_at, "
+    "(array_agg(timestamp ORDER BY value DESC, timestamp))[1] AS hi_at "
+    "FROM telemetry WHERE device_id = :device AND key = :key AND value IS NOT NULL "
+    "AND timestamp >= :start AND timestamp < :end GROUP BY date_bin(:step, timestamp, :start)"
+)
+_DOWNSAMPLE_ROLLUP = (
+    "SELECT min(min) AS lo, max(max) AS hi, "
+    "(array_agg(min_at ORDER BY min ASC, min_at))[1] AS lo_at, "
+    "(array_agg(max_at ORDER BY max DESC, max_at))[1] AS hi_at "
+    "FROM {table} WHERE device_id = :device AND key = :key "
+    "AND bucket >= :start AND bucket < :end GROUP BY date_bin(:step, bucket, :start)"
+)
+
+
 def downsample(
-    engine: Engine, device_id: uuid.UUID, key: str, start: datetime, end: datetime, points: int
+    engine: Engine,
+    device_id: uuid.UUID,
+    key: str,
+    start: datetime,
+    end: datetime,
+    points: int,
+    use_rollups: bool = True,
 ) -> list[tuple[datetime, float]]:
     """At most ``points`` (time, value) pairs keeping the series' shape: MinMaxLTTB.
 
@@ -144,18 +210,18 @@ def downsample(
     """
     buckets = max(1, 2 * points)
     step = max((end - start) / buckets, timedelta(microseconds=1))
-    sql = text(
-        "SELECT min(value) AS lo, max(value) AS hi, "
-        "(array_agg(timestamp ORDER BY value ASC, timestamp))[1] AS lo_at, "
-        "(array_agg(timestamp ORDER BY value DESC, timestamp))[1] AS hi_at "
-        "FROM telemetry WHERE device_id = :device AND key = :key AND value IS NOT NULL "
-        "AND timestamp >= :start AND timestamp < :end GROUP BY date_bin(:step, timestamp, :start)"
-    )
+    params = {"device": device_id, "key": key, "start": start, "end": end, "step": step}
     with engine.begin() as conn:
         _interactive(conn)
-        rows = conn.execute(
-            sql, {"device": device_id, "key": key, "start": start, "end": end, "step": step}
-        ).all()
+        rows: Sequence[Row[Any]] = []
+        # A bucket as wide as a rollup's reads the rollup's min/max and their times: same points.
+        for table, width in (("telemetry_1h", timedelta(hours=1)), ("telemetry_1m", timedelta(minutes=1))):
+            if use_rollups and step >= width:
+                rows = conn.execute(text(_DOWNSAMPLE_ROLLUP.format(table=table)), params).all()
+                if rows:
+                    break
+        if not rows:
+            rows = conn.execute(text(_DOWNSAMPLE_RAW), params).all()
     picked: dict[datetime, float] = {}
     for row in rows:
         picked[row.lo_at] = float(row.lo)

@@ -171,8 +171,11 @@ def rebuild(engine: Engine, start: datetime, end: datetime) -> None:
 class RollupMaintainer:
     """Keeps the rollup tables current from the bus; start() subscribes, stop() flushes what is pending."""
 
-    def __init__(self, engine: Engine, bus: EventBus, flush_seconds: float = 2.0) -> None:
+    def __init__(
+        self, engine: Engine, bus: EventBus, flush_seconds: float = 2.0, repair: bool = True
+    ) -> None:
         self.engine = engine
+        self.repair = repair
         self.bus = bus
         self.flush_seconds = flush_seconds
         self._pending: dict[Table, list[pd.DataFrame]] = {r.table: [] for r in RESOLUTIONS}
@@ -183,7 +186,8 @@ class RollupMaintainer:
 
     def start(self) -> RollupMaintainer:
         """Repair the newest buckets a crash may have left short, then follow the bus."""
-        self._repair_tail()
+        if self.repair:
+            self._repair_tail()
         self._unsubscribe = self.bus.subscribe(TELEMETRY_BATCH, self._on_batch)
         self._thread = threading.Thread(target=self._run, name="rollups", daemon=True)
         self._thread.start()
