@@ -17,21 +17,16 @@ from flask import Flask
 from sqlalchemy.exc import OperationalError
 
 from ingest.broker import LocalBroker
-from ingest.service import run_standalone, start_in_process
-from workbench.api import errors as api_errors
-from workbench.api import ops
-from workbench.api.openapi import create_api
-from workbench.api.protection import init_protection
 from workbench.auth.users import ROLES, UserError, create_user
 from workbench.db.embedded import EmbeddedPostgres
 from workbench.db.engine import make_engine
 from workbench.db.migrate import upgrade
 from workbench.live.bus import EventBus
-from workbench.live.socket import LiveServer, live_server
-from workbench.notebooks.service import close_notebooks, init_notebooks
 from workbench.platform import EXTENSION, Platform
 from workbench.settings import Settings, SettingsError
-from workbench.ui import init_ui
+
+# The web stack (Dash, pandas, papermill, ...) is imported inside create_app and the commands that
+# serve, so `workbench --help` and `workbench user create` start in a fraction of a second.
 
 log = logging.getLogger("workbench")
 
@@ -42,6 +37,14 @@ class StartupError(RuntimeError):
 
 def create_app(settings: Settings | None = None, bus: EventBus | None = None) -> Flask:
     """Build the Flask app (API, ops endpoints) for a platform whose database is already reachable."""
+    from workbench.api import errors as api_errors
+    from workbench.api import ops
+    from workbench.api.openapi import create_api
+    from workbench.api.protection import init_protection
+    from workbench.live.socket import LiveServer
+    from workbench.notebooks.service import init_notebooks
+    from workbench.ui import init_ui
+
     settings = settings or Settings.from_env()
     if not settings.database_url:
         raise StartupError("create_app needs a database URL; `workbench up` starts the embedded one")
@@ -130,6 +133,37 @@ def _settings(**overrides: Any) -> Settings:
         _fail(str(error))
 
 
+def start_background(platform: Platform, stack: contextlib.ExitStack) -> None:
+    """Start ingest, the rule engine and the report scheduler in this process; ``stack`` stops them."""
+    from ingest.service import start_in_process
+    from workbench.notebooks.service import close_notebooks
+    from workbench.reports.scheduler import start_reports
+    from workbench.rules.engine import RuleEngine
+
+    stack.callback(close_notebooks, platform)
+    stack.callback(start_in_process(platform))
+    stack.callback(RuleEngine(platform).start().stop)
+    stack.callback(start_reports(platform))
+
+
+def serve(app: Flask, settings: Settings) -> None:
+    """Serve API, Dash and Socket.IO until interrupted."""
+    from workbench.live.socket import live_server
+
+    live = live_server(app.extensions[EXTENSION])
+    assert live is not None, "create_app attaches the live server"
+    # Werkzeug's threaded server carries the WebSocket upgrade (simple-websocket) for Socket.IO.
+    live.socketio.run(
+        app, host=settings.host, port=settings.port, use_reloader=False, allow_unsafe_werkzeug=True
+    )
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
 def _terminate_on_sigterm() -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -157,30 +191,16 @@ def cli() -> None:
 def up(host: str | None, port: int | None) -> None:
     """Start the whole platform: database, broker, web app, ingest, rules."""
     settings = _settings(host=host, port=port)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    _configure_logging(settings)
     _terminate_on_sigterm()
 
     def run() -> None:
         ensure_port_free(settings.host, settings.port, "WORKBENCH_PORT")
-        with running_services(settings) as resolved, contextlib.ExitStack() as ingest_stack:
+        with running_services(settings) as resolved, contextlib.ExitStack() as stack:
             app = create_app(resolved)
-            ingest_stack.callback(close_notebooks, app.extensions[EXTENSION])
-            ingest_stack.callback(start_in_process(app.extensions[EXTENSION]))
-            from workbench.rules.engine import RuleEngine
-
-            ingest_stack.callback(RuleEngine(app.extensions[EXTENSION]).start().stop)
-            from workbench.reports.scheduler import start_reports
-
-            ingest_stack.callback(start_reports(app.extensions[EXTENSION]))
+            start_background(app.extensions[EXTENSION], stack)
             click.echo(f"workbench: serving on http://{resolved.host}:{resolved.port}", err=True)
-            live = live_server(app.extensions[EXTENSION])
-            assert live is not None
-            # Werkzeug's threaded server carries the WebSocket upgrade (simple-websocket) for Socket.IO.
-            live.socketio.run(
-                app, host=resolved.host, port=resolved.port, use_reloader=False, allow_unsafe_werkzeug=True
-            )
+            serve(app, resolved)
 
     _guarded(run)
 
@@ -190,12 +210,12 @@ def up(host: str | None, port: int | None) -> None:
 def ingest_command(workers: int) -> None:
     """Run the ingest service alone: MQTT in, validation, batch writer, device status (events via Redis)."""
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    _configure_logging(settings)
     _terminate_on_sigterm()
 
     def run() -> None:
+        from ingest.service import run_standalone
+
         with running_services(settings) as resolved:
             click.echo(f"workbench: ingest running ({workers} worker(s))", err=True)
             run_standalone(resolved, workers)
@@ -226,9 +246,7 @@ def simulate_command(
     from ingest.simulator.commands import load_plant, simulate
 
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    _configure_logging(settings)
     _terminate_on_sigterm()
 
     def run() -> None:
@@ -248,46 +266,24 @@ def simulate_command(
 def demo_command(port: int | None) -> None:
     """One command: the whole platform plus a simulated plant, sample dashboards, rules and a report."""
     from ingest.simulator.demo import demo_settings, start_demo
-    from workbench.rules.engine import RuleEngine
 
     settings = demo_settings(_settings(port=port))
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    _configure_logging(settings)
     _terminate_on_sigterm()
 
     def run() -> None:
         with running_services(settings) as resolved, contextlib.ExitStack() as stack:
             app = create_app(resolved)
             platform = app.extensions[EXTENSION]
-            stack.callback(start_in_process(platform))
-            stack.callback(RuleEngine(platform).start().stop)
-            from workbench.reports.scheduler import start_reports
-
-            stack.callback(start_reports(platform))
+            start_background(platform, stack)
             url = f"http://{resolved.host}:{resolved.port}"
             stop, info = start_demo(platform, url)
             stack.callback(stop)
             click.echo(f"workbench: demo serving on {url}", err=True)
             click.echo(f"workbench: log in as {info.email} with password {info.password}", err=True)
-            _serve(app, platform, resolved)
+            serve(app, resolved)
 
     _guarded(run)
-
-
-def _serve(app: Flask, platform: Platform, resolved: Settings) -> None:
-    """Serve the app with Socket.IO when the live server is attached, else plain Werkzeug."""
-    from workbench.live import socket as live_socket
-
-    live = getattr(live_socket, "live_server", lambda _: None)(platform)
-    if live is not None:
-        live.socketio.run(
-            app, host=resolved.host, port=resolved.port, use_reloader=False, allow_unsafe_werkzeug=True
-        )
-        return
-    from werkzeug.serving import run_simple
-
-    run_simple(resolved.host, resolved.port, app, threaded=True, use_reloader=False)
 
 
 @cli.group()
