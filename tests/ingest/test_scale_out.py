@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, distinct, func, select
 
 from ingest.service import IngestService
 from tests.ingest.conftest import count_rows, make_device, wait_until
 from tests.ingest.test_mqtt import publish
+from workbench.db.tables import telemetry
 from workbench.live.bus import EventBus
 from workbench.settings import Settings
 
@@ -29,9 +30,19 @@ def test_shared_subscription_splits_the_load(settings: Settings, engine: Engine,
     device = make_device(engine)
     try:
         publish(mqtt_url, [(f"insa/devices/{device}/telemetry/n", str(i), 1) for i in range(2000)])
-        wait_until(lambda: count_rows(engine, device) == 2000, timeout=30)
+        wait_until(lambda: distinct_values(engine, device) == 2000, timeout=30)
     finally:
         for worker in workers:
             worker.stop()
     received = [worker.mqtt.received for worker in workers if worker.mqtt is not None]
-    assert sum(received) == 2000 and all(count > 0 for count in received)  # each got a share, once
+    assert all(count > 0 for count in received)  # each got a share
+    # QoS 1 is at least once: a message redelivered after a lost PUBACK may be stored twice, never lost.
+    assert sum(received) >= 2000
+    assert count_rows(engine, device) >= 2000
+
+
+def distinct_values(engine: Engine, device_id: uuid.UUID) -> int:
+    """How many different values the device's rows hold (each published message carried its own)."""
+    with engine.connect() as conn:
+        query = select(func.count(distinct(telemetry.c.value))).where(telemetry.c.device_id == device_id)
+        return int(conn.execute(query).scalar_one())
