@@ -63,7 +63,26 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     LiveServer(platform).init_app(app)
     init_ui(app)
     init_notebooks(platform)
+    if settings.ingest_mosquitto_auth_dir is not None:
+        _connect_mosquitto_logins(platform)
     return app
+
+
+def _connect_mosquitto_logins(platform: Platform) -> None:
+    """Device API keys issued or revoked through this app become (or stop being) Mosquitto logins."""
+    import secrets
+    from urllib.parse import urlsplit
+
+    from ingest.device_auth import MosquittoAuth, connect_key_events
+
+    settings = platform.settings
+    assert settings.ingest_mosquitto_auth_dir is not None
+    # The platform's own login is the one in MQTT_URL (if any), so ingest connects where anonymity is off.
+    password = urlsplit(settings.mqtt_url or "").password or secrets.token_urlsafe(24)
+    auth = MosquittoAuth(settings.ingest_mosquitto_auth_dir, password)
+    platform.services["mosquitto_logins"] = connect_key_events(
+        auth, platform.engine, settings.ingest_mosquitto_pid_file
+    )
 
 
 def api_blueprints() -> list[Any]:

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import secrets
 import signal
 import threading
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine, and_, or_, select
@@ -25,6 +28,8 @@ from workbench.db.tables import api_keys
 
 ITERATIONS = 101  # what mosquitto_passwd uses for $7$ hashes
 SERVICE_USER = "workbench"
+log = logging.getLogger(__name__)
+PREFIX_LENGTH = 12  # api_keys stores raw[:12] as the key's prefix
 
 ACL = """# Maintained by the INSA IIoT Workbench: devices reach only their own topics.
 user {service}
@@ -146,3 +151,45 @@ class MosquittoAuth:
         temporary.write_text(text)
         temporary.chmod(0o644)
         temporary.replace(self.folder / name)  # atomic: Mosquitto never reads a half-written file
+
+
+def connect_key_events(
+    auth: MosquittoAuth, engine: Engine, pid_file: Path | None = None
+) -> Callable[[], None]:
+    """Keep ``auth`` in step with device API keys issued/revoked anywhere; returns the disconnect function.
+
+    After each change Mosquitto (its pid read from ``pid_file``) is told to reread the files.
+    """
+    from workbench.auth import key_events
+
+    def reload() -> None:
+        if pid_file is None:
+            return
+        try:
+            auth.reload(int(pid_file.read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            log.warning("cannot signal Mosquitto (pid file %s); logins change at its next restart", pid_file)
+
+    granted: dict[uuid.UUID, str] = {}  # device -> prefix of the key its login holds
+
+    def issued(device_id: uuid.UUID, raw_key: str) -> None:
+        auth.grant(str(device_id), raw_key)  # a device's login is its newest key
+        granted[device_id] = raw_key[:PREFIX_LENGTH]
+        reload()
+
+    def revoked(device_id: uuid.UUID, prefix: str) -> None:
+        # Rotation grants the new key before revoking the old one: keep that login. When unsure (the key
+        # was issued before this process started), shut the login: a revoked key must never work.
+        if granted.get(device_id, prefix) == prefix:
+            granted.pop(device_id, None)
+            auth.revoke(str(device_id))
+            reload()
+
+    stops = [key_events.on_key_issued(issued), key_events.on_key_revoked(revoked)]
+    auth.sync(engine)  # keys revoked while nobody listened
+
+    def disconnect() -> None:
+        for stop in stops:
+            stop()
+
+    return disconnect

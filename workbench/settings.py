@@ -91,6 +91,12 @@ class Settings:
         10000, "Ingest: MQTT receive maximum (QoS 1 messages delivered but not yet committed and acked)"
     )
     ingest_mqtt: bool = setting(True, "Ingest: subscribe to device telemetry over MQTT")
+    ingest_mosquitto_auth_dir: Path | None = setting(
+        None, "Ingest: folder of Mosquitto password/ACL files kept in step with device API keys; unset: off"
+    )
+    ingest_mosquitto_pid_file: Path | None = setting(
+        None, "Ingest: Mosquitto's `pid_file`; the broker is sent SIGHUP to reread logins after a key change"
+    )
     connectors_enabled: bool = setting(True, "Ingest: poll OPC-UA and Modbus devices from the devices table")
     connectors_reload_s: float = setting(
         2.0, "Ingest: seconds between checks for added, changed or removed OPC-UA/Modbus devices"

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, insert, or_, select, update
 
+from workbench.auth import key_events
 from workbench.db.tables import api_keys
 
 PREFIX = "wbk_"
@@ -63,6 +64,8 @@ def create_key(
             )
             .returning(api_keys.c.id)
         ).scalar_one()
+    if device_id is not None:
+        key_events.issued(device_id, raw)  # after the commit: hooks see the key in the database
     return key_id, raw
 
 
@@ -102,5 +105,10 @@ def revoke_key(engine: Engine, key_id: uuid.UUID) -> bool:
             update(api_keys)
             .where(and_(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)))
             .values(revoked_at=datetime.now(UTC))
+            .returning(api_keys.c.device_id, api_keys.c.prefix)
         )
-    return bool(result.rowcount)
+        revoked = result.all()
+    for device_id, prefix in revoked:
+        if device_id is not None:
+            key_events.revoked(device_id, prefix)
+    return bool(revoked)
