@@ -10,7 +10,7 @@ import marshmallow as ma
 from flask_smorest import Blueprint
 
 from workbench.api.errors import ApiError
-from workbench.api.protection import limit_body
+from workbench.api.protection import MAX_JSON_BODY, limit_body
 from workbench.platform import current_platform
 
 MAX_PAGE_SIZE = 500
@@ -19,10 +19,13 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def make_blueprint(name: str, url_prefix: str, description: str) -> Blueprint:
-    """A smorest blueprint under ``/api/v1`` with the resource body limit."""
+def make_blueprint(
+    name: str, url_prefix: str, description: str, max_body: int | None = MAX_JSON_BODY
+) -> Blueprint:
+    """A smorest blueprint under ``/api/v1`` with a body limit (``None``: only the app-wide cap)."""
     blueprint = Blueprint(name, __name__, url_prefix=f"/api/v1{url_prefix}", description=description)
-    limit_body(blueprint)
+    if max_body is not None:
+        limit_body(blueprint, max_body)
     return blueprint
 
 

@@ -20,8 +20,9 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from workbench.db.tables import report_schedules, reports, schedule_leases
+from workbench.mail import send
 from workbench.platform import Platform
-from workbench.reports import mail
+from workbench.reports.mail import report_message
 from workbench.reports.schedules import last_due, list_schedules
 from workbench.reports.service import ReportService, service
 
@@ -99,9 +100,9 @@ class ReportScheduler:
         recipients = list(schedule["recipients"] or [])
         if row["status"] == "done" and recipients:
             try:
-                mail.send(
+                send(
                     self.platform.settings,
-                    mail.report_message(self.platform.settings, row, recipients, schedule["name"]),
+                    report_message(self.platform.settings, row, recipients, schedule["name"]),
                 )
             except Exception as error:
                 log.warning("report %s: e-mail to %s failed: %s", report_id, recipients, error)

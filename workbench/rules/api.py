@@ -9,11 +9,7 @@ from typing import Any
 import marshmallow as ma
 from sqlalchemy import delete, func, insert, select, update
 
-from workbench.api.errors import ApiError
-from workbench.auth.guard import current_principal, require
-from workbench.db.tables import rules
-from workbench.platform import current_platform
-from workbench.rules.api_shared import (
+from workbench.api.common import (
     PageArgs,
     PageSchema,
     Strict,
@@ -24,12 +20,19 @@ from workbench.rules.api_shared import (
     paged,
     query_args,
 )
+from workbench.api.errors import ApiError
+from workbench.auth.guard import current_principal, require
+from workbench.db.tables import rules
+from workbench.platform import current_platform
 from workbench.rules.backtest import backtest
 from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.types import Rule, rule_types
 from workbench.rules.validation import validate_rule
 
-blp = make_blueprint("rules", "/rules", "Rules: threshold, comparison, statistical and schedule; backtesting")
+# Only the app-wide body cap applies here (unchanged from before these routes used workbench.api.common).
+blp = make_blueprint(
+    "rules", "/rules", "Rules: threshold, comparison, statistical and schedule; backtesting", max_body=None
+)
 MAX_BACKTEST = timedelta(days=93)
 _EDITABLE = (
     "name",
