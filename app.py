@@ -71,14 +71,15 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
 def _connect_mosquitto_logins(platform: Platform) -> None:
     """Device API keys issued or revoked through this app become (or stop being) Mosquitto logins."""
     import secrets
-    from urllib.parse import urlsplit
+    from urllib.parse import unquote, urlsplit
 
     from ingest.device_auth import MosquittoAuth, connect_key_events
 
     settings = platform.settings
     assert settings.ingest_mosquitto_auth_dir is not None
     # The platform's own login is the one in MQTT_URL (if any), so ingest connects where anonymity is off.
-    password = urlsplit(settings.mqtt_url or "").password or secrets.token_urlsafe(24)
+    given = urlsplit(settings.mqtt_url or "").password
+    password = unquote(given) if given else secrets.token_urlsafe(24)
     auth = MosquittoAuth(settings.ingest_mosquitto_auth_dir, password)
     platform.services["mosquitto_logins"] = connect_key_events(
         auth, platform.engine, settings.ingest_mosquitto_pid_file

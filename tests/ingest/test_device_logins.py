@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import shutil
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -16,10 +18,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from ingest.broker import mosquitto_config, wait_for_port
-from ingest.device_auth import SERVICE_USER, MosquittoAuth, connect_key_events
+from ingest.device_auth import SERVICE_USER, MosquittoAuth, connect_key_events, mosquitto_hash
 from tests.conftest import free_port
-from tests.ingest.conftest import wait_until
-from workbench.auth import key_events
+from tests.ingest.conftest import make_device, wait_until
+from workbench.auth import api_keys, key_events
+from workbench.live.bus import EventBus
+from workbench.platform import Platform
+from workbench.settings import Settings
 
 Headers = Callable[[str], dict[str, str]]
 
@@ -121,3 +126,27 @@ def test_a_failing_hook_never_fails_the_api(
         stop()
     assert created["api_key"].startswith("wbk_")
     assert any("key-issued hook" in r.getMessage() for r in caplog.records)
+
+
+def test_app_connects_the_logins_when_the_folder_is_set(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    from app import _connect_mosquitto_logins
+
+    configured = replace(
+        settings,
+        mqtt_url="mqtt://workbench:p%40ss@127.0.0.1:1",
+        ingest_mosquitto_auth_dir=tmp_path / "auth",
+        ingest_mosquitto_pid_file=tmp_path / "missing.pid",  # no broker: the reload is only logged
+    )
+    platform = Platform(settings=configured, engine=engine, bus=EventBus())
+    _connect_mosquitto_logins(platform)
+    try:
+        device = make_device(engine)
+        api_keys.create_key(engine, device, "mqtt")
+        lines = dict(line.split(":", 1) for line in (tmp_path / "auth" / "passwd").read_text().splitlines())
+        salt = lines[SERVICE_USER].split("$")[3]
+        assert lines[SERVICE_USER] == mosquitto_hash("p@ss", base64.b64decode(salt))
+        assert str(device) in lines
+    finally:
+        platform.services["mosquitto_logins"]()
