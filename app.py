@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -114,8 +115,7 @@ def running_services(settings: Settings, with_broker: bool = True) -> Iterator[S
             settings = replace(settings, database_url=url)
         migrate(settings)
         if with_broker and not settings.mqtt_url:
-            ensure_port_free("127.0.0.1", settings.mqtt_port, "WORKBENCH_MQTT_PORT")
-            broker = LocalBroker(settings.mqtt_port, settings.data_dir)
+            broker = LocalBroker(broker_port(settings), settings.data_dir)
             settings = replace(settings, mqtt_url=broker.start())
             stack.callback(broker.stop)
         yield settings
@@ -129,6 +129,21 @@ def migrate(settings: Settings) -> None:
     except OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         raise StartupError(f"database unreachable: {reason}") from None
+
+
+def broker_port(settings: Settings) -> int:
+    """The local broker's port: the configured one, or a free one when the default 1883 is taken."""
+    try:
+        ensure_port_free("127.0.0.1", settings.mqtt_port, "WORKBENCH_MQTT_PORT")
+    except StartupError:
+        if settings.mqtt_port != Settings.mqtt_port or "WORKBENCH_MQTT_PORT" in os.environ:
+            raise  # a port the operator chose is not silently replaced
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        click.echo(f"workbench: port 1883 is taken; the local MQTT broker listens on {port}", err=True)
+        return port
+    return settings.mqtt_port
 
 
 def ensure_port_free(host: str, port: int, setting: str) -> None:
@@ -154,12 +169,23 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def start_background(platform: Platform, stack: contextlib.ExitStack) -> None:
-    """Start ingest, the rule engine and the report scheduler in this process; ``stack`` stops them."""
+    """Start the MQTT publisher, ingest, the rule engine and the report scheduler; ``stack`` stops them."""
     from ingest.service import start_in_process
+    from workbench.mqtt import MqttPublisher
     from workbench.notebooks.service import close_notebooks
     from workbench.reports.scheduler import start_reports
     from workbench.rules.engine import RuleEngine
 
+    if platform.settings.mqtt_url and platform.mqtt is None:
+        # Device config (retained), commands and alert notifications go out through one client.
+        publisher = MqttPublisher(platform.settings.mqtt_url)
+        try:
+            publisher.start()
+        except ConnectionError as error:
+            raise StartupError(str(error)) from None
+        platform.mqtt = publisher
+        platform.health.register("mqtt", publisher.health)
+        stack.callback(publisher.stop)
     stack.callback(close_notebooks, platform)
     stack.callback(start_in_process(platform))
     stack.callback(RuleEngine(platform).start().stop)

@@ -102,6 +102,7 @@ def test_up_on_embedded_defaults_stops_cleanly_and_reuses_data(tmp_path: Path) -
         try:
             health = _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
             assert health["components"]["database"]["status"] == "up"
+            assert health["components"]["mqtt"]["status"] == "up"  # config, commands, alerts go out
             children = psutil.Process(process.pid).children(recursive=True)
             postgres_pids = [
                 p.pid
@@ -149,3 +150,26 @@ def test_up_on_embedded_defaults_stops_cleanly_and_reuses_data(tmp_path: Path) -
             if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
         ]
         assert leftovers == [], "Ctrl-C and SIGTERM leave no process behind"
+
+
+def test_default_broker_port_moves_when_1883_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import StartupError, broker_port
+    from workbench.settings import Settings
+
+    monkeypatch.delenv("WORKBENCH_MQTT_PORT", raising=False)
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 1883))
+        holder.listen()
+    except OSError:
+        pass  # already taken (a system Mosquitto): the situation under test
+    try:
+        port = broker_port(Settings.from_env({}))
+        assert port != 1883
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))  # the chosen port is free
+        monkeypatch.setenv("WORKBENCH_MQTT_PORT", "1883")
+        with pytest.raises(StartupError, match="WORKBENCH_MQTT_PORT"):
+            broker_port(Settings.from_env({}))
+    finally:
+        holder.close()
