@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
 from flask_smorest import Blueprint
+from sqlalchemy import ColumnElement, FromClause, func, select
 
 from workbench.api.errors import ApiError
 from workbench.api.protection import MAX_JSON_BODY, limit_body
@@ -71,6 +73,23 @@ def paged(items: list[Any], args: dict[str, Any], total: int) -> dict[str, Any]:
 def offset_of(args: dict[str, Any]) -> int:
     """SQL offset of the requested page."""
     return int((args["page"] - 1) * args["page_size"])
+
+
+def fetch_page(
+    table: FromClause,
+    where: Sequence[ColumnElement[bool]],
+    order_by: Sequence[ColumnElement[Any]],
+    args: dict[str, Any],
+    columns: Sequence[ColumnElement[Any]] = (),
+) -> dict[str, Any]:
+    """The list envelope of one page of ``table`` (or its ``columns``) matching ``where``, rows as dicts."""
+    query = select(*columns) if columns else select(table)
+    with current_platform().engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+        rows = conn.execute(
+            query.where(*where).order_by(*order_by).limit(args["page_size"]).offset(offset_of(args))
+        ).mappings()
+        return paged([dict(row) for row in rows], args, total)
 
 
 def check_range(start: datetime | None, end: datetime | None) -> None:

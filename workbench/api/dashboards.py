@@ -7,16 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import ColumnElement, delete, func, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, delete, insert, or_, select, true, update
 
 from workbench.api.common import (
     PageArgs,
     PageSchema,
     Strict,
+    fetch_page,
     make_blueprint,
     not_found,
-    offset_of,
-    paged,
     query_args,
 )
 from workbench.api.errors import ApiError
@@ -102,16 +101,7 @@ def list_dashboards(args: dict[str, Any]) -> dict[str, Any]:
     where = [_visible()]
     if args["mine"]:
         where.append(dashboards.c.user_id == current_principal().id)
-    with current_platform().engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(dashboards).where(*where)).scalar_one()
-        rows = conn.execute(
-            select(dashboards)
-            .where(*where)
-            .order_by(dashboards.c.name, dashboards.c.id)
-            .limit(args["page_size"])
-            .offset(offset_of(args))
-        ).all()
-    return paged([dict(r._mapping) for r in rows], args, total)
+    return fetch_page(dashboards, where, [dashboards.c.name, dashboards.c.id], args)
 
 
 @blp.route("", methods=["POST"])

@@ -7,17 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from workbench.api.common import (
     PageArgs,
     PageSchema,
     Strict,
     Timestamp,
+    fetch_page,
     make_blueprint,
     not_found,
-    offset_of,
-    paged,
     query_args,
 )
 from workbench.api.errors import ApiError
@@ -116,16 +115,7 @@ def list_keys(args: dict[str, Any]) -> dict[str, Any]:
         where.append(keys_table.c.device_id == args["device_id"])
     if not args["include_revoked"]:
         where.append(keys_table.c.revoked_at.is_(None))
-    with current_platform().engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(keys_table).where(*where)).scalar_one()
-        rows = conn.execute(
-            select(*_COLUMNS)
-            .where(*where)
-            .order_by(keys_table.c.created_at.desc(), keys_table.c.id)
-            .limit(args["page_size"])
-            .offset(offset_of(args))
-        ).all()
-    return paged([dict(r._mapping) for r in rows], args, total)
+    return fetch_page(keys_table, where, [keys_table.c.created_at.desc(), keys_table.c.id], args, _COLUMNS)
 
 
 @blp.route("", methods=["POST"])

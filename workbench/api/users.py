@@ -6,10 +6,10 @@ import uuid
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from workbench.api.common import PageArgs, PageSchema, Strict, make_blueprint, not_found, offset_of, paged
+from workbench.api.common import PageArgs, PageSchema, Strict, fetch_page, make_blueprint, not_found
 from workbench.api.common import query_args as _query_args
 from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
@@ -93,16 +93,7 @@ def insert_user(body: dict[str, Any]) -> dict[str, Any]:
 def list_users(args: dict[str, Any]) -> dict[str, Any]:
     """Users, newest first."""
     where = [users.c.role == args["role"]] if "role" in args else []
-    with current_platform().engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(users).where(*where)).scalar_one()
-        rows = conn.execute(
-            select(*_COLUMNS)
-            .where(*where)
-            .order_by(users.c.created_at.desc(), users.c.id)
-            .limit(args["page_size"])
-            .offset(offset_of(args))
-        ).all()
-    return paged([dict(r._mapping) for r in rows], args, total)
+    return fetch_page(users, where, [users.c.created_at.desc(), users.c.id], args, _COLUMNS)
 
 
 @blp.route("", methods=["POST"])

@@ -8,16 +8,14 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response, send_file, url_for
-from sqlalchemy import func, select
 
 from workbench.api.common import (
     PageArgs,
     PageSchema,
     Strict,
+    fetch_page,
     make_blueprint,
     not_found,
-    offset_of,
-    paged,
     query_args,
 )
 from workbench.api.errors import ApiError
@@ -197,17 +195,8 @@ def list_reports(args: dict[str, Any]) -> dict[str, Any]:
         where.append(reports.c.notebook == args["notebook"])
     if "status" in args:
         where.append(reports.c.status == args["status"])
-    with current_platform().engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(reports).where(*where)).scalar_one()
-        rows = conn.execute(
-            select(reports)
-            .where(*where)
-            .order_by(reports.c.created_at.desc(), reports.c.id)
-            .limit(args["page_size"])
-            .offset(offset_of(args))
-        ).mappings()
-        items = [_shape(dict(row)) for row in rows]
-    return paged(items, args, total)
+    page = fetch_page(reports, where, [reports.c.created_at.desc(), reports.c.id], args)
+    return {**page, "items": [_shape(row) for row in page["items"]]}
 
 
 @blp.route("/<uuid:report_id>", methods=["GET"])

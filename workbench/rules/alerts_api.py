@@ -13,10 +13,9 @@ from workbench.api.common import (
     PageSchema,
     Strict,
     Timestamp,
+    fetch_page,
     make_blueprint,
     not_found,
-    offset_of,
-    paged,
     query_args,
 )
 from workbench.api.errors import ApiError
@@ -96,20 +95,7 @@ def list_alerts(args: dict[str, Any]) -> dict[str, Any]:
     if principal.is_device:
         where = where & (alerts.c.device_id == principal.device_id)
     when = func.coalesce(alerts.c.triggered_at, alerts.c.created_at)
-    with current_platform().engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(alerts).where(where)).scalar_one()
-        rows = (
-            conn.execute(
-                select(alerts)
-                .where(where)
-                .order_by(when.desc(), alerts.c.id)
-                .limit(args["page_size"])
-                .offset(offset_of(args))
-            )
-            .mappings()
-            .all()
-        )
-    return paged([dict(r) for r in rows], args, total)
+    return fetch_page(alerts, [where], [when.desc(), alerts.c.id], args)
 
 
 @blp.route("/<uuid:alert_id>", methods=["GET"])

@@ -7,17 +7,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from workbench.api.common import (
     PageArgs,
     PageSchema,
     Strict,
     Timestamp,
+    fetch_page,
     make_blueprint,
     not_found,
-    offset_of,
-    paged,
     query_args,
 )
 from workbench.api.errors import ApiError
@@ -189,20 +188,7 @@ def _changed() -> None:
 def list_rules(args: dict[str, Any]) -> dict[str, Any]:
     """Rules, highest priority first, filtered by type or enabled."""
     where = [rules.c[k] == args[k] for k in ("type", "enabled") if k in args]
-    with current_platform().engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(rules).where(*where)).scalar_one()
-        rows = (
-            conn.execute(
-                select(rules)
-                .where(*where)
-                .order_by(rules.c.priority.desc(), rules.c.name, rules.c.id)
-                .limit(args["page_size"])
-                .offset(offset_of(args))
-            )
-            .mappings()
-            .all()
-        )
-    return paged([dict(r) for r in rows], args, total)
+    return fetch_page(rules, where, [rules.c.priority.desc(), rules.c.name, rules.c.id], args)
 
 
 @blp.route("/types", methods=["GET"])
