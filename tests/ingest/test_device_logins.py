@@ -150,3 +150,18 @@ def test_app_connects_the_logins_when_the_folder_is_set(
         assert str(device) in lines
     finally:
         platform.services["mosquitto_logins"]()
+
+
+def test_deleting_a_device_removes_its_login(
+    client: FlaskClient, headers_for: Headers, engine: Engine, tmp_path: Path
+) -> None:
+    auth = MosquittoAuth(tmp_path / "auth", service_password="s")
+    disconnect = connect_key_events(auth, engine)
+    try:
+        device = _device(client, headers_for)["id"]
+        assert device in auth.users()
+        response = client.delete(f"/api/v1/devices/{device}", headers=headers_for("admin"))
+        assert response.status_code == 204
+        assert device not in auth.users()
+    finally:
+        disconnect()

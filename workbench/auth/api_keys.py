@@ -100,15 +100,23 @@ def authenticate(engine: Engine, raw: str) -> DeviceKey | None:
 
 def revoke_key(engine: Engine, key_id: uuid.UUID) -> bool:
     """Revoke a key; returns whether one was revoked."""
+    return bool(_revoke(engine, api_keys.c.id == key_id))
+
+
+def revoke_device_keys(engine: Engine, device_id: uuid.UUID) -> int:
+    """Revoke every valid key of a device (before deleting it, so hooks see each); returns how many."""
+    return _revoke(engine, api_keys.c.device_id == device_id)
+
+
+def _revoke(engine: Engine, which: Any) -> int:
     with engine.begin() as conn:
-        result = conn.execute(
+        revoked = conn.execute(
             update(api_keys)
-            .where(and_(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)))
+            .where(and_(which, api_keys.c.revoked_at.is_(None)))
             .values(revoked_at=datetime.now(UTC))
             .returning(api_keys.c.device_id, api_keys.c.prefix)
-        )
-        revoked = result.all()
+        ).all()
     for device_id, prefix in revoked:
         if device_id is not None:
             key_events.revoked(device_id, prefix)
-    return bool(revoked)
+    return len(revoked)
