@@ -13,10 +13,9 @@ from workbench.api.common import (
     PageArgs,
     PageSchema,
     Strict,
+    fetch_page,
     make_blueprint,
     not_found,
-    offset_of,
-    paged,
     publish,
     query_args,
 )
@@ -148,16 +147,7 @@ def list_devices(args: dict[str, Any]) -> dict[str, Any]:
     principal = current_principal()
     if principal.is_device:
         where.append(devices.c.id == principal.device_id)
-    with current_platform().engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(devices).where(*where)).scalar_one()
-        rows = conn.execute(
-            select(devices)
-            .where(*where)
-            .order_by(devices.c.name, devices.c.id)
-            .limit(args["page_size"])
-            .offset(offset_of(args))
-        ).all()
-    return paged([dict(r._mapping) for r in rows], args, total)
+    return fetch_page(devices, where, [devices.c.name, devices.c.id], args)
 
 
 @blp.route("", methods=["POST"])
