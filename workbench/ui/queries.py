@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, literal, select, text
+from sqlalchemy import Engine, func, select
 
+from workbench.api import series as series_queries
 from workbench.db.tables import alerts, devices, latest_values, telemetry
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # A chart never gets more buckets than this: a year of 1 Hz data is aggregated on the server.
 MAX_POINTS = 1500
@@ -76,7 +79,7 @@ def bucket_for(start: datetime, end: datetime, max_points: int = MAX_POINTS) -> 
 def series(
     engine: Engine, device_id: str, key: str, start: datetime, end: datetime, max_points: int = MAX_POINTS
 ) -> dict[str, list[Any]]:
-    """Values of one key in [start, end]: raw when few, else per-bucket avg/min/max via ``date_bin``."""
+    """Values of one key in [start, end]: raw when few, else per-bucket avg/min/max (from rollups)."""
     device = uuid.UUID(device_id)
     where = (
         (telemetry.c.device_id == device)
@@ -95,21 +98,15 @@ def series(
                 .limit(max_points * 2)
             ).all()
             return {"x": [r[0] for r in rows], "y": [r[1] for r in rows], "min": [], "max": []}
-        binned = func.date_bin(literal(bucket), telemetry.c.timestamp, text("'2000-01-01'::timestamptz"))
-        rows = conn.execute(
-            select(
-                binned.label("t"),
-                func.avg(telemetry.c.value),
-                func.min(telemetry.c.value),
-                func.max(telemetry.c.value),
-            )
-            .where(where)
-            .group_by(text("1"))
-            .order_by(text("1"))
-        ).all()
+    # Whole minutes or hours on a whole-minute/hour range let the API's aggregate read the rollups.
+    unit = timedelta(hours=1) if bucket >= timedelta(hours=1) else timedelta(minutes=1)
+    step = unit * math.ceil(bucket / unit)
+    first = EPOCH + unit * math.floor((start - EPOCH) / unit)
+    last = EPOCH + unit * math.ceil((end - EPOCH) / unit)
+    items = series_queries.aggregate(engine, device, [key], first, last, step, ["avg", "min", "max"], "UTC")
     return {
-        "x": [r[0] for r in rows],
-        "y": [r[1] for r in rows],
-        "min": [r[2] for r in rows],
-        "max": [r[3] for r in rows],
+        "x": [item["bucket"] for item in items],
+        "y": [item["values"]["avg"] for item in items],
+        "min": [item["values"]["min"] for item in items],
+        "max": [item["values"]["max"] for item in items],
     }
