@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -173,3 +174,51 @@ def test_default_broker_port_moves_when_1883_is_taken(monkeypatch: pytest.Monkey
             broker_port(Settings.from_env({}))
     finally:
         holder.close()
+
+
+@pytest.mark.slow
+def test_embedded_database_as_an_ordinary_user(tmp_path: Path) -> None:
+    """As root the wheel runs PostgreSQL as a system user; as anyone else it runs as that user."""
+    import pwd
+    import shutil
+
+    if os.geteuid() != 0:
+        runner: list[str] = []  # this suite already runs as an ordinary user
+        owner = None
+    else:
+        name = "workbench-test"
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", name], check=True)
+        runner = [shutil.which("runuser") or "runuser", "-u", name, "--"]
+        owner = name
+    interpreter = WORKBENCH
+    if owner:
+        # The venv's interpreter may live under /root; the same Python from Debian reads the venv's packages.
+        system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+        if not system.exists():
+            pytest.skip(f"{system} is needed to run the workbench as another user")
+        interpreter = [str(system), "-m", "app"]
+    data = Path(tempfile.mkdtemp(prefix="wb-user-"))
+    data.chmod(0o755)
+    if owner:
+        shutil.chown(data, user=owner)
+    env = _env(data)
+    env["HOME"] = str(data)
+    site = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), site])
+    result = subprocess.run(
+        [*runner, *interpreter, "db", "upgrade"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (data / "postgres" / "PG_VERSION").exists()
+    leftovers = [
+        p for p in psutil.process_iter(["cmdline"]) if str(data) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftovers == [], "the server stops when the command ends"
