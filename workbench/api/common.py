@@ -9,7 +9,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask_smorest import Blueprint
-from sqlalchemy import ColumnElement, FromClause, func, select
+from sqlalchemy import ColumnElement, FromClause, Table, func, select, update
 
 from workbench.api.errors import ApiError
 from workbench.api.protection import MAX_JSON_BODY, limit_body
@@ -90,6 +90,24 @@ def fetch_page(
             query.where(*where).order_by(*order_by).limit(args["page_size"]).offset(offset_of(args))
         ).mappings()
         return paged([dict(row) for row in rows], args, total)
+
+
+def update_row(table: Table, ident: uuid.UUID, what: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Set ``values`` and ``updated_at`` on the row with id ``ident``; the new row, or 404 naming ``what``."""
+    with current_platform().engine.begin() as conn:
+        row = (
+            conn.execute(
+                update(table)
+                .where(table.c.id == ident)
+                .values(**values, updated_at=datetime.now(UTC))
+                .returning(table)
+            )
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise not_found(what, ident)
+    return dict(row)
 
 
 def check_range(start: datetime | None, end: datetime | None) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import ColumnElement, delete, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, delete, insert, or_, select, true
 
 from workbench.api.common import (
     PageArgs,
@@ -17,6 +16,7 @@ from workbench.api.common import (
     make_blueprint,
     not_found,
     query_args,
+    update_row,
 )
 from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
@@ -132,16 +132,7 @@ def get(dashboard_id: uuid.UUID) -> dict[str, Any]:
 def update_dashboard(body: dict[str, Any], dashboard_id: uuid.UUID) -> dict[str, Any]:
     """Change a dashboard (owner, engineer or admin)."""
     _load(dashboard_id, edit=True)
-    with current_platform().engine.begin() as conn:
-        row = conn.execute(
-            update(dashboards)
-            .where(dashboards.c.id == dashboard_id)
-            .values(**body, updated_at=datetime.now(UTC))
-            .returning(dashboards)
-        ).first()
-    if row is None:
-        raise not_found("dashboard", dashboard_id)
-    return dict(row._mapping)
+    return update_row(dashboards, dashboard_id, "dashboard", body)
 
 
 @blp.route("/<uuid:dashboard_id>", methods=["DELETE"])

@@ -18,6 +18,7 @@ from workbench.api.common import (
     not_found,
     publish,
     query_args,
+    update_row,
 )
 from workbench.auth import api_keys
 from workbench.auth.guard import current_principal, require
@@ -179,16 +180,7 @@ def get(device_id: uuid.UUID) -> dict[str, Any]:
 def update_device(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
     """Change a device's fields (only those sent)."""
     _row(device_id)
-    with current_platform().engine.begin() as conn:
-        row = conn.execute(
-            update(devices)
-            .where(devices.c.id == device_id)
-            .values(**body, updated_at=datetime.now(UTC))
-            .returning(devices)
-        ).first()
-    if row is None:
-        raise not_found("device", device_id)
-    return dict(row._mapping)
+    return update_row(devices, device_id, "device", body)
 
 
 @blp.route("/<uuid:device_id>", methods=["DELETE"])

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 
 from workbench.api.common import (
     PageArgs,
@@ -18,6 +18,7 @@ from workbench.api.common import (
     make_blueprint,
     not_found,
     query_args,
+    update_row,
 )
 from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
@@ -244,21 +245,9 @@ def update_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
     merged = {k: current[k] for k in _EDITABLE}
     merged.update(body)
     _checked(merged)
-    with current_platform().engine.begin() as conn:
-        row = (
-            conn.execute(
-                update(rules)
-                .where(rules.c.id == rule_id)
-                .values(**body, updated_at=datetime.now(UTC))
-                .returning(rules)
-            )
-            .mappings()
-            .first()
-        )
-    if row is None:
-        raise not_found("rule", rule_id)
+    row = update_row(rules, rule_id, "rule", body)
     _changed()
-    return dict(row)
+    return row
 
 
 @blp.route("/<uuid:rule_id>", methods=["DELETE"])
