@@ -92,6 +92,18 @@ def fetch_page(
         return paged([dict(row) for row in rows], args, total)
 
 
+def fetch_row(
+    table: Table, ident: uuid.UUID, what: str, columns: Sequence[ColumnElement[Any]] = ()
+) -> dict[str, Any]:
+    """The row with id ``ident`` of ``table`` (or its ``columns``) as a dict, or 404 naming ``what``."""
+    query = select(*columns) if columns else select(table)
+    with current_platform().engine.connect() as conn:
+        row = conn.execute(query.where(table.c.id == ident)).mappings().first()
+    if row is None:
+        raise not_found(what, ident)
+    return dict(row)
+
+
 def update_row(table: Table, ident: uuid.UUID, what: str, values: dict[str, Any]) -> dict[str, Any]:
     """Set ``values`` and ``updated_at`` on the row with id ``ident``; the new row, or 404 naming ``what``."""
     with current_platform().engine.begin() as conn:

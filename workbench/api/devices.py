@@ -14,6 +14,7 @@ from workbench.api.common import (
     PageSchema,
     Strict,
     fetch_page,
+    fetch_row,
     make_blueprint,
     not_found,
     publish,
@@ -129,11 +130,10 @@ class PublishedSchema(ma.Schema):
 
 
 def _row(device_id: uuid.UUID) -> dict[str, Any]:
-    with current_platform().engine.connect() as conn:
-        row = conn.execute(select(devices).where(devices.c.id == device_id)).first()
-    if row is None or not current_principal().may_touch_device(device_id):
+    row = fetch_row(devices, device_id, "device")
+    if not current_principal().may_touch_device(device_id):
         raise not_found("device", device_id)
-    return dict(row._mapping)
+    return row
 
 
 @blp.route("", methods=["GET"])

@@ -15,8 +15,8 @@ from workbench.api.common import (
     Strict,
     Timestamp,
     fetch_page,
+    fetch_row,
     make_blueprint,
-    not_found,
     query_args,
 )
 from workbench.api.errors import ApiError
@@ -84,11 +84,7 @@ _COLUMNS = [c for c in keys_table.c if c.name != "key_hash"]
 
 
 def _key(key_id: uuid.UUID) -> dict[str, Any]:
-    with current_platform().engine.connect() as conn:
-        row = conn.execute(select(*_COLUMNS).where(keys_table.c.id == key_id)).first()
-    if row is None:
-        raise not_found("API key", key_id)
-    return dict(row._mapping)
+    return fetch_row(keys_table, key_id, "API key", _COLUMNS)
 
 
 def _issue(

@@ -9,7 +9,15 @@ import marshmallow as ma
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from workbench.api.common import PageArgs, PageSchema, Strict, fetch_page, make_blueprint, not_found
+from workbench.api.common import (
+    PageArgs,
+    PageSchema,
+    Strict,
+    fetch_page,
+    fetch_row,
+    make_blueprint,
+    not_found,
+)
 from workbench.api.common import query_args as _query_args
 from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
@@ -110,11 +118,7 @@ def create(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, UserSchema)
 def get(user_id: uuid.UUID) -> dict[str, Any]:
     """One user."""
-    with current_platform().engine.connect() as conn:
-        row = conn.execute(select(*_COLUMNS).where(users.c.id == user_id)).first()
-    if row is None:
-        raise not_found("user", user_id)
-    return dict(row._mapping)
+    return fetch_row(users, user_id, "user", _COLUMNS)
 
 
 @blp.route("/<uuid:user_id>", methods=["PUT"])

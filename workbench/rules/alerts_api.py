@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import func, select
+from sqlalchemy import func
 
 from workbench.api.common import (
     PageArgs,
@@ -14,6 +14,7 @@ from workbench.api.common import (
     Strict,
     Timestamp,
     fetch_page,
+    fetch_row,
     make_blueprint,
     not_found,
     query_args,
@@ -103,11 +104,10 @@ def list_alerts(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, AlertSchema)
 def get(alert_id: uuid.UUID) -> dict[str, Any]:
     """One alert."""
-    with current_platform().engine.connect() as conn:
-        row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
-    if row is None or not current_principal().may_touch_device(row["device_id"]):
+    row = fetch_row(alerts, alert_id, "alert")
+    if not current_principal().may_touch_device(row["device_id"]):
         raise not_found("alert", alert_id)
-    return dict(row)
+    return row
 
 
 def _transition(alert_id: uuid.UUID, status: str, comment: str | None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert
 
 from workbench.api.common import (
     PageArgs,
@@ -15,6 +15,7 @@ from workbench.api.common import (
     Strict,
     Timestamp,
     fetch_page,
+    fetch_row,
     make_blueprint,
     not_found,
     query_args,
@@ -163,11 +164,7 @@ def _invalid(errors: dict[str, str]) -> ApiError:
 
 
 def _row(rule_id: uuid.UUID) -> dict[str, Any]:
-    with current_platform().engine.connect() as conn:
-        row = conn.execute(select(rules).where(rules.c.id == rule_id)).mappings().first()
-    if row is None:
-        raise not_found("rule", rule_id)
-    return dict(row)
+    return fetch_row(rules, rule_id, "rule")
 
 
 def _checked(body: dict[str, Any]) -> dict[str, Any]:
