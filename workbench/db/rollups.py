@@ -1,8 +1,8 @@
 """Minute and hour rollups of telemetry, so long-range charts and aggregates never scan raw rows.
 
-A :class:`RollupMaintainer` listens to committed batches on the bus, folds them into per-bucket partial
-aggregates in memory (vectorised, per batch) and upserts the merged partials every ``flush_seconds``
-(a few thousand rows however fast points arrive). A crash loses at most the unflushed partials: at start
+A :class:`RollupMaintainer` listens to committed batches on the bus and every ``flush_seconds`` folds
+them into per-bucket partial aggregates (vectorised) and upserts those: a few thousand rows per flush
+however fast points arrive. A crash loses at most the unflushed partials: at start
 the maintainer rebuilds the newest buckets from raw rows, and ``rebuild`` recomputes any range (used
 after bulk loads that bypass the bus).
 """
@@ -90,25 +90,8 @@ def partials(frame: pd.DataFrame, resolution: Resolution) -> pd.DataFrame:
     return out.reset_index()[["device_id", "key", "bucket", *PARTIAL_COLUMNS]]
 
 
-def merge(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Combine partials of the same buckets into one row each (the algebra the upsert repeats in SQL)."""
-    frame = pd.concat([part for part in parts if not part.empty], ignore_index=True)
-    if frame.empty:
-        return frame
-    keys = ["device_id", "key", "bucket"]
-    groups = frame.groupby(keys, sort=False)
-    out = groups.agg(count=("count", "sum"), sum=("sum", "sum"), sumsq=("sumsq", "sum"))
-    for column, pick, at in (("min", "idxmin", "min_at"), ("max", "idxmax", "max_at")):
-        rows = frame.loc[getattr(groups[column], pick)().to_numpy()]
-        out[column], out[at] = rows[column].to_numpy(), rows[at].to_numpy()
-    for column, pick in (("first", "idxmin"), ("last", "idxmax")):
-        rows = frame.loc[getattr(groups[f"{column}_at"], pick)().to_numpy()]
-        out[column], out[f"{column}_at"] = rows[column].to_numpy(), rows[f"{column}_at"].to_numpy()
-    return out.reset_index()[[*keys, *PARTIAL_COLUMNS]]
-
-
 def upsert(engine: Engine, resolution: Resolution, frame: pd.DataFrame) -> None:
-    """Fold merged partials into the rollup table (adding to buckets that already hold data)."""
+    """Fold partials into the rollup table (adding to buckets that already hold data)."""
     if frame.empty:
         return
     name = resolution.table.name
@@ -178,7 +161,7 @@ class RollupMaintainer:
         self.repair = repair
         self.bus = bus
         self.flush_seconds = flush_seconds
-        self._pending: dict[Table, list[pd.DataFrame]] = {r.table: [] for r in RESOLUTIONS}
+        self._pending: list[pd.DataFrame] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -203,23 +186,22 @@ class RollupMaintainer:
         self.flush()
 
     def _on_batch(self, topic: str, batch: TelemetryBatch) -> None:
-        computed = {r.table: partials(batch.frame, r) for r in RESOLUTIONS}
+        # The writer's thread publishes: only keep the frame here, the flush thread does the work.
         with self._lock:
-            for table, frame in computed.items():
-                if not frame.empty:
-                    self._pending[table].append(frame)
+            self._pending.append(batch.frame)
 
     def flush(self) -> None:
-        """Upsert the pending partials now."""
+        """Fold the pending batches into partials and upsert them now."""
         with self._lock:
-            pending, self._pending = self._pending, {r.table: [] for r in RESOLUTIONS}
+            pending, self._pending = self._pending, []
+        if not pending:
+            return
+        frame = pd.concat(pending, ignore_index=True)
         for resolution in RESOLUTIONS:
-            parts = pending[resolution.table]
-            if parts:
-                try:
-                    upsert(self.engine, resolution, merge(parts))
-                except Exception:
-                    log.exception("rollup flush failed; the buckets are repaired at next start")
+            try:
+                upsert(self.engine, resolution, partials(frame, resolution))
+            except Exception:
+                log.exception("rollup flush failed; the buckets are repaired at next start")
 
     def _run(self) -> None:
         while not self._stop.wait(self.flush_seconds):
