@@ -171,6 +171,7 @@ def _settings(**overrides: Any) -> Settings:
 def start_background(platform: Platform, stack: contextlib.ExitStack) -> None:
     """Start the MQTT publisher, ingest, the rule engine and the report scheduler; ``stack`` stops them."""
     from ingest.service import start_in_process
+    from workbench.db.retention import RetentionJob
     from workbench.mqtt import MqttPublisher
     from workbench.notebooks.service import close_notebooks
     from workbench.reports.scheduler import start_reports
@@ -186,6 +187,7 @@ def start_background(platform: Platform, stack: contextlib.ExitStack) -> None:
         platform.mqtt = publisher
         platform.health.register("mqtt", publisher.health)
         stack.callback(publisher.stop)
+    stack.callback(RetentionJob(platform.engine, platform.settings.telemetry_retention).start().stop)
     stack.callback(close_notebooks, platform)
     stack.callback(start_in_process(platform))
     stack.callback(RuleEngine(platform).start().stop)

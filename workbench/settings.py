@@ -55,7 +55,7 @@ class Settings:
         "7 days", "TimescaleDB only: compress telemetry chunks older than this interval"
     )
     telemetry_retention: str | None = setting(
-        None, "Drop telemetry older than this interval (for example `365 days`); unset keeps everything"
+        None, "Drop raw telemetry older than this interval (`365 days`, say; rollups stay); unset keeps all"
     )
     smtp_host: str | None = setting(
         None, "SMTP server for e-mail actions and report delivery; unset disables e-mail"
