@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import psycopg
+import pytest
 from sqlalchemy import create_engine, func, insert, select
+from sqlalchemy.engine import make_url
 
 from workbench.db import retention
-from workbench.db.engine import sqlalchemy_url
+from workbench.db.embedded import ensure_database
+from workbench.db.engine import libpq_url, sqlalchemy_url
+from workbench.db.migrate import upgrade
 from workbench.db.tables import devices, telemetry
 
 
-def test_expired_rows_go_and_recent_rows_stay(database_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    engine = create_engine(sqlalchemy_url(database_url))
+@pytest.fixture(scope="module")
+def private_database_url(postgres_server_url: str) -> Iterator[str]:
+    """A database of its own: retention deletes old rows of every device, other tests' rows included."""
+    name = f"wb_retention_{uuid.uuid4().hex[:10]}"
+    ensure_database(postgres_server_url, name)
+    url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with psycopg.connect(libpq_url(postgres_server_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_expired_rows_go_and_recent_rows_stay(private_database_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    engine = create_engine(sqlalchemy_url(private_database_url))
     now = datetime.now(UTC)
     with engine.begin() as conn:
         device_id = conn.execute(
@@ -36,10 +55,11 @@ def test_expired_rows_go_and_recent_rows_stay(database_url: str, monkeypatch) ->
             select(func.count()).select_from(telemetry).where(telemetry.c.device_id == device_id)
         ).scalar_one()
     assert left == 10
+    engine.dispose()
 
 
-def test_job_runs_only_when_retention_is_set(database_url: str) -> None:
-    engine = create_engine(sqlalchemy_url(database_url))
+def test_job_runs_only_when_retention_is_set(private_database_url: str) -> None:
+    engine = create_engine(sqlalchemy_url(private_database_url))
     idle = retention.RetentionJob(engine, None).start()
     assert idle._thread is None
     idle.stop()
@@ -47,3 +67,4 @@ def test_job_runs_only_when_retention_is_set(database_url: str) -> None:
     assert running._thread is not None and running._thread.is_alive()
     running.stop()
     assert not running._thread.is_alive()
+    engine.dispose()
