@@ -160,8 +160,12 @@ class MqttIngest:
                     else:
                         reason = f"device id must be a UUID, got {decoded.status[0][:80]!r}"
                         rejects.append(MessageReject(reason, payload, topic, _device_of(topic)))
-                else:
+                elif decoded.readings:
                     readings.extend(decoded.readings)
+                else:  # a well-formed message with nothing in it still leaves a trace
+                    rejects.append(
+                        MessageReject("message carries no readings", payload, topic, _device_of(topic))
+                    )
             if qos > 0:
                 acks.append((mid, qos, generation))
         self.received += len(batch)
