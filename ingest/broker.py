@@ -7,10 +7,11 @@ import logging
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from ingest.loop_thread import LoopThread
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,8 @@ class LocalBroker:
         self.prefer_mosquitto = prefer_mosquitto
         self.kind = ""
         self._process: subprocess.Popen[bytes] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._broker: Any = None
-        self._thread: threading.Thread | None = None
+        self._amqtt = LoopThread("amqtt-broker")
 
     @property
     def url(self) -> str:
@@ -105,29 +105,12 @@ class LocalBroker:
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         }
-        ready = threading.Event()
-        failure: list[BaseException] = []
 
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            try:
-                self._broker = Broker(config, loop=loop)
-                loop.run_until_complete(self._broker.start())
-            except BaseException as error:
-                failure.append(error)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.close()
+        async def boot() -> None:
+            self._broker = Broker(config, loop=asyncio.get_running_loop())
+            await self._broker.start()
 
-        self._thread = threading.Thread(target=run, name="amqtt-broker", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if failure:
-            raise RuntimeError(f"in-process MQTT broker failed to start: {failure[0]}")
+        self._amqtt.start(boot)
         self.kind = "amqtt"
         log.info("started in-process amqtt broker on port %s", self.port)
 
@@ -141,15 +124,8 @@ class LocalBroker:
                 self._process.kill()
                 self._process.wait()
             self._process = None
-        if self._loop is not None and self._broker is not None:
-            future = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
-            try:
-                future.result(5)
-            finally:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                if self._thread is not None:
-                    self._thread.join(5)
-            self._loop = None
+        if self._broker is not None:
+            self._amqtt.stop(self._broker.shutdown())
             self._broker = None
 
 

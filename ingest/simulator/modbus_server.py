@@ -11,6 +11,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simutils import SimUtils
 
 from ingest.connectors.modbus_codec import Entry, encode
+from ingest.loop_thread import LoopThread
 
 SIZE = 1024  # registers (and coils) per table served
 
@@ -26,9 +27,8 @@ class ModbusServer:
         self.delay = 0.0
         self.requests = 0
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._server: ModbusTcpServer | None = None
-        self._thread: threading.Thread | None = None
+        self._loop_thread = LoopThread(f"modbus-server-{port}")
 
     def set(self, key: str, value: float) -> None:
         """Store ``value`` for the map entry ``key`` (encoded with its type, orders, scale and offset)."""
@@ -74,42 +74,14 @@ class ModbusServer:
 
     def start(self) -> None:
         """Start serving; returns once the port accepts connections."""
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._boot())
-            except BaseException as error:
-                failure.append(error)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name=f"modbus-server-{self.port}", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if failure:
-            raise RuntimeError(f"Modbus server failed to start: {failure[0]}")
+        self._loop_thread.start(self._boot)
         from ingest.broker import wait_for_port
 
         wait_for_port(self.host, self.port)
 
     def stop(self) -> None:
         """Stop serving and close every connection."""
-        if self._loop is None or self._server is None:
+        if self._server is None:
             return
-        future = asyncio.run_coroutine_threadsafe(self._server.shutdown(), self._loop)
-        try:
-            future.result(5)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            if self._thread is not None:
-                self._thread.join(5)
-            self._loop = None
-            self._server = None
+        self._loop_thread.stop(self._server.shutdown())
+        self._server = None

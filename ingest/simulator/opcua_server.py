@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from typing import Any
 
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.user_managers import UserManager
+
+from ingest.loop_thread import LoopThread
 
 NAMESPACE_URI = "urn:insa:workbench:simulator"
 UNECE_URI = "http://www.opcfoundation.org/UA/units/un/cefact"
@@ -45,8 +45,7 @@ class OpcUaServer:
         self.namespace = 2
         self._nodes: dict[str, Any] = {}
         self._server: Server | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop_thread = LoopThread(f"opcua-server-{port}")
 
     def node_id(self, name: str) -> str:
         """The node id clients subscribe to for variable ``name``."""
@@ -82,50 +81,19 @@ class OpcUaServer:
 
     def start(self) -> None:
         """Start serving; returns once clients can connect."""
-        ready = threading.Event()
-        failure: list[BaseException] = []
         logging.getLogger("asyncua").setLevel(logging.WARNING)
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._boot())
-            except BaseException as error:
-                failure.append(error)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name=f"opcua-server-{self.port}", daemon=True)
-        self._thread.start()
-        ready.wait(30)
-        if failure:
-            raise RuntimeError(f"OPC-UA server failed to start: {failure[0]}")
+        self._loop_thread.start(self._boot, timeout=30)
 
     def set(self, name: str, value: float, status: int = ua.StatusCodes.Good) -> None:
         """Write a value (with an OPC-UA status code) to variable ``name``."""
-        if self._loop is None:
-            raise RuntimeError("server not started")
         data = ua.DataValue(
             ua.Variant(float(value), ua.VariantType.Double), StatusCode=ua.StatusCode(ua.UInt32(status))
         )
-        future = asyncio.run_coroutine_threadsafe(self._nodes[name].write_value(data), self._loop)
-        future.result(5)
+        self._loop_thread.call(self._nodes[name].write_value(data))
 
     def stop(self) -> None:
         """Stop the server (clients see the connection drop)."""
-        if self._loop is None or self._server is None:
+        if self._server is None:
             return
-        future = asyncio.run_coroutine_threadsafe(self._server.stop(), self._loop)
-        try:
-            future.result(10)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            if self._thread is not None:
-                self._thread.join(5)
-            self._loop = None
-            self._server = None
+        self._loop_thread.stop(self._server.stop(), timeout=10)
+        self._server = None
