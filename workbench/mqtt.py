@@ -29,6 +29,7 @@ def make_client(
         client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
     if parts.scheme in ("mqtts", "ssl"):
         client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
 
 

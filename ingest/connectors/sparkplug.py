@@ -17,10 +17,10 @@ from sqlalchemy import Engine
 
 from ingest.connectors import sparkplug_proto as spb
 from ingest.connectors.base import ConnectorStats, ReadingSink, StatusSetter, device_status_setter
-from ingest.connectors.mqtt_client import make_client
 from ingest.connectors.sparkplug_devices import NAMESPACE, device_path, metric_key, register
 from ingest.pipeline import MessageReject
 from ingest.points import Reading
+from workbench.mqtt import host_port, make_client
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class SparkplugHost:
         self.rebirth_requests = 0
         self.nodes: dict[tuple[str, str], NodeState] = {}
         self._lock = threading.Lock()
-        self._client, self._address = make_client(mqtt_url, f"workbench-spb-{host_id}-{uuid.uuid4().hex[:6]}")
+        self._client = make_client(mqtt_url, f"workbench-spb-{host_id}-{uuid.uuid4().hex[:6]}")
         self._client.will_set(self.state_topic, self._state_payload(False), qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -87,7 +87,7 @@ class SparkplugHost:
 
     def start(self) -> None:
         """Connect (retrying in the background) and start the network thread."""
-        self._client.connect_async(self._address.host, self._address.port, keepalive=30)
+        self._client.connect_async(*host_port(self.mqtt_url), keepalive=30)
         self._client.loop_start()
 
     def stop(self) -> None:

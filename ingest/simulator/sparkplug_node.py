@@ -11,8 +11,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from ingest.connectors import sparkplug_proto as spb
-from ingest.connectors.mqtt_client import make_client
 from ingest.connectors.sparkplug_devices import NAMESPACE
+from workbench.mqtt import host_port, make_client
 
 MetricSpec = tuple[str, int, str | None]  # name, Sparkplug datatype, unit
 
@@ -36,7 +36,8 @@ class EdgeNode:
                 alias += 1
         self._lock = threading.Lock()
         self._running = False
-        self.client, self._address = make_client(mqtt_url, f"spb-{group}-{node}-{uuid.uuid4().hex[:6]}")
+        self.mqtt_url = mqtt_url
+        self.client = make_client(mqtt_url, f"spb-{group}-{node}-{uuid.uuid4().hex[:6]}")
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self._set_will()
@@ -52,7 +53,7 @@ class EdgeNode:
 
     def start(self) -> None:
         """Connect; the node births on every connection."""
-        self.client.connect(self._address.host, self._address.port, keepalive=30)
+        self.client.connect(*host_port(self.mqtt_url), keepalive=30)
         self.client.loop_start()
         self._running = True
 

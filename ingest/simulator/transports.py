@@ -13,11 +13,11 @@ from typing import Any, Protocol
 
 from ingest.connectors import sparkplug_proto as spb
 from ingest.connectors.modbus_codec import Entry
-from ingest.connectors.mqtt_client import make_client
 from ingest.simulator.modbus_server import ModbusServer
 from ingest.simulator.model import UNITS, Sample
 from ingest.simulator.opcua_server import OpcUaServer
 from ingest.simulator.sparkplug_node import EdgeNode, MetricSpec
+from workbench.mqtt import host_port, make_client
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ class MqttJson:
     def __init__(self, mqtt_url: str, ids: dict[str, uuid.UUID]) -> None:
         self.ids = ids
         self.devices = set(ids)
-        self.client, self.address = make_client(mqtt_url, f"simulator-{uuid.uuid4().hex[:8]}")
+        self.mqtt_url = mqtt_url
+        self.client = make_client(mqtt_url, f"simulator-{uuid.uuid4().hex[:8]}")
         self.sent = 0
 
     def prime(self, now: datetime, sample: Sample) -> None:
@@ -66,7 +67,7 @@ class MqttJson:
 
     def start(self) -> None:
         """Connect and announce every device online."""
-        self.client.connect(self.address.host, self.address.port, keepalive=30)
+        self.client.connect(*host_port(self.mqtt_url), keepalive=30)
         self.client.loop_start()
         for device_id in self.ids.values():
             self.client.publish(f"insa/devices/{device_id}/status", "online", qos=1, retain=True)

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import Engine, select
 
 from ingest.connectors import sparkplug_proto as spb
-from ingest.connectors.mqtt_client import make_client
 from ingest.connectors.sparkplug import SparkplugHost
 from ingest.simulator.sparkplug_node import EdgeNode
 from tests.ingest.connectors.conftest import quarantined, telemetry, wait_until
 from workbench.db.tables import devices, quarantine
+from workbench.mqtt import host_port, make_client
 
 METRICS = {
     "pump1": [("Motor/Current", spb.FLOAT, "A"), ("Delta", spb.INT16, None), ("Running", spb.BOOLEAN, None)]
@@ -93,14 +93,14 @@ def test_host_publishes_retained_state(host, mqtt_url) -> None:
     spb_host = host
     got: list[dict] = []
     arrived = threading.Event()
-    client, address = make_client(mqtt_url, f"state-check-{uuid.uuid4().hex[:6]}")
+    client = make_client(mqtt_url, f"state-check-{uuid.uuid4().hex[:6]}")
 
     def on_message(c: mqtt.Client, u: object, message: mqtt.MQTTMessage) -> None:
         got.append(json.loads(message.payload))
         arrived.set()
 
     client.on_message = on_message
-    client.connect(address.host, address.port)
+    client.connect(*host_port(mqtt_url))
     client.subscribe(spb_host.state_topic, qos=1)
     client.loop_start()
     try:
@@ -134,8 +134,8 @@ def test_unknown_node_without_auto_registration_is_quarantined(engine, pipeline,
 def test_undecodable_payload_is_quarantined_with_its_topic(host, engine, mqtt_url) -> None:
     group = f"bad-{uuid.uuid4().hex[:6]}"
     topic = f"spBv1.0/{group}/NDATA/edge1"
-    client, address = make_client(mqtt_url, f"bad-{uuid.uuid4().hex[:6]}")
-    client.connect(address.host, address.port)
+    client = make_client(mqtt_url, f"bad-{uuid.uuid4().hex[:6]}")
+    client.connect(*host_port(mqtt_url))
     client.loop_start()
     try:
         client.publish(topic, b"\xff\xff not protobuf", qos=1).wait_for_publish(5)

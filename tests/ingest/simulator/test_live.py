@@ -11,13 +11,13 @@ import paho.mqtt.client as mqtt
 from sqlalchemy import text
 
 from ingest.connectors.manager import start_connectors
-from ingest.connectors.mqtt_client import make_client
 from ingest.service import IngestService
 from ingest.simulator.live import Endpoints, Simulator
 from ingest.simulator.plant import PlantSpec, PumpSpec, TankSpec, ValveSpec
 from tests.ingest.connectors.conftest import wait_until
 from workbench.db.engine import make_engine
 from workbench.live.bus import EventBus
+from workbench.mqtt import host_port, make_client
 from workbench.platform import Platform
 
 
@@ -52,14 +52,14 @@ def test_simulated_plant_reaches_postgres_over_every_transport(settings, mqtt_ur
 
     messages: list[dict] = []
     seen = threading.Event()
-    watcher, address = make_client(mqtt_url, f"watch-{uuid.uuid4().hex[:6]}")
+    watcher = make_client(mqtt_url, f"watch-{uuid.uuid4().hex[:6]}")
 
     def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         messages.append(json.loads(message.payload))
         seen.set()
 
     watcher.on_message = on_message
-    watcher.connect(address.host, address.port)
+    watcher.connect(*host_port(mqtt_url))
     watcher.subscribe("insa/devices/+/telemetry", qos=1)
     watcher.loop_start()
     try:

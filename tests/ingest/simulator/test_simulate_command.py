@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from app import cli
-from ingest.connectors.mqtt_client import make_client
 from ingest.simulator.plant import PlantSpec, PumpSpec, TankSpec, ValveSpec
 from workbench.db.engine import make_engine
 from workbench.db.tables import devices
+from workbench.mqtt import host_port, make_client
 
 
 def test_simulate_provisions_devices_and_publishes(tmp_path: Path, database_url: str, mqtt_url: str) -> None:
@@ -30,14 +30,14 @@ def test_simulate_provisions_devices_and_publishes(tmp_path: Path, database_url:
     plant_file.write_text(json.dumps(plant.to_dict()))
     received: list[dict] = []
     got = threading.Event()
-    client, address = make_client(mqtt_url, f"cli-watch-{uuid.uuid4().hex[:6]}")
+    client = make_client(mqtt_url, f"cli-watch-{uuid.uuid4().hex[:6]}")
 
     def on_message(c: mqtt.Client, u: object, message: mqtt.MQTTMessage) -> None:
         received.append(json.loads(message.payload))
         got.set()
 
     client.on_message = on_message
-    client.connect(address.host, address.port)
+    client.connect(*host_port(mqtt_url))
     client.subscribe("insa/devices/+/telemetry", qos=1)
     client.loop_start()
     try:
