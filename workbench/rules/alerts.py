@@ -56,6 +56,7 @@ def alert_values(decision: Decision, directory: DeviceDirectory | None) -> dict[
         "status": "active",
         "triggered_at": triggered,
         "metadata": {"rule": rule.name, "type": rule.type},
+        "notebook_run_id": uuid.UUID(decision.notebook_run_id) if decision.notebook_run_id else None,
     }
 
 

@@ -7,6 +7,7 @@ does not raise again for the same device within ``cooldown_seconds`` of its prev
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ class Decision:
     key: str | None = None
     value: float | None = None
     threshold: float | None = None
+    notebook_run_id: str | None = None  # the executed notebook behind the event (notebook rules)
 
 
 @dataclass
@@ -49,7 +51,9 @@ def decide(rule: Rule, events: pd.DataFrame, book: AlertBook) -> list[Decision]:
     columns: list[Any] = [
         events[c].to_numpy() for c in ("device_id", "kind", "ts", "key", "value", "threshold")
     ]
-    for device, kind, ts, key, value, threshold in zip(*columns, strict=True):
+    # Optional column: rule types whose events come from a notebook run name it, so the alert links to it.
+    runs = events["notebook_run_id"].to_numpy() if "notebook_run_id" in events else [None] * len(events)
+    for device, kind, ts, key, value, threshold, run in zip(*columns, runs, strict=True):
         pair = (rule.id, str(device))
         if kind == "fire":
             if pair in book.open:
@@ -59,13 +63,19 @@ def decide(rule: Rule, events: pd.DataFrame, book: AlertBook) -> list[Decision]:
                 continue
             book.open.add(pair)
             book.last[pair] = int(ts)
-            decisions.append(Decision("raise", rule, str(device), int(ts), key, _num(value), _num(threshold)))
+            decisions.append(
+                Decision("raise", rule, str(device), int(ts), key, _num(value), _num(threshold), _run(run))
+            )
         elif kind == "clear" and rule.auto_resolve and pair in book.open:
             book.open.discard(pair)
             decisions.append(
                 Decision("resolve", rule, str(device), int(ts), key, _num(value), _num(threshold))
             )
     return decisions
+
+
+def _run(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | uuid.UUID) and value else None
 
 
 def _num(value: Any) -> float | None:
