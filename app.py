@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -192,6 +193,15 @@ def start_background(platform: Platform, stack: contextlib.ExitStack) -> None:
     stack.callback(start_in_process(platform))
     stack.callback(RuleEngine(platform).start().stop)
     stack.callback(start_reports(platform))
+    freeze_startup_heap()
+
+
+def freeze_startup_heap() -> None:
+    """Move everything allocated at start (modules, app, caches) out of the garbage collector's sight."""
+    # ~240k long-lived objects made each full collection cost 130-350 ms: a pause in ingest,
+    # rule evaluation and live pushes alike. Frozen objects are never scanned again.
+    gc.collect()
+    gc.freeze()
 
 
 def serve(app: Flask, settings: Settings) -> None:

@@ -222,3 +222,17 @@ def test_embedded_database_as_an_ordinary_user(tmp_path: Path) -> None:
         p for p in psutil.process_iter(["cmdline"]) if str(data) in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == [], "the server stops when the command ends"
+
+
+def test_startup_heap_is_frozen_out_of_the_collector() -> None:
+    import gc
+
+    from app import freeze_startup_heap
+
+    before = gc.get_freeze_count()
+    try:
+        freeze_startup_heap()
+        assert gc.get_freeze_count() > max(before, 10_000)  # every module and object of this process
+        assert len(gc.get_objects(generation=2)) < gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
