@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -47,6 +49,7 @@ from workbench.db.migrate import upgrade  # noqa: E402
 from workbench.db.tables import devices, latest_values  # noqa: E402
 from workbench.live.bus import TELEMETRY_BATCH  # noqa: E402
 from workbench.live.events import TelemetryBatch  # noqa: E402
+from workbench.live.socket import live_server  # noqa: E402
 from workbench.mqtt import host_port, make_client  # noqa: E402
 from workbench.platform import EXTENSION, Platform  # noqa: E402
 from workbench.settings import Settings  # noqa: E402
@@ -154,25 +157,45 @@ class Background(threading.Thread):
         return self.sent * KEYS_PER_MESSAGE
 
 
-class BusClock:
-    """Stamps when each probe value reaches the bus (committed by ingest), to split the latency."""
+class StageClock:
+    """Stamps when each probe value reaches the bus (committed by ingest) and leaves Socket.IO."""
 
     def __init__(self, platform: Platform, probe: str) -> None:
-        self.seen: dict[str, float] = {}
+        self.bus: dict[str, float] = {}
+        self.emitted: dict[str, float] = {}
         self.probe = probe
         platform.bus.subscribe(TELEMETRY_BATCH, self._on_batch)
+        server = live_server(platform)
+        assert server is not None, "the web app started no live server"
+        server.emit_hooks.append(self._on_emit)
 
     def _on_batch(self, topic: str, batch: TelemetryBatch) -> None:
         now = time.time() * 1000
         frame = batch.frame
         for value in frame.loc[frame["device_id"] == self.probe, "value"].tolist():
-            self.seen.setdefault(f"{value:.1f}", now)
+            self.bus.setdefault(f"{value:.1f}", now)
+
+    def _on_emit(self, event: str, data: dict[str, object]) -> None:
+        if event != "telemetry" or data.get("device_id") != self.probe:
+            return
+        now = time.time() * 1000
+        for _, value in data["points"]:  # type: ignore[attr-defined]
+            self.emitted.setdefault(f"{value:.1f}", now)
+
+
+# In the page: stamp each probe value as the Socket.IO client receives it (onAny runs before the handlers).
+RECEIVE_STAMP = """probe => { window.__received = [];
+  window.wbLive.state.socket.prependAny((name, ev) => {
+    if (name === 'telemetry' && ev.device_id === probe) {
+      const now = Date.now(); ev.points.forEach(p => window.__received.push([p[1].toFixed(1), now]));
+    } }); }"""
+STAGES = ("publish->bus", "bus->emit", "emit->browser", "browser->render", "publish->render")
 
 
 def measure(
-    page: object, url: str, probe: str, samples: int, gap: float, clock: BusClock | None = None
-) -> tuple[list[float], list[float]]:
-    """Publish ``samples`` probe values ``gap`` s apart; latencies (ms) to the bus and to the render."""
+    page: object, url: str, probe: str, samples: int, gap: float, clock: StageClock
+) -> dict[str, list[float]]:
+    """Publish ``samples`` probe values ``gap`` s apart; latencies (ms) of each stage, by STAGES name."""
     client = make_client(url)
     host, port = host_port(url)
     client.connect(host, port)
@@ -188,14 +211,20 @@ def measure(
     client.loop_stop()
     client.disconnect()
     renders = dict(page.evaluate("window.__renders.splice(0)"))  # type: ignore[attr-defined]
+    received = dict(page.evaluate("window.__received.splice(0)"))  # type: ignore[attr-defined]
     missing = [v for v in sent if v not in renders]
     if missing:
         print(
             f"  {len(missing)} of {samples} probe values never rendered (throttling keeps the newest)",
             flush=True,
         )
-    to_bus = [clock.seen[v] - sent[v] for v in sent if clock and v in clock.seen]
-    return to_bus, [renders[v] - sent[v] for v in sent if v in renders]
+    marks = [sent, clock.bus, clock.emitted, received, renders]
+    stages: dict[str, list[float]] = {}
+    for index, name in enumerate(STAGES[:-1]):
+        start, end = marks[index], marks[index + 1]
+        stages[name] = [end[v] - start[v] for v in sent if v in start and v in end]
+    stages[STAGES[-1]] = [renders[v] - sent[v] for v in sent if v in renders]
+    return stages
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -215,6 +244,7 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=0.25, help="seconds between probe values")
     parser.add_argument("--rates", default="0,1000,10000", help="background points/s, comma-separated")
     args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no request log between the figures
     from playwright.sync_api import sync_playwright
 
     data_dir = Path(tempfile.mkdtemp(prefix="workbench-live-bench-"))
@@ -251,11 +281,13 @@ def main() -> None:
                         "new MutationObserver(() => window.__renders.push([cell.textContent, Date.now()]))"
                         ".observe(cell, {childList: true, subtree: true, characterData: true});"
                     )
-                    clock = BusClock(platform, probe)
+                    page.evaluate(RECEIVE_STAMP, probe)
+                    clock = StageClock(platform, probe)
                     measure(page, mqtt_url, probe, 40, args.gap, clock)  # warm-up (page settles), not counted
+                    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
                     print(
-                        f"{'background points/s':>20} {'achieved':>9} {'p50 ms':>8} {'p99 ms':>8}"
-                        f" {'max ms':>8} {'n':>4}   {'to bus p50':>10} {'p99':>7}",
+                        f"{'background points/s':>20} {'achieved':>9} {'stage':>16} {'p50 ms':>8}"
+                        f" {'p99 ms':>8} {'max ms':>8} {'n':>4}",
                         flush=True,
                     )
                     for rate in [int(r) for r in args.rates.split(",")]:
@@ -264,14 +296,16 @@ def main() -> None:
                             load.start()
                             time.sleep(3)  # reach steady state
                         started = time.monotonic()
-                        to_bus, latencies = measure(page, mqtt_url, probe, args.samples, args.gap, clock)
+                        stages = measure(page, mqtt_url, probe, args.samples, args.gap, clock)
                         achieved = load.finish() / (time.monotonic() - started + 3) if load else 0.0
-                        print(
-                            f"{rate:>20,} {achieved:>9,.0f} {statistics.median(latencies):>8.1f} "
-                            f"{percentile(latencies, 99):>8.1f} {max(latencies):>8.1f} {len(latencies):>4}   "
-                            f"{statistics.median(to_bus):>10.1f} {percentile(to_bus, 99):>7.1f}",
-                            flush=True,
-                        )
+                        for name in STAGES:
+                            values = stages[name] or [float("nan")]
+                            print(
+                                f"{rate:>20,} {achieved:>9,.0f} {name:>16} {statistics.median(values):>8.1f}"
+                                f" {percentile(values, 99):>8.1f} {max(values):>8.1f} {len(stages[name]):>4}",
+                                flush=True,
+                            )
+                        print(f"load average (1 min): {os.getloadavg()[0]:.2f}", flush=True)
                         time.sleep(2)  # let ingest drain before the next level
                     browser.close()
             finally:

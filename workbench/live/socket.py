@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -102,6 +103,8 @@ class LiveServer:
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=QUEUE_LIMIT)
         self._unsubscribe: list[Any] = []
         self._worker: threading.Thread | None = None
+        # Called with (event, data) right after each emit: the latency benchmark stamps its stages here.
+        self.emit_hooks: list[Callable[[str, dict[str, Any]], None]] = []
         self._register_handlers()
 
     def init_app(self, app: Flask) -> None:
@@ -177,6 +180,8 @@ class LiveServer:
             return
         # The plain Manager.emit serves this process's clients only, even when the manager is Redis's.
         Manager.emit(self.socketio.server.manager, event, data, namespace="/", to=rooms)
+        for hook in self.emit_hooks:
+            hook(event, data)
 
     def _watched_devices(self) -> set[str]:
         present = self.socketio.server.manager.rooms.get("/", {}) if self.socketio.server else {}
