@@ -320,16 +320,16 @@ def alert_episodes(
     key: str | None = None,
     threshold: float | None = None,
     min_length: int = 1,
-    window_end: Any = None,
 ) -> int:
     """One alert per run of consecutive flagged samples: ``at`` its first sample, ``end`` its last,
     ``value`` the most extreme ``score`` in it. ``message`` may use ``{key}``, ``{value}``, ``{threshold}``,
-    ``{start}`` and ``{end}``. Returns how many alerts were raised."""
+    ``{start}`` and ``{end}``. A run that reaches the last sample is ``ongoing`` (metadata): the platform
+    keeps its alert open instead of resolving it at ``end``. Returns how many alerts were raised."""
     count = 0
     for first, last in episodes(flags, min_length):
         part = score.loc[first:last].dropna()
         value = float(part.loc[part.abs().idxmax()]) if len(part) else None
-        ongoing = window_end is not None and last >= flags.index[-1]
+        ongoing = last >= flags.index[-1]
         text = message.format(key=key, value=value, threshold=threshold, start=first, end=last)
         alert(
             severity,

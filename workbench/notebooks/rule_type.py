@@ -1,52 +1,71 @@
-"""The ``notebook`` rule type: a rule whose condition is a notebook of ``rules/`` run on new data.
+"""The ``notebook`` rule type: a notebook of ``rules/`` as a rule condition, run on new data or on a cron.
 
 Condition::
 
     {"notebook": "rules/ewma.ipynb", "parameters": {"keys": ["flow"], "lam": 0.1},
-     "window": "1h", "every": "1m", "keys": ["flow"]}
+     "window": "1h", "every": "1m", "keys": ["flow"],
+     "schedule": "*/5 * * * *", "timezone": "UTC", "on_data": true}
 
 - ``keys`` (or ``parameters.keys``): telemetry keys whose arrival triggers an evaluation;
 - ``window``: the monitoring window handed to the notebook (``start``/``end`` parameters), ending at the
-  newest point; ``every``: at most one evaluation per device this often (default ``1m``).
+  newest point (on data) or at the due time (on the schedule); ``every``: at most one evaluation per device
+  this often on data (default ``1m``);
+- ``schedule`` (optional cron, in ``timezone``): also run for each target device at every due time
+  (:mod:`workbench.notebooks.rule_schedule`); ``on_data: false`` leaves only the schedule.
 
-Live, evaluations run on the runner's warm pool in a background thread, never in the engine's batch path:
-``evaluate`` starts runs for devices with new data and returns the events of runs finished since the last
-call (alerts become ``fire`` events at their own start time; a run without alerts clears). Each event
-carries ``notebook_run_id`` so the alert row can link to its executed notebook. Backtests run the notebook
-once per device over the whole range with ``dry_run`` (nothing raised).
+Live, evaluations run on the runner's warm pool in background threads, never in the engine's batch path.
+Each finished run's events (alerts become ``fire`` events at their own start time; a run without alerts
+clears) carry ``notebook_run_id``, so the alert row links to its executed notebook. When the platform's rule
+engine runs, they go through its lifecycle at once (:mod:`workbench.notebooks.rule_delivery`); otherwise
+``evaluate`` returns them on its next call. Backtests run the notebook once per device over the whole range
+with ``dry_run`` (nothing raised).
 
 Registration: importing this module registers the type; the platform calls :func:`use_runner` with its
-:class:`NotebookRunner` at start.
+:class:`NotebookRunner` (and itself) at start.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
+from croniter import croniter
 from sqlalchemy import text
 
 from workbench.notebooks.result import NotebookResult
 from workbench.notebooks.runner import NotebookRunner, default_root, run_notebook_rule
+from workbench.platform import Platform
 from workbench.rules.conditions import Errors, parse_window
 from workbench.rules.types import Points, Rule, RuleState, RuleType, empty_events, register_rule_type
 
+log = logging.getLogger(__name__)
 EVENT_COLUMNS = ("device_id", "kind", "ts", "key", "value", "threshold", "notebook_run_id")
+FIELDS = {"notebook", "parameters", "window", "every", "keys", "schedule", "timezone", "on_data"}
 _runner: dict[str, NotebookRunner] = {}
+_platform: dict[str, Platform] = {}
 
 
-def use_runner(runner: NotebookRunner) -> None:
-    """Make notebook rules run on ``runner`` (the platform's, with its warm pool)."""
+def use_runner(runner: NotebookRunner, platform: Platform | None = None) -> None:
+    """Make notebook rules run on ``runner`` (the platform's, with its warm pool); with ``platform``, finished
+    runs go straight through that platform's rule engine."""
     _runner["current"] = runner
+    if platform is None:
+        _platform.pop("current", None)
+    else:
+        _platform["current"] = platform
 
 
 def release_runner(runner: NotebookRunner) -> None:
-    """Forget ``runner`` if notebook rules use it (it is being closed)."""
+    """Forget ``runner`` if notebook rules use it (it is being closed), and its platform."""
     if _runner.get("current") is runner:
         _runner.pop("current")
+        _platform.pop("current", None)
 
 
 def current_runner() -> NotebookRunner:
@@ -106,6 +125,8 @@ class NotebookRuleType(RuleType):
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="notebook-rule")
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], Future[list[dict[str, Any]]]] = {}
+        self._held: dict[str, list[dict[str, Any]]] = {}  # events of finished runs no engine took yet
+        self._scheduled: dict[tuple[str, str], int] = {}  # end of the last scheduled window (ns)
 
     def validate(self, condition: dict[str, Any]) -> Errors:
         """Errors naming the field; empty when valid."""
@@ -128,6 +149,19 @@ class NotebookRuleType(RuleType):
                 errors[f"condition.{field}"] = str(error)
         if not self.keys(condition):
             errors["condition.keys"] = "list the telemetry keys whose arrival triggers the notebook"
+        cron = condition.get("schedule")
+        if cron is not None and (not isinstance(cron, str) or not croniter.is_valid(cron)):
+            errors["condition.schedule"] = "a cron expression such as '*/5 * * * *'"
+        try:
+            ZoneInfo(str(condition.get("timezone", "UTC")))
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["condition.timezone"] = "an IANA time zone such as Europe/Madrid"
+        if not isinstance(condition.get("on_data", True), bool):
+            errors["condition.on_data"] = "true or false"
+        elif condition.get("on_data") is False and cron is None:
+            errors["condition.on_data"] = "a rule that ignores new data needs a schedule"
+        for extra in sorted(set(condition) - FIELDS):
+            errors[f"condition.{extra}"] = "unknown field"
         return errors
 
     def keys(self, condition: dict[str, Any]) -> set[str]:
@@ -137,7 +171,10 @@ class NotebookRuleType(RuleType):
         return {str(key) for key in ([keys] if isinstance(keys, str) else keys)}
 
     def evaluate(self, rule: Rule, points: Points, state: RuleState) -> pd.DataFrame:
-        """Start runs for devices with new data (throttled by ``every``); events of finished runs."""
+        """Start runs for devices with new data (throttled by ``every``); events of finished runs that no
+        running engine took yet."""
+        if rule.condition.get("on_data") is False:
+            return _frame(self._collect(rule.id))
         every_ns = int(parse_window(rule.condition.get("every", "1m")) * 1e9)
         window = pd.Timedelta(seconds=parse_window(rule.condition.get("window", "1h")))
         frame = (
@@ -154,22 +191,56 @@ class NotebookRuleType(RuleType):
             end = pd.Timestamp(int(newest) + 1000, tz="UTC")  # just past the newest point (µs)
             # Windows overlap from one evaluation to the next: alerts that began and ended before the
             # previous evaluation were already reported by it.
-            future = self._executor.submit(self._run, rule, device, end - window, end, False, last)
-            with self._lock:
-                self._pending[(rule.id, device)] = future
+            self._submit(rule, device, end - window, end, last)
         return _frame(self._collect(rule.id))
 
-    def _collect(self, rule_id: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
+    def run_due(self, rule: Rule, devices: list[str], due: pd.Timestamp) -> int:
+        """Start a scheduled run for each device over the ``window`` ending at ``due``; how many started (a
+        device whose previous run is still going is skipped)."""
+        window = pd.Timedelta(seconds=parse_window(rule.condition.get("window", "1h")))
+        end = pd.Timestamp(due).tz_convert("UTC")
+        started = 0
+        for device in devices:
+            with self._lock:
+                if (rule.id, device) in self._pending:
+                    continue
+                since = self._scheduled.get((rule.id, device), 0)
+                self._scheduled[(rule.id, device)] = int(end.value)
+            self._submit(rule, device, end - window, end, since)
+            started += 1
+        return started
+
+    def _submit(self, rule: Rule, device: str, start: pd.Timestamp, end: pd.Timestamp, since: int) -> None:
+        future = self._executor.submit(self._run, rule, device, start, end, False, since)
         with self._lock:
-            done = [pair for pair, future in self._pending.items() if pair[0] == rule_id and future.done()]
-            futures = [self._pending.pop(pair) for pair in done]
-        for future in futures:
+            self._pending[(rule.id, device)] = future
+        future.add_done_callback(lambda done: self._hand_over(rule, (rule.id, device), done))
+
+    def _hand_over(self, rule: Rule, pair: tuple[str, str], future: Future[list[dict[str, Any]]]) -> None:
+        """A run finished: its events go through the running engine now, else wait for ``evaluate``."""
+        from workbench.notebooks.rule_delivery import deliver
+
+        try:
+            events = future.result()
+        except Exception:  # a broken notebook is recorded in notebook_runs; the engine goes on
+            log.exception("notebook rule %s failed for device %s", rule.id, pair[1])
+            events = []
+        delivered = not events
+        platform = _platform.get("current")
+        if events and platform is not None:
             try:
-                events.extend(future.result())
-            except Exception:  # a broken notebook is recorded in notebook_runs; the engine goes on
-                continue
-        return events
+                delivered = deliver(platform, rule, _frame(events))
+            except Exception:
+                log.exception("notebook rule %s: could not apply the events of a run", rule.id)
+        with self._lock:
+            if not delivered:
+                self._held.setdefault(rule.id, []).extend(events)
+            if self._pending.get(pair) is future:
+                del self._pending[pair]
+
+    def _collect(self, rule_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._held.pop(rule_id, [])
 
     def _run(
         self, rule: Rule, device: str, start: pd.Timestamp, end: pd.Timestamp, dry: bool, since_ns: int = 0
@@ -191,11 +262,13 @@ class NotebookRuleType(RuleType):
         ]
 
     def wait(self, timeout: float = 60) -> None:
-        """Block until every started run has finished (tests and shutdown)."""
-        with self._lock:
-            futures = list(self._pending.values())
-        for future in futures:
-            future.exception(timeout)
+        """Block until every started run has finished and been handed over (tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._pending:
+                    return
+            time.sleep(0.01)
 
     def backtest(self, rule: Rule, engine: Any, start_ns: int, end_ns: int) -> pd.DataFrame | None:
         """Run the notebook once per target device over the whole range, as a dry run."""

@@ -6,16 +6,20 @@ from workbench.notebooks.runner import NotebookRunner
 from workbench.platform import Platform
 
 SERVICE = "notebooks"
+SCHEDULER = "notebook_rule_scheduler"
 
 
 def init_notebooks(platform: Platform) -> NotebookRunner:
-    """Create the platform's runner (warm kernels start lazily), register the ``notebook`` rule type and
-    point it at the runner. Call once from ``create_app``; :func:`close_notebooks` at shutdown."""
+    """Create the platform's runner (warm kernels start lazily), register the ``notebook`` rule type, point
+    it at the runner and this platform's rule engine, and start the notebook rules' cron (idle until a rule
+    engine runs here). Call once from ``create_app``; :func:`close_notebooks` at shutdown."""
     from workbench.notebooks import rule_type  # importing registers the rule type
+    from workbench.notebooks.rule_schedule import NotebookScheduler
 
     runner = NotebookRunner(platform.settings, engine=platform.engine)
     platform.services[SERVICE] = runner
-    rule_type.use_runner(runner)
+    rule_type.use_runner(runner, platform)
+    platform.services[SCHEDULER] = NotebookScheduler(platform).start()
     return runner
 
 
@@ -30,6 +34,9 @@ def close_notebooks(platform: Platform) -> None:
     from workbench.notebooks import rule_type
     from workbench.notebooks.cluster import close_clients
 
+    scheduler = platform.services.pop(SCHEDULER, None)
+    if scheduler is not None:
+        scheduler.stop()
     runner = platform.services.pop(SERVICE, None)
     if isinstance(runner, NotebookRunner):
         rule_type.release_runner(runner)

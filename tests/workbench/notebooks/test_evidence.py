@@ -1,0 +1,166 @@
+"""A notebook rule end to end: HTTP ingest -> rule engine -> warm notebook run -> alert row linked to its
+executed notebook -> the run as JSON and HTML (API and the UI's alert evidence); the same rule on a cron;
+and its backtest through ``POST /api/v1/rules/{id}/test``."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from tests.workbench.api.fixtures import make_device
+from workbench.db.tables import notebook_runs
+from workbench.notebooks import rule_type as notebook_rules
+from workbench.notebooks.rule_schedule import NotebookScheduler
+from workbench.notebooks.runner import NotebookRunner
+from workbench.notebooks.service import notebook_runner
+from workbench.platform import EXTENSION, Platform
+from workbench.rules.engine import SERVICE, RuleEngine
+from workbench.rules.types import rule_type
+
+BASELINE_MIN, WINDOW_MIN, SHIFT_S = 30, 10, 180
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll until ``check()`` is truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture
+def engine_on_app(app: Flask, notebook_runner: NotebookRunner) -> Iterator[tuple[Platform, RuleEngine]]:
+    """The app's platform with a running rule engine; notebook rules run on the session's warm pool."""
+    platform: Platform = app.extensions[EXTENSION]
+    own = notebook_runner_of(platform)
+    notebook_rules.use_runner(notebook_runner, platform)
+    engine = RuleEngine(platform, reload_seconds=0.2, tick_seconds=3600).start()
+    yield platform, engine
+    kind = rule_type("notebook")
+    assert isinstance(kind, notebook_rules.NotebookRuleType)
+    kind.wait()
+    engine.stop()
+    platform.services.pop(SERVICE, None)
+    notebook_rules.use_runner(own, platform)
+
+
+def notebook_runner_of(platform: Platform) -> NotebookRunner:
+    """The app's own runner (restored after the test)."""
+    return notebook_runner(platform)
+
+
+def ewma_rule(**condition: Any) -> dict[str, Any]:
+    """A notebook rule on the EWMA chart of ``flow``: 30 min baseline before a 10 min monitoring window."""
+    return {
+        "name": f"ewma-{uuid.uuid4().hex[:6]}",
+        "type": "notebook",
+        "condition": {
+            "notebook": "rules/ewma.ipynb",
+            "parameters": {"keys": ["flow"], "baseline": f"{BASELINE_MIN}m", "lam": 0.2},
+            "window": f"{WINDOW_MIN}m",
+            "every": "1m",
+            **condition,
+        },
+        "action": {"type": "alert", "severity": "critical", "message": "{rule}: {key} at {value}"},
+        "cooldown_seconds": 0,
+    }
+
+
+def readings(end: datetime) -> list[dict[str, Any]]:
+    """1 Hz flow for baseline + window ending at ``end``: steady, then 8 sigma higher for the last 3 min."""
+    count = (BASELINE_MIN + WINDOW_MIN) * 60
+    values = 20 + np.random.default_rng(3).normal(0, 0.5, count)
+    values[-SHIFT_S:] += 4
+    first = end - timedelta(seconds=count)
+    return [
+        {"key": "flow", "value": float(v), "timestamp": (first + timedelta(seconds=i)).isoformat()}
+        for i, v in enumerate(values)
+    ]
+
+
+def test_alert_links_to_its_executed_notebook_through_api_and_ui(
+    app: Flask,
+    client: FlaskClient,
+    engine_on_app: tuple[Platform, RuleEngine],
+    auth_headers: dict[str, dict[str, str]],
+) -> None:
+    platform, engine = engine_on_app
+    engineer, operator = auth_headers["engineer"], auth_headers["operator"]
+    device = make_device(app, f"nb-evidence-{uuid.uuid4().hex[:6]}")
+    end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=2)
+    target = {"device_id": str(device.id)}
+    on_data = client.post("/api/v1/rules", json={**ewma_rule(), **target}, headers=engineer)
+    on_cron = client.post(
+        "/api/v1/rules",
+        json={**ewma_rule(schedule="* * * * *", on_data=False), **target},
+        headers=engineer,
+    )
+    assert on_data.status_code == 201 and on_cron.status_code == 201, (on_data.json, on_cron.json)
+    live_id, cron_id = on_data.json["id"], on_cron.json["id"]
+    wait_for(lambda: {live_id, cron_id} <= {rule.id for rule in engine.rules()})
+
+    # Real ingest: the device posts its readings; the committed batch reaches the engine on the bus.
+    sent = client.post("/api/v1/telemetry", json=readings(end), headers=device.headers)
+    assert sent.status_code in (200, 201), sent.json
+
+    def linked_alerts(rule_id: str) -> list[dict[str, Any]]:
+        page = client.get(f"/api/v1/alerts?rule_id={rule_id}", headers=operator).json
+        return [item for item in page["items"] if item["notebook_run_id"]]
+
+    alert = wait_for(lambda: linked_alerts(live_id))[0]
+    assert alert["severity"] == "critical" and alert["key"] == "flow" and alert["status"] == "active"
+    assert end - timedelta(seconds=SHIFT_S + 1) <= datetime.fromisoformat(alert["triggered_at"]) < end
+
+    # alert -> notebook run -> HTML
+    run = client.get(f"/api/v1/notebook-runs/{alert['notebook_run_id']}", headers=operator)
+    assert run.status_code == 200, run.json
+    assert run.json["rule_id"] == live_id and run.json["status"] == "ok"
+    assert alert["id"] in run.json["alert_ids"] and run.json["parameters"]["device"] == str(device.id)
+    page = client.get(run.json["html_url"], headers=operator)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    text = page.get_data(as_text=True)
+    assert "EWMA control chart" in text and "flow: EWMA" in text and str(device.id) in text
+
+    # The UI's alert evidence links to the same page, which a logged-in UI session can open.
+    from workbench.ui.pages.alerts import evidence
+
+    with app.test_request_context():
+        parts = evidence(alert["id"])
+    links = [part for part in parts if getattr(part, "id", None) == "alert-notebook-link"]
+    assert links and links[0].href == run.json["html_url"]
+
+    # The cron-only rule ignored the data; its due time runs it over the window ending then.
+    with platform.engine.connect() as conn:
+        ran = conn.execute(select(notebook_runs.c.id).where(notebook_runs.c.rule_id == uuid.UUID(cron_id)))
+        assert ran.first() is None
+    scheduler = NotebookScheduler(platform)
+    assert scheduler.tick(end - timedelta(seconds=30)) == []
+    assert scheduler.tick(end + timedelta(seconds=5)) == [(cron_id, end, 1)]
+    assert NotebookScheduler(platform).tick(end + timedelta(seconds=5)) == []  # first tick only records
+    scheduled = wait_for(lambda: linked_alerts(cron_id))[0]
+    cron_run = client.get(f"/api/v1/notebook-runs/{scheduled['notebook_run_id']}", headers=operator).json
+    assert cron_run["parameters"]["end"].startswith(end.isoformat()[:19])
+
+    # Backtest through the API: would-be alerts, none raised.
+    before = len(client.get(f"/api/v1/alerts?rule_id={live_id}", headers=operator).json["items"])
+    window = {"start": (end - timedelta(minutes=WINDOW_MIN)).isoformat(), "end": end.isoformat()}
+    tested = client.post(f"/api/v1/rules/{live_id}/test", json=window, headers=operator)
+    assert tested.status_code == 200, tested.json
+    assert tested.json["alerts"] and tested.json["alerts"][0]["key"] == "flow"
+    assert end - timedelta(seconds=SHIFT_S + 1) <= datetime.fromisoformat(
+        tested.json["alerts"][0]["triggered_at"]
+    )
+    after = len(client.get(f"/api/v1/alerts?rule_id={live_id}", headers=operator).json["items"])
+    assert after == before

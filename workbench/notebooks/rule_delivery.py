@@ -1,0 +1,37 @@
+"""Finished notebook-rule runs into alerts now, through the running rule engine's own lifecycle.
+
+A notebook run ends in a background thread, possibly long after the batch that started it (or on a cron,
+with no batch at all). Rather than waiting for the rule's next batch, its events go through the engine's
+alert book (dedup, cooldown, auto-resolve), become alert rows linked to the run (``notebook_run_id``) in one
+transaction, and the rule's actions are queued on the engine's action worker, as for any other rule.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from workbench.platform import Platform
+from workbench.rules import alerts as alert_rows
+from workbench.rules.engine import AUTO_RESOLVE_COMMENT, engine_of
+from workbench.rules.lifecycle import decide
+from workbench.rules.types import Rule
+
+
+def deliver(platform: Platform, rule: Rule, events: pd.DataFrame) -> bool:
+    """Apply ``events`` of ``rule`` through the platform's running rule engine; False when none runs here."""
+    engine = engine_of(platform)
+    if engine is None:
+        return False
+    decisions = decide(rule, events.sort_values("ts", kind="stable"), engine.book)
+    raises = [alert_rows.alert_values(d, engine.directory) for d in decisions if d.kind == "raise"]
+    resolves = [(d.rule.id, d.device_id) for d in decisions if d.kind == "resolve"]
+    if not (raises or resolves):
+        return True
+    with platform.engine.begin() as conn:
+        created = alert_rows.insert_alerts(conn, raises)
+        resolved = alert_rows.auto_resolve(conn, resolves, AUTO_RESOLVE_COMMENT)
+    for row in created:
+        engine.run_actions(rule, row)
+    for row in resolved:
+        alert_rows.publish_update(platform, row)
+    return True
