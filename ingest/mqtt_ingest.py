@@ -14,11 +14,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.codecs import DecodeError, decode_mqtt
+from ingest.codecs import TOPIC_PREFIX, DecodeError, decode_mqtt
+from ingest.fastpath import FastRows
+from ingest.mqtt_client import make_ingest_client, parse_publish
 from ingest.pipeline import MessageReject, Pipeline
 from ingest.points import Reading
 from workbench.metrics import MQTT_MESSAGES
-from workbench.mqtt import host_port, make_client
+from workbench.mqtt import host_port
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,11 @@ SESSION_EXPIRY = 7 * 24 * 3600
 # Messages decoded and submitted together: one validation pass and one work item for many messages.
 DRAIN_MAX = 2000
 
-Inbound = tuple[str, Any, int, int, int]  # topic, payload, mid, qos, connection generation
+# (PUBLISH command byte, packet body, connection generation); a paho MQTTMessage and b"" for QoS 2.
+Inbound = tuple[Any, bytearray | bytes, int]
+# Parsed topics kept for the fast path (devices x keys); beyond this, topics are parsed each time.
+TOPIC_CACHE = 100_000
+OTHER, SINGLE, MESSAGE = 0, 1, 2
 
 
 def subscriptions(shared_group: str | None) -> list[str]:
@@ -61,8 +67,10 @@ class MqttIngest:
         self._connected = threading.Event()
         self._stopping = threading.Event()
         self._decoder: threading.Thread | None = None
-        self.client = make_client(url, client_id, protocol=mqtt.MQTTv5)
+        self._topics: dict[bytes, tuple[int, str, str, str]] = {}
+        self.client = make_ingest_client(url, client_id)
         self.client.manual_ack_set(True)
+        self.client.on_publish_raw = self._on_raw
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -122,12 +130,16 @@ class MqttIngest:
         if not self._stopping.is_set():
             log.warning("MQTT ingest disconnected: %s", reason)
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        # paho's network thread does only this: the decoder thread does the work. QoS 1 traffic is
-        # bounded by the receive maximum; a QoS 0 flood is held back here (TCP backpressure to the broker).
+    def _on_raw(self, command: int, body: bytearray) -> None:
+        # paho's network thread does only this: the decoder thread parses and decodes in bulk. QoS 1
+        # traffic is bounded by the receive maximum; a QoS 0 flood is held back here (TCP backpressure).
         while len(self._inbox) > self._inbox_cap and not self._stopping.is_set():
             time.sleep(0.005)
-        self._inbox.append((message.topic, message.payload, message.mid, message.qos, self._generation))
+        self._inbox.append((command, body, self._generation))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # Only what paho handles itself (QoS 2, downgraded by our QoS 1 subscriptions) arrives here.
+        self._inbox.append((message, b"", self._generation))
 
     def _decode_loop(self) -> None:
         inbox = self._inbox
@@ -144,11 +156,40 @@ class MqttIngest:
                 log.exception("MQTT decode failed for %d messages", len(batch))
 
     def _submit(self, batch: list[Inbound]) -> None:
+        fast = FastRows(self.pipeline.validator)
         readings: list[Reading] = []
         rejects: list[MessageReject] = []
         statuses: list[tuple[str, str]] = []
-        acks: list[tuple[int, int, int]] = []
-        for topic, payload, mid, qos, generation in batch:
+        acks: dict[int, list[int]] = {}
+        topics = self._topics
+        for command, body, generation in batch:
+            if isinstance(command, mqtt.MQTTMessage):
+                raw_topic, mid, payload, qos = (
+                    command._topic,
+                    command.mid,
+                    bytes(command.payload),
+                    command.qos,
+                )
+            else:
+                try:
+                    raw_topic, mid, payload = parse_publish(command, body)
+                except IndexError:  # a broker never sends this; without a packet id it cannot be acked
+                    log.error("malformed PUBLISH packet from the broker (%d bytes) ignored", len(body))
+                    continue
+                qos = (command >> 1) & 3
+            if qos:  # QoS 2 (never granted by our subscriptions) is acked apart, as PUBCOMP
+                acks.setdefault(generation if qos == 1 else -generation, []).append(mid)
+            route = topics.get(raw_topic)
+            if route is None:
+                route = _route(raw_topic)
+                if len(topics) < TOPIC_CACHE:
+                    topics[raw_topic] = route
+            kind, device, key, topic = route
+            if kind == SINGLE:
+                if fast.single(device, key, payload):
+                    continue
+            elif kind == MESSAGE and fast.message(device, payload):
+                continue
             try:
                 decoded = decode_mqtt(topic, payload)
             except DecodeError as error:
@@ -166,24 +207,40 @@ class MqttIngest:
                     rejects.append(
                         MessageReject("message carries no readings", payload, topic, _device_of(topic))
                     )
-            if qos > 0:
-                acks.append((mid, qos, generation))
         self.received += len(batch)
         MQTT_MESSAGES.labels("telemetry").inc(len(batch))
-        self.pipeline.submit(readings, SOURCE, self._acker(acks), rejects=rejects, statuses=statuses)
+        self.pipeline.submit(
+            readings, SOURCE, self._acker(acks), rejects=rejects, statuses=statuses, rows=fast.rows
+        )
 
-    def _acker(self, acks: list[tuple[int, int, int]]) -> Callable[[], None] | None:
+    def _acker(self, acks: dict[int, list[int]]) -> Callable[[], None] | None:
         if not acks:
             return None
 
         def ack() -> None:
-            current = self._generation
-            for mid, qos, generation in acks:
-                if generation == current:
-                    self.client.ack(mid, qos)
-                    self.acked += 1
+            # Packet ids of an earlier connection mean nothing on this one: the broker redelivers those.
+            generation = self._generation
+            mids = acks.get(generation)
+            if mids:
+                self.client.ack_many(mids)
+                self.acked += len(mids)
+            for mid in acks.get(-generation, ()):
+                self.client.ack(mid, 2)
+                self.acked += 1
 
         return ack
+
+
+def _route(raw_topic: bytes) -> tuple[int, str, str, str]:
+    """(kind, device text, key, topic text) of a topic; the fast path needs kind SINGLE or MESSAGE."""
+    topic = raw_topic.decode("utf-8", "replace")
+    if topic.startswith(TOPIC_PREFIX):
+        parts = topic[len(TOPIC_PREFIX) :].split("/")
+        if len(parts) == 2 and parts[1] == "telemetry":
+            return MESSAGE, parts[0], "", topic
+        if len(parts) == 3 and parts[1] == "telemetry":
+            return SINGLE, parts[0], parts[2], topic
+    return OTHER, "", "", topic
 
 
 def _device_of(topic: str) -> str | None:

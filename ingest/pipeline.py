@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from ingest.directory import DeviceDirectory
 from ingest.points import Reading
-from ingest.validation import Bounds, Validated, Validator, canonical_device
+from ingest.validation import Bounds, Row, Validated, Validator, canonical_device
 from ingest.writer import BatchWriter, QuarantineRow, WorkItem
 from workbench.live.bus import EventBus
 from workbench.settings import Settings
@@ -94,14 +94,18 @@ class Pipeline:
         rejects: list[MessageReject] | None = None,
         statuses: list[tuple[str, str]] | None = None,
         timeout: float | None = None,
+        rows: list[Row] | None = None,
     ) -> SubmitResult:
         """Validate ``readings`` from ``source``; good ones go to the writer, bad ones to quarantine.
 
         ``on_committed`` runs in the writer thread after the points, the quarantined readings and the
         status changes of this call are committed. Blocks while the write queue is full (backpressure);
-        raises Backpressure when ``timeout`` passes first.
+        raises Backpressure when ``timeout`` passes first. ``rows`` are points already validated (the
+        MQTT fast path); they are written with the others.
         """
-        result: Validated = self.validator.validate(readings)
+        result: Validated = self.validator.validate(readings) if readings else Validated()
+        if rows:
+            result.rows[:0] = rows
         quarantine: list[QuarantineRow] = []
         for index, reason in result.rejected:
             reading = readings[index]

@@ -54,8 +54,9 @@ class Validator:
     def __init__(self, directory: DeviceDirectory, bounds: Bounds) -> None:
         self.directory = directory
         self.bounds = bounds
-        self._good_keys: set[str] = set()
-        self._good_units: set[str] = set()
+        # Keys and units that passed once: later readings skip their checks (also used by the fast path).
+        self.good_keys: set[str] = set()
+        self.good_units: set[str] = set()
 
     def validate(self, readings: list[Reading], received: datetime | None = None) -> Validated:
         """Validate every reading; never raises for bad input."""
@@ -66,7 +67,7 @@ class Validator:
         stamp_cache: dict[Any, datetime] = {}
         meta_cache: dict[int, bytes | None] = {}
         devices: dict[Any, tuple[uuid.UUID, str]] = {}
-        good_keys, good_units = self._good_keys, self._good_units
+        good_keys, good_units = self.good_keys, self.good_units
         append = rows.append
         for index, reading in enumerate(readings):
             # Fast path for the common reading (known device, seen key and unit, finite number, cached
@@ -123,11 +124,11 @@ class Validator:
         if device is None:
             raise Rejected(f"unknown device {device_text!r}")
         key = reading.key
-        if key not in self._good_keys:
+        if key not in self.good_keys:
             if type(key) is not str or not KEY_PATTERN.fullmatch(key):
                 raise Rejected(f"invalid key {str(key)[:120]!r}: 1-100 of A-Z a-z 0-9 _ . : -")
-            if len(self._good_keys) < 100_000:
-                self._good_keys.add(key)
+            if len(self.good_keys) < 100_000:
+                self.good_keys.add(key)
         value, text = _value(reading.value, key, device.text_keys)
         raw_ts = reading.timestamp
         if raw_ts is None:
@@ -142,11 +143,11 @@ class Validator:
                 stamp_cache[cache_key] = cached
             stamp = cached
         unit = reading.unit
-        if unit is not None and unit not in self._good_units:
+        if unit is not None and unit not in self.good_units:
             if type(unit) is not str or len(unit) > MAX_UNIT or "\x00" in unit:
                 raise Rejected(f"unit must be text of at most {MAX_UNIT} characters")
-            if len(self._good_units) < 10_000:
-                self._good_units.add(unit)
+            if len(self.good_units) < 10_000:
+                self.good_units.add(unit)
         quality = _quality(reading.quality)
         meta = reading.metadata
         blob: bytes | None = None

@@ -1,0 +1,141 @@
+"""A paho 2 client tuned for ingest: buffered socket reads, raw PUBLISH hand-over, acks sent in bulk.
+
+paho reads every packet with several ``recv()`` calls (one byte of command, the length byte by byte,
+then the body) and builds an ``MQTTMessage`` with its ``Properties`` for each one; it sends every
+PUBACK with a wake-up write and a ``send()`` of its own. At tens of thousands of messages per second
+those per-message costs are most of ingest's CPU. This subclass keeps paho's connection, session and
+keep-alive logic and changes three private seams (paho 2.1-2.x):
+
+- the socket is read through a 64 KiB buffer (``_BufferedSocket``); it reports the buffered bytes as
+  ``pending()``, which paho's loop already honours for TLS sockets, so nothing waits in ``select()``
+  while packets sit in the buffer;
+- QoS 0/1 PUBLISH packets go to ``on_publish_raw(command, body)`` untouched (the decoder thread parses
+  them in bulk); QoS 2 and everything else take paho's normal path;
+- ``ack_many`` queues the PUBACKs of a whole committed batch as one write.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from workbench.mqtt import make_client
+
+READ_SIZE = 65536
+PUBACK = 0x40
+_PUBACK = struct.Struct("!BBH")
+
+RawHandler = Callable[[int, bytearray], None]
+
+
+class _BufferedSocket:
+    """The client socket, read through a buffer: one ``recv()`` serves many of paho's small reads."""
+
+    __slots__ = ("_buf", "_pos", "_sock")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, size: int) -> bytes:
+        """Up to ``size`` bytes, from the buffer while it holds any (paho handles short reads)."""
+        buf, pos = self._buf, self._pos
+        if pos < len(buf):
+            end = pos + size
+            self._pos = end
+            return buf[pos:end]
+        data = self._sock.recv(max(size, READ_SIZE))
+        if len(data) <= size:
+            return data
+        self._buf, self._pos = data, size
+        return data[:size]
+
+    def buffered(self) -> int:
+        """Bytes received from the kernel but not handed to paho yet."""
+        return max(0, len(self._buf) - self._pos)
+
+    def pending(self) -> int:
+        """Bytes readable without waiting (buffered here, or inside a TLS socket)."""
+        inner = getattr(self._sock, "pending", None)
+        return self.buffered() + (inner() if inner is not None else 0)
+
+    def fileno(self) -> int:
+        """The socket's descriptor, for ``select()``."""
+        return self._sock.fileno()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class IngestClient(mqtt.Client):
+    """paho's client with the ingest fast paths described in the module docstring."""
+
+    on_publish_raw: RawHandler | None = None
+
+    def _create_socket(self) -> Any:
+        return _BufferedSocket(super()._create_socket())
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        """Read packets until the buffer is empty (paho alone reads one per ``select()``)."""
+        rc = super().loop_read(max_packets)
+        while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS:
+            sock = self._sock
+            if not isinstance(sock, _BufferedSocket) or not sock.buffered():
+                break
+            rc = super().loop_read(max_packets)
+        return rc
+
+    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        handler = self.on_publish_raw
+        command = self._in_packet["command"]
+        if handler is None or command & 0x06 == 0x04:  # QoS 2 keeps paho's PUBREC/PUBREL handshake
+            return super()._handle_publish()
+        handler(command, self._in_packet["packet"])
+        if command & 0x06 and not self._manual_ack:
+            return self._send_puback(_publish_mid(self._in_packet["packet"]))
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def ack_many(self, mids: Iterable[int]) -> None:
+        """Queue the PUBACKs of QoS 1 messages as one write (manual-ack mode)."""
+        packet = b"".join([_PUBACK.pack(PUBACK, 2, mid) for mid in mids])
+        if packet:
+            self._packet_queue(PUBACK, packet, 0, 0)
+
+
+def make_ingest_client(url: str, client_id: str) -> IngestClient:
+    """An MQTT 5 IngestClient configured from ``url`` like ``workbench.mqtt.make_client``."""
+    client = make_client(url, client_id, protocol=mqtt.MQTTv5)
+    client.__class__ = IngestClient  # same state, our methods: make_client stays the one configuration door
+    assert isinstance(client, IngestClient)
+    return client
+
+
+def _publish_mid(body: bytearray) -> int:
+    length = (body[0] << 8) | body[1]
+    return (body[2 + length] << 8) | body[3 + length]
+
+
+def parse_publish(command: int, body: bytes | bytearray, v5: bool = True) -> tuple[bytes, int, bytes]:
+    """(topic, packet id or 0, payload) of a PUBLISH body (everything after the fixed header)."""
+    length = (body[0] << 8) | body[1]
+    pos = 2 + length
+    topic = bytes(body[2:pos])
+    mid = 0
+    if command & 0x06:
+        mid = (body[pos] << 8) | body[pos + 1]
+        pos += 2
+    if v5:  # skip the properties: their length is a variable byte integer
+        size = shift = 0
+        while True:
+            byte = body[pos]
+            pos += 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        pos += size
+    return topic, mid, bytes(body[pos:])
