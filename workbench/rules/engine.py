@@ -4,16 +4,22 @@ queues actions, and runs the schedule.
 ``RuleEngine(platform).start()`` subscribes to ``telemetry.batch`` on the bus. The bus handler only enqueues
 the batch (ingest never waits for rules); one evaluation thread drains the queue, merges what has piled up
 into one frame and evaluates every enabled streaming rule on it, vectorised per rule (the frame is split
-by key once; each rule takes its key's rows and its target's devices with one mask). Alert rows and rule
-state are written in one transaction per frame; actions run on the action worker threads.
+by key once; each rule takes its key's rows and its target's devices with one mask). Alert rows are
+committed in one transaction per frame, the actions queued on the action worker threads, then the rule
+state saved. Reading history (statistical windows) runs on a loader thread, never on the evaluation thread:
+a rule holds back only the points of the devices whose window is loading, so no alert waits behind a slow
+history query. Every frame's stage marks are kept in ``timings`` (``workbench.rules.timing``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -35,11 +41,12 @@ from workbench.rules.scheduler import Scheduler
 from workbench.rules.store import (
     DeviceDirectory,
     load_rules,
-    load_state,
+    load_states,
     save_states,
     window_aggregates,
     with_ns,
 )
+from workbench.rules.timing import FrameTiming, StageLog
 from workbench.rules.types import Points, Rule, RuleState, rule_type
 
 log = logging.getLogger(__name__)
@@ -74,37 +81,49 @@ class RuleEngine:
         self._states: dict[str, RuleState] = {}
         self._targets: dict[str, tuple[tuple[int, int], np.ndarray | None]] = {}
         self.codes = DeviceCodes()
-        self._queue: queue.Queue[TelemetryBatch] = queue.Queue(maxsize=100_000)
+        # (time the bus handed it over, batch); None as batch: a history load finished, evaluate anyway.
+        self._queue: queue.Queue[tuple[float, TelemetryBatch | None]] = queue.Queue(maxsize=100_000)
+        self._loader: HistoryLoader | None = None
+        self._evaluating = threading.Lock()  # the loop and direct callers (tests, tools) take turns
+        self._references: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._unsubscribe: list[Any] = []
         self._reload_due = 0.0
-        self._busy = False
         self.dropped = 0
         self.last_error: str | None = None
         self.evaluated_batches = 0
         self.eval_seconds: list[float] = []  # durations of the latest evaluations (health, benchmarks)
+        self.timings = StageLog()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> RuleEngine:
-        """Load rules, open alerts and devices; subscribe to the bus; start the threads."""
-        self.reload()
-        self.directory.refresh()
-        now = time.time_ns()
-        for rule in self._rules:  # load state and windows now rather than on the first live batches
-            kind = rule_type(rule.type) if rule_type_or_none(rule.type) else None
-            if kind is None:
-                continue
-            devices = kind.devices(rule) or self.directory.matching(rule.target, rule.device_id)
-            ids = sorted(devices) if devices is not None else list(self.directory.ids())
-            self._safely(lambda k=kind, r=rule, i=ids: k.warm(r, self.state(r), i, now))
-        self.book.open, self.book.last = alert_rows.open_pairs(self.engine)
+        """Subscribe to the bus, load rules, state, open alerts and devices; start the threads.
+
+        The bus subscription comes first, so no batch committed while the engine starts is missed (its
+        points may also be in a statistical window loaded at start: counted twice, never lost). Statistical
+        windows load in the background; start() does a handful of queries, whatever the number of rules.
+        """
         bus = self.platform.bus
         self._unsubscribe = [
             bus.subscribe(TELEMETRY_BATCH, self._on_batch),
             bus.subscribe(ALERT_UPDATE, self._on_alert_update),
             bus.subscribe(RULES_CHANGED, lambda topic, payload: self._request_reload()),
         ]
+        self._loader = HistoryLoader(self._wake)
+        self.reload()
+        self.directory.refresh()
+        self.book.open, self.book.last = alert_rows.open_pairs(self.engine)
+        saved = load_states(self.engine, [r.id for r in self._rules])
+        now = time.time_ns()
+        for rule in self._rules:  # windows ending now load in the background, not on the first live batches
+            kind = rule_type(rule.type) if rule_type_or_none(rule.type) else None
+            if kind is None:
+                continue
+            state = self.state(rule, saved.get(rule.id, RuleState()))
+            devices = kind.devices(rule) or self.directory.matching(rule.target, rule.device_id)
+            ids = sorted(devices) if devices is not None else list(self.directory.ids())
+            self._safely(lambda k=kind, r=rule, s=state, i=ids: k.warm(r, s, i, now))
         self.worker.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="rule-engine", daemon=True)
@@ -123,6 +142,8 @@ class RuleEngine:
             self._thread.join(10)
         self.scheduler.stop()
         self.worker.stop()
+        if self._loader is not None:
+            self._loader.stop()
 
     def health(self) -> dict[str, Any]:
         """Health details; raises when the evaluation thread died."""
@@ -142,16 +163,19 @@ class RuleEngine:
         return list(self._rules)
 
     def idle(self, timeout: float = 10.0) -> bool:
-        """Wait until queued batches are evaluated and their actions ran (tests, benchmarks)."""
+        """Wait until queued batches and history loads are evaluated and their actions ran (tests, bench)."""
         deadline = time.monotonic() + timeout
-        while (self._queue.qsize() or self._busy) and time.monotonic() < deadline:
+        loading = self._loader.in_flight if self._loader is not None else lambda: 0
+        # unfinished_tasks counts batches from put() until evaluated (task_done): no gap between the two.
+        while (self._queue.unfinished_tasks or loading()) and time.monotonic() < deadline:
             time.sleep(0.005)
-        return self.worker.drain(max(0.0, deadline - time.monotonic())) and not self._queue.qsize()
+        drained = self.worker.drain(max(0.0, deadline - time.monotonic()))
+        return drained and not self._queue.unfinished_tasks
 
     # -- bus handlers (publisher's thread: only enqueue) ------------------------------------------------
     def _on_batch(self, topic: str, batch: TelemetryBatch) -> None:
         try:
-            self._queue.put_nowait(batch)
+            self._queue.put_nowait((time.time(), batch))
         except queue.Full:
             self.dropped += 1
             log.error("rule engine queue full: a batch of %d points was not evaluated", len(batch.frame))
@@ -163,32 +187,48 @@ class RuleEngine:
     def _request_reload(self) -> None:
         self._reload_due = 0.0
 
+    def _wake(self) -> None:
+        """A history load finished (loader thread): evaluate again even if no batch arrives."""
+        with contextlib.suppress(queue.Full):  # batches are queued: the next frame evaluates the rule
+            self._queue.put_nowait((time.time(), None))
+
     # -- evaluation thread ---------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
             if time.monotonic() >= self._reload_due:
                 self._safely(self.reload)
             try:
-                first = self._queue.get(timeout=0.1)
+                received, first = self._queue.get(timeout=0.1)
             except queue.Empty:
                 continue
-            self._busy = True
+            batches: list[TelemetryBatch | None] = [first]
             try:
+                taken = time.time()
                 self._stop.wait(max(0.0, self._last_start + self.min_interval - time.monotonic()))
                 self._last_start = time.monotonic()
-                frames = [first.frame]
-                while len(frames) < 200:
+                while len(batches) < 200:
                     try:
-                        frames.append(self._queue.get_nowait().frame)
+                        batches.append(self._queue.get_nowait()[1])
                     except queue.Empty:
                         break
-                frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+                frames = [b.frame for b in batches if b is not None]
+                commits = [b.committed_at.timestamp() for b in batches if b is not None]
+                committed = min(commits, default=received)
+                timing = FrameTiming(committed, received, taken, batches=len(frames))
+                if not frames:
+                    frame = pd.DataFrame({"device_id": [], "key": [], "timestamp": [], "value": []})
+                else:
+                    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+                timing.points = len(frame)
                 began = time.perf_counter()
-                self._safely(lambda batch=frame: self.evaluate(batch))
+                timing.started = time.time()
+                self._safely(lambda batch=frame, t=timing: self.evaluate(batch, t))
                 self.eval_seconds.append(time.perf_counter() - began)
                 del self.eval_seconds[:-1000]
+                self.timings.add(timing)
             finally:
-                self._busy = False
+                for _ in batches:
+                    self._queue.task_done()
 
     def _safely(self, work: Any) -> None:
         try:
@@ -208,47 +248,54 @@ class RuleEngine:
         self._rules = fresh
         self._reload_due = time.monotonic() + self.reload_seconds
 
-    def state(self, rule: Rule) -> RuleState:
-        """The rule's state, loaded from rule_state the first time."""
+    def state(self, rule: Rule, saved: RuleState | None = None) -> RuleState:
+        """The rule's state: ``saved`` (read at start) or loaded from rule_state the first time."""
         state = self._states.get(rule.id)
         if state is None:
-            state = load_state(self.engine, rule.id)
+            state = saved if saved is not None else load_states(self.engine, [rule.id]).get(rule.id)
+            state = state or RuleState()
             state.memory["window_loader"] = self._window
             state.memory["reference"] = self._reference
             state.memory["codes"] = self.codes
+            if self._loader is not None:
+                state.memory["background"] = self._loader
             self._states[rule.id] = state
         return state
 
     def _reference(self, key: str) -> float:
         """A typical value of a key (any latest value), to keep windowed sums numerically tame."""
-        with self.engine.connect() as conn:
-            found = conn.execute(
-                select(latest_values.c.value)
-                .where(latest_values.c.key == key, latest_values.c.value.is_not(None))
-                .limit(1)
-            ).scalar()
-        return float(found or 0.0)
+        if key not in self._references:
+            with self.engine.connect() as conn:
+                found = conn.execute(
+                    select(latest_values.c.value)
+                    .where(latest_values.c.key == key, latest_values.c.value.is_not(None))
+                    .limit(1)
+                ).scalar()
+            self._references[key] = float(found or 0.0)
+        return self._references[key]
 
     def _window(
         self, ids: list[str], firsts: list[int], key: str, window: int, width: int, ref: float
     ) -> list[tuple[Any, ...]]:
         return window_aggregates(self.engine, ids, firsts, key, window, width, ref)
 
-    def evaluate(self, frame: pd.DataFrame) -> list[Decision]:
+    def evaluate(self, frame: pd.DataFrame, timing: FrameTiming | None = None) -> list[Decision]:
         """Evaluate every streaming rule on a frame of committed points; apply and return the decisions."""
+        with self._evaluating:
+            return self._evaluate(frame, timing)
+
+    def _evaluate(self, frame: pd.DataFrame, timing: FrameTiming | None) -> list[Decision]:
         streaming = [r for r in self._rules if rule_type_or_none(r.type) and rule_type(r.type).streaming]
         self.evaluated_batches += 1
-        if not streaming or frame.empty:
+        if not streaming:
             return []
         frame = frame[frame["value"].notna()]
-        if frame.empty:
-            return []
         known = len(self.codes)
         ids = frame["device_id"].astype(str).to_numpy(dtype=object)
         dev = self.codes.encode(ids)
         if len(self.codes) > known:
             self.directory.ensure(self.codes.ids[known:])
-        ts = with_ns(frame.loc[:, ["timestamp", "value"]])["ts"].to_numpy()
+        ts = with_ns(frame.loc[:, ["timestamp", "value"]])["ts"].to_numpy() if len(frame) else dev
         # Sorted once by (device, time): every rule's rows keep that order, so evaluators skip sorting.
         first = np.lexsort((ts, dev))
         ids, dev, ts = ids[first], dev[first], ts[first]
@@ -258,19 +305,18 @@ class RuleEngine:
         order = np.argsort(labels, kind="stable")
         cuts = np.searchsorted(labels[order], np.arange(len(uniques) + 1))
         by_key = {str(k): order[cuts[i] : cuts[i + 1]] for i, k in enumerate(uniques)}
+        nothing = np.zeros(0, dtype=np.int64)
         decisions: list[Decision] = []
         changed: list[tuple[str, str, dict[str, Any]]] = []
         for rule in streaming:
             kind = rule_type(rule.type)
             parts = [by_key[k] for k in kind.keys(rule.condition) if k in by_key]
-            if not parts:
-                continue
-            rows = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
-            mask = self._mask(rule, kind)
+            rows = nothing if not parts else parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
+            mask = self._mask(rule, kind) if len(rows) else None
             if mask is not None:
                 rows = rows[mask[dev[rows]]]
-                if not len(rows):
-                    continue
+            if not len(rows) and not (rule.id in self._states and kind.pending(self._states[rule.id])):
+                continue
             points = Points(dev[rows], ids[rows], keys[rows], ts[rows], values[rows], ordered=True)
             state = self.state(rule)
             try:
@@ -283,7 +329,9 @@ class RuleEngine:
             decisions.extend(decide(rule, events, self.book))
             changed.extend((rule.id, d, state.devices[d]) for d in state.dirty)
             state.dirty.clear()
-        self._apply(decisions, changed)
+        if timing is not None:
+            timing.evaluated = time.time()
+        self._apply(decisions, changed, timing)
         return decisions
 
     def _mask(self, rule: Rule, kind: Any) -> np.ndarray | None:
@@ -296,23 +344,33 @@ class RuleEngine:
             self._targets[rule.id] = cached
         return cached[1]
 
-    def _apply(self, decisions: list[Decision], changed: list[tuple[str, str, dict[str, Any]]]) -> None:
+    def _apply(
+        self,
+        decisions: list[Decision],
+        changed: list[tuple[str, str, dict[str, Any]]],
+        timing: FrameTiming | None = None,
+    ) -> None:
         raises = [alert_rows.alert_values(d, self.directory) for d in decisions if d.kind == "raise"]
         resolves = [(d.rule.id, d.device_id) for d in decisions if d.kind == "resolve"]
-        if not (raises or resolves or changed):
-            return
-        with self.engine.begin() as conn:
-            created = alert_rows.insert_alerts(conn, raises)
-            resolved = alert_rows.auto_resolve(conn, resolves, AUTO_RESOLVE_COMMENT)
+        if raises or resolves:
+            with self.engine.begin() as conn:
+                created = alert_rows.insert_alerts(conn, raises)
+                resolved = alert_rows.auto_resolve(conn, resolves, AUTO_RESOLVE_COMMENT)
+            if timing is not None:
+                timing.written = time.time()
+                timing.alerts = [str(row["id"]) for row in created]
+            by_id = {r.id: r for r in self._rules}
+            for row in created:
+                rule = by_id.get(str(row["rule_id"]))
+                if rule is not None:
+                    self.run_actions(rule, row)
+            for row in resolved:
+                alert_rows.publish_update(self.platform, row)
+            if timing is not None:
+                timing.dispatched = time.time()
+        # Rule state after the alerts' actions are on their way: a restart re-derives the little it loses.
         if changed:
             save_states(self.engine, changed)
-        by_id = {r.id: r for r in self._rules}
-        for row in created:
-            rule = by_id.get(str(row["rule_id"]))
-            if rule is not None:
-                self.run_actions(rule, row)
-        for row in resolved:
-            alert_rows.publish_update(self.platform, row)
 
     def run_actions(self, rule: Rule, row: dict[str, Any]) -> None:
         """Queue the rule's actions for a new alert row."""
@@ -326,6 +384,37 @@ class RuleEngine:
         """Queue a schedule rule's actions for one due time."""
         for config in rule.actions:
             self.worker.submit(config, ActionContext(self.platform, rule, due_at=due))
+
+
+class HistoryLoader:
+    """Runs history reads (statistical windows) on two threads; wakes the engine when one is done."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="rule-history")
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def submit(self, work: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``work(*args)`` in the background; the engine evaluates again once it is done."""
+        with self._lock:
+            self._count += 1
+        future = self._pool.submit(work, *args)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, future: Future[Any]) -> None:
+        self._wake()
+        with self._lock:
+            self._count -= 1
+
+    def in_flight(self) -> int:
+        """Loads submitted and not finished."""
+        return self._count
+
+    def stop(self) -> None:
+        """Drop queued loads (a stopped engine evaluates nothing more)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def rule_type_or_none(name: str) -> bool:

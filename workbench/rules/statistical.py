@@ -11,11 +11,20 @@ device's newest point (its watermark); the window's oldest edge is accurate to o
 the window are added to their bucket (aggregates commute); points older than the window are ignored. The
 firing flag per device is kept in ``rule_state``; the window itself is rebuilt from telemetry in PostgreSQL
 after a restart, aggregated in SQL (the engine gives the evaluator a window loader).
+
+History is read when the engine starts (the windows ending now) and for a device first seen with points
+older than that (a replay, a backfill, a device added later). In the engine those reads run on its loader
+threads (``state.memory["background"]``): the device's points wait in the rule's memory until its window
+is loaded and are evaluated then, while every other device and rule goes on. A device first seen with
+points newer than the start's load needs no read: nothing older can be stored that the start's load or the
+live batches did not bring. Without a background loader (backtests) the reads happen inline.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -33,6 +42,7 @@ from workbench.rules.types import (
     register_rule_type,
 )
 
+log = logging.getLogger(__name__)
 FUNCTIONS = ("mean", "stddev", "min", "max", "range", "zscore", "rate_of_change")
 FIELDS = {"key", "function", "window", "operator", "value", "min_points"}
 # window_loader(device_ids, first_ns, key, window_ns, width_ns, ref) -> rows of bucket aggregates
@@ -77,24 +87,36 @@ class StatisticalRule(RuleType):
         ref = float(ref_of(rule.condition["key"])) if ref_of else 0.0
         warm_window(state, rule, device_ids, now_ns, ref)
 
+    def pending(self, state: RuleState) -> bool:
+        """A background window load finished: its devices' held points can be evaluated."""
+        return any(load[1].done() for load in state.memory.get("loads", ()))
+
     def backtest_step_seconds(self, condition: dict[str, Any]) -> float | None:
         """Replay in bucket-sized steps, as batches would arrive."""
         return bucket_ns(parse_window(condition["window"])) / 1e9
 
     def evaluate(self, rule: Rule, points: Points, state: RuleState) -> pd.DataFrame:
         """Update the window aggregates, compute the statistic per touched device, emit changes."""
-        if len(points) == 0:
-            return empty_events()
         c = rule.condition
         window = int(parse_window(c["window"]) * 1e9)
         width = bucket_ns(window / 1e9)
-        mem = _memory(state, float(points.value[0]))
+        mem = _memory(state, float(points.value[0]) if len(points) else 0.0)
         codes: DeviceCodes = mem["codes"]
-        dev = points.device
-        ts = points.ts
-        values = points.value - mem["ref"]
         _fit(mem, len(codes))
-        _seed(mem, points, dev, c["key"], window, width)
+        dev, ts, values = _collect(mem)
+        if len(points):
+            dev = np.concatenate([dev, points.device])
+            ts = np.concatenate([ts, points.ts])
+            values = np.concatenate([values, points.value - mem["ref"]])
+        if not len(dev):
+            return empty_events()
+        _seed(mem, dev, ts, c["key"], window, width)
+        loading = mem["loading"][dev]
+        if loading.any():  # evaluated once their windows are loaded
+            mem["held"].append((dev[loading], ts[loading], values[loading]))
+            dev, ts, values = dev[~loading], ts[~loading], values[~loading]
+            if not len(dev):
+                return empty_events()
         wm = mem["wm"]
         np.maximum.at(wm, dev, ts)
         fresh = ts >= wm[dev] - window
@@ -134,16 +156,16 @@ def warm_window(state: RuleState, rule: Rule, device_ids: list[str], now_ns: int
     codes: DeviceCodes = mem["codes"]
     dev = codes.encode(np.array(device_ids, dtype=object))
     _fit(mem, len(codes))
-    points = Points(
-        dev,
-        np.array(device_ids, dtype=object),
-        np.full(len(dev), c["key"], dtype=object),
-        np.full(len(dev), now_ns, dtype=np.int64),
-        np.zeros(len(dev)),
-    )
-    _seed(mem, points, dev, c["key"], window, bucket_ns(window / 1e9))
-    # Devices without stored points in that window are seeded again at their first live point (which
-    # may be older than now: replays, backfills).
+    mem["warmed"][dev] = now_ns
+    at = np.full(len(dev), now_ns, dtype=np.int64)
+    _seed(mem, dev, at, c["key"], window, bucket_ns(window / 1e9), warm=True)
+    if not mem["loading"][dev].any():  # loaded inline (no background loader)
+        _unseen_if_empty(mem, dev)
+
+
+def _unseen_if_empty(mem: dict[str, Any], dev: np.ndarray) -> None:
+    # Devices without stored points in the start's window are looked at again at their first live point:
+    # only those older than the start need a read (replays, backfills).
     mem["seen"][dev] = mem["wm"][dev] != NO_TIME
 
 
@@ -152,7 +174,8 @@ def _memory(state: RuleState, ref: float) -> dict[str, Any]:
     if "aggs" not in mem:
         codes: DeviceCodes = mem.setdefault("codes", DeviceCodes())
         mem.update(ref=ref, aggs=_empty(), calls=0, wm=np.zeros(0, np.int64), firing=np.zeros(0, bool))
-        mem["seen"] = np.zeros(0, bool)
+        mem.update(seen=np.zeros(0, bool), loading=np.zeros(0, bool), warmed=np.zeros(0, np.int64))
+        mem.update(loads=[], held=[])
         _fit(mem, len(codes))
         for device_id, saved in state.devices.items():
             code = codes.code(device_id)
@@ -165,6 +188,8 @@ def _fit(mem: dict[str, Any], size: int) -> None:
     mem["wm"] = grown(mem["wm"], size, NO_TIME)
     mem["firing"] = grown(mem["firing"], size, False)
     mem["seen"] = grown(mem["seen"], size, False)
+    mem["loading"] = grown(mem["loading"], size, False)
+    mem["warmed"] = grown(mem["warmed"], size, NO_TIME)
 
 
 def _empty() -> Aggs:
@@ -272,26 +297,80 @@ def _statistic(aggs: Aggs, function: str, ref: float) -> tuple[np.ndarray, np.nd
         return devices, n, np.where(seconds > 0, rate, np.nan)
 
 
-def _seed(mem: dict[str, Any], points: Points, dev: np.ndarray, key: str, window: int, width: int) -> None:
-    """Rebuild the window of devices seen for the first time from stored telemetry (after a restart)."""
+def _seed(
+    mem: dict[str, Any],
+    dev: np.ndarray,
+    ts: np.ndarray,
+    key: str,
+    window: int,
+    width: int,
+    warm: bool = False,
+) -> None:
+    """Read the stored window of devices seen for the first time (engine start, replays, new devices)."""
     new = np.unique(dev[~mem["seen"][dev]])
     if not len(new):
         return
+    codes: DeviceCodes = mem["codes"]
+    first = np.full(len(codes), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, dev, ts)
+    if not warm:
+        warmed = mem["warmed"][new]
+        covered = (warmed != NO_TIME) & (first[new] >= warmed)
+        mem["seen"][new[covered]] = True
+        new = new[~covered]
+        if not len(new):
+            return
     mem["seen"][new] = True
     loader: WindowLoader | None = mem.get("window_loader")
     if loader is None:
         return
-    codes: DeviceCodes = mem["codes"]
-    first = np.full(len(codes), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first, points.device, points.ts)
     ids = [str(i) for i in codes.decode(new)]
-    rows = loader(ids, [int(t) for t in first[new]], key, window, width, float(mem["ref"]))
+    args = (ids, [int(t) for t in first[new]], key, window, width, float(mem["ref"]))
+    background = mem.get("background")
+    if background is None:
+        _add_history(mem, loader(*args))
+        return
+    mem["loading"][new] = True
+    mem["loads"].append((new, background.submit(loader, *args), warm))
+
+
+def _collect(mem: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Add finished background loads; return the held points of devices no longer loading."""
+    loads: list[tuple[np.ndarray, Future[Any], bool]] = mem["loads"]
+    finished = [load[1].done() for load in loads]
+    if any(finished):
+        mem["loads"] = [load for load, done in zip(loads, finished, strict=True) if not done]
+        for (new, future, warm), done in zip(loads, finished, strict=True):
+            if not done:
+                continue
+            try:
+                rows = [] if future.cancelled() else future.result()
+            except Exception:  # evaluate without that history rather than hold the points for ever
+                log.exception("statistical window load failed")
+                rows = []
+            _add_history(mem, rows)
+            mem["loading"][new] = False
+            if warm:
+                _unseen_if_empty(mem, new)
+    none = np.zeros(0, np.int64)
+    if not mem["held"]:
+        return none, none, np.zeros(0)
+    dev, ts, values = (np.concatenate(column) for column in zip(*mem["held"], strict=True))
+    waiting = mem["loading"][dev]
+    mem["held"] = [(dev[waiting], ts[waiting], values[waiting])] if waiting.any() else []
+    return dev[~waiting], ts[~waiting], values[~waiting]
+
+
+def _add_history(mem: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
+    """Add stored bucket aggregates (rows of the window loader) to the window."""
     if not rows:
         return
+    codes: DeviceCodes = mem["codes"]
     columns = list(zip(*rows, strict=True))
     history: Aggs = {"dev": codes.encode(np.array(columns[0], dtype=object))}
     for name, column in zip(_FIELDS[1:], columns[1:], strict=True):
         history[name] = np.array(column, dtype=np.int64 if name in ("bucket", "ft", "lt") else np.float64)
+    _fit(mem, len(codes))
     mem["aggs"] = _concat(mem["aggs"], history)
     np.maximum.at(mem["wm"], history["dev"], history["lt"])
 

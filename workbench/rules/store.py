@@ -87,15 +87,20 @@ class DeviceDirectory:
         return None
 
 
-def load_state(engine: Engine, rule_id: str) -> RuleState:
-    """The persisted per-device state of one rule."""
+def load_states(engine: Engine, rule_ids: list[str]) -> dict[str, RuleState]:
+    """The persisted per-device state of these rules, in one query (rules without state are absent)."""
+    if not rule_ids:
+        return {}
     with engine.connect() as conn:
         rows = conn.execute(
-            select(rule_state.c.device_id, rule_state.c.state).where(
-                rule_state.c.rule_id == uuid.UUID(rule_id)
+            select(rule_state.c.rule_id, rule_state.c.device_id, rule_state.c.state).where(
+                rule_state.c.rule_id.in_([uuid.UUID(r) for r in rule_ids])
             )
         )
-        return RuleState(devices={str(r.device_id): dict(r.state) for r in rows})
+        states: dict[str, RuleState] = {}
+        for row in rows:
+            states.setdefault(str(row.rule_id), RuleState()).devices[str(row.device_id)] = dict(row.state)
+        return states
 
 
 def save_states(engine: Engine, changed: list[tuple[str, str, dict[str, Any]]]) -> None:

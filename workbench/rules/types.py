@@ -21,6 +21,11 @@ third-party code, e.g. the notebook rules)::
             #   with ts (ns), key, value and threshold; the engine decides alerts from them
         def warm(self, rule, state, device_ids, now_ns) -> None:
             # optional: prepare in-memory state at engine start (statistical rules load their windows)
+        def pending(self, state) -> bool:
+            # optional: work is waiting without new points (a background history load finished); the
+            #   engine then calls evaluate() with no points. The engine puts "background" (an executor)
+            #   and "wake" (call it when such work becomes ready) in state.memory: read history there,
+            #   never on the evaluation thread, which every rule's alerts wait for
         def backtest(self, rule, engine, start_ns, end_ns) -> pd.DataFrame | None:
             # events over a historical range (query PostgreSQL through ``engine``); the default returns
             # None, and the stored telemetry is replayed through evaluate() (in backtest_step_seconds steps)
@@ -207,6 +212,10 @@ class RuleType:
 
     def warm(self, rule: Rule, state: RuleState, device_ids: list[str], now_ns: int) -> None:
         """Prepare in-memory state at engine start (before live batches); nothing by default."""
+
+    def pending(self, state: RuleState) -> bool:
+        """Whether ``evaluate`` has work to do without new points (e.g. a history load finished)."""
+        return False
 
     def backtest(self, rule: Rule, engine: Any, start_ns: int, end_ns: int) -> pd.DataFrame | None:
         """Events over a historical range, or None to replay stored telemetry through ``evaluate``."""

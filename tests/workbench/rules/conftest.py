@@ -1,9 +1,11 @@
-"""Fixtures of the rule-engine tests: a platform on the session database, devices, rules, a running engine."""
+"""Fixtures of the rule-engine tests: a platform on the session database and ``rig``, which makes devices,
+rules, stored telemetry and alert rows, starts engines (stopped at teardown) and evaluates points."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from workbench.db.engine import make_engine
-from workbench.db.tables import alerts, devices, rules
+from workbench.db.tables import alerts, devices, rules, telemetry
 from workbench.live.bus import EventBus
 from workbench.live.events import TelemetryBatch
 from workbench.platform import Platform
@@ -20,6 +22,7 @@ from workbench.rules.engine import RuleEngine
 from workbench.settings import Settings
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+Point = tuple[float, str, str, float]  # (seconds after the base time, device id, key, value)
 
 
 @pytest.fixture(scope="session")
@@ -30,27 +33,25 @@ def rules_platform(settings: Settings) -> Iterator[Platform]:
     platform.engine.dispose()
 
 
-@pytest.fixture
-def make_devices(rules_platform: Platform) -> Callable[..., list[str]]:
-    """``make_devices(n, type=..., area=...)``: insert devices, return their ids."""
+@dataclass
+class Rig:
+    """What a rule test sets up, in one place: devices, rules, telemetry, alerts, running engines."""
 
-    def build(n: int = 1, type: str = "pump", area: str | None = None) -> list[str]:
+    platform: Platform
+    engines: list[RuleEngine] = field(default_factory=list)
+
+    def devices(self, n: int = 1, type: str = "pump", area: str | None = None) -> list[str]:
+        """Insert ``n`` devices; their ids."""
         tag = uuid.uuid4().hex[:6]
-        with rules_platform.engine.begin() as conn:
+        with self.platform.engine.begin() as conn:
             rows = conn.execute(
                 insert(devices).returning(devices.c.id),
                 [{"name": f"dev-{tag}-{i}", "type": type, "area": area} for i in range(n)],
             )
             return [str(r.id) for r in rows]
 
-    return build
-
-
-@pytest.fixture
-def make_rule(rules_platform: Platform) -> Callable[..., str]:
-    """``make_rule(type, condition, target=..., action=..., **columns)``: insert an enabled rule."""
-
-    def build(kind: str, condition: dict[str, Any], **columns: Any) -> str:
+    def rule(self, kind: str, condition: dict[str, Any], **columns: Any) -> str:
+        """Insert an enabled rule (alert action, no cooldown unless given); its id."""
         values = {
             "name": f"rule-{uuid.uuid4().hex[:6]}",
             "type": kind,
@@ -59,28 +60,59 @@ def make_rule(rules_platform: Platform) -> Callable[..., str]:
             "cooldown_seconds": columns.pop("cooldown_seconds", 0),
             **columns,
         }
-        with rules_platform.engine.begin() as conn:
+        with self.platform.engine.begin() as conn:
             return str(conn.execute(insert(rules).values(**values).returning(rules.c.id)).scalar_one())
 
-    return build
+    def store(self, device: str, key: str, series: list[tuple[float, float]], base: datetime = T0) -> None:
+        """Write (seconds after base, value) points of one device and key straight to telemetry."""
+        with self.platform.engine.begin() as conn:
+            conn.execute(
+                insert(telemetry),
+                [
+                    {
+                        "timestamp": base + timedelta(seconds=s),
+                        "device_id": uuid.UUID(device),
+                        "key": key,
+                        "value": v,
+                    }
+                    for s, v in series
+                ],
+            )
+
+    def alert(self, rule: str, device: str, **columns: Any) -> str:
+        """Insert an active alert row of a rule and device; its id."""
+        values = {"severity": "warning", "message": "m", "status": "active", "triggered_at": T0, **columns}
+        row = insert(alerts).values(rule_id=uuid.UUID(rule), device_id=uuid.UUID(device), **values)
+        with self.platform.engine.begin() as conn:
+            return str(conn.execute(row.returning(alerts.c.id)).scalar_one())
+
+    def start(self, platform: Platform | None = None, **options: Any) -> RuleEngine:
+        """A started RuleEngine (stopped at teardown); call again to 'restart'."""
+        options = {"reload_seconds": 0.2, "tick_seconds": 3600, **options}
+        engine = RuleEngine(platform or self.platform, **options).start()
+        self.engines.append(engine)
+        return engine
+
+    def evaluate(self, engine: RuleEngine, points: list[Point], base: datetime = T0) -> None:
+        """Evaluate points as one committed frame, then wait for the history loads and actions it started."""
+        engine.evaluate(frame(points, base))
+        assert engine.idle()
+
+    def alerts(self, rule: str) -> list[dict[str, Any]]:
+        """Every alert of a rule, oldest first."""
+        return alerts_of(self.platform, rule)
 
 
 @pytest.fixture
-def start_engine(rules_platform: Platform) -> Iterator[Callable[[], RuleEngine]]:
-    """``start_engine()``: a started RuleEngine (stopped at teardown); call again to 'restart'."""
-    started: list[RuleEngine] = []
-
-    def build() -> RuleEngine:
-        engine = RuleEngine(rules_platform, reload_seconds=0.2, tick_seconds=3600).start()
-        started.append(engine)
-        return engine
-
-    yield build
-    for engine in started:
+def rig(rules_platform: Platform) -> Iterator[Rig]:
+    """A Rig on the rules platform; its engines are stopped at teardown."""
+    made = Rig(rules_platform)
+    yield made
+    for engine in made.engines:
         engine.stop()
 
 
-def frame(points: list[tuple[float, str, str, float]], base: datetime = T0) -> pd.DataFrame:
+def frame(points: list[Point], base: datetime = T0) -> pd.DataFrame:
     """A TelemetryBatch frame from (seconds after base, device, key, value) tuples."""
     return pd.DataFrame(
         {
@@ -94,7 +126,7 @@ def frame(points: list[tuple[float, str, str, float]], base: datetime = T0) -> p
     )
 
 
-def publish(platform: Platform, points: list[tuple[float, str, str, float]], base: datetime = T0) -> None:
+def publish(platform: Platform, points: list[Point], base: datetime = T0) -> None:
     """Publish points on the bus as a committed batch (unit-level tests only)."""
     platform.bus.publish("telemetry.batch", TelemetryBatch(frame(points, base), "test", datetime.now(UTC)))
 

@@ -18,13 +18,12 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import free_port
-from tests.workbench.rules.conftest import alerts_of, frame
+from tests.workbench.rules.conftest import Rig, alerts_of, frame
 from tests.workbench.rules.receivers import HttpReceiver, SmtpReceiver
 from workbench.db.tables import action_log
 from workbench.live.bus import EventBus
 from workbench.mqtt import MqttPublisher, host_port, make_client
 from workbench.platform import Platform
-from workbench.rules.engine import RuleEngine
 from workbench.rules.validation import validate_actions
 
 
@@ -39,23 +38,19 @@ def action_platform(rules_platform: Platform, mqtt_url: str) -> Iterator[Platfor
 
 
 @pytest.fixture
-def fire(
-    make_devices: Callable[..., list[str]], make_rule: Callable[..., str]
-) -> Iterator[Callable[[Platform, Any], tuple[dict[str, Any], list[dict[str, Any]]]]]:
+def fire(rig: Rig) -> Callable[[Platform, Any], tuple[dict[str, Any], list[dict[str, Any]]]]:
     """``fire(platform, action)``: a rule with these actions fires once; returns (alert, log rows)."""
-    engines: list[RuleEngine] = []
 
     def run(platform: Platform, action: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         assert validate_actions(action) == {}
-        [device] = make_devices(1)
-        rule = make_rule(
+        [device] = rig.devices(1)
+        rule = rig.rule(
             "threshold",
             {"key": "temp", "operator": ">", "value": 50},
             target={"device_id": device},
             action=action,
         )
-        engine = RuleEngine(platform, tick_seconds=3600).start()
-        engines.append(engine)
+        engine = rig.start(platform, reload_seconds=5.0)
         started = time.perf_counter()
         engine.evaluate(frame([(0, device, "temp", 75.5)]))
         assert (
@@ -75,9 +70,7 @@ def fire(
             )
         return alert, [dict(r) for r in rows]
 
-    yield run
-    for engine in engines:
-        engine.stop()
+    return run
 
 
 def _subscribe(url: str, topics: list[str]) -> tuple[mqtt.Client, queue.Queue[tuple[str, Any]]]:

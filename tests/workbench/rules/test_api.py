@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
-from tests.workbench.rules.conftest import T0, alerts_of
-from workbench.db.tables import alerts, telemetry
+from tests.workbench.rules.conftest import T0, Rig, alerts_of
+from workbench.db.tables import alerts
 from workbench.platform import EXTENSION, Platform
 
 Headers = dict[str, dict[str, str]]
@@ -28,10 +27,8 @@ def _rule(device: str) -> dict:
     }
 
 
-def test_rules_crud_with_roles_and_field_errors(
-    client: FlaskClient, auth_headers: Headers, make_devices: Callable[..., list[str]]
-) -> None:
-    [d] = make_devices(1)
+def test_rules_crud_with_roles_and_field_errors(client: FlaskClient, auth_headers: Headers, rig: Rig) -> None:
+    [d] = rig.devices(1)
     assert client.post("/api/v1/rules", json=_rule(d), headers=auth_headers["operator"]).status_code == 403
     assert client.get("/api/v1/rules", headers=auth_headers["viewer"]).status_code == 403
     bad = {**_rule(d), "condition": {"key": "temperature", "operator": ">"}, "action": {"type": "webhook"}}
@@ -65,26 +62,14 @@ def test_rules_crud_with_roles_and_field_errors(
 
 
 def test_backtest_returns_would_be_alerts_without_raising(
-    app: Flask, client: FlaskClient, auth_headers: Headers, make_devices: Callable[..., list[str]]
+    app: Flask, client: FlaskClient, auth_headers: Headers, rig: Rig
 ) -> None:
-    [d] = make_devices(1)
+    [d] = rig.devices(1)
     engine = app.extensions[EXTENSION].engine
     # 0-50 s normal, 60-180 s hot (fires at 120 s: held 60 s), 190 s normal again, 300-330 s hot (too short).
     series = [(s, 70.0) for s in range(0, 60, 10)] + [(s, 85.0) for s in range(60, 190, 10)]
     series += [(190, 70.0), (300, 95.0), (330, 95.0), (340, 60.0)]
-    with engine.begin() as conn:
-        conn.execute(
-            insert(telemetry),
-            [
-                {
-                    "timestamp": T0 + timedelta(seconds=s),
-                    "device_id": uuid.UUID(d),
-                    "key": "temperature",
-                    "value": v,
-                }
-                for s, v in series
-            ],
-        )
+    rig.store(d, "temperature", series)
     rule_id = client.post("/api/v1/rules", json=_rule(d), headers=auth_headers["engineer"]).json["id"]
     window = {"start": T0.isoformat(), "end": (T0 + timedelta(hours=1)).isoformat()}
     answer = client.post(f"/api/v1/rules/{rule_id}/test", json=window, headers=auth_headers["operator"])
@@ -114,23 +99,12 @@ def test_alerts_list_ack_resolve(
     client: FlaskClient,
     auth_headers: Headers,
     api_users: dict,
-    make_devices: Callable[..., list[str]],
-    make_rule: Callable[..., str],
+    rig: Rig,
 ) -> None:
     platform: Platform = app.extensions[EXTENSION]
-    [d] = make_devices(1)
-    rule = make_rule("threshold", {"key": "x", "operator": ">", "value": 1})
-    with platform.engine.begin() as conn:
-        conn.execute(
-            insert(alerts).values(
-                rule_id=uuid.UUID(rule),
-                device_id=uuid.UUID(d),
-                severity="critical",
-                message="m",
-                status="active",
-                triggered_at=T0,
-            )
-        )
+    [d] = rig.devices(1)
+    rule = rig.rule("threshold", {"key": "x", "operator": ">", "value": 1})
+    rig.alert(rule, d, severity="critical")
     updates: list[dict] = []
     platform.bus.subscribe("alert.update", lambda topic, payload: updates.append(payload))
     page = client.get(

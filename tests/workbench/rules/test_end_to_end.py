@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ingest.service import IngestService
-from tests.workbench.rules.conftest import alerts_of
+from tests.workbench.rules.conftest import Rig, alerts_of
 from workbench.live.bus import EventBus
 from workbench.mqtt import MqttPublisher
 from workbench.platform import Platform
@@ -54,19 +54,17 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
 
 
 def test_every_rule_type_through_ingest_with_a_restart_and_late_points(
-    plant: tuple[Platform, MqttPublisher],
-    make_devices: Callable[..., list[str]],
-    make_rule: Callable[..., str],
+    plant: tuple[Platform, MqttPublisher], rig: Rig
 ) -> None:
     platform, sender = plant
     area = f"e2e-{uuid.uuid4().hex[:4]}"
-    a, b = make_devices(2, type="compressor", area=area)
-    held = make_rule(
+    a, b = rig.devices(2, type="compressor", area=area)
+    held = rig.rule(
         "threshold",
         {"key": "temp", "operator": ">", "value": 80, "duration_seconds": 120},
         target={"area": area},
     )
-    compare = make_rule(
+    compare = rig.rule(
         "comparison",
         {
             "left": {"device": a, "key": "out"},
@@ -75,7 +73,7 @@ def test_every_rule_type_through_ingest_with_a_restart_and_late_points(
             "offset": 10,
         },
     )
-    spread = make_rule(
+    spread = rig.rule(
         "statistical",
         {"key": "vib", "function": "range", "window": "5m", "operator": ">", "value": 3},
         target={"device_type": "compressor"},

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from tests.workbench.rules.conftest import Rig
 from tests.workbench.rules.receivers import HttpReceiver
 from workbench.db.tables import rules
 from workbench.platform import Platform
-from workbench.rules.engine import RuleEngine
 from workbench.rules.schedule import due_times
 from workbench.rules.scheduler import Scheduler
 from workbench.rules.store import load_rules
@@ -30,10 +29,8 @@ def test_cron_is_timezone_aware_across_daylight_saving() -> None:
     assert [d.astimezone(UTC).hour for d in due] == [7, 6, 6, 6]
 
 
-def test_each_due_time_fires_once_across_schedulers(
-    rules_platform: Platform, make_rule: Callable[..., str]
-) -> None:
-    rule_id = make_rule("schedule", {"schedule": "*/5 * * * *", "timezone": "UTC"}, action={"type": "alert"})
+def test_each_due_time_fires_once_across_schedulers(rules_platform: Platform, rig: Rig) -> None:
+    rule_id = rig.rule("schedule", {"schedule": "*/5 * * * *", "timezone": "UTC"}, action={"type": "alert"})
     rule = next(r for r in load_rules(rules_platform.engine) if r.id == rule_id)
     fired: list[tuple[str, datetime]] = []
     lock = threading.Lock()
@@ -56,20 +53,19 @@ def test_each_due_time_fires_once_across_schedulers(
         assert conn.execute(select(rules.c.trigger_count).where(rules.c.id == rule.id)).scalar_one() == 2
 
 
-def test_engine_runs_schedule_actions(rules_platform: Platform, make_rule: Callable[..., str]) -> None:
+def test_engine_runs_schedule_actions(rig: Rig) -> None:
     receiver = HttpReceiver()
-    rule_id = make_rule(
+    rule_id = rig.rule(
         "schedule",
         {"schedule": "0 6 * * *", "timezone": "Europe/Madrid"},
         action={"type": "webhook", "url": receiver.url},
     )
-    engine = RuleEngine(rules_platform, tick_seconds=3600).start()
+    engine = rig.start()
     try:
         engine.scheduler.tick(datetime(2032, 6, 1, 3, 0, tzinfo=UTC))
         engine.scheduler.tick(datetime(2032, 6, 1, 4, 30, tzinfo=UTC))  # 06:00 Madrid = 04:00 UTC
         assert engine.idle(10)
     finally:
-        engine.stop()
         receiver.close()
     [body] = [receiver.json(i) for i in range(len(receiver.requests))]
     assert body["event"] == "schedule" and body["rule"]["id"] == rule_id and body["alert"] is None

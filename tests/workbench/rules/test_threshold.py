@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy import select
 
-from tests.workbench.rules.conftest import alerts_of, frame, publish
+from tests.workbench.rules.conftest import Rig, frame, publish
 from workbench.db.tables import rules
-from workbench.platform import Platform
-from workbench.rules.engine import RuleEngine
 from workbench.rules.types import rule_type
 from workbench.rules.validation import validate_rule
 
@@ -50,14 +46,9 @@ def test_validation_names_the_field() -> None:
     }
 
 
-def test_instant_threshold_raises_once_then_auto_resolves(
-    rules_platform: Platform,
-    make_devices: Callable[..., list[str]],
-    make_rule: Callable[..., str],
-    start_engine: Callable[[], RuleEngine],
-) -> None:
-    a, b = make_devices(2, type="boiler")
-    rule = make_rule(
+def test_instant_threshold_raises_once_then_auto_resolves(rig: Rig) -> None:
+    a, b = rig.devices(2, type="boiler")
+    rule = rig.rule(
         "threshold",
         {"key": "temperature", "operator": ">", "value": 50},
         target={"device_type": "boiler"},
@@ -67,106 +58,89 @@ def test_instant_threshold_raises_once_then_auto_resolves(
             "message": "{device} hot: {key}={value} > {threshold}",
         },
     )
-    engine = start_engine()
+    engine = rig.start()
     seen: list[dict] = []
-    rules_platform.bus.subscribe("alert", lambda topic, payload: seen.append(payload))
-    publish(
-        rules_platform, [(0, a, "temperature", 40), (1, a, "temperature", 55.5), (1, b, "temperature", 45)]
-    )
+    rig.platform.bus.subscribe("alert", lambda topic, payload: seen.append(payload))
+    publish(rig.platform, [(0, a, "temperature", 40), (1, a, "temperature", 55.5), (1, b, "temperature", 45)])
     assert engine.idle()
-    [alert] = alerts_of(rules_platform, rule)
+    [alert] = rig.alerts(rule)
     assert (str(alert["device_id"]), alert["severity"], alert["status"]) == (a, "critical", "active")
     assert (alert["key"], alert["value"], alert["threshold"]) == ("temperature", 55.5, 50.0)
     assert alert["message"].endswith("hot: temperature=55.5 > 50") and "dev-" in alert["message"]
     assert [p["id"] for p in seen] == [str(alert["id"])]
-    publish(rules_platform, [(2, a, "temperature", 60), (3, a, "temperature", 61)])
+    publish(rig.platform, [(2, a, "temperature", 60), (3, a, "temperature", 61)])
     assert engine.idle()
-    assert len(alerts_of(rules_platform, rule)) == 1  # still the one open alert
-    with rules_platform.engine.connect() as conn:
+    assert len(rig.alerts(rule)) == 1  # still the one open alert
+    with rig.platform.engine.connect() as conn:
         counted = conn.execute(
             select(rules.c.trigger_count, rules.c.last_triggered).where(rules.c.id == rule)
         ).one()
     assert counted == (1, alert["triggered_at"])
-    publish(rules_platform, [(4, a, "temperature", 20)])
+    publish(rig.platform, [(4, a, "temperature", 20)])
     assert engine.idle()
-    [alert] = alerts_of(rules_platform, rule)
+    [alert] = rig.alerts(rule)
     assert alert["status"] == "resolved" and alert["resolve_comment"].startswith("auto-resolved")
 
 
-def test_duration_survives_a_restart(
-    rules_platform: Platform,
-    make_devices: Callable[..., list[str]],
-    make_rule: Callable[..., str],
-    start_engine: Callable[[], RuleEngine],
-) -> None:
-    [d] = make_devices(1)
-    rule = make_rule(
+def test_duration_survives_a_restart(rig: Rig) -> None:
+    [d] = rig.devices(1)
+    rule = rig.rule(
         "threshold",
         {"key": "pressure", "operator": ">=", "value": 10, "duration_seconds": 300},
         target={"device_id": d},
     )
-    first = start_engine()
-    first.evaluate(frame([(0, d, "pressure", 9), (100, d, "pressure", 12), (250, d, "pressure", 13)]))
-    assert alerts_of(rules_platform, rule) == []
+    first = rig.start()
+    rig.evaluate(first, [(0, d, "pressure", 9), (100, d, "pressure", 12), (250, d, "pressure", 13)])
+    assert rig.alerts(rule) == []
     first.stop()
-    second = start_engine()  # a new process: state comes from rule_state
-    second.evaluate(frame([(350, d, "pressure", 11)]))
-    assert alerts_of(rules_platform, rule) == []  # 250 s held so far (since t=100)
-    second.evaluate(frame([(400, d, "pressure", 11)]))
-    [alert] = alerts_of(rules_platform, rule)
+    second = rig.start()  # a new process: state comes from rule_state
+    rig.evaluate(second, [(350, d, "pressure", 11)])
+    assert rig.alerts(rule) == []  # 250 s held so far (since t=100)
+    rig.evaluate(second, [(400, d, "pressure", 11)])
+    [alert] = rig.alerts(rule)
     assert alert["triggered_at"].timestamp() == frame([(400, d, "pressure", 0)])["timestamp"][0].timestamp()
     # A dip resets the run: held again 200 s only -> nothing new after the clear.
-    second.evaluate(frame([(410, d, "pressure", 5), (420, d, "pressure", 12), (620, d, "pressure", 12)]))
-    [alert] = alerts_of(rules_platform, rule)
+    rig.evaluate(second, [(410, d, "pressure", 5), (420, d, "pressure", 12), (620, d, "pressure", 12)])
+    [alert] = rig.alerts(rule)
     assert alert["status"] == "resolved"
 
 
-def test_out_of_order_and_late_points(
-    rules_platform: Platform,
-    make_devices: Callable[..., list[str]],
-    make_rule: Callable[..., str],
-    start_engine: Callable[[], RuleEngine],
-) -> None:
-    d, e = make_devices(2)
-    held = make_rule(
+def test_out_of_order_and_late_points(rig: Rig) -> None:
+    d, e = rig.devices(2)
+    held = rig.rule(
         "threshold",
         {"key": "level", "operator": ">", "value": 5, "duration_seconds": 60},
         target={"device_ids": [d]},
     )
-    instant = make_rule("threshold", {"key": "level", "operator": ">", "value": 100}, target={"device_id": e})
-    engine = start_engine()
+    instant = rig.rule("threshold", {"key": "level", "operator": ">", "value": 100}, target={"device_id": e})
+    engine = rig.start()
     # Out of order inside one batch: sorted by event time first, so the run 0..60 s holds.
-    engine.evaluate(frame([(60, d, "level", 7), (0, d, "level", 6), (30, d, "level", 8)]))
-    [alert] = alerts_of(rules_platform, held)
+    rig.evaluate(engine, [(60, d, "level", 7), (0, d, "level", 6), (30, d, "level", 8)])
+    [alert] = rig.alerts(held)
     assert alert["value"] == 7
     # A late point (before the watermark) below the threshold does not clear the alert...
-    engine.evaluate(frame([(10, d, "level", 1)]))
-    assert alerts_of(rules_platform, held)[0]["status"] == "active"
+    rig.evaluate(engine, [(10, d, "level", 1)])
+    assert rig.alerts(held)[0]["status"] == "active"
     # ...but an on-time one does.
-    engine.evaluate(frame([(70, d, "level", 1)]))
-    assert alerts_of(rules_platform, held)[0]["status"] == "resolved"
+    rig.evaluate(engine, [(70, d, "level", 1)])
+    assert rig.alerts(held)[0]["status"] == "resolved"
     # Instantaneous rules still fire on late points: the excursion happened.
-    engine.evaluate(frame([(100, e, "level", 1)]))
-    engine.evaluate(frame([(50, e, "level", 150)]))
-    [late] = alerts_of(rules_platform, instant)
+    rig.evaluate(engine, [(100, e, "level", 1)])
+    rig.evaluate(engine, [(50, e, "level", 150)])
+    [late] = rig.alerts(instant)
     assert late["value"] == 150 and late["status"] == "active"
 
 
-def test_cooldown_in_event_time(
-    rules_platform: Platform,
-    make_devices: Callable[..., list[str]],
-    make_rule: Callable[..., str],
-    start_engine: Callable[[], RuleEngine],
-) -> None:
-    [d] = make_devices(1)
-    rule = make_rule(
+def test_cooldown_in_event_time(rig: Rig) -> None:
+    [d] = rig.devices(1)
+    rule = rig.rule(
         "threshold",
         {"key": "rpm", "operator": ">", "value": 10},
         target={"device_id": d},
         cooldown_seconds=60,
     )
-    engine = start_engine()
-    engine.evaluate(frame([(0, d, "rpm", 20), (5, d, "rpm", 0), (30, d, "rpm", 20), (40, d, "rpm", 0)]))
-    assert len(alerts_of(rules_platform, rule)) == 1  # the second excursion is inside the cooldown
-    engine.evaluate(frame([(90, d, "rpm", 20)]))
-    assert [a["status"] for a in alerts_of(rules_platform, rule)] == ["resolved", "active"]
+    engine = rig.start()
+    rig.evaluate(engine, [(0, d, "rpm", 20), (5, d, "rpm", 0), (30, d, "rpm", 20), (40, d, "rpm", 0)])
+    assert len(rig.alerts(rule)) == 1  # the second excursion is inside the cooldown
+    rig.evaluate(engine, [(90, d, "rpm", 20)])
+    assert [a["status"] for a in rig.alerts(rule)] == ["resolved", "active"]
