@@ -2,8 +2,9 @@
 
 ``from workbench.notebooks import api`` inside a rule, report or analyst notebook. The runner starts each
 kernel with ``WORKBENCH_DATABASE_URL`` set (so does ``workbench lab``). Alerts and records are published as
-display data with workbench MIME types: they stay in the executed notebook as evidence and the runner reads
-them back from there, whichever way the notebook ran (warm kernel, plain papermill, a Dask worker).
+display data with workbench MIME types (JSON lists; one output per cell, at the cell's end, with a text line
+per item for people): they stay in the executed notebook as evidence and the runner reads them back from
+there, whichever way the notebook ran (warm kernel, plain papermill, a Dask worker).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ DATABASE_ENV = "WORKBENCH_DATABASE_URL"
 CONTEXT_ENV = "WORKBENCH_NOTEBOOK_CONTEXT"
 SEVERITIES = ("info", "warning", "critical")
 
-_state: dict[str, Any] = {"connection": None, "alerts": [], "records": {}, "context": {}}
+_state: dict[str, Any] = {"connection": None, "alerts": [], "records": {}, "context": {}, "outbox": {}}
 
 
 def database_url() -> str:
@@ -127,21 +128,10 @@ def telemetry(
     return table.sort_index()
 
 
-# COPY ... (FORMAT BINARY) rows of (key position int4, timestamptz, float8, int4): fixed width once NULLs
-# are replaced, so numpy reads them in one go; ten times faster than building Python rows.
-_ROW = np.dtype(
-    [
-        ("fields", ">i2"),
-        ("l1", ">i4"),
-        ("position", ">i4"),
-        ("l2", ">i4"),
-        ("micros", ">i8"),
-        ("l3", ">i4"),
-        ("value", ">f8"),
-        ("l4", ">i4"),
-        ("quality", ">i4"),
-    ]
-)
+# One bytea per read: the server packs each sample as fixed-width binary (key position int4, timestamptz int8
+# microseconds since 2000, float8 value, int4 quality; NULLs as NaN and -1) and numpy reads it in one go.
+# COPY TO STDOUT hands libpq one message per row, which costs the kernel ~1 µs of Python per sample.
+_ROW = np.dtype([("position", ">i4"), ("micros", ">i8"), ("value", ">f8"), ("quality", ">i4")])
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970-01-01
 
 
@@ -161,15 +151,19 @@ def _read_binary(
         where += " AND timestamp < %s"
         args.append(upper)
     statement = (
-        "COPY (SELECT (array_position(%s::text[], key::text) - 1)::int4, timestamp,"
-        " COALESCE(value, 'NaN'::float8), COALESCE(quality, -1)::int4"
-        f" FROM telemetry WHERE {where} ORDER BY timestamp) TO STDOUT (FORMAT BINARY)"
+        "SELECT string_agg(int4send((array_position(%s::text[], key::text) - 1)::int4)"
+        " || timestamptz_send(timestamp) || float8send(COALESCE(value, 'NaN'::float8))"
+        " || int4send(COALESCE(quality, -1)::int4), ''::bytea ORDER BY timestamp)"
+        f" FROM telemetry WHERE {where}"
     )
-    buffer = bytearray()
-    with _connection().cursor() as cur, cur.copy(statement, [names, *args]) as copy:
-        for chunk in copy:
-            buffer += chunk
-    rows = np.frombuffer(bytes(buffer[19:-2]), dtype=_ROW)  # 19-byte header, 2-byte trailer
+    import psycopg
+
+    try:
+        with _connection().cursor(binary=True) as cur:
+            row = cur.execute(statement, [names, *args]).fetchone()
+    except psycopg.errors.ProgramLimitExceeded as error:  # a bytea holds at most 1 GB (~44M samples)
+        raise MemoryError(f"{error}: read a shorter range, or use dask_telemetry for this one") from None
+    rows = np.frombuffer(row[0] if row and row[0] else b"", dtype=_ROW)
     stamps = pd.to_datetime(rows["micros"].astype("int64") + _PG_EPOCH_US, unit="us", utc=True)
     quality = rows["quality"].astype(float)
     quality[quality < 0] = np.nan
@@ -251,7 +245,7 @@ def alert(
         "metadata": _jsonable(metadata),
     }
     _state["alerts"].append(payload)
-    _publish({ALERT_MIME: payload, "text/plain": f"alert [{severity}] {message} (at {payload['at']})"})
+    _publish(ALERT_MIME, payload, f"alert [{severity}] {message} (at {payload['at']})")
     return payload
 
 
@@ -259,16 +253,22 @@ def record(name: str, value: Any) -> None:
     """Record a named value (a score, a count, a small table) in the run result."""
     clean = _jsonable(value)
     _state["records"][str(name)] = clean
-    _publish({RECORD_MIME: {"name": str(name), "value": clean}})
+    shown = json.dumps(clean, default=str)
+    shown = shown if len(shown) <= 200 else shown[:197] + "..."
+    _publish(RECORD_MIME, {"name": str(name), "value": clean}, f"record {name} = {shown}")
 
 
 def episodes(flags: pd.Series, min_length: int = 1) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """The (first, last) timestamps of each run of consecutive true flags at least ``min_length`` long."""
+    return [(flags.index[a], flags.index[b - 1]) for a, b in _runs(flags, min_length)]
+
+
+def _runs(flags: pd.Series, min_length: int) -> list[tuple[int, int]]:
+    """Positions ``[a, b)`` of each run of consecutive true flags at least ``min_length`` long."""
     values = flags.fillna(False).astype(bool).to_numpy()
     edges = np.diff(np.concatenate([[0], values.astype(np.int8), [0]]))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # stop is one past the run
-    runs = zip(starts, stops, strict=True)
-    return [(flags.index[a], flags.index[b - 1]) for a, b in runs if b - a >= min_length]
+    return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True) if b - a >= min_length]
 
 
 class Windows(NamedTuple):
@@ -326,10 +326,15 @@ def alert_episodes(
     ``{start}`` and ``{end}``. A run that reaches the last sample is ``ongoing`` (metadata): the platform
     keeps its alert open instead of resolving it at ``end``. Returns how many alerts were raised."""
     count = 0
-    for first, last in episodes(flags, min_length):
-        part = score.loc[first:last].dropna()
-        value = float(part.loc[part.abs().idxmax()]) if len(part) else None
-        ongoing = last >= flags.index[-1]
+    # Positional slices of numpy arrays: a rule may raise dozens of alerts per run, and label slicing of
+    # a DatetimeIndex costs a few hundred microseconds each time.
+    aligned = score if score.index.equals(flags.index) else score.reindex(flags.index)
+    scores = aligned.to_numpy(dtype=float, na_value=np.nan)
+    for a, b in _runs(flags, min_length):
+        first, last = flags.index[a], flags.index[b - 1]
+        part = scores[a:b][~np.isnan(scores[a:b])]
+        value = float(part[np.argmax(np.abs(part))]) if len(part) else None
+        ongoing = b == len(flags)
         text = message.format(key=key, value=value, threshold=threshold, start=first, end=last)
         alert(
             severity,
@@ -340,7 +345,7 @@ def alert_episodes(
             key=key,
             end=last,
             threshold=threshold,
-            samples=int(flags.loc[first:last].sum()),
+            samples=b - a,
             ongoing=bool(ongoing),
         )
         count += 1
@@ -366,6 +371,7 @@ def _begin(run_context: dict[str, Any]) -> None:
     Cheaper than ``%reset -f``, which forces a full garbage collection (100-300 ms with pandas loaded)."""
     _state["alerts"] = []
     _state["records"] = {}
+    _state["outbox"] = {}
     _state["context"] = dict(run_context)
     try:
         from IPython import get_ipython
@@ -385,14 +391,34 @@ def _begin(run_context: dict[str, Any]) -> None:
     shell.execution_count = 1
 
 
-def _publish(bundle: dict[str, Any]) -> None:
+def _publish(mime: str, item: dict[str, Any], line: str) -> None:
+    """Queue an alert or record for the output published when the current cell ends (inside IPython).
+
+    One display per cell rather than one per item: each display costs the kernel an IOPub round trip and
+    a stream flush, and a rule may raise dozens of alerts in one cell."""
     try:
         from IPython import get_ipython
-        from IPython.display import display
     except ImportError:  # plain Python: the collected lists are the result
         return
-    if get_ipython() is not None:
-        display(bundle, raw=True)
+    shell = get_ipython()
+    if shell is None:
+        return
+    if _flush_outbox not in shell.events.callbacks["post_run_cell"]:
+        shell.events.register("post_run_cell", _flush_outbox)
+    box = _state["outbox"]
+    box.setdefault(mime, []).append(item)
+    box.setdefault("text/plain", []).append(line)
+
+
+def _flush_outbox(result: Any = None) -> None:
+    """Publish the cell's queued alerts and records as one output (runs after every cell, failed or not)."""
+    box, _state["outbox"] = _state["outbox"], {}
+    if not box:
+        return
+    from IPython.display import display
+
+    box["text/plain"] = "\n".join(box["text/plain"])
+    display(box, raw=True)
 
 
 def _iso(value: Any) -> str | None:

@@ -69,8 +69,8 @@ class WarmKernel:
                 break
             if kind == "clear_output":
                 outputs.clear()
-            elif kind in ("stream", "display_data", "execute_result", "error"):
-                _append(outputs, nbformat.v4.output_from_msg(msg))
+            elif kind in OUTPUT_FIELDS:
+                _append(outputs, _output(kind, content))
         while True:
             reply = self._next(self.kc.get_shell_msg, deadline)
             if reply["parent_header"].get("msg_id") == msg_id:
@@ -97,6 +97,22 @@ class WarmKernel:
             self.kc.stop_channels()
         finally:
             self.km.shutdown_kernel(now=True)
+
+
+# The fields each IOPub output message keeps in the notebook (as nbformat.v4.output_from_msg, which also
+# validates each output: the whole notebook is validated once when it is written).
+OUTPUT_FIELDS = {
+    "stream": ("name", "text"),
+    "display_data": ("data", "metadata"),
+    "execute_result": ("data", "metadata", "execution_count"),
+    "error": ("ename", "evalue", "traceback"),
+}
+
+
+def _output(kind: str, content: dict[str, Any]) -> Any:
+    """An output node from an IOPub message's content."""
+    fields = {name: content[name] for name in OUTPUT_FIELDS[kind]}
+    return nbformat.from_dict({"output_type": kind, **fields})
 
 
 def _append(outputs: list[Any], output: Any) -> None:

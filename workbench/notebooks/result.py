@@ -121,12 +121,17 @@ def collect_outputs(nb: Any) -> tuple[list[AlertRequest], dict[str, Any]]:
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data") or {}
-            if ALERT_MIME in data:
-                alerts.append(AlertRequest.from_payload(dict(data[ALERT_MIME])))
-            if RECORD_MIME in data:
-                item = data[RECORD_MIME]
-                records[item["name"]] = item["value"]
+            alerts.extend(AlertRequest.from_payload(dict(item)) for item in _items(data, ALERT_MIME))
+            records.update((item["name"], item["value"]) for item in _items(data, RECORD_MIME))
     return alerts, records
+
+
+def _items(data: dict[str, Any], mime: str) -> list[Any]:
+    """The payloads under ``mime``: a list (one output per cell), or one item (notebooks run before)."""
+    found = data.get(mime)
+    if found is None:
+        return []
+    return list(found) if isinstance(found, list) else [found]
 
 
 def describe_failure(notebook: str, cell_index: int, source: str, ename: str, evalue: str) -> str:
