@@ -9,10 +9,12 @@ import plotly.graph_objects as go
 MARGIN = {"l": 40, "r": 10, "t": 10, "b": 30}
 
 
-def _layout(height: int) -> dict[str, Any]:
+def _layout(height: int | None) -> dict[str, Any]:
     # Transparent backgrounds and a neutral template let one figure read in light and dark themes.
+    # No height: the figure fills its container (dashboard cells are resized by dragging).
+    sized = {"height": height} if height else {"autosize": True}
     return {
-        "height": height,
+        **sized,
         "margin": MARGIN,
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
@@ -34,7 +36,7 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def line(x: list[Any], y: list[Any], height: int = 240, fill: bool = False) -> go.Figure:
+def line(x: list[Any], y: list[Any], height: int | None = 240, fill: bool = False) -> go.Figure:
     """A line (or area) chart: the live charts extend its first trace."""
     figure = go.Figure(go.Scatter(x=x, y=y, mode="lines", fill="tozeroy" if fill else None))
     figure.update_layout(**_layout(height))
@@ -62,7 +64,9 @@ def band(data: dict[str, list[Any]], height: int = 300) -> go.Figure:
     return figure
 
 
-def gauge(value: float | None, title: str, maximum: float | None = None, height: int = 200) -> go.Figure:
+def gauge(
+    value: float | None, title: str, maximum: float | None = None, height: int | None = 200
+) -> go.Figure:
     """A gauge of the latest value."""
     top = maximum if maximum is not None else max(100.0, (value or 0) * 1.5)
     figure = go.Figure(
@@ -74,7 +78,7 @@ def gauge(value: float | None, title: str, maximum: float | None = None, height:
     return figure
 
 
-def stat(value: float | None, x: list[Any], y: list[Any], title: str, height: int = 160) -> go.Figure:
+def stat(value: float | None, x: list[Any], y: list[Any], title: str, height: int | None = 160) -> go.Figure:
     """A big number with a sparkline under it."""
     figure = go.Figure(
         go.Indicator(mode="number", value=value or 0, title={"text": title}, domain={"y": [0.4, 1]})

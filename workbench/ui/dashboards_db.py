@@ -24,6 +24,14 @@ WIDGET_TYPES = {
 }
 WINDOWS = {"15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800}
 AGGREGATIONS = ("avg", "min", "max")
+# The layout grid: 12 columns, rows of ROW_HEIGHT pixels with MARGIN between cells (react-grid-layout's).
+COLUMNS = 12
+ROW_HEIGHT = 30
+MARGIN = 10
+DEFAULT_W, DEFAULT_H = 6, 7
+MIN_COLUMNS, MIN_ROWS = 2, 4
+PLACE = ("x", "y", "w", "h")
+CELL_PREFIX = "cell-"
 
 
 def _visible(user: UiUser) -> ColumnElement[bool]:
@@ -92,21 +100,92 @@ def save(
     return str(new_id)
 
 
+def height_px(rows: int) -> int:
+    """Pixel height of a widget ``rows`` grid rows tall (rows plus the gaps between them)."""
+    return rows * ROW_HEIGHT + (rows - 1) * MARGIN
+
+
+def _rows(pixels: int) -> int:
+    return max(MIN_ROWS, round((pixels + MARGIN) / (ROW_HEIGHT + MARGIN)))
+
+
 def ordered(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    """Widgets in layout order, each with its size (w columns of 12, h pixels)."""
-    sizes = {item["id"]: item for item in (dashboard.get("layout") or {}).get("items", [])}
-    out = []
-    for index, raw in enumerate(dashboard.get("widgets") or []):
-        widget = {**raw, "id": str(raw.get("id") or f"w{index}")}  # API clients may omit ids
-        size = sizes.get(widget["id"], {})
-        out.append({**widget, "w": int(size.get("w", 6)), "h": int(size.get("h", 260))})
-    order = [item["id"] for item in (dashboard.get("layout") or {}).get("items", [])]
-    out.sort(key=lambda w: order.index(w["id"]) if w["id"] in order else len(order))
+    """Widgets in reading order, each with its grid place (x, y, w of 12 columns; h in rows)."""
+    layout = dashboard.get("layout") or {}
+    items = {str(item.get("id")): item for item in layout.get("items", [])}
+    # Layouts written before the drag-and-drop grid (and API clients) give only w and h in pixels:
+    # flow those left to right, row by row, as the Bootstrap columns showed them.
+    legacy = "row_height" not in layout
+    out: list[dict[str, Any]] = []
+    x = y = row_rows = 0
+    order = list(items)
+    widgets = [
+        {**raw, "id": str(raw.get("id") or f"w{index}")}
+        for index, raw in enumerate(dashboard.get("widgets") or [])
+    ]
+    widgets.sort(key=lambda w: order.index(w["id"]) if w["id"] in order else len(order))
+    for widget in widgets:
+        item = items.get(widget["id"], {})
+        w = min(COLUMNS, max(MIN_COLUMNS, int(item.get("w", DEFAULT_W))))
+        if legacy:
+            h = _rows(int(item.get("h", height_px(DEFAULT_H))))
+            if x + w > COLUMNS:
+                x, y, row_rows = 0, y + row_rows, 0
+            place = {"x": x, "y": y, "w": w, "h": h}
+            x, row_rows = x + w, max(row_rows, h)
+        else:
+            place = {
+                "x": max(0, min(COLUMNS - w, int(item.get("x", 0)))),
+                "y": max(0, int(item.get("y", 0))),
+                "w": w,
+                "h": max(MIN_ROWS, int(item.get("h", DEFAULT_H))),
+            }
+        out.append({**widget, **place})
+    out.sort(key=lambda w: (w["y"], w["x"]))
     return out
 
 
+def place_new(widgets: list[dict[str, Any]]) -> dict[str, int]:
+    """Where a new widget goes: full left, under everything else."""
+    bottom = max((int(w["y"]) + int(w["h"]) for w in widgets), default=0)
+    return {"x": 0, "y": bottom, "w": DEFAULT_W, "h": DEFAULT_H}
+
+
+def with_grid(widgets: list[dict[str, Any]], grid: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Widgets with the places the grid reports (``{i, x, y, w, h}`` items, i = ``cell-<id>``)."""
+    places = {str(item.get("i", "")).removeprefix(CELL_PREFIX): item for item in grid or []}
+    out = []
+    for widget in widgets:
+        item = places.get(widget["id"])
+        if item is not None:
+            widget = {**widget, **{k: int(item[k]) for k in ("x", "y", "w", "h") if k in item}}
+        out.append(widget)
+    return out
+
+
+def grid_layout(widgets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The react-grid-layout items of ``widgets``."""
+    return [
+        {
+            "i": f"{CELL_PREFIX}{w['id']}",
+            "x": int(w["x"]),
+            "y": int(w["y"]),
+            "w": int(w["w"]),
+            "h": int(w["h"]),
+            "minW": MIN_COLUMNS,
+            "minH": MIN_ROWS,
+        }
+        for w in widgets
+    ]
+
+
 def split(widgets: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Builder widgets (with sizes) back into the stored widgets list and layout."""
-    stored = [{k: v for k, v in w.items() if k not in ("w", "h")} for w in widgets]
-    layout = {"columns": 12, "items": [{"id": w["id"], "w": w["w"], "h": w["h"]} for w in widgets]}
+    """Builder widgets (with places) back into the stored widgets list and layout."""
+    placed = sorted(widgets, key=lambda w: (int(w["y"]), int(w["x"])))
+    stored = [{k: v for k, v in w.items() if k not in PLACE} for w in placed]
+    layout = {
+        "columns": COLUMNS,
+        "row_height": ROW_HEIGHT,
+        "items": [{"id": w["id"], **{k: int(w[k]) for k in PLACE}} for w in placed],
+    }
     return stored, layout

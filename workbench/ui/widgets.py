@@ -1,4 +1,5 @@
-"""Dashboard widgets: each renders from its binding (device, keys, aggregation, time window)."""
+"""Dashboard widgets: each renders from its binding (device, keys, aggregation, time window) and says
+which Socket.IO events keep it live (``render`` returns the content and its live targets)."""
 
 from __future__ import annotations
 
@@ -14,132 +15,236 @@ from workbench.ui import charts, queries
 from workbench.ui.dashboards_db import WIDGET_TYPES, WINDOWS
 from workbench.ui.pages.overview import STATUS_COLORS
 
+ALERT_ROWS = 10
+SPARK_POINTS = 60
+GRAPH_CONFIG: Any = {"displayModeBar": False, "responsive": True}
+# Graphs fill their card and follow its size (react-grid-layout resizes cards without a callback).
+FILL = {"height": "100%", "minHeight": 0}
 
-def graph_id(widget: dict[str, Any], key: str) -> str:
-    """Id of a widget's live chart for one key."""
-    return f"w-{widget['id']}-{key}"
+
+def graph_id(widget: dict[str, Any], index: int) -> str:
+    """Id of a widget's live chart for its ``index``-th key (keys may hold dots, ids may not)."""
+    return f"w-{widget['id']}-g{index}"
+
+
+def _graph(graph: str, figure: Any) -> Any:
+    return dcc.Graph(id=graph, figure=figure, config=GRAPH_CONFIG, responsive=True, style=FILL)
+
+
+def render(engine: Engine, widget: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+    """The inside of one widget card, and the live targets that keep it current."""
+    kind = widget.get("type")
+    device_id: str = widget.get("device_id") or ""
+    keys: list[str] = widget.get("keys") or []
+    if kind in ("line", "area", "gauge", "stat", "table") and not device_id:
+        return html.Div("Bind a device.", className="text-body-secondary"), []
+    if kind in ("line", "area"):
+        return _lines(engine, widget, device_id, keys)
+    if kind in ("gauge", "stat"):
+        return _indicator(engine, widget, device_id, keys)
+    if kind == "table":
+        return _table(engine, widget, device_id, keys)
+    if kind == "alerts":
+        return _alerts(engine, widget, device_id)
+    if kind == "status":
+        return _statuses(engine, widget)
+    return html.Div(f"Unknown widget {kind}"), []
 
 
 def body(engine: Engine, widget: dict[str, Any]) -> Any:
     """The inside of one widget card."""
-    kind = widget.get("type")
-    height = int(widget.get("h", 260)) - 60
-    device_id: str = widget.get("device_id") or ""
-    keys = widget.get("keys") or []
-    if kind in ("line", "area", "gauge", "stat", "table") and not device_id:
-        return html.Div("Bind a device.", className="text-body-secondary")
-    if kind in ("line", "area"):
-        end = datetime.now(UTC)
-        start = end - timedelta(seconds=WINDOWS.get(widget.get("window", "1h"), 3600))
-        graphs = []
-        for key in keys[:4]:
-            data = queries.series(engine, device_id, key, start, end, max_points=400)
-            agg = widget.get("aggregation", "avg")
-            y = data[agg] if agg in ("min", "max") and data.get(agg) else data["y"]
-            figure = charts.line(
-                data["x"], y, height=max(height // max(len(keys[:4]), 1), 120), fill=kind == "area"
-            )
-            graphs.append(
-                dcc.Graph(id=graph_id(widget, key), figure=figure, config={"displayModeBar": False})
-            )
-        return graphs or html.Div("Pick keys.", className="text-body-secondary")
-    if kind in ("gauge", "stat"):
-        latest = {row["key"]: row for row in queries.latest(engine, device_id)}
-        key = keys[0] if keys else next(iter(latest), None)
-        value = latest[key]["value"] if key in latest else None
-        title = f"{key} ({latest[key]['unit'] or ''})" if key in latest else str(key)
-        if kind == "gauge":
-            return dcc.Graph(
-                figure=charts.gauge(value, title, height=height), config={"displayModeBar": False}
-            )
-        end = datetime.now(UTC)
-        data = (
-            queries.series(engine, device_id, key, end - timedelta(hours=1), end, max_points=60)
-            if key
-            else {"x": [], "y": []}
-        )
-        return dcc.Graph(
-            figure=charts.stat(value, data["x"], data["y"], title, height=height),
-            config={"displayModeBar": False},
-        )
-    if kind == "table":
-        rows = [r for r in queries.latest(engine, device_id) if not keys or r["key"] in keys]
-        return dbc.Table(
-            [
-                html.Thead(html.Tr([html.Th("key"), html.Th("value"), html.Th("unit"), html.Th("time")])),
-                html.Tbody(
-                    [
-                        html.Tr(
-                            [
-                                html.Td(r["key"]),
-                                html.Td(charts.fmt(r["value"])),
-                                html.Td(r["unit"] or ""),
-                                html.Td(r["timestamp"].isoformat(sep=" ")[:19]),
-                            ]
-                        )
-                        for r in rows
-                    ]
-                ),
-            ],
-            size="sm",
-            className="mb-0",
-        )
-    if kind == "alerts":
-        with engine.connect() as conn:
-            query = select(alerts).where(alerts.c.status != "resolved").order_by(alerts.c.created_at.desc())
-            if device_id:
-                query = query.where(alerts.c.device_id == device_id)
-            rows = [dict(r._mapping) for r in conn.execute(query.limit(10))]
-        if not rows:
-            return html.Div("No open alerts.", className="text-body-secondary")
-        return dbc.ListGroup(
-            [dbc.ListGroupItem(f"[{r['severity']}] {r['message'] or ''}") for r in rows], flush=True
-        )
-    if kind == "status":
-        with engine.connect() as conn:
-            found = conn.execute(select(devices.c.name, devices.c.status).order_by(devices.c.name)).all()
-        return html.Div(
-            [
-                dbc.Badge(
-                    f"{name}: {status}", color=STATUS_COLORS.get(status, "warning"), className="me-1 mb-1"
-                )
-                for name, status in found
-            ]
-        )
-    return html.Div(f"Unknown widget {kind}")
+    return render(engine, widget)[0]
 
 
-def card(engine: Engine, widget: dict[str, Any], tools: Any = None, refreshable: bool = False) -> Any:
-    """A widget in its card, sized by its layout (w of 12 columns, h pixels)."""
-    inside = body(engine, widget)
-    if refreshable:
-        inside = html.Div(inside, id={"type": "wbody", "wid": widget["id"]})
+def _lines(
+    engine: Engine, widget: dict[str, Any], device_id: str, keys: list[str]
+) -> tuple[Any, list[dict[str, Any]]]:
+    end = datetime.now(UTC)
+    start = end - timedelta(seconds=WINDOWS.get(widget.get("window", "1h"), 3600))
+    agg = widget.get("aggregation", "avg")
+    graphs, targets = [], []
+    for index, key in enumerate(keys[:4]):
+        data = queries.series(engine, device_id, key, start, end, max_points=400)
+        y = data[agg] if agg in ("min", "max") and data.get(agg) else data["y"]
+        graph = graph_id(widget, index)
+        figure = charts.line(data["x"], y, height=None, fill=widget.get("type") == "area")
+        graphs.append(html.Div(_graph(graph, figure), className="wb-fill"))
+        targets.append({"device_id": device_id, "key": key, "graph": graph})
+    if not graphs:
+        return html.Div("Pick keys.", className="text-body-secondary"), []
+    return html.Div(graphs, className="wb-stack"), targets
+
+
+def _indicator(
+    engine: Engine, widget: dict[str, Any], device_id: str, keys: list[str]
+) -> tuple[Any, list[dict[str, Any]]]:
+    latest = {row["key"]: row for row in queries.latest(engine, device_id)}
+    key = keys[0] if keys else next(iter(latest), None)
+    if key is None:
+        return html.Div("No values yet.", className="text-body-secondary"), []
+    value = latest[key]["value"] if key in latest else None
+    title = f"{key} ({latest[key]['unit'] or ''})" if key in latest else str(key)
+    graph = f"w-{widget['id']}-{widget['type']}"
+    if widget["type"] == "gauge":
+        figure = charts.gauge(value, title, height=None)
+        return _graph(graph, figure), [{"device_id": device_id, "key": key, "gauge": graph}]
+    end = datetime.now(UTC)
+    data = queries.series(engine, device_id, key, end - timedelta(hours=1), end, max_points=SPARK_POINTS)
+    figure = charts.stat(value, data["x"], data["y"], title, height=None)
+    return _graph(graph, figure), [{"device_id": device_id, "key": key, "stat": graph}]
+
+
+def _table(
+    engine: Engine, widget: dict[str, Any], device_id: str, keys: list[str]
+) -> tuple[Any, list[dict[str, Any]]]:
+    rows = [r for r in queries.latest(engine, device_id) if not keys or r["key"] in keys]
+    lines, targets = [], []
+    for index, r in enumerate(rows):
+        ids = {"value": f"w-{widget['id']}-v{index}", "time": f"w-{widget['id']}-t{index}"}
+        shown = r["value"] if r["value"] is not None else r.get("text_value")
+        lines.append(
+            html.Tr(
+                [
+                    html.Td(r["key"]),
+                    html.Td(charts.fmt(shown), id=ids["value"], className="wb-live-value"),
+                    html.Td(r["unit"] or ""),
+                    html.Td(r["timestamp"].isoformat(sep=" ")[:19], id=ids["time"], className="small"),
+                ]
+            )
+        )
+        targets.append({"device_id": device_id, "key": r["key"], "value": ids})
+    table = dbc.Table(
+        [
+            html.Thead(html.Tr([html.Th("key"), html.Th("value"), html.Th("unit"), html.Th("time")])),
+            html.Tbody(lines),
+        ],
+        size="sm",
+        className="mb-0",
+    )
+    return table, targets
+
+
+def alert_item(row: dict[str, Any]) -> dict[str, Any]:
+    """An open alert as the alert-list widget keeps it (the page script renders the same fields)."""
+    return {
+        "id": str(row["id"]),
+        "severity": row.get("severity") or "info",
+        "message": row.get("message") or "",
+        "status": row.get("status") or "active",
+        "device_id": str(row["device_id"]) if row.get("device_id") else None,
+    }
+
+
+SEVERITY_CLASS = {"critical": "text-danger", "warning": "text-warning", "info": "text-info"}
+
+
+def _alert_line(item: dict[str, Any]) -> Any:
+    # Same markup as wb_live.js's alertLine: the script re-renders the list from events.
+    return html.Li(
+        [
+            html.Span(f"[{item['severity']}] ", className=SEVERITY_CLASS.get(item["severity"], "")),
+            item["message"],
+            html.Span(f" {item['status']}", className="small text-body-secondary"),
+        ],
+        className="list-group-item py-1",
+        **{"data-alert": item["id"]},
+    )
+
+
+def _no_alerts() -> Any:
+    return html.Li("No open alerts.", className="list-group-item py-1 text-body-secondary")
+
+
+def _alerts(engine: Engine, widget: dict[str, Any], device_id: str) -> tuple[Any, list[dict[str, Any]]]:
+    with engine.connect() as conn:
+        query = select(alerts).where(alerts.c.status != "resolved").order_by(alerts.c.created_at.desc())
+        if device_id:
+            query = query.where(alerts.c.device_id == device_id)
+        items = [alert_item(dict(r._mapping)) for r in conn.execute(query.limit(ALERT_ROWS))]
+    list_id = f"w-{widget['id']}-alerts"
+    content = html.Ul(
+        [_alert_line(item) for item in items] or [_no_alerts()],
+        id=list_id,
+        className="list-group list-group-flush wb-alert-list",
+    )
+    target = {"alerts": {"id": list_id, "device_id": device_id or None, "items": items, "limit": ALERT_ROWS}}
+    return content, [target]
+
+
+def _statuses(engine: Engine, widget: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(devices.c.id, devices.c.name, devices.c.status).order_by(devices.c.name)
+        ).all()
+    cells, statuses = [], {}
+    for index, (device, name, status) in enumerate(found):
+        badge = f"w-{widget['id']}-s{index}"
+        statuses[str(device)] = badge
+        cells.append(
+            html.Span(
+                [
+                    html.Span(name, className="small me-1"),
+                    dbc.Badge(status, id=badge, color=STATUS_COLORS.get(status, "warning")),
+                ],
+                className="me-3 mb-1 d-inline-block",
+            )
+        )
+    return html.Div(cells), [{"statuses": statuses}]
+
+
+def card(widget: dict[str, Any], content: Any, tools: Any = None) -> Any:
+    """A widget's card around ``content``; it fills the grid cell it is placed in."""
     title = widget.get("title") or WIDGET_TYPES.get(widget.get("type", ""), "Widget")
     header = dbc.CardHeader(
-        [html.Span(title, className="fw-semibold"), tools or ""],
-        className="d-flex justify-content-between align-items-center py-1",
+        [html.Span(title, className="fw-semibold text-truncate"), tools or ""],
+        className="d-flex justify-content-between align-items-center py-1 wb-drag",
     )
-    return dbc.Col(
-        dbc.Card(
-            [header, dbc.CardBody(inside, style={"height": f"{widget.get('h', 260)}px"})],
-            className="wb-widget h-100",
-            id=f"widget-{widget['id']}",
-        ),
-        xs=12,
-        md=int(widget.get("w", 6)),
-        className="mb-3",
+    return dbc.Card(
+        [header, dbc.CardBody(content, className="wb-widget-body")],
+        className="wb-widget h-100",
+        id=f"widget-{widget['id']}",
     )
 
 
-def live_subscriptions(widgets: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Socket.IO subscriptions extending the line/area widgets' charts."""
-    by_device: dict[str, dict[str, list[str]]] = {}
-    for widget in widgets:
-        if widget.get("type") in ("line", "area") and widget.get("device_id"):
-            graphs = by_device.setdefault(widget["device_id"], {})
-            for key in (widget.get("keys") or [])[:4]:
-                graphs.setdefault(key, []).append(graph_id(widget, key))
-    return [
-        {"type": "device", "device_id": device, "keys": list(graphs), "graphs": graphs}
-        for device, graphs in by_device.items()
-    ]
+def live_subscriptions(targets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The page's Socket.IO subscriptions for its widgets' live targets (one per device, alerts, statuses)."""
+    by_device: dict[str, dict[str, Any]] = {}
+    statuses: dict[str, list[str]] = {}
+    lists: list[dict[str, Any]] = []
+    for target in targets:
+        if "statuses" in target:
+            for device, badge in target["statuses"].items():
+                statuses.setdefault(device, []).append(badge)
+            continue
+        if "alerts" in target:
+            lists.append(target["alerts"])
+            continue
+        sub = by_device.setdefault(
+            target["device_id"],
+            {
+                "type": "device",
+                "device_id": target["device_id"],
+                "keys": [],
+                "graphs": {},
+                "values": {},
+                "gauges": {},
+                "stats": {},
+            },
+        )
+        key = target["key"]
+        if key not in sub["keys"]:
+            sub["keys"].append(key)
+        for kind, bucket in (
+            ("graph", "graphs"),
+            ("value", "values"),
+            ("gauge", "gauges"),
+            ("stat", "stats"),
+        ):
+            if kind in target:
+                sub[bucket].setdefault(key, []).append(target[kind])
+    subs: list[dict[str, Any]] = list(by_device.values())
+    if statuses:
+        subs.append({"type": "devices", "statuses": statuses})
+    if lists:
+        subs.append({"type": "alerts", "lists": lists})
+    return subs

@@ -10,12 +10,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 from sqlalchemy import insert, select
 
 from tests.workbench.ui.conftest import Plant, shot
 from workbench.db.tables import alerts, dashboards, devices, rules
+from workbench.live.bus import ALERT, ALERT_UPDATE
 from workbench.mqtt import host_port, make_client
+from workbench.rules.alerts import as_json as alert_json
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +112,19 @@ def test_device_goes_online_and_a_value_arrives_live_after_an_mqtt_publish(
     expect(page.locator(f"#status-{plant.pump}")).to_have_text("online")
 
 
-def test_operator_builds_a_dashboard_and_finds_it_after_reload(
+def drag(page: Page, handle: Locator, dx: float, dy: float) -> None:
+    """Press on ``handle``, move by (dx, dy) in small steps as a hand would, release."""
+    box = handle.bounding_box()
+    assert box is not None
+    x, y = box["x"] + min(20, box["width"] / 2), box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 21):
+        page.mouse.move(x + dx * step / 20, y + dy * step / 20)
+    page.mouse.up()
+
+
+def test_operator_builds_a_dashboard_by_drag_and_drop_and_finds_it_after_reload(
     plant: Plant, login: Callable[[str], Page]
 ) -> None:
     page = login("operator")
@@ -121,32 +135,199 @@ def test_operator_builds_a_dashboard_and_finds_it_after_reload(
     choose(page, "#widget-device", "Pump P-101")
     choose(page, "#widget-keys", "temperature")
     page.click("#widget-add")
+    cells = page.locator("#builder-canvas .react-grid-item")
+    expect(cells).to_have_count(1)
     choose(page, "#widget-type", "Gauge")
     page.click("#widget-add")
+    expect(cells).to_have_count(2)
     choose(page, "#widget-type", "Device status grid")
     page.click("#widget-add")
-    cards = page.locator("#builder-canvas .wb-widget")
-    expect(cards).to_have_count(3)
-    page.locator("#builder-canvas .wb-widget").nth(2).locator("button[title=remove]").click()
-    expect(cards).to_have_count(2)
-    first = page.locator("#builder-canvas .wb-widget").nth(0)
-    first.locator("button[title=wider]").click()
-    page.locator("#builder-canvas .wb-widget").nth(1).locator("button[title='move left']").click()
-    expect(page.locator("#builder-canvas .wb-widget").nth(0)).to_contain_text("Gauge")
+    expect(cells).to_have_count(3)
+    cells.nth(2).locator("button[title=remove]").click()
+    expect(cells).to_have_count(2)
+    line, gauge = cells.nth(0), cells.nth(1)
+    expect(gauge).to_contain_text("Gauge")
+    grid = page.locator("#builder-canvas .react-grid-layout").bounding_box()
+    line_box = line.bounding_box()
+    assert grid is not None and line_box is not None
+    column = (grid["width"] + 10) / 12  # one column and its gap
+    # Drag the gauge (under the line chart) by its title bar to the right half of the top row.
+    gauge_box = gauge.bounding_box()
+    assert gauge_box is not None
+    drag(page, gauge.locator(".wb-drag"), 6 * column, line_box["y"] - gauge_box["y"])
+    page.wait_for_function(
+        "(() => { const [a, b] = [...document.querySelectorAll('#builder-canvas .react-grid-item')]"
+        ".map(e => e.getBoundingClientRect()); return Math.abs(a.top - b.top) < 2 && b.left > a.right; })()"
+    )
+    # Resize the line chart from its corner: two columns narrower, three rows (40 px each) taller.
+    drag(page, line.locator(".react-resizable-handle-se"), -2 * column, 3 * 40)
+    page.wait_for_function(
+        f"document.querySelector('#builder-canvas .react-grid-item').getBoundingClientRect().width"
+        f" < {line_box['width'] - column}"
+    )
     shot(page, "dashboard-builder")
     page.click("#dashboard-save")
     expect(page.locator("#dashboard-title")).to_have_text(name)
-    page.reload()
-    expect(page.locator("#dashboard-title")).to_have_text(name)
-    expect(page.locator("#dashboard-grid .wb-widget")).to_have_count(2)
-    expect(page.locator("#dashboard-grid .main-svg").first).to_be_visible()
-    shot(page, "dashboard")
     with plant.platform.engine.connect() as conn:
         row = conn.execute(select(dashboards).where(dashboards.c.name == name)).one()
-    assert [w["type"] for w in row.widgets] == ["gauge", "line"]
-    assert [item["w"] for item in row.layout["items"]] == [6, 7]
+    places = {w["type"]: item for w, item in zip(row.widgets, row.layout["items"], strict=True)}
+    assert {k: places["line"][k] for k in "xywh"} == {"x": 0, "y": 0, "w": 4, "h": 10}, row.layout
+    assert {k: places["gauge"][k] for k in "xywh"} == {"x": 6, "y": 0, "w": 6, "h": 7}, row.layout
+    page.reload()
+    expect(page.locator("#dashboard-title")).to_have_text(name)
+    view = page.locator("#dashboard-grid .wb-cell")
+    expect(view).to_have_count(2)
+    expect(page.locator("#dashboard-grid .main-svg").first).to_be_visible()
+    first, second = (view.nth(i).bounding_box() for i in range(2))
+    assert first is not None and second is not None
+    # Side by side as built: the line chart 4 columns wide and 10 rows tall, the gauge from column 7.
+    assert abs(first["y"] - second["y"]) < 2 and second["x"] > first["x"] + first["width"] + column
+    assert abs(first["height"] - (10 * 30 + 9 * 10)) < 2
+    shot(page, "dashboard")
+    # A phone: one column, in reading order, each widget keeping its height.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_function(
+        "(() => { const [a, b] = [...document.querySelectorAll('#dashboard-grid .wb-cell')]"
+        ".map(e => e.getBoundingClientRect());"
+        " return b.top >= a.bottom && Math.abs(a.left - b.left) < 2; })()"
+    )
+    shot(page, "dashboard-phone")
+    page.set_viewport_size({"width": 1400, "height": 1000})
     page.goto(f"{plant.base}/ui/dashboards")
     expect(page.locator("#dashboard-list")).to_contain_text(name)
+
+
+def live_dashboard(plant: Plant) -> tuple[str, dict[str, str]]:
+    """A public dashboard with one widget of each non-line kind on the pump; returns (id, widget ids)."""
+    ids = {kind: f"{kind}{uuid.uuid4().hex[:6]}" for kind in ("gauge", "stat", "table", "alerts", "status")}
+    bound = {"device_id": plant.pump, "keys": ["temperature"], "aggregation": "avg", "window": "1h"}
+    widgets = [
+        {"id": ids["gauge"], "type": "gauge", "title": "Temperature gauge", **bound},
+        {"id": ids["stat"], "type": "stat", "title": "Temperature stat", **bound},
+        {"id": ids["table"], "type": "table", "title": "Latest", **bound},
+        {"id": ids["alerts"], "type": "alerts", "title": "Pump alerts", "device_id": plant.pump, "keys": []},
+        {"id": ids["status"], "type": "status", "title": "Devices", "device_id": None, "keys": []},
+    ]
+    places = [(0, 0), (6, 0), (0, 7), (6, 7), (0, 14)]
+    layout = {
+        "columns": 12,
+        "row_height": 30,
+        "items": [
+            {"id": w["id"], "x": x, "y": y, "w": 6, "h": 7} for w, (x, y) in zip(widgets, places, strict=True)
+        ],
+    }
+    with plant.platform.engine.begin() as conn:
+        dashboard_id = conn.execute(
+            insert(dashboards)
+            .values(name=f"Live {uuid.uuid4().hex[:6]}", widgets=widgets, layout=layout, is_public=True)
+            .returning(dashboards.c.id)
+        ).scalar_one()
+    return str(dashboard_id), ids
+
+
+PLOT_VALUE = (
+    "(id => { const g = document.querySelector('#' + id + ' .js-plotly-plot');"
+    " return g && g.data ? g.data[0].value : null; })"
+)
+
+
+def test_dashboard_widgets_follow_socketio_without_refetching(
+    plant: Plant, login: Callable[[str], Page], mqtt_url: str
+) -> None:
+    dashboard_id, ids = live_dashboard(plant)
+    page = login("viewer")
+    page.goto(f"{plant.base}/ui/dashboards/{dashboard_id}")
+    gauge, stat = f"w-{ids['gauge']}-gauge", f"w-{ids['stat']}-stat"
+    expect(page.locator(f"#{gauge} .main-svg").first).to_be_visible(timeout=30_000)
+    expect(page.locator(f"#{stat} .main-svg").first).to_be_visible()
+    # device (pump), devices (status grid) and alerts (alert list): three confirmed subscriptions.
+    page.wait_for_function("window.wbLive && window.wbLive.state.subscribed >= 3", timeout=10_000)
+    callbacks: list[str] = []
+    page.on("request", lambda r: callbacks.append(r.url) if "_dash-update-component" in r.url else None)
+    spark_before = page.evaluate(f"document.querySelector('#{stat} .js-plotly-plot').data[1].x")
+
+    value = 66.75
+    publisher = Publisher(mqtt_url)
+    started = time.monotonic()
+    publisher.send(plant.pump, {"temperature": value})
+    page.wait_for_function(
+        f"{PLOT_VALUE}('{gauge}') === {value} && {PLOT_VALUE}('{stat}') === {value}"
+        f" && document.getElementById('w-{ids['table']}-v0').textContent === '{value}'",
+        polling=20,
+        timeout=2000,
+    )
+    elapsed = time.monotonic() - started
+    publisher.close()
+    print(f"publish -> gauge, stat and table rendered: {elapsed * 1000:.0f} ms")
+    assert elapsed < 2.0, f"live widgets took {elapsed:.2f} s"
+    # The stat's sparkline grew by the new point (extendTraces), it was not redrawn from history.
+    spark = page.evaluate(f"document.querySelector('#{stat} .js-plotly-plot').data[1]")
+    assert spark["y"][-1] == value and spark["x"][:-1] == spark_before[-len(spark["x"]) + 1 :]
+    expect(
+        page.locator(f"#w-{ids['status']}-s0, #w-{ids['status']}-s1").filter(has_text="online")
+    ).not_to_have_count(0)
+
+    # Alerts: a new one appears in the list, and leaves it when resolved.
+    message = f"Pump hot {uuid.uuid4().hex[:6]}"
+    with plant.platform.engine.begin() as conn:
+        row = conn.execute(
+            insert(alerts)
+            .values(
+                device_id=uuid.UUID(plant.pump),
+                severity="warning",
+                message=message,
+                key="temperature",
+                value=value,
+                status="active",
+                triggered_at=datetime.now(UTC),
+            )
+            .returning(*alerts.c)
+        ).one()
+    body = alert_json(dict(row._mapping))
+    plant.platform.bus.publish(ALERT, body)
+    alert_list = page.locator(f"#w-{ids['alerts']}-alerts")
+    expect(alert_list).to_contain_text(message, timeout=2000)
+    plant.platform.bus.publish(ALERT_UPDATE, {"id": body["id"], "status": "resolved"})
+    expect(alert_list).not_to_contain_text(message, timeout=2000)
+    shot(page, "dashboard-live")
+    assert callbacks == [], f"live updates went through Dash callbacks: {callbacks}"
+
+
+def test_live_widgets_redraw_at_most_ten_times_a_second(plant: Plant, login: Callable[[str], Page]) -> None:
+    dashboard_id, ids = live_dashboard(plant)
+    page = login("viewer")
+    page.goto(f"{plant.base}/ui/dashboards/{dashboard_id}")
+    gauge = f"w-{ids['gauge']}-gauge"
+    expect(page.locator(f"#{gauge} .main-svg").first).to_be_visible(timeout=30_000)
+    page.wait_for_function("window.wbLive && window.wbLive.state.subscribed >= 3", timeout=10_000)
+    # 100 telemetry events in one second, straight into the page's handler: at most ~10 redraws,
+    # and the last value shown.
+    redraws = page.evaluate(
+        """([device, gauge]) => new Promise(done => {
+          const gd = document.querySelector('#' + gauge + ' .js-plotly-plot');
+          let count = 0; const restyle = window.Plotly.restyle;
+          window.Plotly.restyle = function (g) {
+            if (g === gd) { count += 1; }
+            return restyle.apply(this, arguments);
+          };
+          const handler = window.wbLive.state.socket.listeners('telemetry')[0];
+          let i = 0;
+          const timer = setInterval(() => {
+            i += 1;
+            const t = new Date().toISOString();
+            handler({device_id: device, key: 'temperature', timestamp: t, value: 50 + i, unit: 'C',
+                     quality: 100, points: [[t, 50 + i]]});
+            if (i === 100) {
+              clearInterval(timer);
+              setTimeout(() => { window.Plotly.restyle = restyle; done([count, gd.data[0].value]); }, 300);
+            }
+          }, 10);
+        })""",
+        [plant.pump, gauge],
+    )
+    count, last = redraws
+    assert last == 150
+    assert 5 <= count <= 14, f"{count} gauge redraws for 100 events in about a second"
 
 
 def choose(page: Page, dropdown: str, label: str) -> None:

@@ -1,10 +1,20 @@
-/* Live views: one Socket.IO connection per tab, page subscriptions, throttled chart/value updates. */
+/* Live views: one Socket.IO connection per tab, page subscriptions, throttled updates of every widget.
+ *
+ * A page hands its subscriptions (the "live-subs" store) to setSubscriptions. A device subscription maps
+ * keys to what shows them: graphs (line charts, extended in place), values (text cells), gauges and stats
+ * (Plotly indicators, a stat's sparkline extended in place); "devices" maps device ids to status badges;
+ * "alerts" carries alert lists and/or the alerts grid. Each target is redrawn at most every THROTTLE_MS
+ * with what arrived meanwhile: nothing refetches history, and a burst costs one redraw per target. */
 (function () {
   "use strict";
-  var THROTTLE_MS = 100; // about 10 updates per second per chart or value
+  var THROTTLE_MS = 100; // about 10 updates per second per widget
   var MAX_POINTS = 3000; // live charts keep this many points, older ones scroll out
-  var state = { socket: null, subs: [], pending: {}, last: {}, timers: {}, subscribed: 0 };
+  var SPARK_POINTS = 60;
+  var state = { socket: null, subs: [], pending: {}, last: {}, timers: {}, subscribed: 0, alertLists: {} };
   var STATUS_COLORS = { online: "success", offline: "secondary", error: "danger" };
+  var SEVERITY_CLASS = { critical: "text-danger", warning: "text-warning", info: "text-info" };
+
+  function list(x) { return x === undefined || x === null ? [] : [].concat(x); }
 
   function setProps(id, props) {
     if (window.dash_clientside && window.dash_clientside.set_props && document.getElementById(id)) {
@@ -12,11 +22,19 @@
     }
   }
 
+  // The Plotly graph div inside a dcc.Graph (null until Plotly has drawn it).
+  function plotOf(id) {
+    var el = document.getElementById(id);
+    if (!el || !window.Plotly) { return null; }
+    var gd = el.classList.contains("js-plotly-plot") ? el : el.querySelector(".js-plotly-plot");
+    return gd && gd.data ? gd : null;
+  }
+
   function connect() {
     if (state.socket) { return state.socket; }
     // The session cookie authenticates; websocket only: no long-polling hop on the latency path.
     var socket = window.io({ transports: ["websocket"] });
-    socket.on("connect", function () { state.subs.forEach(subscribe); });
+    socket.on("connect", function () { wireSubs().forEach(subscribe); });
     socket.on("telemetry", onTelemetry);
     socket.on("device_status", onStatus);
     socket.on("alert", onAlert);
@@ -31,36 +49,78 @@
     return { type: sub.type };
   }
 
-  function subscribe(sub) {
+  // One server subscription per distinct wire message (two widgets on one device share it).
+  function wireSubs() {
+    var seen = {}, out = [];
+    state.subs.forEach(function (s) {
+      var w = wire(s), k = JSON.stringify(w);
+      if (!seen[k]) { seen[k] = true; out.push(w); }
+    });
+    return out;
+  }
+
+  function subscribe(w) {
     // The ack counts confirmed subscriptions: tests and the benchmark wait for it before publishing.
-    state.socket.emit("subscribe", wire(sub), function (ack) { if (ack && ack.ok) { state.subscribed += 1; } });
+    state.socket.emit("subscribe", w, function (ack) { if (ack && ack.ok) { state.subscribed += 1; } });
   }
 
   function setSubscriptions(subs) {
     var socket = connect();
-    state.subs.forEach(function (s) { if (socket.connected) { socket.emit("unsubscribe", wire(s)); } });
+    if (socket.connected) { wireSubs().forEach(function (w) { socket.emit("unsubscribe", w); }); }
+    Object.keys(state.timers).forEach(function (id) { clearTimeout(state.timers[id]); });
+    state.timers = {}; state.pending = {}; state.alertLists = {};
     state.subs = subs || [];
     state.subscribed = 0;
-    if (socket.connected) { state.subs.forEach(subscribe); }
+    state.subs.forEach(function (s) {
+      list(s.lists).forEach(function (l) { state.alertLists[l.id] = l; });
+    });
+    if (socket.connected) { wireSubs().forEach(subscribe); }
   }
 
+  // Run flushOne now if the target was not drawn in the last THROTTLE_MS, else once when that time is up.
   function schedule(id, flushOne) {
     var now = performance.now();
     var due = (state.last[id] || 0) + THROTTLE_MS;
-    if (now >= due) { state.last[id] = now; flushOne(); return; }
+    if (now >= due && !state.timers[id]) { state.last[id] = now; flushOne(); return; }
     if (!state.timers[id]) {
       state.timers[id] = setTimeout(function () {
         state.timers[id] = null; state.last[id] = performance.now(); flushOne();
-      }, due - now);
+      }, Math.max(0, due - now));
     }
   }
 
-  function queuePoints(graphId, points) {
-    var p = state.pending[graphId] || (state.pending[graphId] = { x: [], y: [] });
-    points.forEach(function (pt) { p.x.push(pt[0]); p.y.push(pt[1]); });
+  function pendingPoints(id) { return state.pending[id] || (state.pending[id] = { x: [], y: [], last: null }); }
+
+  function takePending(id) { var p = state.pending[id]; delete state.pending[id]; return p; }
+
+  function queuePoints(graphId, ev) {
+    var p = pendingPoints(graphId);
+    ev.points.forEach(function (pt) { p.x.push(pt[0]); p.y.push(pt[1]); });
     schedule(graphId, function () {
-      var q = state.pending[graphId]; delete state.pending[graphId];
-      if (q && q.x.length) { setProps(graphId, { extendData: [{ x: [q.x], y: [q.y] }, [0], MAX_POINTS] }); }
+      var q = takePending(graphId);
+      if (!q || !q.x.length) { return; }
+      var gd = plotOf(graphId);
+      // Plotly.extendTraces on the drawn chart: no React render, no figure rebuild.
+      if (gd) { window.Plotly.extendTraces(gd, { x: [q.x], y: [q.y] }, [0], MAX_POINTS); }
+      else { setProps(graphId, { extendData: [{ x: [q.x], y: [q.y] }, [0], MAX_POINTS] }); }
+    });
+  }
+
+  function queueIndicator(graphId, ev, spark) {
+    var p = pendingPoints(graphId);
+    p.last = ev.value;
+    if (spark) { ev.points.forEach(function (pt) { p.x.push(pt[0]); p.y.push(pt[1]); }); }
+    schedule(graphId, function () {
+      var q = takePending(graphId);
+      var gd = plotOf(graphId);
+      if (!q || !gd || typeof q.last !== "number") { return; }
+      var update = { value: [q.last] };
+      var axis = gd.data[0].gauge && gd.data[0].gauge.axis;
+      if (axis && axis.range && q.last > axis.range[1]) { update["gauge.axis.range"] = [[axis.range[0], q.last * 1.5]]; }
+      window.Plotly.restyle(gd, update, [0]);
+      if (spark && q.x.length && gd.data.length > 1) {
+        window.Plotly.extendTraces(gd, { x: [q.x], y: [q.y] }, [1], SPARK_POINTS);
+      }
     });
   }
 
@@ -80,10 +140,10 @@
   }
 
   function queueValue(target, ev) {
-    var key = target.value;
-    state.pending[key] = ev;
-    schedule(key, function () {
-      var e = state.pending[key]; delete state.pending[key];
+    var id = target.value;
+    state.pending[id] = ev;
+    schedule(id, function () {
+      var e = takePending(id);
       if (!e) { return; }
       text(target.value, format(e.value));
       if (target.quality) { text(target.quality, e.quality === null ? "—" : String(e.quality)); }
@@ -94,9 +154,11 @@
   function onTelemetry(ev) {
     state.subs.forEach(function (s) {
       if (s.type !== "device" || s.device_id !== ev.device_id) { return; }
-      var graphs = s.graphs && s.graphs[ev.key];
-      if (graphs) { [].concat(graphs).forEach(function (g) { queuePoints(g, ev.points); }); }
-      if (s.values && s.values[ev.key]) { queueValue(s.values[ev.key], ev); }
+      var k = ev.key;
+      list(s.graphs && s.graphs[k]).forEach(function (g) { queuePoints(g, ev); });
+      list(s.values && s.values[k]).forEach(function (t) { queueValue(t, ev); });
+      list(s.gauges && s.gauges[k]).forEach(function (g) { queueIndicator(g, ev, false); });
+      list(s.stats && s.stats[k]).forEach(function (g) { queueIndicator(g, ev, true); });
     });
   }
 
@@ -110,14 +172,49 @@
     setProps(id, { children: status, color: color });
   }
 
+  function queueStatus(id, status) {
+    state.pending[id] = status;
+    schedule(id, function () { var s = takePending(id); if (s) { showStatus(id, s); } });
+  }
+
   function onStatus(ev) {
     state.subs.forEach(function (s) {
-      if (s.type === "devices" && s.statuses && s.statuses[ev.device_id]) { showStatus(s.statuses[ev.device_id], ev.status); }
-      if (s.type === "device" && s.device_id === ev.device_id && s.status) { showStatus(s.status, ev.status); }
+      if (s.type === "devices" && s.statuses) { list(s.statuses[ev.device_id]).forEach(function (id) { queueStatus(id, ev.status); }); }
+      if (s.type === "device" && s.device_id === ev.device_id && s.status) { queueStatus(s.status, ev.status); }
     });
   }
 
+  // An alert-list widget: the open alerts, newest first, re-rendered from its items (same markup as
+  // widgets._alert_line), through Dash so React owns the nodes.
+  function alertLine(item) {
+    return {
+      type: "Li", namespace: "dash_html_components",
+      props: {
+        className: "list-group-item py-1", "data-alert": item.id,
+        children: [
+          { type: "Span", namespace: "dash_html_components", props: { className: SEVERITY_CLASS[item.severity] || "", children: "[" + item.severity + "] " } },
+          item.message || "",
+          { type: "Span", namespace: "dash_html_components", props: { className: "small text-body-secondary", children: " " + item.status } }
+        ]
+      }
+    };
+  }
+
+  var NO_ALERTS = { type: "Li", namespace: "dash_html_components",
+    props: { className: "list-group-item py-1 text-body-secondary", children: "No open alerts." } };
+
+  function drawList(l) {
+    schedule(l.id, function () { setProps(l.id, { children: l.items.length ? l.items.map(alertLine) : [NO_ALERTS] }); });
+  }
+
   function onAlert(ev) {
+    Object.keys(state.alertLists).forEach(function (id) {
+      var l = state.alertLists[id];
+      if (l.device_id && l.device_id !== ev.device_id) { return; }
+      var item = { id: String(ev.id), severity: ev.severity || "info", message: ev.message || "", status: ev.status || "active", device_id: ev.device_id };
+      l.items = [item].concat(l.items.filter(function (i) { return i.id !== item.id; })).slice(0, l.limit || 10);
+      drawList(l);
+    });
     state.subs.forEach(function (s) {
       if (s.type !== "alerts" || !s.grid) { return; }
       var row = Object.assign({ status: "active", created_at: ev.timestamp }, ev);
@@ -126,6 +223,16 @@
   }
 
   function onAlertUpdate(ev) {
+    Object.keys(state.alertLists).forEach(function (id) {
+      var l = state.alertLists[id], changed = false;
+      l.items = l.items.filter(function (i) {
+        if (i.id !== String(ev.id)) { return true; }
+        changed = true;
+        i.status = ev.status;
+        return ev.status !== "resolved"; // the list shows open alerts only
+      });
+      if (changed) { drawList(l); }
+    });
     state.subs.forEach(function (s) {
       if (s.type !== "alerts" || !s.grid || !window.dash_ag_grid) { return; }
       try {
@@ -140,6 +247,13 @@
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.wb = {
       subscribe: function (subs) { setSubscriptions(subs || []); return ""; },
+      fitPlots: function () {
+        setTimeout(function () {
+          if (!window.Plotly) { return; }
+          document.querySelectorAll("#builder-canvas .js-plotly-plot").forEach(function (gd) { window.Plotly.Plots.resize(gd); });
+        }, 0);
+        return "";
+      },
       theme: function (dark) {
         var theme = dark ? "dark" : "light";
         document.documentElement.setAttribute("data-bs-theme", theme);

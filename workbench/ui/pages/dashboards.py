@@ -1,4 +1,4 @@
-"""Dashboards: the list, a dashboard's live view, and the builder (add, remove, move, resize widgets)."""
+"""Dashboards: the list, a dashboard's live view, and the drag-and-drop builder (react-grid-layout)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, ctx, dcc, html
+from dash import ALL, ClientsideFunction, Input, Output, Patch, State, ctx, dcc, html
+from dash_snap_grid import Grid
 
 from workbench.platform import current_platform
 from workbench.ui import dashboards_db, queries, widgets
 from workbench.ui.session import UiUser, current_user, require_user
 
 PATH = "dashboards"
-REFRESH_MS = 30_000
 
 
 def page(user: UiUser, dashboard_id: str = "", mode: str = "", *_: str) -> tuple[Any, list[dict[str, Any]]]:
@@ -48,7 +48,11 @@ def page(user: UiUser, dashboard_id: str = "", mode: str = "", *_: str) -> tuple
                 outline=True,
             )
         )
-    cards = [_view_card(engine, w) for w in items]
+    cells, targets = [], []
+    for widget in items:
+        content, live = widgets.render(engine, widget)
+        cells.append(_view_cell(widget, widgets.card(widget, content)))
+        targets.extend(live)
     content = html.Div(
         [
             html.Div(
@@ -56,16 +60,19 @@ def page(user: UiUser, dashboard_id: str = "", mode: str = "", *_: str) -> tuple
                 className="d-flex align-items-center mb-3",
             ),
             dcc.Store(id="dashboard-id", data=str(dashboard["id"])),
-            dcc.Interval(id="dashboard-tick", interval=REFRESH_MS),
-            dbc.Row(cards or [dbc.Col(dbc.Alert("No widgets yet.", color="info"))], id="dashboard-grid"),
+            html.Div(cells, className="wb-grid", id="dashboard-grid")
+            if cells
+            else dbc.Alert("No widgets yet.", color="info", id="dashboard-grid"),
         ]
     )
-    return content, widgets.live_subscriptions(items)
+    # Every widget follows Socket.IO (throttled in the page): nothing refetches history after load.
+    return content, widgets.live_subscriptions(targets)
 
 
-def _view_card(engine: Any, widget: dict[str, Any]) -> Any:
-    # Line and area charts are extended live by Socket.IO and never refetched; the rest refresh slowly.
-    return widgets.card(engine, widget, refreshable=widget.get("type") not in ("line", "area"))
+def _view_cell(widget: dict[str, Any], card: Any) -> Any:
+    # A CSS grid cell at the saved place; on phones the grid has one column (see wb.css).
+    place = {"--x": widget["x"] + 1, "--y": widget["y"] + 1, "--w": widget["w"], "--h": widget["h"]}
+    return html.Div(card, className="wb-cell", style=place, **{"data-wid": widget["id"]})
 
 
 def _list(user: UiUser) -> Any:
@@ -123,24 +130,34 @@ def _builder(dashboard_id: str | None, name: str, public: bool, items: list[dict
                                 id="widget-type",
                                 clearable=False,
                             ),
+                            xs=12,
                             md=2,
                         ),
-                        dbc.Col(dcc.Dropdown(device_options, id="widget-device", placeholder="device"), md=3),
-                        dbc.Col(dcc.Dropdown([], id="widget-keys", multi=True, placeholder="keys"), md=3),
+                        dbc.Col(
+                            dcc.Dropdown(device_options, id="widget-device", placeholder="device"),
+                            xs=12,
+                            md=3,
+                        ),
+                        dbc.Col(
+                            dcc.Dropdown([], id="widget-keys", multi=True, placeholder="keys"), xs=12, md=3
+                        ),
                         dbc.Col(
                             dcc.Dropdown(
                                 list(dashboards_db.AGGREGATIONS), "avg", id="widget-agg", clearable=False
                             ),
+                            xs=6,
                             md=1,
                         ),
                         dbc.Col(
                             dcc.Dropdown(
                                 list(dashboards_db.WINDOWS), "1h", id="widget-window", clearable=False
                             ),
+                            xs=6,
                             md=1,
                         ),
                         dbc.Col(
                             dbc.Button("Add widget", id="widget-add", color="secondary", className="w-100"),
+                            xs=12,
                             md=2,
                         ),
                     ],
@@ -151,75 +168,68 @@ def _builder(dashboard_id: str | None, name: str, public: bool, items: list[dict
         ),
         className="mb-3",
     )
+    grid = Grid(
+        id="builder-grid",
+        cols=dashboards_db.COLUMNS,
+        rowHeight=dashboards_db.ROW_HEIGHT,
+        margin=[dashboards_db.MARGIN, dashboards_db.MARGIN],
+        containerPadding=[0, 0],
+        compactType="vertical",
+        # Cards move by their header only, so a finger elsewhere still scrolls the page on a phone.
+        draggableHandle=".wb-drag",
+        draggableCancel=".wb-nodrag",
+        resizeHandles=["se", "e", "s"],
+        layout=dashboards_db.grid_layout(items),
+        children=[_builder_cell(engine, w) for w in items],
+    )
     return html.Div(
         [
             html.H1("Edit dashboard" if dashboard_id else "New dashboard", className="h4"),
             dbc.Row(
                 [
-                    dbc.Col(dbc.Input(id="dashboard-name", value=name, placeholder="dashboard name"), md=6),
-                    dbc.Col(dbc.Switch(id="dashboard-public", label="Public", value=public), md=2),
-                    dbc.Col(dbc.Button("Save", id="dashboard-save", color="primary"), md=2),
+                    dbc.Col(
+                        dbc.Input(id="dashboard-name", value=name, placeholder="dashboard name"), xs=12, md=6
+                    ),
+                    dbc.Col(dbc.Switch(id="dashboard-public", label="Public", value=public), xs=6, md=2),
+                    dbc.Col(dbc.Button("Save", id="dashboard-save", color="primary"), xs=6, md=2),
                 ],
                 className="g-2 mb-3 align-items-center",
             ),
             html.Div(id="dashboard-save-result"),
             form,
+            html.P(
+                "Drag a widget by its title bar; resize it from its right or bottom edge.",
+                className="small text-body-secondary",
+            ),
             dcc.Store(id="builder", data={"id": dashboard_id, "widgets": items}),
-            dbc.Row(id="builder-canvas"),
+            html.Div(grid, id="builder-canvas", className="wb-builder"),
+            html.Div(id="builder-sink", hidden=True),
         ]
     )
 
 
-def _tools(wid: str) -> Any:
-    def button(label: str, action: str, title: str) -> Any:
-        return dbc.Button(
-            label,
-            id={"type": "w-act", "action": action, "wid": wid},
-            size="sm",
-            color="link",
-            className="px-1 py-0",
-            title=title,
-        )
-
-    return html.Span(
-        [
-            button("◀", "left", "move left"),
-            button("▶", "right", "move right"),
-            button("-", "narrower", "narrower"),
-            button("+", "wider", "wider"),
-            button("▲", "shorter", "shorter"),
-            button("▼", "taller", "taller"),
-            button("✕", "remove", "remove"),
-        ]
+def _builder_cell(engine: Any, widget: dict[str, Any]) -> Any:
+    remove = dbc.Button(
+        "✕",
+        id={"type": "w-remove", "wid": widget["id"]},
+        size="sm",
+        color="link",
+        className="px-1 py-0 wb-nodrag",
+        title="remove",
     )
-
-
-def apply_action(items: list[dict[str, Any]], wid: str, action: str) -> list[dict[str, Any]]:
-    """The widget list after one builder action on widget ``wid``."""
-    items = [dict(w) for w in items]
-    index = next((i for i, w in enumerate(items) if w["id"] == wid), None)
-    if index is None:
-        return items
-    widget = items[index]
-    if action == "remove":
-        del items[index]
-    elif action == "left" and index > 0:
-        items[index - 1], items[index] = items[index], items[index - 1]
-    elif action == "right" and index < len(items) - 1:
-        items[index + 1], items[index] = items[index], items[index + 1]
-    elif action == "wider":
-        widget["w"] = min(12, widget["w"] + 1)
-    elif action == "narrower":
-        widget["w"] = max(2, widget["w"] - 1)
-    elif action == "taller":
-        widget["h"] = min(900, widget["h"] + 60)
-    elif action == "shorter":
-        widget["h"] = max(140, widget["h"] - 60)
-    return items
+    card = widgets.card(widget, widgets.body(engine, widget), remove)
+    return html.Div(card, id=f"{dashboards_db.CELL_PREFIX}{widget['id']}", className="h-100")
 
 
 def register(ui: dash.Dash) -> None:
     """Callbacks of the dashboards pages."""
+    # A resized cell redraws its charts at the new size (Plotly follows window resizes only).
+    ui.clientside_callback(
+        ClientsideFunction(namespace="wb", function_name="fitPlots"),
+        Output("builder-sink", "children"),
+        Input("builder-grid", "layout"),
+        prevent_initial_call=True,
+    )
 
     @ui.callback(Output("widget-keys", "options"), Input("widget-device", "value"))
     def keys(device_id: str | None) -> list[str]:
@@ -228,6 +238,8 @@ def register(ui: dash.Dash) -> None:
 
     @ui.callback(
         Output("builder", "data", allow_duplicate=True),
+        Output("builder-grid", "children", allow_duplicate=True),
+        Output("builder-grid", "layout", allow_duplicate=True),
         Input("widget-add", "n_clicks"),
         State("widget-type", "value"),
         State("widget-device", "value"),
@@ -236,10 +248,11 @@ def register(ui: dash.Dash) -> None:
         State("widget-window", "value"),
         State("widget-title", "value"),
         State("builder", "data"),
+        State("builder-grid", "layout"),
         prevent_initial_call=True,
     )
     def add(
-        _: int,
+        clicks: int | None,
         kind: str,
         device: str | None,
         keys: list[str] | None,
@@ -247,8 +260,12 @@ def register(ui: dash.Dash) -> None:
         window: str,
         title: str | None,
         state: dict[str, Any],
-    ) -> dict[str, Any]:
+        grid: list[dict[str, Any]] | None,
+    ) -> tuple[dict[str, Any], Any, list[dict[str, Any]]]:
+        if not clicks:
+            raise dash.exceptions.PreventUpdate
         require_user("dashboards:write")
+        placed = dashboards_db.with_grid(state["widgets"], grid)
         widget = {
             "id": uuid.uuid4().hex[:10],
             "type": kind,
@@ -257,29 +274,37 @@ def register(ui: dash.Dash) -> None:
             "aggregation": agg,
             "window": window,
             "title": title or "",
-            "w": 6,
-            "h": 260,
+            **dashboards_db.place_new(placed),
         }
-        return {**state, "widgets": [*state["widgets"], widget]}
+        # Patch appends the new card: the cards already on the canvas are neither re-queried nor redrawn.
+        children = Patch()
+        children.append(_builder_cell(current_platform().engine, widget))
+        placed.append(widget)
+        return {**state, "widgets": placed}, children, dashboards_db.grid_layout(placed)
 
     @ui.callback(
         Output("builder", "data", allow_duplicate=True),
-        Input({"type": "w-act", "action": ALL, "wid": ALL}, "n_clicks"),
+        Output("builder-grid", "children", allow_duplicate=True),
+        Output("builder-grid", "layout", allow_duplicate=True),
+        Input({"type": "w-remove", "wid": ALL}, "n_clicks"),
         State("builder", "data"),
+        State("builder-grid", "layout"),
         prevent_initial_call=True,
     )
-    def act(clicks: list[int | None], state: dict[str, Any]) -> dict[str, Any]:
+    def remove(
+        clicks: list[int | None], state: dict[str, Any], grid: list[dict[str, Any]] | None
+    ) -> tuple[dict[str, Any], Any, list[dict[str, Any]]]:
         if not ctx.triggered_id or not any(clicks) or not ctx.triggered[0]["value"]:
             raise dash.exceptions.PreventUpdate
         require_user("dashboards:write")
-        target = ctx.triggered_id
-        return {**state, "widgets": apply_action(state["widgets"], target["wid"], target["action"])}
-
-    @ui.callback(Output("builder-canvas", "children"), Input("builder", "data"))
-    def canvas(state: dict[str, Any]) -> list[Any]:
-        require_user("dashboards:read")
-        engine = current_platform().engine
-        return [widgets.card(engine, w, _tools(w["id"])) for w in state["widgets"]]
+        wid = ctx.triggered_id["wid"]
+        index = next((i for i, w in enumerate(state["widgets"]) if w["id"] == wid), None)
+        if index is None:
+            raise dash.exceptions.PreventUpdate
+        children = Patch()
+        del children[index]  # the store keeps the canvas's order, so the indexes agree
+        placed = [w for w in dashboards_db.with_grid(state["widgets"], grid) if w["id"] != wid]
+        return {**state, "widgets": placed}, children, dashboards_db.grid_layout(placed)
 
     @ui.callback(
         Output("url", "href"),
@@ -288,15 +313,23 @@ def register(ui: dash.Dash) -> None:
         State("dashboard-name", "value"),
         State("dashboard-public", "value"),
         State("builder", "data"),
+        State("builder-grid", "layout"),
         prevent_initial_call=True,
     )
-    def save(_: int, name: str | None, public: bool, state: dict[str, Any]) -> tuple[Any, Any]:
+    def save(
+        clicks: int | None,
+        name: str | None,
+        public: bool,
+        state: dict[str, Any],
+        grid: list[dict[str, Any]] | None,
+    ) -> tuple[Any, Any]:
         user = current_user()
-        if user is None:
+        # The builder is inserted by the router's callback, which Dash may count as an initial call.
+        if user is None or not clicks:
             raise dash.exceptions.PreventUpdate
         if not name:
             return dash.no_update, dbc.Alert("Name the dashboard.", color="danger")
-        stored, layout = dashboards_db.split(state["widgets"])
+        stored, layout = dashboards_db.split(dashboards_db.with_grid(state["widgets"], grid))
         try:
             saved = dashboards_db.save(
                 current_platform().engine, user, state.get("id"), name, bool(public), stored, layout
@@ -304,21 +337,3 @@ def register(ui: dash.Dash) -> None:
         except PermissionError as error:
             return dash.no_update, dbc.Alert(str(error), color="danger")
         return f"/ui/dashboards/{saved}", dash.no_update
-
-    @ui.callback(
-        Output({"type": "wbody", "wid": ALL}, "children"),
-        Input("dashboard-tick", "n_intervals"),
-        State("dashboard-id", "data"),
-        prevent_initial_call=True,
-    )
-    def refresh(_: int, dashboard_id: str) -> list[Any]:
-        user = require_user("dashboards:read")
-        engine = current_platform().engine
-        dashboard = dashboards_db.load(engine, user, dashboard_id)
-        if dashboard is None:
-            raise dash.exceptions.PreventUpdate
-        by_id = {w["id"]: w for w in dashboards_db.ordered(dashboard)}
-        return [
-            widgets.body(engine, by_id[o["id"]["wid"]]) if o["id"]["wid"] in by_id else ""
-            for o in ctx.outputs_list
-        ]
