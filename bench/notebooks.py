@@ -4,6 +4,11 @@ A small rule notebook (``rules/ewma.ipynb``) evaluates one device over one hour 
 ``papermill.execute_notebook`` (kernel start, run, save). Warm: ``NotebookRunner.run`` on a pooled kernel,
 which also records the run in ``notebook_runs`` and saves the executed notebook. Target: warm p50 <= 100 ms.
 
+The warm runs are broken down by stage (the runner's prepare / execute / save / record, and each cell as the
+kernel ran it: the data cell is the helper API's telemetry reads, the statistic cell the pandas work and the
+alerts) and by CPU time per run of the runner and of the kernel process, which the machine's load does not
+inflate the way it inflates wall-clock times.
+
     .venv/bin/python bench/notebooks.py [--cold N] [--warm N] [--json] [--database-url URL]
 """
 
@@ -94,7 +99,7 @@ def main() -> None:
         settings = Settings.from_env({}, database_url=url, data_dir=scratch)
         runner = NotebookRunner(settings, root=ROOT, pool_size=1)
         try:
-            warm, alerts = measure_warm(runner, parameters, args.warm)
+            warm, alerts, breakdown = measure_warm(runner, parameters, args.warm)
             minimal = measure_minimal(settings, runner, scratch, args.warm)
         finally:
             runner.close()
@@ -111,6 +116,7 @@ def main() -> None:
         "speedup": round(statistics.median(cold) / statistics.median(warm), 1),
         "alerts_per_run": alerts,
         "minimal_warm_p50_ms": percentile(minimal, 0.5),
+        **breakdown,
         "target_warm_p50_ms": 100,
         "load_average": round(os.getloadavg()[0], 2),
     }
@@ -124,6 +130,14 @@ def main() -> None:
     print(
         f"warm (pooled kernel, recorded, notebook saved): p50 {figures['warm_p50_ms']} ms, "
         f"p90 {figures['warm_p90_ms']} ms over {len(warm)} runs"
+    )
+    stages = ", ".join(f"{name} {ms}" for name, ms in breakdown["warm_stages_p50_ms"].items())
+    print(f"  stages (p50 ms): {stages}")
+    for name, ms in breakdown["warm_cells_p50_ms"].items():
+        print(f"    cell {name}: {ms} ms")
+    print(
+        f"  CPU per run: runner {breakdown['runner_cpu_ms']} ms, kernel {breakdown['kernel_cpu_ms']} ms "
+        f"(wall minus CPU is waiting: the database, the other process, the machine's load)"
     )
     print(f"warm, a minimal notebook (pure runner overhead): p50 {figures['minimal_warm_p50_ms']} ms")
     print(f"machine load average during the run: {figures['load_average']} ({os.cpu_count()} CPUs)")
@@ -146,16 +160,53 @@ def measure_cold(url: str, parameters: dict[str, Any], scratch: Path, runs: int)
     return samples
 
 
-def measure_warm(runner: NotebookRunner, parameters: dict[str, Any], runs: int) -> tuple[list[float], int]:
-    """The runner's default path; the first run (kernel start) is excluded as warm-up."""
+def measure_warm(
+    runner: NotebookRunner, parameters: dict[str, Any], runs: int
+) -> tuple[list[float], int, dict[str, Any]]:
+    """The runner's default path; the first run (kernel start) is excluded as warm-up. Also the stage
+    breakdown (p50 per stage and per cell) and CPU milliseconds per run of this process and the kernel."""
+    import nbformat
+    import psutil
+
     runner.run(NOTEBOOK, parameters).raise_for_status()
-    samples, alerts = [], 0
+    kernels = [psutil.Process(pid) for pid in runner.pool.kernel_pids()]
+    samples, alerts, results = [], 0, []
+    kernel_before = sum(sum(k.cpu_times()[:2]) for k in kernels)
+    cpu_before = time.process_time()
     for _ in range(runs):
         began = time.perf_counter()
         result = runner.run(NOTEBOOK, parameters).raise_for_status()
         samples.append((time.perf_counter() - began) * 1000)
         alerts = len(result.alerts)
-    return samples, alerts
+        results.append(result)
+    runner_cpu = (time.process_time() - cpu_before) * 1000 / runs
+    kernel_cpu = (sum(sum(k.cpu_times()[:2]) for k in kernels) - kernel_before) * 1000 / runs
+    cells: dict[str, list[float]] = {}
+    for result in results:  # read back after timing: per-cell durations the kernel run recorded
+        executed = nbformat.read(result.output_path or "", as_version=4)
+        for cell in executed.cells:
+            if cell.cell_type == "code" and "papermill" in cell.metadata:
+                cells.setdefault(_cell_label(cell), []).append(cell.metadata.papermill["duration"] * 1000)
+    stages = {name: [r.stages[name] for r in results] for name in results[0].stages}
+    return (
+        samples,
+        alerts,
+        {
+            "warm_stages_p50_ms": {name: percentile(values, 0.5) for name, values in stages.items()},
+            "warm_cells_p50_ms": {name: percentile(values, 0.5) for name, values in cells.items()},
+            "runner_cpu_ms": round(runner_cpu, 1),
+            "kernel_cpu_ms": round(kernel_cpu, 1) if kernels else None,
+        },
+    )
+
+
+def _cell_label(cell: Any) -> str:
+    """A short name for a code cell: its tag (parameters, injected-parameters) or its first line."""
+    tags = cell.metadata.get("tags", [])
+    if tags:
+        return str(tags[0])
+    first = next((line for line in cell.source.splitlines() if line.strip()), "")
+    return first[:40]
 
 
 def measure_minimal(settings: Settings, runner: NotebookRunner, scratch: Path, runs: int) -> list[float]:

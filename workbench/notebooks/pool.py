@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,16 @@ import nbformat
 from jupyter_client.manager import KernelManager
 
 from workbench.notebooks.execute import KERNEL_NAME, Outcome, original_index
+from workbench.notebooks.kernel_side import CELL_MIME
 from workbench.notebooks.result import NotebookError, describe_failure
 
-PRELOAD = "import numpy, pandas, scipy.stats\nfrom workbench.notebooks import api as _wb_api\ndel _wb_api"
+PRELOAD = (
+    "import numpy, pandas, scipy.stats\n"
+    "from workbench.notebooks import api as _wb_api, kernel_side as _wb_ks\n"
+    "del _wb_api, _wb_ks"
+)
 RESET = "import workbench.notebooks.api as _wb_api\n_wb_api._begin({context})\n"
+BATCH = "import workbench.notebooks.kernel_side as _wb_ks\n_wb_ks.run_cells({sources}, {context})\n"
 # Kernels keep no history file: runs are recorded by the platform, and sqlite writes cost time per cell.
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
 
@@ -69,6 +75,33 @@ class WarmKernel:
                 break
             if kind == "clear_output":
                 outputs.clear()
+            elif kind in OUTPUT_FIELDS:
+                _append(outputs, _output(kind, content))
+        while True:
+            reply = self._next(self.kc.get_shell_msg, deadline)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return outputs, reply["content"]
+
+    def execute_cells(
+        self, code: str, deadline: float, on_cell: Callable[[dict[str, Any], list[Any]], None]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Run a :mod:`kernel_side` batch, handing each finished cell's marker and outputs to ``on_cell``
+        as it ends (so a timeout keeps what ran); the outputs after the last marker (a batch that broke)
+        and the reply's content."""
+        msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+        outputs: list[Any] = []
+        while True:
+            msg = self._next(self.kc.get_iopub_msg, deadline)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status" and content["execution_state"] == "idle":
+                break
+            if kind == "clear_output":
+                outputs.clear()
+            elif kind == "display_data" and CELL_MIME in content["data"]:
+                on_cell(content["data"][CELL_MIME], outputs)
+                outputs = []
             elif kind in OUTPUT_FIELDS:
                 _append(outputs, _output(kind, content))
         while True:
@@ -154,39 +187,89 @@ class KernelPool:
         """Execute every code cell of ``nb`` in place on a warm kernel; never raises for notebook errors."""
         started = time.perf_counter()
         deadline = time.monotonic() + timeout
+        cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
+        context = json.loads(json.dumps(context))
         with self._kernel() as slot:
             kernel, broken = slot
             try:
-                # Not awaited: the kernel runs requests in order, so the reset precedes the first cell
-                # and its round trip overlaps with sending the cells.
-                kernel.kc.execute(
-                    RESET.format(context=repr(json.loads(json.dumps(context)))),
-                    silent=True,
-                    store_history=False,
-                    allow_stdin=False,
-                )
-                for index, cell in enumerate(nb.cells):
-                    if cell.cell_type != "code" or not cell.source.strip():
-                        continue
-                    began = time.perf_counter()
-                    outputs, reply = kernel.execute(cell.source, deadline)
-                    seconds = round(time.perf_counter() - began, 4)
-                    cell.metadata.setdefault("papermill", {})["duration"] = seconds
-                    cell.outputs = outputs
-                    cell.execution_count = reply.get("execution_count")
-                    if reply.get("status") == "error":
-                        position = original_index(nb, index)
-                        message = describe_failure(
-                            label, position, cell.source, reply.get("ename", "Error"), reply.get("evalue", "")
-                        )
-                        return Outcome("failed", _ms(started), message, position)
+                # Top-level await needs the kernel's own event loop: such notebooks run a request per cell.
+                if any("await" in cell.source for _, cell in cells):
+                    failure = self._run_each(kernel, nb, cells, context, deadline, label)
+                else:
+                    failure = self._run_batch(kernel, nb, cells, context, deadline, label)
             except KernelTimeout:
                 broken.append(True)
                 return Outcome(
                     "timeout", _ms(started), f"{label}: timed out after {timeout:g} s; kernel replaced"
                 )
+            if failure is not None:
+                return Outcome("failed", _ms(started), *failure)
             kernel.runs += 1
         return Outcome("ok", _ms(started))
+
+    def _run_batch(
+        self,
+        kernel: WarmKernel,
+        nb: Any,
+        cells: list[tuple[int, Any]],
+        context: dict[str, Any],
+        deadline: float,
+        label: str,
+    ) -> tuple[str, int] | None:
+        """All cells in one request (:mod:`kernel_side`); the failure (message, cell) if one failed."""
+        if not cells:
+            return None
+        code = BATCH.format(sources=repr([cell.source for _, cell in cells]), context=repr(context))
+        done: list[dict[str, Any]] = []
+
+        def on_cell(marker: dict[str, Any], outputs: list[Any]) -> None:
+            _, cell = cells[marker["cell"]]
+            cell.metadata.setdefault("papermill", {})["duration"] = marker["duration"]
+            cell.outputs = outputs
+            cell.execution_count = marker["execution_count"]
+            done.append(marker)
+
+        rest, reply = kernel.execute_cells(code, deadline, on_cell)
+        if done and done[-1]["status"] != "ok":
+            index, cell = cells[done[-1]["cell"]]
+            return self._failure(nb, index, cell, done[-1].get("ename"), done[-1].get("evalue"), label)
+        if reply.get("status") != "ok" or len(done) < len(cells):  # the batch itself broke off
+            index, cell = cells[min(len(done), len(cells) - 1)]
+            cell.outputs = rest
+            return self._failure(nb, index, cell, reply.get("ename"), reply.get("evalue"), label)
+        return None
+
+    def _run_each(
+        self,
+        kernel: WarmKernel,
+        nb: Any,
+        cells: list[tuple[int, Any]],
+        context: dict[str, Any],
+        deadline: float,
+        label: str,
+    ) -> tuple[str, int] | None:
+        """A request per cell; the failure (message, cell) if one failed."""
+        # Not awaited: the kernel runs requests in order, so the reset precedes the first cell and its
+        # round trip overlaps with sending the cells.
+        kernel.kc.execute(
+            RESET.format(context=repr(context)), silent=True, store_history=False, allow_stdin=False
+        )
+        for index, cell in cells:
+            began = time.perf_counter()
+            outputs, reply = kernel.execute(cell.source, deadline)
+            cell.metadata.setdefault("papermill", {})["duration"] = round(time.perf_counter() - began, 4)
+            cell.outputs = outputs
+            cell.execution_count = reply.get("execution_count")
+            if reply.get("status") == "error":
+                return self._failure(nb, index, cell, reply.get("ename"), reply.get("evalue"), label)
+        return None
+
+    @staticmethod
+    def _failure(
+        nb: Any, index: int, cell: Any, ename: str | None, evalue: str | None, label: str
+    ) -> tuple[str, int]:
+        position = original_index(nb, index)
+        return describe_failure(label, position, cell.source, ename or "Error", evalue or ""), position
 
     @contextmanager
     def _kernel(self) -> Iterator[tuple[WarmKernel, list[bool]]]:
@@ -258,6 +341,12 @@ class KernelPool:
             with self._cond:
                 self._live -= 1
                 self._cond.notify()
+
+    def kernel_pids(self) -> list[int]:
+        """Process ids of the idle kernels (benchmarks read their CPU time)."""
+        with self._cond:
+            found = [getattr(kernel.km.provisioner, "pid", None) for kernel in self._idle]
+        return [int(pid) for pid in found if pid]
 
     def close(self) -> None:
         """Shut every idle kernel down; kernels in use are shut down when their run ends."""

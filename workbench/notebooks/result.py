@@ -80,6 +80,7 @@ class NotebookResult:
     rule_id: uuid.UUID | None = None
     report_id: uuid.UUID | None = None
     mode: str = "warm"
+    stages: dict[str, float] = field(default_factory=dict)  # ms: prepare, execute, save, record
 
     @property
     def ok(self) -> bool:

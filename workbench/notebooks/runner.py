@@ -107,8 +107,9 @@ class NotebookRunner:
             self._insert(run_id, label, params, digest, output, rule_id, report_id, began)
         context = {"run_id": str(run_id), "dry_run": dry_run, "notebook": label}
         started = time.perf_counter()
+        stages: dict[str, float] = {}
         try:
-            outcome, nb = self._execute(mode, path, output, params, limit, label, context)
+            outcome, nb = self._execute(mode, path, output, params, limit, label, context, stages)
         except Exception as error:
             outcome, nb = Outcome("failed", _ms(started), f"{label}: {error}"), None
         alerts, records = collect_outputs(nb) if nb is not None else ([], {})
@@ -128,8 +129,11 @@ class NotebookRunner:
             rule_id=rule_id,
             report_id=report_id,
             mode=mode,
+            stages=stages,
         )
+        mark = time.perf_counter()
         self._finish(result, began)
+        stages["record"] = _ms(mark)
         if on_alerts is not None and alerts and not dry_run:
             on_alerts(result)
         return result
@@ -143,12 +147,17 @@ class NotebookRunner:
         limit: float,
         label: str,
         context: dict[str, Any],
+        stages: dict[str, float],
     ) -> tuple[Outcome, Any]:
         output.parent.mkdir(parents=True, exist_ok=True)
         if mode == "warm":
+            mark = time.perf_counter()
             nb = prepare(path, params)
+            stages["prepare"] = _ms(mark)
             began = dt.datetime.now(dt.UTC)
             outcome = self.pool.run(nb, limit, context, label)
+            stages["execute"] = outcome.duration_ms
+            mark = time.perf_counter()
             nb.metadata.papermill.update(
                 start_time=began.isoformat(),
                 end_time=dt.datetime.now(dt.UTC).isoformat(),
@@ -157,6 +166,7 @@ class NotebookRunner:
                 workbench={"mode": "warm", **context, "error": outcome.error},
             )
             nbformat.write(nb, output)
+            stages["save"] = _ms(mark)
             return outcome, nb
         args = (
             str(path),
@@ -169,6 +179,7 @@ class NotebookRunner:
             context,
             str(Path(self.settings.data_dir).resolve()),
         )
+        mark = time.perf_counter()
         if mode == "cold":
             outcome = execute_cold(*args)
         else:
@@ -176,6 +187,7 @@ class NotebookRunner:
 
             client = dask_client(self.settings.dask_scheduler)
             outcome = client.submit(execute_cold, *args, pure=False).result()
+        stages["execute"] = _ms(mark)  # papermill prepares, runs and saves in one call
         nb = nbformat.read(output, as_version=4) if output.exists() else None
         return outcome, nb
 

@@ -188,3 +188,54 @@ def test_cold_papermill_and_dask_give_the_same_result(runner: NotebookRunner, sc
 def test_unknown_mode_is_refused(runner: NotebookRunner) -> None:
     with pytest.raises(ValueError, match="mode"):
         runner.run(f"{uuid.uuid4()}.ipynb", mode="fast")
+
+
+def test_the_executed_notebook_is_complete_evidence(runner: NotebookRunner, scratch: Path) -> None:
+    """Warm runs execute every cell in one kernel request: the saved notebook must still be what a
+    cell-by-cell papermill run saves (valid, counts 1..n, each cell's own outputs in order, durations)."""
+    write_notebook(
+        scratch,
+        "evidence_full",
+        "from workbench.notebooks import api\nprint('reading', x)",
+        "api.alert('warning', 'too high', value=x, at='2026-01-05T08:00:00Z')\napi.record('x', x)\n"
+        "print('after')",
+        "x * 2",
+        "%time y = x + 1",
+        parameters="x = 1",
+    )
+    warm = runner.run("evidence_full.ipynb", {"x": 3}).raise_for_status()
+    cold = runner.run("evidence_full.ipynb", {"x": 3}, mode="cold").raise_for_status()
+    assert warm.alerts == cold.alerts and warm.records == cold.records == {"x": 3}
+    assert set(warm.stages) == {"prepare", "execute", "save", "record"}
+    saved = {}
+    for result in (warm, cold):
+        executed = nbformat.read(result.output_path or "", as_version=4)
+        nbformat.validate(executed)
+        saved[result.mode] = [cell for cell in executed.cells if cell.cell_type == "code"]
+    cells = saved["warm"]
+    assert [cell.execution_count for cell in cells] == list(range(1, len(cells) + 1))
+    assert all(cell.metadata.papermill["duration"] >= 0 for cell in cells)
+    shapes = {mode: [[o.output_type for o in cell.outputs] for cell in code] for mode, code in saved.items()}
+    assert shapes["warm"] == shapes["cold"]
+    assert cells[2].outputs[0].text == "reading 3\n"
+    after, alert = cells[3].outputs  # the cell's alerts and records are published once, at its end
+    assert after.text == "after\n" and "alert [warning] too high" in alert.data["text/plain"]
+    assert alert.data["application/vnd.workbench.alert+json"][0]["value"] == 3
+    assert cells[4].outputs[0].data["text/plain"] == "6" and "CPU times" in cells[5].outputs[0].text
+
+
+def test_a_syntax_error_names_its_cell(runner: NotebookRunner, scratch: Path) -> None:
+    write_notebook(scratch, "syntax", "y = 1", "def (:", "z = 2")
+    result = runner.run("syntax.ipynb")
+    assert result.status == "failed" and result.failed_cell == 3 and "SyntaxError" in (result.error or "")
+    executed = nbformat.read(result.output_path or "", as_version=4)
+    assert executed.cells[4].outputs[0].output_type == "error" and executed.cells[5].outputs == []
+
+
+def test_a_notebook_with_top_level_await_runs(runner: NotebookRunner, scratch: Path) -> None:
+    write_notebook(
+        scratch,
+        "awaiting",
+        "import asyncio\nfrom workbench.notebooks import api\nawait asyncio.sleep(0)\napi.record('x', x)",
+    )
+    assert runner.run("awaiting.ipynb", {"x": 4}).raise_for_status().records == {"x": 4}
