@@ -3,10 +3,14 @@
 A notebook run ends in a background thread, possibly long after the batch that started it (or on a cron,
 with no batch at all). Rather than waiting for the rule's next batch, its events go through the engine's
 alert book (dedup, cooldown, auto-resolve), become alert rows linked to the run (``notebook_run_id``) in one
-transaction, and the rule's actions are queued on the engine's action worker, as for any other rule.
+transaction, and the rule's actions are queued on the engine's action worker, as for any other rule. The
+alert says what the notebook said (``metadata.notebook_message``; also the message itself unless the rule's
+action sets a message template).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 
@@ -23,7 +27,12 @@ def deliver(platform: Platform, rule: Rule, events: pd.DataFrame) -> bool:
     if engine is None:
         return False
     decisions = decide(rule, events.sort_values("ts", kind="stable"), engine.book)
-    raises = [alert_rows.alert_values(d, engine.directory) for d in decisions if d.kind == "raise"]
+    said = _messages(events)
+    raises = [
+        _with_message(rule, alert_rows.alert_values(d, engine.directory), said.get((d.device_id, d.ts)))
+        for d in decisions
+        if d.kind == "raise"
+    ]
     resolves = [(d.rule.id, d.device_id) for d in decisions if d.kind == "resolve"]
     if not (raises or resolves):
         return True
@@ -35,3 +44,23 @@ def deliver(platform: Platform, rule: Rule, events: pd.DataFrame) -> bool:
     for row in resolved:
         alert_rows.publish_update(platform, row)
     return True
+
+
+def _messages(events: pd.DataFrame) -> dict[tuple[str, int], str]:
+    """The notebook's message of each ``fire`` event by (device, time)."""
+    if "message" not in events:
+        return {}
+    fires = events[(events["kind"] == "fire") & events["message"].notna()]
+    return {
+        (str(d), int(t)): str(m)
+        for d, t, m in zip(fires["device_id"], fires["ts"], fires["message"], strict=True)
+    }
+
+
+def _with_message(rule: Rule, values: dict[str, Any], message: str | None) -> dict[str, Any]:
+    if message is None:
+        return values
+    values["metadata"] = {**values["metadata"], "notebook_message": message}
+    if not any(isinstance(action.get("message"), str) and action["message"] for action in rule.actions):
+        values["message"] = f"{rule.name}: {message}"
+    return values

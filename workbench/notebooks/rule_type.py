@@ -45,7 +45,7 @@ from workbench.rules.conditions import Errors, parse_window
 from workbench.rules.types import Points, Rule, RuleState, RuleType, empty_events, register_rule_type
 
 log = logging.getLogger(__name__)
-EVENT_COLUMNS = ("device_id", "kind", "ts", "key", "value", "threshold", "notebook_run_id")
+EVENT_COLUMNS = ("device_id", "kind", "ts", "key", "value", "threshold", "notebook_run_id", "message")
 FIELDS = {"notebook", "parameters", "window", "every", "keys", "schedule", "timezone", "on_data"}
 _runner: dict[str, NotebookRunner] = {}
 _platform: dict[str, Platform] = {}
@@ -89,6 +89,7 @@ def events_of(result: NotebookResult, device_id: str, end_ns: int) -> list[dict[
                 "value": alert.value,
                 "threshold": alert.threshold,
                 "notebook_run_id": str(result.run_id),
+                "message": alert.message,
                 "ongoing": bool(alert.metadata.get("ongoing")),
             }
         )
@@ -104,6 +105,7 @@ def events_of(result: NotebookResult, device_id: str, end_ns: int) -> list[dict[
                 "value": None,
                 "threshold": None,
                 "notebook_run_id": str(result.run_id),
+                "message": None,
             }
         )
     return events

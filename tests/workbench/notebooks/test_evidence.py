@@ -102,11 +102,9 @@ def test_alert_links_to_its_executed_notebook_through_api_and_ui(
     end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=2)
     target = {"device_id": str(device.id)}
     on_data = client.post("/api/v1/rules", json={**ewma_rule(), **target}, headers=engineer)
-    on_cron = client.post(
-        "/api/v1/rules",
-        json={**ewma_rule(schedule="* * * * *", on_data=False), **target},
-        headers=engineer,
-    )
+    cron_rule = {**ewma_rule(schedule="* * * * *", on_data=False), **target}
+    cron_rule["action"] = {"type": "alert", "severity": "warning"}  # no message: the notebook's is used
+    on_cron = client.post("/api/v1/rules", json=cron_rule, headers=engineer)
     assert on_data.status_code == 201 and on_cron.status_code == 201, (on_data.json, on_cron.json)
     live_id, cron_id = on_data.json["id"], on_cron.json["id"]
     wait_for(lambda: {live_id, cron_id} <= {rule.id for rule in engine.rules()})
@@ -121,6 +119,8 @@ def test_alert_links_to_its_executed_notebook_through_api_and_ui(
 
     alert = wait_for(lambda: linked_alerts(live_id))[0]
     assert alert["severity"] == "critical" and alert["key"] == "flow" and alert["status"] == "active"
+    assert alert["message"].startswith(f"{on_data.json['name']}: flow at ")  # the rule's template
+    assert alert["metadata"]["notebook_message"].startswith("flow: EWMA")
     assert end - timedelta(seconds=SHIFT_S + 1) <= datetime.fromisoformat(alert["triggered_at"]) < end
 
     # alert -> notebook run -> HTML
@@ -150,6 +150,7 @@ def test_alert_links_to_its_executed_notebook_through_api_and_ui(
     assert scheduler.tick(end + timedelta(seconds=5)) == [(cron_id, end, 1)]
     assert NotebookScheduler(platform).tick(end + timedelta(seconds=5)) == []  # first tick only records
     scheduled = wait_for(lambda: linked_alerts(cron_id))[0]
+    assert scheduled["message"].startswith(f"{cron_rule['name']}: flow: EWMA")
     cron_run = client.get(f"/api/v1/notebook-runs/{scheduled['notebook_run_id']}", headers=operator).json
     assert cron_run["parameters"]["end"].startswith(end.isoformat()[:19])
 
