@@ -86,6 +86,7 @@ class RuleEngine:
         self._loader: HistoryLoader | None = None
         self._evaluating = threading.Lock()  # the loop and direct callers (tests, tools) take turns
         self._references: dict[str, float] = {}
+        self._own_resolves: set[str] = set()  # alert ids being announced as auto-resolved by this engine
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._unsubscribe: list[Any] = []
@@ -181,6 +182,10 @@ class RuleEngine:
             log.error("rule engine queue full: a batch of %d points was not evaluated", len(batch.frame))
 
     def _on_alert_update(self, topic: str, payload: dict[str, Any]) -> None:
+        if payload.get("id") in self._own_resolves:
+            # Our own auto-resolve, already in the book: the pair may hold a newer open alert by now.
+            self._own_resolves.discard(payload["id"])
+            return
         if payload.get("status") == "resolved" and payload.get("rule_id") and payload.get("device_id"):
             self.book.forget(str(payload["rule_id"]), str(payload["device_id"]))
 
@@ -220,9 +225,10 @@ class RuleEngine:
                 else:
                     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
                 timing.points = len(frame)
-                began = time.perf_counter()
+                began, cpu = time.perf_counter(), time.thread_time()
                 timing.started = time.time()
                 self._safely(lambda batch=frame, t=timing: self.evaluate(batch, t))
+                timing.cpu = time.thread_time() - cpu
                 self.eval_seconds.append(time.perf_counter() - began)
                 del self.eval_seconds[:-1000]
                 self.timings.add(timing)
@@ -350,12 +356,15 @@ class RuleEngine:
         changed: list[tuple[str, str, dict[str, Any]]],
         timing: FrameTiming | None = None,
     ) -> None:
-        raises = [alert_rows.alert_values(d, self.directory) for d in decisions if d.kind == "raise"]
-        resolves = [(d.rule.id, d.device_id) for d in decisions if d.kind == "resolve"]
-        if raises or resolves:
+        if decisions:
+            created: list[dict[str, Any]] = []
+            resolved: list[dict[str, Any]] = []
             with self.engine.begin() as conn:
-                created = alert_rows.insert_alerts(conn, raises)
-                resolved = alert_rows.auto_resolve(conn, resolves, AUTO_RESOLVE_COMMENT)
+                for step in _steps(decisions):
+                    raises = [alert_rows.alert_values(d, self.directory) for d in step if d.kind == "raise"]
+                    resolves = [(d.rule.id, d.device_id) for d in step if d.kind == "resolve"]
+                    created += alert_rows.insert_alerts(conn, raises)
+                    resolved += alert_rows.auto_resolve(conn, resolves, AUTO_RESOLVE_COMMENT)
             if timing is not None:
                 timing.written = time.time()
                 timing.alerts = [str(row["id"]) for row in created]
@@ -365,7 +374,9 @@ class RuleEngine:
                 if rule is not None:
                     self.run_actions(rule, row)
             for row in resolved:
+                self._own_resolves.add(str(row["id"]))
                 alert_rows.publish_update(self.platform, row)
+                self._own_resolves.discard(str(row["id"]))
             if timing is not None:
                 timing.dispatched = time.time()
         # Rule state after the alerts' actions are on their way: a restart re-derives the little it loses.
@@ -386,6 +397,23 @@ class RuleEngine:
             self.worker.submit(config, ActionContext(self.platform, rule, due_at=due))
 
 
+def _steps(decisions: list[Decision]) -> list[list[Decision]]:
+    """Decisions in steps that hold at most one per (rule, device), in their order.
+
+    A pair can clear and fire again in one frame: its resolve must reach the database before the new
+    alert's insert (which the open alert would otherwise absorb). Usually there is one step.
+    """
+    steps: list[list[Decision]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for decision in decisions:
+        pair = (decision.rule.id, decision.device_id)
+        n = seen[pair] = seen.get(pair, -1) + 1
+        if n == len(steps):
+            steps.append([])
+        steps[n].append(decision)
+    return steps
+
+
 class HistoryLoader:
     """Runs history reads (statistical windows) on two threads; wakes the engine when one is done."""
 
@@ -394,9 +422,14 @@ class HistoryLoader:
         self._wake = wake
         self._lock = threading.Lock()
         self._count = 0
+        self._stopped = False
 
     def submit(self, work: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run ``work(*args)`` in the background; the engine evaluates again once it is done."""
+        if self._stopped:  # a stopped engine evaluated by hand (tools, tests): read inline
+            done: Future[Any] = Future()
+            done.set_result(work(*args))
+            return done
         with self._lock:
             self._count += 1
         future = self._pool.submit(work, *args)
@@ -413,7 +446,8 @@ class HistoryLoader:
         return self._count
 
     def stop(self) -> None:
-        """Drop queued loads (a stopped engine evaluates nothing more)."""
+        """Drop queued loads; later ones run inline."""
+        self._stopped = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -78,6 +78,12 @@ def gate(
     def at(column: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return column[rows] if order is None else column[order[rows]]
 
+    if not cond.any() and not g.cond[dev].any():
+        # The common case (nothing true before or now): no event, no state change but the watermarks.
+        last = np.ones(len(dev), dtype=bool)
+        last[:-1] = dev[1:] != dev[:-1]
+        g.wm[dev[last]] = np.maximum(g.wm[dev[last]], ts[last])
+        return empty_events()
     late = ts <= g.wm[dev]
     any_late = bool(late.any())
     picks: list[np.ndarray] = []

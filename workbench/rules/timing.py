@@ -40,6 +40,7 @@ class FrameTiming:
     dispatched: float = 0.0
     batches: int = 0
     points: int = 0
+    cpu: float = 0.0  # CPU seconds of the evaluation thread for this frame (load-independent cost)
     alerts: list[str] = field(default_factory=list)  # ids of the alerts this frame created
 
     def stages(self) -> dict[str, float]:

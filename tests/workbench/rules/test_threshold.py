@@ -144,3 +144,20 @@ def test_cooldown_in_event_time(rig: Rig) -> None:
     assert len(rig.alerts(rule)) == 1  # the second excursion is inside the cooldown
     rig.evaluate(engine, [(90, d, "rpm", 20)])
     assert [a["status"] for a in rig.alerts(rule)] == ["resolved", "active"]
+
+
+def test_clear_and_fire_again_in_one_frame(rig: Rig) -> None:
+    [d] = rig.devices(1)
+    rule = rig.rule("threshold", {"key": "amps", "operator": ">", "value": 10}, target={"device_id": d})
+    engine = rig.start()
+    rig.evaluate(engine, [(0, d, "amps", 20)])
+    # The open alert is resolved before the new one is inserted (else the open one would absorb it)...
+    rig.evaluate(engine, [(1, d, "amps", 0), (2, d, "amps", 30)])
+    assert [(a["status"], a["value"]) for a in rig.alerts(rule)] == [("resolved", 20), ("active", 30)]
+    # ...and an alert raised and cleared inside one frame is inserted, then resolved.
+    rig.evaluate(engine, [(3, d, "amps", 0), (4, d, "amps", 40), (5, d, "amps", 0)])
+    assert [(a["status"], a["value"]) for a in rig.alerts(rule)] == [
+        ("resolved", 20),
+        ("resolved", 30),
+        ("resolved", 40),
+    ]
