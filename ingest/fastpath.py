@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ingest.validation import Rejected, Row, Validator, parse_timestamp
+from ingest.validation import KEY_PATTERN, MAX_UNIT, Rejected, Row, Validator, parse_timestamp
 
 _UNSEEN = object()
 # Keys of a telemetry item that change the reading; an item carrying them takes the full path.
@@ -64,10 +64,27 @@ class FastRows:
             self._stamps[raw] = stamp
         return stamp  # type: ignore[return-value]
 
+    def _key(self, key: str) -> bool:
+        # The same rule and cache as Validator._row, so the first message of a new key is fast too.
+        good = self.validator.good_keys
+        if key in good:
+            return True
+        if not KEY_PATTERN.fullmatch(key) or len(good) >= 100_000:
+            return False
+        good.add(key)
+        return True
+
+    def _unit(self, unit: Any) -> bool:
+        good = self.validator.good_units
+        if type(unit) is not str or len(unit) > MAX_UNIT or "\x00" in unit or len(good) >= 10_000:
+            return False
+        good.add(unit)
+        return True
+
     def single(self, device_text: str, key: str, payload: bytes) -> bool:
         """Take a bare-number ``telemetry/KEY`` message; False sends it down the full path."""
         device = self._device(device_text)
-        if device is None or key not in self.validator.good_keys:
+        if device is None or not self._key(key):
             return False
         try:
             value = orjson.loads(payload)
@@ -128,14 +145,14 @@ class FastRows:
             if type(item) is dict:
                 value = item.get("value")
                 unit = item.get("unit")
-                if unit is not None and (type(unit) is not str or unit not in good_units):
+                if unit is not None and unit not in good_units and not self._unit(unit):
                     return False
                 for name in _ITEM_OVERRIDES:
                     if name in item:
                         return False
             else:
                 value, unit = item, None
-            if key not in good_keys:
+            if key not in good_keys and not self._key(key):
                 return False
             kind = type(value)
             if kind is int:

@@ -80,7 +80,20 @@ class Validator:
                     value = float(value)
                 elif kind is not float or value - value != 0.0:
                     device = None
-                stamp = now if reading.timestamp is None else stamp_cache.get(reading.timestamp)
+                raw_ts = reading.timestamp
+                stamp: datetime | None
+                if raw_ts is None:
+                    stamp = now
+                else:
+                    stamp = stamp_cache.get(raw_ts)
+                    if stamp is None and type(raw_ts) in (str, int, float):
+                        # A new time (a batch of history has one per point): parse it here; a bad one
+                        # raises and the full path below explains it.
+                        stamp = parse_timestamp(raw_ts)
+                        if low <= stamp <= high:
+                            stamp_cache[raw_ts] = stamp
+                        else:
+                            stamp = None
                 quality = reading.quality
                 if quality is None:
                     quality = 100

@@ -14,21 +14,27 @@ from datetime import UTC, datetime
 import psycopg
 
 from ingest import events
-from ingest.validation import COPY_COLUMNS, COPY_TYPES, Row
+from ingest.copy_binary import COPY_ORDER, CopyEncoder
+from ingest.validation import Row
 from workbench.db.engine import libpq_url
 from workbench.live.bus import EventBus
 from workbench.metrics import BATCH_SIZE, POINTS_ACCEPTED, POINTS_REJECTED, QUEUE_DEPTH, WRITE_LATENCY
 
 log = logging.getLogger(__name__)
 
-COPY_TELEMETRY = f"COPY telemetry ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+COPY_TELEMETRY = f"COPY telemetry ({', '.join(COPY_ORDER)}) FROM STDIN (FORMAT BINARY)"
 COPY_QUARANTINE = "COPY quarantine (source, topic, device_id, reason, payload) FROM STDIN (FORMAT BINARY)"
 QUARANTINE_TYPES = ("varchar", "text", "varchar", "text", "bytea")
+# The newest value per series goes through a per-connection staging table filled by binary COPY (arrays
+# of parameters cost more to build in Python than the whole telemetry COPY).
+CREATE_LATEST_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS latest_stage (device_id uuid, key varchar, unit varchar,
+    timestamp timestamptz, value float8, quality int4, metadata bytea, text_value text) ON COMMIT DELETE ROWS
+"""
+COPY_LATEST_STAGE = f"COPY latest_stage ({', '.join(COPY_ORDER)}) FROM STDIN (FORMAT BINARY)"
 UPSERT_LATEST = """
 INSERT INTO latest_values (device_id, key, timestamp, value, unit, quality, text_value)
-SELECT u.* FROM unnest(%s::uuid[], %s::varchar[], %s::timestamptz[], %s::float8[], %s::varchar[],
-                       %s::int4[], %s::text[])
-    AS u(device_id, key, timestamp, value, unit, quality, text_value)
+SELECT u.device_id, u.key, u.timestamp, u.value, u.unit, u.quality, u.text_value FROM latest_stage u
 JOIN devices d ON d.id = u.device_id
 ORDER BY u.device_id, u.key
 ON CONFLICT (device_id, key) DO UPDATE SET timestamp = EXCLUDED.timestamp, value = EXCLUDED.value,
@@ -89,6 +95,8 @@ class BatchWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
+        self._staged: psycopg.Connection | None = None  # the connection that has the staging table
+        self._encoder = CopyEncoder()
         self._touched: dict[str, float] = {}
         self.committed_points = 0
         self.last_error: str | None = None
@@ -247,28 +255,30 @@ class BatchWriter:
     def _write(self, batch: list[WorkItem]) -> list[tuple[str, str]]:
         started = time.perf_counter()
         conn = self._connection()
-        latest: dict[tuple[str, str], Row] = {}
+        rows = [row for item in batch for row in item.rows]
         touched: set[str] = set()
         now = time.monotonic()
+        staged = True
         with conn.transaction(), conn.cursor() as cur:
-            if any(item.rows for item in batch):
+            if rows:
                 with cur.copy(COPY_TELEMETRY) as copy:
-                    copy.set_types(COPY_TYPES)
-                    write = copy.write_row
-                    for item in batch:
-                        for row in item.rows:
-                            write(row[:8])
-                            latest[(row[8], row[2])] = _newer(latest.get((row[8], row[2])), row)
+                    copy.write(self._encoder.encode(rows))
             if any(item.quarantine for item in batch):
                 with cur.copy(COPY_QUARANTINE) as copy:
                     copy.set_types(QUARANTINE_TYPES)
                     for item in batch:
                         for qrow in item.quarantine:
                             copy.write_row(qrow)
-            if latest:
-                rows = sorted(latest.values(), key=lambda r: (r[8], r[2]))
-                cur.execute(UPSERT_LATEST, [list(column) for column in _latest_columns(rows)])
-                for device in {row[8] for row in rows}:
+            if rows:
+                # The newest row per series: a stable sort by time, then the last one of each wins.
+                latest = {(row[8], row[2]): row for row in sorted(rows, key=_time_of)}
+                staged = self._staged is conn
+                if not staged:
+                    cur.execute(CREATE_LATEST_STAGE)
+                with cur.copy(COPY_LATEST_STAGE) as copy:
+                    copy.write(self._encoder.encode(latest.values()))
+                cur.execute(UPSERT_LATEST)
+                for device in {row[8] for row in latest.values()}:
                     if now - self._touched.get(device, 0.0) >= TOUCH_EVERY:
                         touched.add(device)
             changes: list[tuple[str, str]] = []
@@ -284,6 +294,8 @@ class BatchWriter:
                         if old != status:
                             changes.append((str(device_id), status))
                     self._touched.pop(device, None)
+        if not staged:  # committed: the staging table exists on this connection from now on
+            self._staged = conn
         WRITE_LATENCY.observe(time.perf_counter() - started)
         return changes
 
@@ -312,17 +324,5 @@ class BatchWriter:
             events.publish_status(self.bus, device_id, status, committed_at)
 
 
-def _newer(current: Row | None, row: Row) -> Row:
-    return row if current is None or row[0] >= current[0] else current
-
-
-def _latest_columns(rows: list[Row]) -> tuple[tuple[object, ...], ...]:
-    return (
-        tuple(r[1] for r in rows),
-        tuple(r[2] for r in rows),
-        tuple(r[0] for r in rows),
-        tuple(r[3] for r in rows),
-        tuple(r[4] for r in rows),
-        tuple(r[5] for r in rows),
-        tuple(r[7] for r in rows),
-    )
+def _time_of(row: Row) -> datetime:
+    return row[0]

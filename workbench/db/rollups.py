@@ -123,6 +123,8 @@ def upsert(engine: Engine, resolution: Resolution, frame: pd.DataFrame) -> None:
 
 def rebuild(engine: Engine, start: datetime, end: datetime) -> None:
     """Recompute every rollup bucket overlapping [start, end) from raw telemetry."""
+    # PostgreSQL raises on float8 underflow (a square below 1e-308), where numpy gives 0: squares of
+    # tiny values count as 0 here too.
     for resolution in RESOLUTIONS:
         name = resolution.table.name
         step = resolution.step
@@ -138,7 +140,8 @@ def rebuild(engine: Engine, start: datetime, end: datetime) -> None:
                 text(
                     f"INSERT INTO {name} (device_id, key, bucket, {', '.join(PARTIAL_COLUMNS)}) "
                     "SELECT device_id, key, date_bin(:step, timestamp, TIMESTAMPTZ '2000-01-01') AS b, "
-                    "count(*), sum(value), sum(value * value), min(value), max(value), "
+                    "count(*), sum(value), sum(CASE WHEN abs(value) < 1e-150 THEN 0 ELSE value * value END), "
+                    "min(value), max(value), "
                     "(array_agg(timestamp ORDER BY value, timestamp))[1], "
                     "(array_agg(timestamp ORDER BY value DESC, timestamp))[1], "
                     "(array_agg(value ORDER BY timestamp))[1], min(timestamp), "
