@@ -27,22 +27,32 @@ def deliver(platform: Platform, rule: Rule, events: pd.DataFrame) -> bool:
     if engine is None:
         return False
     decisions = decide(rule, events.sort_values("ts", kind="stable"), engine.book)
-    said = _messages(events)
-    raises = [
-        _with_message(rule, alert_rows.alert_values(d, engine.directory), said.get((d.device_id, d.ts)))
-        for d in decisions
-        if d.kind == "raise"
-    ]
-    resolves = [(d.rule.id, d.device_id) for d in decisions if d.kind == "resolve"]
-    if not (raises or resolves):
+    if not decisions:
         return True
+    said = _messages(events)
+    created: list[dict[str, Any]] = []
+    resolved: list[dict[str, Any]] = []
     with platform.engine.begin() as conn:
-        created = alert_rows.insert_alerts(conn, raises)
-        resolved = alert_rows.auto_resolve(conn, resolves, AUTO_RESOLVE_COMMENT)
+        # One statement per decision, in order: a device can clear and fire again within one run, and its
+        # resolve must land before the new alert's insert (the open alert would absorb it). A run makes few.
+        for d in decisions:
+            if d.kind == "raise":
+                values = alert_rows.alert_values(d, engine.directory)
+                created += alert_rows.insert_alerts(
+                    conn, [_with_message(rule, values, said.get((d.device_id, d.ts)))]
+                )
+            else:
+                resolved += alert_rows.auto_resolve(conn, [(d.rule.id, d.device_id)], AUTO_RESOLVE_COMMENT)
     for row in created:
         engine.run_actions(rule, row)
     for row in resolved:
-        alert_rows.publish_update(platform, row)
+        alert_rows.publish_update(platform, row)  # the engine forgets the pair when it hears of it...
+    for d in decisions:  # ...but a pair that fired again after its resolve is open
+        pair = (d.rule.id, d.device_id)
+        if d.kind == "raise":
+            engine.book.open.add(pair)
+        else:
+            engine.book.open.discard(pair)
     return True
 
 

@@ -8,23 +8,28 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from tests.workbench.api.fixtures import make_device
+from tests.workbench.notebooks.fixtures import write_notebook
 from workbench.db.tables import notebook_runs
 from workbench.notebooks import rule_type as notebook_rules
+from workbench.notebooks.rule_delivery import deliver
 from workbench.notebooks.rule_schedule import NotebookScheduler
 from workbench.notebooks.runner import NotebookRunner
 from workbench.notebooks.service import notebook_runner
 from workbench.platform import EXTENSION, Platform
 from workbench.rules.engine import SERVICE, RuleEngine
-from workbench.rules.types import rule_type
+from workbench.rules.types import Rule, rule_type
+from workbench.settings import Settings
 
 BASELINE_MIN, WINDOW_MIN, SHIFT_S = 30, 10, 180
 
@@ -165,3 +170,46 @@ def test_alert_links_to_its_executed_notebook_through_api_and_ui(
     )
     after = len(client.get(f"/api/v1/alerts?rule_id={live_id}", headers=operator).json["items"])
     assert after == before
+
+
+def test_one_run_with_several_episodes_gives_each_its_alert(
+    app: Flask,
+    client: FlaskClient,
+    engine_on_app: tuple[Platform, RuleEngine],
+    auth_headers: dict[str, dict[str, str]],
+    settings: Settings,
+    notebook_runner: NotebookRunner,
+    tmp_path: Path,
+) -> None:
+    """Two ended excursions and an ongoing one in one run: resolved, resolved, active; none absorbed."""
+    platform, _ = engine_on_app
+    device = make_device(app, f"nb-episodes-{uuid.uuid4().hex[:6]}")
+    made = client.post(
+        "/api/v1/rules", json={**ewma_rule(), "device_id": str(device.id)}, headers=auth_headers["engineer"]
+    )
+    rule = Rule.from_row(made.json)
+    t0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    stamps = [(t0 + timedelta(minutes=m)).isoformat() for m in range(6)]
+    write_notebook(
+        tmp_path,
+        "episodes",
+        "from workbench.notebooks import api\n"
+        f"api.alert('warning', 'first', value=1.0, at='{stamps[0]}', end='{stamps[1]}', key='flow')\n"
+        f"api.alert('warning', 'second', value=2.0, at='{stamps[2]}', end='{stamps[3]}', key='flow')\n"
+        f"api.alert('warning', 'third', value=3.0, at='{stamps[4]}', end='{stamps[5]}', key='flow',"
+        " ongoing=True)",
+    )
+    runner = NotebookRunner(settings, root=tmp_path, pool=notebook_runner.pool)
+    result = runner.run("episodes.ipynb", rule_id=uuid.UUID(rule.id)).raise_for_status()
+    events = notebook_rules.events_of(result, str(device.id), int(pd.Timestamp(stamps[5]).value) + 1000)
+    assert deliver(platform, rule, pd.DataFrame(events))
+    page = client.get(f"/api/v1/alerts?rule_id={rule.id}", headers=auth_headers["operator"]).json["items"]
+    found = sorted(
+        (a["value"], a["status"], a["notebook_run_id"], a["metadata"]["notebook_message"]) for a in page
+    )
+    run = str(result.run_id)
+    assert found == [
+        (1.0, "resolved", run, "first"),
+        (2.0, "resolved", run, "second"),
+        (3.0, "active", run, "third"),
+    ]
