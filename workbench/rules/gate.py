@@ -12,7 +12,8 @@ Semantics (also in the README, "Rule engine"):
 - Points of one batch are sorted by event time before they are evaluated, so out-of-order arrival inside a
   batch changes nothing. A point at or before the watermark (late, across batches) cannot rewrite a run that
   was already decided: it is ignored for duration runs and never clears an alert, but an instantaneous rule
-  (``d = 0``) still fires on it, because the excursion really happened.
+  (``d = 0``) still fires on it, because the excursion really happened; the condition then counts as
+  holding, so the next on-time point where it is false clears the alert (auto-resolve).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def gate(
             _, first = np.unique(dev[rows], return_index=True)
             picks.append(rows[first])
             kinds.append(np.full(len(first), "fire", dtype=object))
+            _late_fired(state, g, at(points.device_id, rows[first]), dev[rows[first]], ts[rows[first]])
     ontime = np.nonzero(~late)[0] if any_late else None
     o_dev, o_ts, o_cond = (dev, ts, cond) if ontime is None else (dev[ontime], ts[ontime], cond[ontime])
     if len(o_dev):
@@ -157,6 +159,14 @@ def _ontime(
     last = np.ones(n, dtype=bool)
     last[:-1] = dev[1:] != dev[:-1]
     return held & ~prev_held, ~cond & prev, last, np.where(cond, since, NO_TIME), held
+
+
+def _late_fired(state: RuleState, g: GateArrays, ids: np.ndarray, dev: np.ndarray, ts: np.ndarray) -> None:
+    """A late point fired an instantaneous rule: the condition holds until an on-time false point clears."""
+    fresh = ~g.cond[dev]
+    g.cond[dev[fresh]], g.held[dev[fresh]], g.since[dev[fresh]] = True, True, ts[fresh]
+    for i in np.nonzero(fresh)[0]:
+        state.put(str(ids[i]), {"cond": True, "since": int(ts[i]), "held": True, "wm": int(g.wm[dev[i]])})
 
 
 def _remember(

@@ -129,6 +129,9 @@ def test_out_of_order_and_late_points(rig: Rig) -> None:
     rig.evaluate(engine, [(50, e, "level", 150)])
     [late] = rig.alerts(instant)
     assert late["value"] == 150 and late["status"] == "active"
+    # The excursion counts as holding: the next on-time point below the threshold resolves it.
+    rig.evaluate(engine, [(110, e, "level", 1)])
+    assert rig.alerts(instant)[0]["status"] == "resolved"
 
 
 def test_cooldown_in_event_time(rig: Rig) -> None:
