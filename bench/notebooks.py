@@ -184,9 +184,13 @@ def measure_warm(
     cells: dict[str, list[float]] = {}
     for result in results:  # read back after timing: per-cell durations the kernel run recorded
         executed = nbformat.read(result.output_path or "", as_version=4)
+        heading = ""
         for cell in executed.cells:
+            if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
+                heading = cell.source.lstrip().splitlines()[0].lstrip("# ").strip()
             if cell.cell_type == "code" and "papermill" in cell.metadata:
-                cells.setdefault(_cell_label(cell), []).append(cell.metadata.papermill["duration"] * 1000)
+                label = _cell_label(cell, heading)
+                cells.setdefault(label, []).append(cell.metadata.papermill["duration"] * 1000)
     stages = {name: [r.stages[name] for r in results] for name in results[0].stages}
     return (
         samples,
@@ -200,13 +204,14 @@ def measure_warm(
     )
 
 
-def _cell_label(cell: Any) -> str:
-    """A short name for a code cell: its tag (parameters, injected-parameters) or its first line."""
+def _cell_label(cell: Any, heading: str) -> str:
+    """A short name for a code cell: its tag (parameters, injected-parameters), else the heading above it
+    and its first line."""
     tags = cell.metadata.get("tags", [])
     if tags:
         return str(tags[0])
     first = next((line for line in cell.source.splitlines() if line.strip()), "")
-    return first[:40]
+    return f"{heading} ({first[:30]})" if heading else first[:40]
 
 
 def measure_minimal(settings: Settings, runner: NotebookRunner, scratch: Path, runs: int) -> list[float]:
