@@ -1,10 +1,12 @@
 """Warm kernels: a pool of started Jupyter kernels reused across runs.
 
 A cold papermill run pays about a second to start its kernel; a warm kernel runs a small notebook in tens of
-milliseconds. Isolation between runs: before each run the user namespace is reset (``%reset -f``) and the
-helper API forgets the previous run's alerts and records. Modules stay imported (that is the point of
-keeping the kernel warm), so a notebook that mutates a module's globals affects later runs: rule notebooks
-must not. Each run has a deadline; a run that overruns gets its kernel killed and replaced in the background.
+milliseconds. A run is one execute request (:mod:`workbench.notebooks.kernel_side` runs the cells one by
+one and marks where each ends), not one per cell. Isolation between runs: before each run the user
+namespace is emptied (``api._begin``: cheaper than ``%reset -f``) and the helper API forgets the previous
+run's alerts and records. Modules stay imported (that is the point of keeping the kernel warm), so a
+notebook that mutates a module's globals affects later runs: rule notebooks must not. Each run has a
+deadline; a run that overruns gets its kernel killed and replaced in the background.
 """
 
 from __future__ import annotations
