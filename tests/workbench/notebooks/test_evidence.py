@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from tests.workbench.api.fixtures import make_device
+from tests.workbench.api.fixtures import ApiUser, make_device
 from tests.workbench.notebooks.fixtures import write_notebook
 from workbench.db.tables import notebook_runs
 from workbench.notebooks import rule_type as notebook_rules
@@ -100,6 +100,7 @@ def test_alert_links_to_its_executed_notebook_through_api_and_ui(
     client: FlaskClient,
     engine_on_app: tuple[Platform, RuleEngine],
     auth_headers: dict[str, dict[str, str]],
+    api_users: dict[str, ApiUser],
 ) -> None:
     platform, engine = engine_on_app
     engineer, operator = auth_headers["engineer"], auth_headers["operator"]
@@ -145,6 +146,12 @@ def test_alert_links_to_its_executed_notebook_through_api_and_ui(
         parts = evidence(alert["id"])
     links = [part for part in parts if getattr(part, "id", None) == "alert-notebook-link"]
     assert links and links[0].href == run.json["html_url"]
+    operator_user = api_users["operator"]
+    with client.session_transaction() as session:
+        session.update(user_id=str(operator_user.id), role="operator", email=operator_user.email)
+    assert "flow: EWMA" in client.get(links[0].href).get_data(as_text=True)  # no token: the UI session
+    with client.session_transaction() as session:
+        session.clear()
 
     # The cron-only rule ignored the data; its due time runs it over the window ending then.
     with platform.engine.connect() as conn:
