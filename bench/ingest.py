@@ -14,15 +14,12 @@ import argparse
 import json
 import multiprocessing
 import os
-import socket
-import struct
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,220 +27,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
+from bench.ingest_limits import (
+    RawPublisher,
+    broker_limit,
+    copy_limit,
+    publish_burst,
+    publish_paced,
+    publish_packet,
+    run_publisher,
+)
+
 DEVICES = 100
-
-
-# --- raw MQTT 3.1.1 publishing (pre-built packets, QoS 1, PUBACKs drained by a thread) -------------
-
-
-def _remaining(length: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = length % 128
-        length //= 128
-        out.append(byte | (0x80 if length else 0))
-        if not length:
-            return bytes(out)
-
-
-def _connect_packet(client_id: str) -> bytes:
-    cid = client_id.encode()
-    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + struct.pack("!H", len(cid)) + cid
-    return b"\x10" + _remaining(len(body)) + body
-
-
-def _publish_packet(topic: str, payload: bytes, mid: int) -> bytes:
-    name = topic.encode()
-    body = struct.pack("!H", len(name)) + name + struct.pack("!H", mid) + payload
-    return b"\x32" + _remaining(len(body)) + body
-
-
-class RawPublisher:
-    """A QoS 1 publisher on a plain socket: sends pre-built packets, counts PUBACKs."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.sock = socket.create_connection((host, port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.sendall(_connect_packet(f"bench-pub-{uuid.uuid4().hex[:8]}"))
-        assert self.sock.recv(4)[:1] == b"\x20", "broker refused the publisher"
-        self.acked = 0
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        while True:
-            data = self.sock.recv(65536)
-            if not data:
-                return
-            self.acked += len(data) // 4  # PUBACKs are 4 bytes each
-
-    def send(self, packets: bytes) -> None:
-        """Write pre-built packets."""
-        self.sock.sendall(packets)
-
-
-def _messages(
-    devices: list[str], count: int, points: int, stamp: str | None = None
-) -> list[tuple[str, bytes]]:
-    out = []
-    for i in range(count):
-        device = devices[i % len(devices)]
-        if points == 1:
-            out.append((f"insa/devices/{device}/telemetry/k{i % 10}", f"{i * 0.5}".encode()))
-        else:
-            body = {
-                "timestamp": stamp or "2026-01-01T00:00:00Z",
-                "telemetry": {f"k{k}": {"value": i + k * 0.25, "unit": "C"} for k in range(points)},
-                "metadata": {"quality": 100},
-            }
-            out.append((f"insa/devices/{device}/telemetry", json.dumps(body).encode()))
-    return out
-
-
-def _publisher(host: str, port: int, devices: list[str], count: int, points: int, queue: Any) -> None:
-    messages = _messages(devices, count, points)
-    chunks = []
-    for start in range(0, count, 500):
-        chunks.append(
-            b"".join(
-                _publish_packet(topic, payload, (start + j) % 65535 + 1)
-                for j, (topic, payload) in enumerate(messages[start : start + 500])
-            )
-        )
-    publisher = RawPublisher(host, port)
-    queue.put("ready")
-    queue.get()  # wait for "go"
-    started = time.time()
-    for chunk in chunks:
-        publisher.send(chunk)
-    queue.put(started)
-    deadline = time.time() + 120
-    while publisher.acked < count and time.time() < deadline:
-        time.sleep(0.01)
-
-
-def _paced_publisher(host: str, port: int, devices: list[str], seconds: float, rate: int, queue: Any) -> None:
-    """10-point messages at ``rate`` points/s, each stamped with its send time."""
-    publisher = RawPublisher(host, port)
-    queue.put("ready")
-    queue.get()
-    per_tick = max(1, rate // 10 // 100)  # messages per 10 ms tick
-    started = time.time()
-    tick = 0
-    mid = 0
-    while time.time() - started < seconds:
-        stamp = datetime.now(UTC).isoformat()
-        packets = []
-        for message in _messages(devices, per_tick, 10, stamp):
-            mid = mid % 65535 + 1
-            packets.append(_publish_packet(message[0], message[1], mid))
-        publisher.send(b"".join(packets))
-        tick += 1
-        delay = started + tick * 0.01 - time.time()
-        if delay > 0:
-            time.sleep(delay)
-    queue.put(started)
-
-
-class _Channel:
-    """Two queues: the parent's "go" never races with the child's answers."""
-
-    def __init__(self, context: Any) -> None:
-        self.to_child = context.Queue()
-        self.to_parent = context.Queue()
-
-    def put(self, item: Any) -> None:
-        """Parent -> child."""
-        self.to_child.put(item)
-
-    def get(self, timeout: float | None = None) -> Any:
-        """Child -> parent."""
-        return self.to_parent.get(timeout=timeout)
-
-
-class _ChildEnd:
-    """The child's side of a _Channel."""
-
-    def __init__(self, channel: _Channel) -> None:
-        self.to_child = channel.to_child
-        self.to_parent = channel.to_parent
-
-    def put(self, item: Any) -> None:
-        """Child -> parent."""
-        self.to_parent.put(item)
-
-    def get(self, timeout: float | None = None) -> Any:
-        """Parent -> child."""
-        return self.to_child.get(timeout=timeout)
-
-
-def _run_publisher(target: Any, *args: Any) -> tuple[Any, Any]:
-    context = multiprocessing.get_context("spawn")
-    channel = _Channel(context)
-    process = context.Process(target=target, args=(*args, _ChildEnd(channel)), daemon=True)
-    process.start()
-    assert channel.get(timeout=60) == "ready"
-    return process, channel
-
-
-# --- phases -------------------------------------------------------------------------------------
-
-
-def copy_limit(url: str, rows: int) -> float:
-    """Rows/s of binary COPY into telemetry, in transactions of 50,000 rows (the rows ingest writes)."""
-    from ingest.validation import COPY_COLUMNS, COPY_TYPES
-
-    device = uuid.uuid4()
-    stamp = datetime.now(UTC)
-    data = [(stamp, device, f"k{i % 10}", i * 0.5, "C", 100, None, None) for i in range(rows)]
-    with psycopg.connect(url) as conn:
-        started = time.perf_counter()
-        for start in range(0, rows, 50_000):
-            with (
-                conn.transaction(),
-                conn.cursor() as cur,
-                cur.copy(f"COPY telemetry ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy,
-            ):
-                copy.set_types(COPY_TYPES)
-                for row in data[start : start + 50_000]:
-                    copy.write_row(row)
-        elapsed = time.perf_counter() - started
-        conn.execute("DELETE FROM telemetry WHERE device_id = %s", (device,))
-        conn.commit()
-    return rows / elapsed
-
-
-def broker_limit(mqtt_url: str, devices: list[str], count: int) -> float:
-    """Messages/s a bare paho subscriber (MQTT 5, QoS 1, automatic acks) receives from the publisher."""
-    import paho.mqtt.client as mqtt
-
-    from workbench.mqtt import host_port, make_client
-
-    host, port = host_port(mqtt_url)
-    received = [0, 0.0]
-    done = threading.Event()
-
-    def on_message(client: Any, userdata: Any, message: Any) -> None:
-        received[0] += 1
-        if received[0] == count:
-            received[1] = time.time()
-            done.set()
-
-    client = make_client(mqtt_url, protocol=mqtt.MQTTv5)
-    client.on_message = on_message
-    client.connect(host, port)
-    client.subscribe("insa/devices/+/telemetry/+", qos=1)
-    client.loop_start()
-    time.sleep(0.5)
-    process, queue = _run_publisher(_publisher, host, port, devices, count, 1)
-    queue.put("go")
-    started = queue.get(timeout=60)
-    done.wait(120)
-    if not done.is_set():
-        print(f"bare subscriber received {received[0]} of {count} messages", file=sys.stderr)
-    client.disconnect()
-    client.loop_stop()
-    process.join(10)
-    return received[0] / (received[1] - started) if received[1] else 0.0
 
 
 def mqtt_end_to_end(
@@ -260,7 +54,7 @@ def mqtt_end_to_end(
     writer = service.pipeline.writer
     before = writer.committed_points
     expected = before + count * points
-    process, queue = _run_publisher(_publisher, host, port, devices, count, points)
+    process, queue = run_publisher(publish_burst, host, port, devices, count, points)
     queue.put("go")
     cpu_before = time.process_time()
     started = queue.get(timeout=60)
@@ -302,11 +96,11 @@ def mqtt_workers(url: str, mqtt_url: str, devices: list[str], count: int, worker
         probe = RawPublisher(host, port)
         deadline = time.time() + 120
         while rows() == 0 and time.time() < deadline:  # every worker subscribed: the probes get stored
-            probe.send(_publish_packet(f"insa/devices/{devices[0]}/telemetry/probe", b"1", 1))
+            probe.send(publish_packet(f"insa/devices/{devices[0]}/telemetry/probe", b"1", 1))
             time.sleep(0.5)
         time.sleep(3.0)
         before = rows()
-        publisher, channel = _run_publisher(_publisher, host, port, devices, count, 10)
+        publisher, channel = run_publisher(publish_burst, host, port, devices, count, 10)
         channel.put("go")
         started = channel.get(timeout=60)
         expected = before + count * 10
@@ -341,7 +135,7 @@ def latency(
         samples.append(committed - stamps[stamps >= begun])  # only this phase's (time-stamped) points
 
     unsubscribe = service.bus.subscribe(TELEMETRY_BATCH, on_batch)
-    process, queue = _run_publisher(_paced_publisher, host, port, devices, seconds, rate)
+    process, queue = run_publisher(publish_paced, host, port, devices, seconds, rate)
     queue.put("go")
     queue.get(timeout=seconds + 60)
     time.sleep(1.0)
@@ -451,8 +245,10 @@ def main() -> None:
                 for i in range(DEVICES)
             ]
         _, api_key = api_keys.create_key(engine, uuid.UUID(ids[0]), "bench", rate_limit=10**9)
+        results["load_average_1min_start"] = os.getloadavg()[0]
         results["copy_limit_rows_per_s"] = copy_limit(libpq_url(url), 500_000)
-        results["broker_limit_msgs_per_s"] = broker_limit(mqtt_url, ids, args.messages)
+        rate, cpu = broker_limit(mqtt_url, ids, args.messages)
+        results["broker_limit_msgs_per_s"], results["broker_limit_cpu_us_per_msg"] = rate, cpu
         settings = Settings.from_env(
             {}, database_url=url, mqtt_url=mqtt_url, data_dir=Path(tempfile.mkdtemp())
         )
@@ -466,7 +262,8 @@ def main() -> None:
         p50, p99 = latency(service, mqtt_url, ids, 10_000, 10.0)
         results["p50_publish_to_commit_ms"] = p50
         results["p99_publish_to_commit_ms"] = p99
-        results["http_batch_points_per_s"] = _http_phase(settings, service, ids[0], api_key)
+        rate, cpu = _http_phase(settings, service, ids[0], api_key)
+        results["http_batch_points_per_s"], results["http_batch_cpu_us_per_point"] = rate, cpu
         service.stop()
         service = None
         with engine.begin() as conn:
@@ -502,7 +299,8 @@ def main() -> None:
         print(f"{key:<34} {value:>14,.1f}")
 
 
-def _http_phase(settings: Any, service: Any, device: str, api_key: str) -> float:
+def _http_phase(settings: Any, service: Any, device: str, api_key: str) -> tuple[float, float]:
+    """Points/s of the HTTP phase, and this process's CPU microseconds per committed point."""
     from werkzeug.serving import make_server
 
     from app import create_app
@@ -516,10 +314,14 @@ def _http_phase(settings: Any, service: Any, device: str, api_key: str) -> float
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    writer = service.pipeline.writer
+    before, cpu_before = writer.committed_points, time.process_time()
     try:
-        return http_batches(f"http://127.0.0.1:{port}", api_key, device, 200, 4)
+        rate = http_batches(f"http://127.0.0.1:{port}", api_key, device, 200, 4)
     finally:
         server.shutdown()
+    cpu = time.process_time() - cpu_before
+    return rate, cpu * 1e6 / max(writer.committed_points - before, 1)
 
 
 if __name__ == "__main__":

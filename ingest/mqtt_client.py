@@ -28,7 +28,7 @@ READ_SIZE = 65536
 PUBACK = 0x40
 _PUBACK = struct.Struct("!BBH")
 
-RawHandler = Callable[[int, bytearray], None]
+RawHandler = Callable[[int, bytes | bytearray], None]
 
 
 class _BufferedSocket:
@@ -53,6 +53,36 @@ class _BufferedSocket:
             return data
         self._buf, self._pos = data, size
         return data[:size]
+
+    def drain_publishes(self, handler: RawHandler) -> int:
+        """Hand every complete QoS 0/1 PUBLISH at the head of the buffer to ``handler``; how many.
+
+        Stops at anything else (paho reads it) and at an incomplete packet (the next recv completes it).
+        """
+        buf, pos, end = self._buf, self._pos, len(self._buf)
+        count = 0
+        while pos < end:
+            command = buf[pos]
+            if command & 0xF0 != 0x30 or command & 0x06 == 0x06 or command & 0x06 == 0x04:
+                break
+            length = shift = 0
+            at = pos + 1
+            while at < end and shift < 28:
+                byte = buf[at]
+                at += 1
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+            else:
+                break  # the length itself is incomplete (or malformed: paho reports it)
+            if at + length > end:
+                break
+            pos = at + length
+            handler(command, buf[at:pos])
+            count += 1
+        self._pos = pos
+        return count
 
     def buffered(self) -> int:
         """Bytes received from the kernel but not handed to paho yet."""
@@ -80,12 +110,22 @@ class IngestClient(mqtt.Client):
         return _BufferedSocket(super()._create_socket())
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        """Read packets until the buffer is empty (paho alone reads one per ``select()``)."""
+        """Read packets until the buffer is empty (paho alone reads one per ``select()``).
+
+        Complete PUBLISH packets in the buffer go straight to ``on_publish_raw`` in one tight loop;
+        paho's own reader takes everything else (CONNACK, SUBACK, PINGRESP, split packets).
+        """
         rc = super().loop_read(max_packets)
+        handler = self.on_publish_raw
         while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS:
             sock = self._sock
             if not isinstance(sock, _BufferedSocket) or not sock.buffered():
                 break
+            if handler is not None and self._in_packet["command"] == 0 and sock.drain_publishes(handler):
+                with self._msgtime_mutex:
+                    self._last_bytes_received = mqtt.time_func()  # paho's keep-alive clock
+                if not sock.buffered():
+                    break
             rc = super().loop_read(max_packets)
         return rc
 

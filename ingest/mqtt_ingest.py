@@ -130,7 +130,7 @@ class MqttIngest:
         if not self._stopping.is_set():
             log.warning("MQTT ingest disconnected: %s", reason)
 
-    def _on_raw(self, command: int, body: bytearray) -> None:
+    def _on_raw(self, command: int, body: bytes | bytearray) -> None:
         # paho's network thread does only this: the decoder thread parses and decodes in bulk. QoS 1
         # traffic is bounded by the receive maximum; a QoS 0 flood is held back here (TCP backpressure).
         while len(self._inbox) > self._inbox_cap and not self._stopping.is_set():
