@@ -6,7 +6,8 @@ Condition::
      "window": "1h", "every": "1m", "keys": ["flow"],
      "schedule": "*/5 * * * *", "timezone": "UTC", "on_data": true}
 
-- ``keys`` (or ``parameters.keys``): telemetry keys whose arrival triggers an evaluation;
+- ``keys`` (or ``parameters.keys``): telemetry keys whose arrival triggers an evaluation (also the
+  notebook's ``keys`` parameter unless ``parameters`` sets it);
 - ``window``: the monitoring window handed to the notebook (``start``/``end`` parameters), ending at the
   newest point (on data) or at the due time (on the schedule); ``every``: at most one evaluation per device
   this often on data (default ``1m``);
@@ -248,10 +249,13 @@ class NotebookRuleType(RuleType):
         self, rule: Rule, device: str, start: pd.Timestamp, end: pd.Timestamp, dry: bool, since_ns: int = 0
     ) -> list[Any]:
         condition = rule.condition
+        parameters = dict(condition.get("parameters") or {})
+        if condition.get("keys") and "keys" not in parameters:  # the notebook watches what the rule does
+            parameters["keys"] = sorted(self.keys(condition))
         result = run_notebook_rule(
             current_runner(),
             Path(condition["notebook"]),
-            dict(condition.get("parameters") or {}),
+            parameters,
             device,
             start,
             end,

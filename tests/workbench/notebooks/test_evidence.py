@@ -110,6 +110,7 @@ def test_alert_links_to_its_executed_notebook_through_api_and_ui(
     on_data = client.post("/api/v1/rules", json={**ewma_rule(), **target}, headers=engineer)
     cron_rule = {**ewma_rule(schedule="* * * * *", on_data=False), **target}
     cron_rule["action"] = {"type": "alert", "severity": "warning"}  # no message: the notebook's is used
+    cron_rule["condition"]["keys"] = cron_rule["condition"]["parameters"].pop("keys")  # passed on to it
     on_cron = client.post("/api/v1/rules", json=cron_rule, headers=engineer)
     assert on_data.status_code == 201 and on_cron.status_code == 201, (on_data.json, on_cron.json)
     live_id, cron_id = on_data.json["id"], on_cron.json["id"]
@@ -165,6 +166,7 @@ def test_alert_links_to_its_executed_notebook_through_api_and_ui(
     assert scheduled["message"].startswith(f"{cron_rule['name']}: flow: EWMA")
     cron_run = client.get(f"/api/v1/notebook-runs/{scheduled['notebook_run_id']}", headers=operator).json
     assert cron_run["parameters"]["end"].startswith(end.isoformat()[:19])
+    assert cron_run["parameters"]["keys"] == ["flow"]
 
     # Backtest through the API: would-be alerts, none raised.
     before = len(client.get(f"/api/v1/alerts?rule_id={live_id}", headers=operator).json["items"])
