@@ -1,4 +1,5 @@
-"""``/api/v1/notebook-runs``: one executed notebook as JSON (status, parameters, alerts, records) or HTML."""
+"""``/api/v1/notebook-runs``: executed notebooks, listed (by rule, report, status) and one by one as JSON
+(status, parameters, alerts, records) or HTML."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import marshmallow as ma
 from flask import Response
 from sqlalchemy import select
 
-from workbench.api.common import Strict, make_blueprint, query_args
+from workbench.api.common import PageArgs, PageSchema, Strict, fetch_page, make_blueprint, query_args
 from workbench.api.errors import ApiError
 from workbench.auth.guard import require
 from workbench.db.tables import alerts, notebook_runs
@@ -39,6 +40,27 @@ class NotebookRunSchema(ma.Schema):
     html_url = ma.fields.String(required=True)
 
 
+class NotebookRunItemSchema(NotebookRunSchema):
+    """One notebook execution in a list (its alerts are on the run itself)."""
+
+    class Meta:
+        exclude = ("alert_ids",)
+
+
+class NotebookRunListArgs(PageArgs):
+    """Filters of the run list."""
+
+    rule_id = ma.fields.UUID()
+    report_id = ma.fields.UUID()
+    status = ma.fields.String(validate=ma.validate.OneOf(("running", "ok", "failed", "timeout")))
+
+
+class NotebookRunPageSchema(PageSchema):
+    """A page of notebook runs, newest first."""
+
+    items = ma.fields.List(ma.fields.Nested(NotebookRunItemSchema), required=True)
+
+
 class HtmlArgs(Strict):
     """Rendering options."""
 
@@ -55,6 +77,24 @@ def _row(run_id: uuid.UUID) -> dict[str, Any]:
         data = dict(row._mapping)
         data["alert_ids"] = list(linked)
     return data
+
+
+@blp.route("", methods=["GET"])
+@require("notebooks:read")
+@query_args(blp, NotebookRunListArgs)
+@blp.response(200, NotebookRunPageSchema)
+def list_runs(args: dict[str, Any]) -> dict[str, Any]:
+    """Notebook runs, newest first: a rule's evaluations and backtests (``records.dry_run``), a report's
+    renders, or the failed ones."""
+    where = [
+        getattr(notebook_runs.c, name) == args[name]
+        for name in ("rule_id", "report_id", "status")
+        if args.get(name) is not None
+    ]
+    page = fetch_page(notebook_runs, where, [notebook_runs.c.started_at.desc(), notebook_runs.c.id], args)
+    for item in page["items"]:
+        item["html_url"] = f"/api/v1/notebook-runs/{item['id']}/html"
+    return page
 
 
 @blp.route("/<uuid:run_id>", methods=["GET"])

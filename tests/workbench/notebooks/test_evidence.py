@@ -180,6 +180,14 @@ def test_alert_links_to_its_executed_notebook_through_api_and_ui(
     after = len(client.get(f"/api/v1/alerts?rule_id={live_id}", headers=operator).json["items"])
     assert after == before
 
+    # Every evaluation is kept: the rule's runs, newest first, the backtest's marked as a dry run.
+    runs = client.get(f"/api/v1/notebook-runs?rule_id={live_id}", headers=operator).json
+    assert runs["total"] == len(runs["items"]) >= 2
+    newest, *older = runs["items"]
+    assert newest["records"]["dry_run"] and newest["html_url"].endswith(f"{newest['id']}/html")
+    assert alert["notebook_run_id"] in {run["id"] for run in older}
+    assert client.get("/api/v1/notebook-runs?status=bogus", headers=operator).status_code == 422
+
 
 def test_one_run_with_several_episodes_gives_each_its_alert(
     app: Flask,
