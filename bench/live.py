@@ -9,15 +9,23 @@ Path measured: a probe publishes one value (QoS 1) to ``insa/devices/<probe>/tel
 validates and COPYs it into PostgreSQL, publishes the committed batch on the bus; the Socket.IO server
 emits it to the device room; the Device page's script writes it into the latest-value cell. A
 MutationObserver in the page stamps the render (``Date.now()``); publish and render clocks are the same
-machine's. Background load: other devices publish 10-key messages at the given points/s on another
-connection (nobody watches them in the browser: they load ingest, the database and the fan-out).
+machine's. Background load: other devices publish 10-key messages at the given points/s from another
+process (nobody watches them in the browser: they load ingest, the database and the fan-out).
+
+Stages printed for each load level (each a p50/p99 over the probe values):
+  publish->bus     MQTT, decode, validation, the writer's queue, COPY and commit (the batch's committed_at)
+  bus->emit        bus handlers, the watched-device filter, grouping into events, Socket.IO emit
+  emit->browser    the websocket writer thread, the network, the browser's Socket.IO client (onAny)
+  browser->render  the page script: throttle and DOM write, up to the MutationObserver
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
+import multiprocessing
 import os
 import statistics
 import sys
@@ -30,6 +38,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy import Engine, insert
@@ -113,48 +122,63 @@ def seed(engine: Engine) -> tuple[str, list[str]]:
     return str(probe), [str(d) for d in background]
 
 
-class Background(threading.Thread):
-    """Publishes ``rate`` points/s as 10-key messages (QoS 1, not awaited) over the background devices."""
+def publish_background(url: str, targets: list[str], rate: int, stop: Any, sent: Any) -> None:
+    """Publish ``rate`` points/s as 10-key messages (QoS 1, not awaited) until ``stop`` is set."""
+    client = make_client(url)
+    client.max_inflight_messages_set(1000)
+    host, port = host_port(url)
+    client.connect(host, port)
+    client.loop_start()
+    messages_per_s = rate / KEYS_PER_MESSAGE
+    started = time.monotonic()
+    count = index = 0
+    while not stop.is_set():
+        due = int((time.monotonic() - started) * messages_per_s)
+        while count < due:
+            device = targets[index % len(targets)]
+            index += 1
+            body = {
+                "device_id": device,
+                "telemetry": {
+                    f"k{k}": {"value": float(count % 1000 + k), "unit": "u"} for k in range(KEYS_PER_MESSAGE)
+                },
+            }
+            client.publish(f"insa/devices/{device}/telemetry", json.dumps(body), qos=1)
+            count += 1
+        sent.value = count
+        time.sleep(0.02)
+    client.loop_stop()
+    client.disconnect()
+
+
+class Background:
+    """The background load, in a process of its own: a load generator sharing the server's process
+    would take the GIL from the path being measured."""
 
     def __init__(self, url: str, targets: list[str], rate: int) -> None:
-        super().__init__(daemon=True)
-        self.targets, self.rate = targets, rate
-        self.stop_event = threading.Event()
-        self.client = make_client(url)
-        self.client.max_inflight_messages_set(1000)
-        host, port = host_port(url)
-        self.client.connect(host, port)
-        self.client.loop_start()
-        self.sent = 0
+        context = multiprocessing.get_context("spawn")
+        self.stop_event = context.Event()
+        self.sent = context.Value("q", 0)
+        self.process = context.Process(
+            target=publish_background, args=(url, targets, rate, self.stop_event, self.sent), daemon=True
+        )
 
-    def run(self) -> None:
-        messages_per_s = self.rate / KEYS_PER_MESSAGE
-        tick = 0.02
-        started = time.monotonic()
-        index = 0
-        while not self.stop_event.is_set():
-            due = int((time.monotonic() - started) * messages_per_s)
-            while self.sent < due:
-                device = self.targets[index % len(self.targets)]
-                index += 1
-                body = {
-                    "device_id": device,
-                    "telemetry": {
-                        f"k{k}": {"value": float(self.sent % 1000 + k), "unit": "u"}
-                        for k in range(KEYS_PER_MESSAGE)
-                    },
-                }
-                self.client.publish(f"insa/devices/{device}/telemetry", json.dumps(body), qos=1)
-                self.sent += 1
-            time.sleep(tick)
+    def start(self) -> None:
+        """Start publishing; returns once the first messages are out (the process takes a while to start)."""
+        self.process.start()
+        deadline = time.monotonic() + 60
+        while self.sent.value == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.started = time.monotonic()
+        self.first = self.sent.value
 
     def finish(self) -> float:
-        """Stop; returns the achieved points/s."""
+        """Stop; returns the achieved points/s since start() returned."""
+        points = (self.sent.value - self.first) * KEYS_PER_MESSAGE
+        elapsed = time.monotonic() - self.started
         self.stop_event.set()
-        self.join(5)
-        self.client.loop_stop()
-        self.client.disconnect()
-        return self.sent * KEYS_PER_MESSAGE
+        self.process.join(10)
+        return points / elapsed
 
 
 class StageClock:
@@ -170,7 +194,9 @@ class StageClock:
         server.emit_hooks.append(self._on_emit)
 
     def _on_batch(self, topic: str, batch: TelemetryBatch) -> None:
-        now = time.time() * 1000
+        # The writer stamps the batch as it publishes it: bus handlers run in turn (this one may run
+        # after the Socket.IO fan-out), so the stamp, not this handler's clock, marks "on the bus".
+        now = batch.committed_at.timestamp() * 1000
         frame = batch.frame
         for value in frame.loc[frame["device_id"] == self.probe, "value"].tolist():
             self.bus.setdefault(f"{value:.1f}", now)
@@ -189,6 +215,7 @@ RECEIVE_STAMP = """probe => { window.__received = [];
     if (name === 'telemetry' && ev.device_id === probe) {
       const now = Date.now(); ev.points.forEach(p => window.__received.push([p[1].toFixed(1), now]));
     } }); }"""
+PROBE_VALUES = itertools.count(1)
 STAGES = ("publish->bus", "bus->emit", "emit->browser", "browser->render", "publish->render")
 
 
@@ -201,8 +228,10 @@ def measure(
     client.connect(host, port)
     client.loop_start()
     sent: dict[str, float] = {}
-    for i in range(samples):
-        value = f"{i + 1 + time.time_ns() % 1000 * 1000}.5"  # unique across calls
+    clock.bus.clear()
+    clock.emitted.clear()
+    for _ in range(samples):
+        value = f"{next(PROBE_VALUES)}.5"  # unique across calls
         sent[value] = time.time() * 1000
         body = {"device_id": probe, "telemetry": {"probe": {"value": float(value), "unit": "ms"}}}
         client.publish(f"insa/devices/{probe}/telemetry", json.dumps(body), qos=1)
@@ -295,9 +324,8 @@ def main() -> None:
                         if load:
                             load.start()
                             time.sleep(3)  # reach steady state
-                        started = time.monotonic()
                         stages = measure(page, mqtt_url, probe, args.samples, args.gap, clock)
-                        achieved = load.finish() / (time.monotonic() - started + 3) if load else 0.0
+                        achieved = load.finish() if load else 0.0
                         for name in STAGES:
                             values = stages[name] or [float("nan")]
                             print(

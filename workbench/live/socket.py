@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from flask import Flask, current_app, request, session
 from flask_socketio import SocketIO, join_room, leave_room
 from socketio import Manager
@@ -128,11 +130,14 @@ class LiveServer:
     # -- bus side ---------------------------------------------------------------------------------------
 
     def _enqueue(self, topic: str, payload: Any) -> None:
-        # The publisher (ingest, rule engine) must never wait on slow browsers: hand over and return.
+        # Telemetry and status are emitted at once, on the publisher's thread: emitting only queues
+        # packets on each client's socket (a slow browser never blocks the publisher), and skipping the
+        # hand-over to the fan-out thread saves a thread wake-up and a GIL hand-off on a busy machine.
+        # Alerts may go through Redis (a network call): those are handed to the fan-out thread.
         if topic == TELEMETRY_BATCH and isinstance(payload, TelemetryBatch):
             self.meter.add(len(payload.frame))
-            # Keep only points someone here watches, before queueing: a busy plant's batches are mostly
-            # unwatched, and carrying them through the queue would delay the watched ones behind them.
+            # Keep only points someone here watches: a busy plant's batches are mostly unwatched, and
+            # grouping them into events nobody receives would cost the publisher's thread for nothing.
             watched = self._watched_devices()
             if not watched:
                 return
@@ -141,6 +146,12 @@ class LiveServer:
             if not mask.any():
                 return
             payload = replace(payload, frame=frame[mask])
+        if topic in (TELEMETRY_BATCH, DEVICE_STATUS):
+            try:
+                self.fan_out(topic, payload)
+            except Exception:
+                log.exception("socket.io fan-out failed on %s", topic)
+            return
         try:
             self._queue.put_nowait((topic, payload))
         except queue.Full:
@@ -304,26 +315,41 @@ def _device_id(data: dict[str, Any]) -> str:
         raise ValueError("device_id must be a UUID") from None
 
 
+def iso_stamps(frame: pd.DataFrame) -> list[str]:
+    """The frame's timestamps as ISO 8601 UTC strings (``...T10:00:00.250000+00:00``), vectorized."""
+    micros = frame["timestamp"].to_numpy(dtype="datetime64[ns]").astype("datetime64[us]")
+    # As datetime.isoformat(): no fraction when it is zero.
+    texts = np.datetime_as_string(micros).tolist()
+    return [s[:-7] + "+00:00" if s.endswith(".000000") else s + "+00:00" for s in texts]
+
+
 def telemetry_events(batch: TelemetryBatch) -> list[tuple[dict[str, Any], list[str]]]:
     """One ``telemetry`` event per (device, key) of a batch: the last point plus every point in ``points``."""
     frame = batch.frame
     if frame.empty:
         return []
+    # Plain lists and a dict beat a pandas sort and groupby several times over on the small, watched
+    # part of a batch that reaches here; this runs on the publisher's thread (see LiveServer._enqueue).
+    stamps = iso_stamps(frame)
+    order = np.argsort(frame["timestamp"].to_numpy(dtype="datetime64[ns]"), kind="stable").tolist()
+    devices, keys = frame["device_id"].tolist(), frame["key"].tolist()
+    values = [None if isinstance(v, float) and math.isnan(v) else v for v in frame["value"].tolist()]
+    units, qualities = frame["unit"].tolist(), frame["quality"].tolist()
+    groups: dict[tuple[str, str], list[int]] = {}
+    for index in order:
+        groups.setdefault((devices[index], keys[index]), []).append(index)
     out: list[tuple[dict[str, Any], list[str]]] = []
-    ordered = frame.sort_values("timestamp", kind="stable")
-    for (device_id, key), group in ordered.groupby(["device_id", "key"], sort=False):
-        stamps = [ts.isoformat() for ts in group["timestamp"]]
-        values = [None if isinstance(v, float) and math.isnan(v) else v for v in group["value"].tolist()]
-        unit = group["unit"].iloc[-1]
-        quality = group["quality"].iloc[-1]
+    for (device_id, key), rows in groups.items():
+        last = rows[-1]
+        unit, quality = units[last], qualities[last]
         event = {
             "device_id": str(device_id),
             "key": str(key),
-            "timestamp": stamps[-1],
-            "value": values[-1],
+            "timestamp": stamps[last],
+            "value": values[last],
             "unit": None if unit is None or unit != unit else str(unit),
-            "quality": None if quality != quality else int(quality),
-            "points": [[ts, v] for ts, v in zip(stamps, values, strict=True)],
+            "quality": None if quality is None or quality != quality else int(quality),
+            "points": [[stamps[i], values[i]] for i in rows],
         }
         out.append((event, [telemetry_room(str(device_id), str(key)), telemetry_room(str(device_id))]))
     return out

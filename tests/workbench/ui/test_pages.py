@@ -91,12 +91,12 @@ def test_device_goes_online_and_a_value_arrives_live_after_an_mqtt_publish(
     publisher = Publisher(mqtt_url)
     started = time.monotonic()
     publisher.send(plant.pump, {"temperature": value})
-    publisher.close()
     # Poll every 20 ms in the page: expect()'s own back-off would blur the measurement.
     page.wait_for_function(
         "document.querySelector('td[data-key=temperature]').textContent === '55.25'", polling=20, timeout=2000
     )
     elapsed = time.monotonic() - started
+    publisher.close()  # after the clock: paho's loop_stop waits up to a second for its thread
     print(f"publish -> rendered: {elapsed * 1000:.0f} ms")
     expect(page.locator("#device-status")).to_have_text("online", timeout=2000)
     assert elapsed < 2.0, f"live value took {elapsed:.2f} s"
@@ -311,7 +311,7 @@ def test_live_widgets_redraw_at_most_ten_times_a_second(plant: Plant, login: Cal
             return restyle.apply(this, arguments);
           };
           const handler = window.wbLive.state.socket.listeners('telemetry')[0];
-          let i = 0;
+          let i = 0; const started = performance.now();
           const timer = setInterval(() => {
             i += 1;
             const t = new Date().toISOString();
@@ -319,15 +319,20 @@ def test_live_widgets_redraw_at_most_ten_times_a_second(plant: Plant, login: Cal
                      quality: 100, points: [[t, 50 + i]]});
             if (i === 100) {
               clearInterval(timer);
-              setTimeout(() => { window.Plotly.restyle = restyle; done([count, gd.data[0].value]); }, 300);
+              const elapsed = performance.now() - started;
+              setTimeout(() => {
+                window.Plotly.restyle = restyle; done([count, gd.data[0].value, elapsed]);
+              }, 300);
             }
           }, 10);
         })""",
         [plant.pump, gauge],
     )
-    count, last = redraws
+    count, last, elapsed = redraws
     assert last == 150
-    assert 5 <= count <= 14, f"{count} gauge redraws for 100 events in about a second"
+    # Timers stretch on a busy machine: the bound is one redraw per 100 ms of the events' own span.
+    message = f"{count} redraws for 100 events in {elapsed:.0f} ms"
+    assert 3 <= count <= elapsed / 100 + 2 and count < 50, message
 
 
 def choose(page: Page, dropdown: str, label: str) -> None:

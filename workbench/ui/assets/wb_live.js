@@ -10,7 +10,9 @@
   var THROTTLE_MS = 100; // about 10 updates per second per widget
   var MAX_POINTS = 3000; // live charts keep this many points, older ones scroll out
   var SPARK_POINTS = 60;
-  var state = { socket: null, subs: [], pending: {}, last: {}, timers: {}, subscribed: 0, alertLists: {} };
+  var state = {
+    socket: null, subs: [], pending: {}, last: {}, timers: {}, subscribed: 0, alertLists: {}, draws: {}, frame: 0
+  };
   var STATUS_COLORS = { online: "success", offline: "secondary", error: "danger" };
   var SEVERITY_CLASS = { critical: "text-danger", warning: "text-warning", info: "text-info" };
 
@@ -68,7 +70,7 @@
     var socket = connect();
     if (socket.connected) { wireSubs().forEach(function (w) { socket.emit("unsubscribe", w); }); }
     Object.keys(state.timers).forEach(function (id) { clearTimeout(state.timers[id]); });
-    state.timers = {}; state.pending = {}; state.alertLists = {};
+    state.timers = {}; state.pending = {}; state.alertLists = {}; state.draws = {};
     state.subs = subs || [];
     state.subscribed = 0;
     state.subs.forEach(function (s) {
@@ -93,24 +95,39 @@
 
   function takePending(id) { var p = state.pending[id]; delete state.pending[id]; return p; }
 
+  // Charts are drawn in the next animation frame, after the values' text is in: a Plotly redraw takes
+  // milliseconds, and the text must not wait for it (nor a hidden tab draw at all). A draw reads what is
+  // pending when it runs, so points that arrive before the frame join it.
+  function drawSoon(id, draw) {
+    state.draws[id] = draw;
+    if (!state.frame) {
+      state.frame = window.requestAnimationFrame(function () {
+        var draws = state.draws; state.draws = {}; state.frame = 0;
+        Object.keys(draws).forEach(function (k) {
+          try { draws[k](); } catch (err) { /* the chart left the page */ }
+        });
+      });
+    }
+  }
+
   function queuePoints(graphId, ev) {
     var p = pendingPoints(graphId);
     ev.points.forEach(function (pt) { p.x.push(pt[0]); p.y.push(pt[1]); });
-    schedule(graphId, function () {
+    schedule(graphId, function () { drawSoon(graphId, function () {
       var q = takePending(graphId);
       if (!q || !q.x.length) { return; }
       var gd = plotOf(graphId);
       // Plotly.extendTraces on the drawn chart: no React render, no figure rebuild.
       if (gd) { window.Plotly.extendTraces(gd, { x: [q.x], y: [q.y] }, [0], MAX_POINTS); }
       else { setProps(graphId, { extendData: [{ x: [q.x], y: [q.y] }, [0], MAX_POINTS] }); }
-    });
+    }); });
   }
 
   function queueIndicator(graphId, ev, spark) {
     var p = pendingPoints(graphId);
     p.last = ev.value;
     if (spark) { ev.points.forEach(function (pt) { p.x.push(pt[0]); p.y.push(pt[1]); }); }
-    schedule(graphId, function () {
+    schedule(graphId, function () { drawSoon(graphId, function () {
       var q = takePending(graphId);
       var gd = plotOf(graphId);
       if (!q || !gd || typeof q.last !== "number") { return; }
@@ -121,7 +138,7 @@
       if (spark && q.x.length && gd.data.length > 1) {
         window.Plotly.extendTraces(gd, { x: [q.x], y: [q.y] }, [1], SPARK_POINTS);
       }
-    });
+    }); });
   }
 
   // Write the DOM at once (a busy renderer must not delay a value), then tell Dash so its state agrees.
@@ -155,8 +172,8 @@
     state.subs.forEach(function (s) {
       if (s.type !== "device" || s.device_id !== ev.device_id) { return; }
       var k = ev.key;
-      list(s.graphs && s.graphs[k]).forEach(function (g) { queuePoints(g, ev); });
       list(s.values && s.values[k]).forEach(function (t) { queueValue(t, ev); });
+      list(s.graphs && s.graphs[k]).forEach(function (g) { queuePoints(g, ev); });
       list(s.gauges && s.gauges[k]).forEach(function (g) { queueIndicator(g, ev, false); });
       list(s.stats && s.stats[k]).forEach(function (g) { queueIndicator(g, ev, true); });
     });
