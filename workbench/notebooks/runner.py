@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from workbench.db.engine import make_engine
 from workbench.db.tables import notebook_runs
+from workbench.metrics import NOTEBOOK_RUNS
 from workbench.notebooks.api import _jsonable
 from workbench.notebooks.execute import Outcome, execute_cold, kernel_env, notebook_hash, prepare
 from workbench.notebooks.pool import KernelPool
@@ -134,6 +135,7 @@ class NotebookRunner:
         mark = time.perf_counter()
         self._finish(result, began)
         stages["record"] = _ms(mark)
+        NOTEBOOK_RUNS.labels(result.status).inc()
         if on_alerts is not None and alerts and not dry_run:
             on_alerts(result)
         return result

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from tests.workbench.notebooks.fixtures import ROOT, SkabPump, write_notebook
 from workbench.db.tables import notebook_runs
+from workbench.metrics import NOTEBOOK_RUNS
 from workbench.notebooks.result import NotebookError, NotebookResult
 from workbench.notebooks.runner import NotebookRunner
 from workbench.settings import Settings
@@ -67,7 +68,9 @@ def test_a_run_is_recorded_with_its_executed_notebook(
 
 def test_a_broken_notebook_names_the_failing_cell(runner: NotebookRunner, scratch: Path) -> None:
     write_notebook(scratch, "broken", "y = x + 1", "z = y / 0", "never = True")
+    failures = NOTEBOOK_RUNS.labels("failed")._value.get()
     result = runner.run("broken.ipynb", {"x": 2})
+    assert NOTEBOOK_RUNS.labels("failed")._value.get() == failures + 1  # /metrics counts runs by status
     assert result.status == "failed" and result.failed_cell == 3
     assert result.error is not None
     assert "broken.ipynb: cell 4 failed with ZeroDivisionError" in result.error
