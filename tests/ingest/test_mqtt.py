@@ -136,3 +136,19 @@ def test_mosquitto_pub_clients(
             timeout=10,
         )
     wait_until(lambda: count_rows(engine, device) == 3)
+
+
+def test_burst_with_messages_larger_than_the_read_buffer(
+    service: IngestService, engine: Engine, mqtt_url: str
+) -> None:
+    """Packets split across socket reads, and bigger than the 64 KiB buffer, arrive whole and acked."""
+    device = make_device(engine)
+    base = f"insa/devices/{device}/telemetry"
+    big = {"telemetry": {f"k{i}": {"value": i * 0.5, "unit": "C"} for i in range(4000)}}  # ~130 KB
+    small = [(f"{base}/level", str(i), 1) for i in range(300)]
+    messages: list[tuple[str, Any, int]] = [*small[:150], (base, big, 1), *small[150:], (base, big, 0)]
+    publish(mqtt_url, messages)
+    wait_until(lambda: count_rows(engine, device) == 300 + 2 * 4000, timeout=30)
+    mqtt_ingest = service.mqtt
+    assert mqtt_ingest is not None
+    wait_until(lambda: mqtt_ingest.acked >= 301)
