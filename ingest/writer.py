@@ -56,6 +56,8 @@ RETURNING d.id, old.status
 TOUCH_EVERY = 1.0
 
 QuarantineRow = tuple[str, str | None, str | None, str, bytes]
+# Committed batches at most waiting for the bus; beyond, the writer waits (backpressure).
+MAX_PENDING_EVENTS = 32
 
 
 class _Abandon(Exception):
@@ -71,6 +73,15 @@ class WorkItem:
     quarantine: list[QuarantineRow] = field(default_factory=list)
     statuses: list[tuple[str, str]] = field(default_factory=list)
     on_committed: Callable[[], None] | None = None
+
+
+@dataclass
+class _Committed:
+    """A committed batch on its way to the bus: rows by source, status changes, commit time."""
+
+    rows: dict[str, list[Row]]
+    changes: list[tuple[str, str]]
+    at: datetime
 
 
 class BatchWriter:
@@ -101,19 +112,31 @@ class BatchWriter:
         self.committed_points = 0
         self.last_error: str | None = None
         self.down_since: float | None = None
+        # Committed batches waiting to be published on the bus (by the events thread, in commit order).
+        self._events: deque[_Committed] = deque()
+        self._events_cond = threading.Condition()
+        self._events_done = False
+        self._events_thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the writer thread."""
+        """Start the writer thread and the thread that publishes committed batches."""
+        self._events_thread = threading.Thread(target=self._publish_loop, name="ingest-events", daemon=True)
+        self._events_thread.start()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Flush what is queued (while the database answers) and stop."""
+        """Flush what is queued (while the database answers), publish what is committed, and stop."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+        with self._events_cond:
+            self._events_done = True
+            self._events_cond.notify_all()
+        if self._events_thread is not None:
+            self._events_thread.join(timeout)
         if self._conn is not None:
             self._conn.close()
 
@@ -317,11 +340,33 @@ class BatchWriter:
                     item.on_committed()
                 except Exception:
                     log.exception("on_committed callback failed")
-        committed_at = datetime.now(UTC)
-        for source, rows in by_source.items():
-            events.publish_batch(self.bus, rows, source, committed_at)
-        for device_id, status in changes:
-            events.publish_status(self.bus, device_id, status, committed_at)
+        if not by_source and not changes:
+            return
+        # Building the event frames and running the bus subscribers happen on the events thread, so the
+        # writer starts the next COPY at once; bounded, so slow subscribers hold back the writer.
+        committed = _Committed(by_source, changes, datetime.now(UTC))
+        with self._events_cond:
+            while len(self._events) >= MAX_PENDING_EVENTS and not self._events_done:
+                self._events_cond.wait(0.1)
+            self._events.append(committed)
+            self._events_cond.notify_all()
+
+    def _publish_loop(self) -> None:
+        while True:
+            with self._events_cond:
+                while not self._events:
+                    if self._events_done:
+                        return
+                    self._events_cond.wait(0.5)
+                committed = self._events.popleft()
+                self._events_cond.notify_all()
+            try:
+                for source, rows in committed.rows.items():
+                    events.publish_batch(self.bus, rows, source, committed.at)
+                for device_id, status in committed.changes:
+                    events.publish_status(self.bus, device_id, status, committed.at)
+            except Exception:  # a failing subscriber must not stop the events of later batches
+                log.exception("publishing a committed batch failed")
 
 
 def _time_of(row: Row) -> datetime:
