@@ -11,7 +11,8 @@
   var MAX_POINTS = 3000; // live charts keep this many points, older ones scroll out
   var SPARK_POINTS = 60;
   var state = {
-    socket: null, subs: [], pending: {}, last: {}, timers: {}, subscribed: 0, alertLists: {}, draws: {}, frame: 0
+    socket: null, subs: [], pending: {}, last: {}, timers: {}, subscribed: 0, alertLists: {}, draws: {}, frame: 0,
+    sync: {}, syncTimer: 0
   };
   var STATUS_COLORS = { online: "success", offline: "secondary", error: "danger" };
   var SEVERITY_CLASS = { critical: "text-danger", warning: "text-warning", info: "text-info" };
@@ -141,13 +142,25 @@
     }); });
   }
 
+  // Tell Dash what the script already wrote, after the current task: the browser paints the new text
+  // first, and Dash's store and React catch up once per task, not once per cell.
+  function syncDash(id, props) {
+    state.sync[id] = Object.assign(state.sync[id] || {}, props);
+    if (!state.syncTimer) {
+      state.syncTimer = setTimeout(function () {
+        var sync = state.sync; state.sync = {}; state.syncTimer = 0;
+        Object.keys(sync).forEach(function (k) { setProps(k, sync[k]); });
+      }, 0);
+    }
+  }
+
   // Write the DOM at once (a busy renderer must not delay a value), then tell Dash so its state agrees.
   function text(id, value) {
     var el = document.getElementById(id);
     // Change React's own text node in place, so React keeps tracking the node it rendered.
     if (el && el.firstChild && el.firstChild.nodeType === 3) { el.firstChild.nodeValue = value; }
     else if (el) { el.textContent = value; }
-    setProps(id, { children: value });
+    syncDash(id, { children: value });
   }
 
   function format(value) {
@@ -186,7 +199,7 @@
       if (el.firstChild && el.firstChild.nodeType === 3) { el.firstChild.nodeValue = status; } else { el.textContent = status; }
       el.className = el.className.replace(/\bbg-\w+/, "bg-" + color);
     }
-    setProps(id, { children: status, color: color });
+    syncDash(id, { children: status, color: color });
   }
 
   function queueStatus(id, status) {
