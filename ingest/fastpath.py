@@ -100,6 +100,38 @@ class FastRows:
         self.rows.append((self.now, device[0], key, value, None, 100, None, None, device[1]))
         return True
 
+    def point(self, item: Any, device_id: Any) -> bool:
+        """Take one HTTP point ``{key, value, timestamp?, unit?, quality?}`` of device ``device_id``."""
+        if type(item) is not dict or "telemetry" in item or "metadata" in item:
+            return False
+        if type(device_id) is not str:
+            return False
+        device = self._device(device_id)
+        key = item.get("key")
+        if device is None or type(key) is not str or not self._key(key):
+            return False
+        value: Any = item.get("value")
+        kind = type(value)
+        if kind is int:
+            if not -1e308 < value < 1e308:
+                return False
+            value = float(value)
+        elif kind is not float or value - value != 0.0:
+            return False
+        unit = item.get("unit")
+        if unit is not None and unit not in self.validator.good_units and not self._unit(unit):
+            return False
+        quality = item.get("quality")
+        if quality is None:
+            quality = 100
+        elif type(quality) is not int or not 0 <= quality <= 100:
+            return False
+        stamp = self._stamp(item.get("timestamp"))
+        if stamp is None:
+            return False
+        self.rows.append((stamp, device[0], key, value, unit, quality, None, None, device[1]))
+        return True
+
     def message(self, device_text: str, payload: bytes) -> bool:
         """Take a design JSON message ``{timestamp, telemetry, metadata}``; False: use the full path."""
         device = self._device(device_text)

@@ -193,3 +193,33 @@ def test_copy_encoder_round_trips_through_postgres(engine: Engine) -> None:
         (stamp, device, "mode", None, None, 50, None, "auto ✓"),
         (stamp, device, "m", 2.0, "bar", 99, {"source": "x"}, None),
     ]
+
+
+points = st.fixed_dictionaries(
+    {"key": st.sampled_from(["t", "u", "mode", "bad key", "k:1"])},
+    optional={
+        "value": scalars,
+        "timestamp": st.one_of(scalars, st.just(1780315200), st.just("2026-06-01T11:00:00Z")),
+        "unit": st.one_of(scalars, st.just("°C")),
+        "quality": scalars,
+        "metadata": st.one_of(scalars, st.just({"a": 1})),
+        "telemetry": st.just({"t": 1}),
+    },
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(item=points)
+def test_fast_point_agrees_with_full_path(
+    validator_and_device: tuple[Validator, uuid.UUID], item: dict[str, Any]
+) -> None:
+    from ingest.codecs import document_readings
+
+    validator, device = validator_and_device
+    fast = FastRows(validator, NOW)
+    if not fast.point(item, str(device)):
+        assert fast.rows == []
+        return
+    result = validator.validate(document_readings([item], str(device)), NOW)
+    assert result.rejected == []
+    assert fast.rows == result.rows

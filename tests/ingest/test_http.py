@@ -135,3 +135,23 @@ def test_replay_after_declaring_a_text_key(
     assert text == "auto"
     listing = client.get(f"/api/v1/quarantine?device_id={api_device.id}", headers=auth_headers["engineer"])
     assert all(i["id"] != item["id"] for i in listing.get_json()["items"])
+
+
+def test_batch_rejections_keep_request_positions_and_the_gate_holds(
+    client: FlaskClient, api_device: ApiDevice, other_api_device: ApiDevice, engine: Engine
+) -> None:
+    """Batches take the fast path; rejected points still report their position in the request."""
+    before = count_rows(engine, api_device.id)
+    batch: list[Any] = [{"key": "f", "value": i * 0.5, "unit": "bar"} for i in range(20)]
+    batch[3] = {"key": "f", "value": "text"}
+    batch[11] = {"key": "bad key", "value": 1}
+    batch[17] = {"key": "f", "value": 2, "quality": 300}
+    answer = client.post("/api/v1/telemetry", json=batch, headers=api_device.headers).get_json()
+    assert answer["accepted"] == 17 and answer["rejected"] == 3
+    assert [error["index"] for error in answer["errors"]] == [3, 11, 17]
+    assert count_rows(engine, api_device.id) == before + 17
+    intruder = [{"key": "f", "value": i} for i in range(20)]
+    intruder[15] = {"device_id": str(other_api_device.id), "key": "f", "value": 1}
+    response = client.post("/api/v1/telemetry", json=intruder, headers=api_device.headers)
+    assert response.status_code == 403
+    assert count_rows(engine, api_device.id) == before + 17
