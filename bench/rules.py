@@ -189,6 +189,8 @@ def phase(
     while pipeline.writer.committed_points < total:
         time.sleep(0.002)
     ingest_s = time.perf_counter() - start
+    # The writer counts points before it publishes their batch: stopping it first puts every batch on the bus.
+    pipeline.stop()
     drained_s = ingest_s
     frames: list[FrameTiming] = []
     if rule_engine is not None:
@@ -196,7 +198,6 @@ def phase(
         drained_s = time.perf_counter() - start
         rule_engine.stop()
         frames = list(rule_engine.timings.frames)
-    pipeline.stop()
     measured = _row_latencies(engine, committed_at, frames, announced, wall_start) if with_rules else []
     lat = np.array([m["latency"] for m in measured if m["latency"] is not None]) * 1000
     return {

@@ -117,12 +117,16 @@ def gate(
                 kinds.append(np.full(int(mask.sum()), kind, dtype=object))
     if not picks:
         return empty_events()
+    # In row order, i.e. event time and, at equal times, arrival: a clear and a fire at the same timestamp
+    # keep their order (events_frame's sort by time is stable).
     rows = np.concatenate(picks)
+    order_rows = np.argsort(rows, kind="stable")
+    rows, event_kinds = rows[order_rows], np.concatenate(kinds)[order_rows]
     limits = np.asarray(threshold, dtype=np.float64)
     limit = at(limits, rows) if limits.ndim else np.full(len(rows), float(limits))
     return events_frame(
         at(points.device_id, rows),
-        np.concatenate(kinds),
+        event_kinds,
         ts[rows],
         at(points.key, rows),
         at(points.value, rows),

@@ -164,3 +164,7 @@ def test_clear_and_fire_again_in_one_frame(rig: Rig) -> None:
         ("resolved", 30),
         ("resolved", 40),
     ]
+    # At one timestamp, arrival order decides: low then high clears and fires again (a new alert).
+    rig.evaluate(engine, [(6, d, "amps", 50)])
+    rig.evaluate(engine, [(7, d, "amps", 0), (7, d, "amps", 60)])
+    assert [(a["status"], a["value"]) for a in rig.alerts(rule)][-2:] == [("resolved", 50), ("active", 60)]
