@@ -112,6 +112,13 @@ def test_device_goes_online_and_a_value_arrives_live_after_an_mqtt_publish(
     expect(page.locator(f"#status-{plant.pump}")).to_have_text("online")
 
 
+# The builder's first two cells sit side by side, the second to the right of the first.
+SIDE_BY_SIDE = (
+    "(() => { const [a, b] = [...document.querySelectorAll('#builder-canvas .react-grid-item')]"
+    ".map(e => e.getBoundingClientRect()); return Math.abs(a.top - b.top) < 2 && b.left > a.right; })()"
+)
+
+
 def drag(page: Page, handle: Locator, dx: float, dy: float) -> None:
     """Press on ``handle``, move by (dx, dy) in small steps as a hand would, release."""
     box = handle.bounding_box()
@@ -155,10 +162,7 @@ def test_operator_builds_a_dashboard_by_drag_and_drop_and_finds_it_after_reload(
     gauge_box = gauge.bounding_box()
     assert gauge_box is not None
     drag(page, gauge.locator(".wb-drag"), 6 * column, line_box["y"] - gauge_box["y"])
-    page.wait_for_function(
-        "(() => { const [a, b] = [...document.querySelectorAll('#builder-canvas .react-grid-item')]"
-        ".map(e => e.getBoundingClientRect()); return Math.abs(a.top - b.top) < 2 && b.left > a.right; })()"
-    )
+    page.wait_for_function(SIDE_BY_SIDE)
     # Resize the line chart from its corner: two columns narrower, three rows (40 px each) taller.
     drag(page, line.locator(".react-resizable-handle-se"), -2 * column, 3 * 40)
     page.wait_for_function(
@@ -195,6 +199,41 @@ def test_operator_builds_a_dashboard_by_drag_and_drop_and_finds_it_after_reload(
     page.set_viewport_size({"width": 1400, "height": 1000})
     page.goto(f"{plant.base}/ui/dashboards")
     expect(page.locator("#dashboard-list")).to_contain_text(name)
+
+
+def test_builder_moves_a_widget_by_touch_on_a_phone(plant: Plant, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    try:
+        page = context.new_page()
+        email, password = plant.users["engineer"]
+        page.goto(f"{plant.base}/login")
+        page.fill("#email", email)
+        page.fill("#password", password)
+        page.click("#login")
+        page.wait_for_selector("#who", state="attached")
+        page.goto(f"{plant.base}/ui/dashboards/new")
+        choose(page, "#widget-device", "Pump P-101")
+        choose(page, "#widget-type", "Gauge")
+        page.click("#widget-add")
+        choose(page, "#widget-type", "Stat with sparkline")
+        page.click("#widget-add")
+        cells = page.locator("#builder-canvas .react-grid-item")
+        expect(cells).to_have_count(2)
+        page.locator("#builder-canvas").scroll_into_view_if_needed()
+        top, handle = cells.nth(0).bounding_box(), cells.nth(1).locator(".wb-drag").bounding_box()
+        assert top is not None and handle is not None
+        # A finger on the stat's title bar, moved up and to the right half of the first row.
+        touch = context.new_cdp_session(page)
+        x, y = handle["x"] + 20, handle["y"] + handle["height"] / 2
+        touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        for step in range(1, 21):
+            point = {"x": x + 190 * step / 20, "y": y + (top["y"] - handle["y"]) * step / 20}
+            touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        page.wait_for_function(SIDE_BY_SIDE)
+        shot(page, "dashboard-builder-phone")
+    finally:
+        context.close()
 
 
 def live_dashboard(plant: Plant) -> tuple[str, dict[str, str]]:
