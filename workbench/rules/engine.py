@@ -158,6 +158,8 @@ class RuleEngine:
             "dropped_batches": self.dropped,
             "last_error": self.last_error,
             "last_evaluation_ms": round(self.eval_seconds[-1] * 1000, 1) if self.eval_seconds else None,
+            "history_loads": self._loader.in_flight() if self._loader is not None else 0,
+            "stages_ms": self.timings.summary(),  # commit -> alert, by stage (workbench.rules.timing)
         }
 
     def rules(self) -> list[Rule]:

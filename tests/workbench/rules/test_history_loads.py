@@ -72,6 +72,8 @@ def test_first_evaluation_after_start_raises_while_windows_load(rig: Rig) -> Non
     assert engine.idle()
     [wide] = rig.alerts(spread)  # ...and counts once the window is read: range of 1.0 (stored) and 5.0
     assert (str(wide["device_id"]), wide["value"]) == (shaky, 4.0)
+    stages = engine.health()["stages_ms"]  # every evaluated frame's stages are kept
+    assert stages["frames"] >= 2 and set(stages) >= {"bus", "queue", "coalesce", "evaluate", "write"}
 
 
 def test_live_points_after_start_need_no_history_read(rig: Rig) -> None:
