@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     from workbench.api import errors as api_errors
     from workbench.api import ops
     from workbench.api.openapi import create_api
-    from workbench.api.protection import init_protection
+    from workbench.api.protection import init_protection, throttle_failed_logins
     from workbench.live.socket import LiveServer
     from workbench.notebooks.service import init_notebooks
     from workbench.ui import init_ui
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
         api.register_blueprint(blueprint)
     LiveServer(platform).init_app(app)
     init_ui(app)
+    throttle_failed_logins(app, ["auth.login", "ui_login.login_submit"])
     init_notebooks(platform)
     if settings.ingest_mosquitto_auth_dir is not None:
         _connect_mosquitto_logins(platform)

@@ -13,7 +13,6 @@ from sqlalchemy import select, update
 
 from workbench.api.common import Strict, make_blueprint
 from workbench.api.errors import ApiError
-from workbench.api.protection import limiter, login_throttle_key
 from workbench.api.users import UserCreateSchema, UserSchema, insert_user
 from workbench.auth import tokens
 from workbench.auth.guard import public, require
@@ -22,9 +21,6 @@ from workbench.db.tables import users
 from workbench.platform import current_platform
 
 blp = make_blueprint("auth", "/auth", "Login, token refresh, logout and registration")
-
-# Failed logins per client address and e-mail; successful logins do not count.
-LOGIN_THROTTLE = "5 per 15 minutes"
 
 
 @functools.cache
@@ -79,9 +75,6 @@ def _unauthorized(message: str) -> ApiError:
 
 @blp.route("/login", methods=["POST"])
 @public
-@limiter.limit(
-    LOGIN_THROTTLE, key_func=login_throttle_key, deduct_when=lambda response: response.status_code == 401
-)
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(429, description="Too many failed logins; see Retry-After")

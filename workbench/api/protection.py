@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Flask, Response, request
 from flask_cors import CORS
 from flask_limiter import ApplicationLimit, Limiter
@@ -48,24 +50,30 @@ def _key_id() -> str:
     return f"api-key:{principal.key_id}" if principal else "anonymous"
 
 
-limiter = Limiter(
-    get_remote_address,
-    application_limits=[
-        # Each API key has its own hourly budget across every route (api_keys.rate_limit).
-        ApplicationLimit(
-            _key_rate, key_function=_key_id, scope="api-key", exempt_when=lambda: _device_principal() is None
-        )
-    ],
-    headers_enabled=True,
-    strategy="moving-window",
-)
+LIMITER = "workbench.limiter"
+# Failed logins per client address and e-mail, API and sign-in form together; successful logins do not count.
+LOGIN_THROTTLE = "5 per 15 minutes"
 
 
 def login_throttle_key() -> str:
     """Failed logins count per client address and e-mail, so one attacker cannot lock everyone out."""
     body = request.get_json(silent=True)
-    email = body.get("email") if isinstance(body, dict) else None
-    return f"login:{get_remote_address()}:{str(email or '').lower()[:255]}"
+    email = body.get("email") if isinstance(body, dict) else request.form.get("email")
+    return f"login:{get_remote_address()}:{str(email or '').strip().lower()[:255]}"
+
+
+def throttle_failed_logins(app: Flask, endpoints: list[str]) -> None:
+    """Throttle failed logins on ``endpoints`` (registered views): one count per address and e-mail."""
+    limiter: Limiter = app.extensions[LIMITER]
+    for endpoint in endpoints:
+        throttle = limiter.shared_limit(
+            LOGIN_THROTTLE,
+            scope="login",
+            key_func=login_throttle_key,
+            deduct_when=lambda response: response.status_code == 401,
+        )
+        view: Any = app.view_functions[endpoint]
+        app.view_functions[endpoint] = throttle(view)
 
 
 def limit_body(blueprint: Blueprint, max_bytes: int = MAX_JSON_BODY) -> Blueprint:
@@ -80,9 +88,26 @@ def limit_body(blueprint: Blueprint, max_bytes: int = MAX_JSON_BODY) -> Blueprin
 
 def init_protection(app: Flask, settings: Settings) -> None:
     """Attach rate limits (Redis when configured), CORS, security headers and the API body limit."""
-    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url or "memory://")
-    app.config.setdefault("RATELIMIT_KEY_PREFIX", "workbench")
+    # One limiter per app: Flask-Limiter keeps its storage on the instance, so a shared one would
+    # follow whichever app was built last (and its Redis).
+    limiter = Limiter(
+        get_remote_address,
+        application_limits=[
+            # Each API key has its own hourly budget across every route (api_keys.rate_limit).
+            ApplicationLimit(
+                _key_rate,
+                key_function=_key_id,
+                scope="api-key",
+                exempt_when=lambda: _device_principal() is None,
+            )
+        ],
+        headers_enabled=True,
+        strategy="moving-window",
+        storage_uri=settings.redis_url or "memory://",
+        key_prefix="workbench",
+    )
     limiter.init_app(app)
+    app.extensions[LIMITER] = limiter
     origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
     if origins:
         CORS(

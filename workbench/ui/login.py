@@ -104,6 +104,13 @@ def login_submit() -> Response | tuple[str, int]:
     return redirect(target)  # type: ignore[return-value]
 
 
+@blueprint.errorhandler(429)
+def too_many_attempts(error: Exception) -> tuple[str, int]:
+    """The login throttle answered: the form again, saying why."""
+    message = "Too many failed sign-ins for this e-mail; try again in a few minutes."
+    return _render(message, _safe_next(request.form.get("next"))), 429
+
+
 @blueprint.get("/logout")
 def logout() -> Response:
     """End the session."""

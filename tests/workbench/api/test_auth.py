@@ -96,3 +96,38 @@ def test_failed_logins_are_throttled_per_email(app: Flask, client: FlaskClient) 
     # Another account from the same address is not locked out by it.
     other = client.post("/api/v1/auth/login", json={"email": "someone@example.com", "password": "x"})
     assert other.status_code == 401
+
+
+def test_sign_in_form_shares_the_login_throttle(app: Flask, client: FlaskClient) -> None:
+    email = f"form-{uuid.uuid4().hex[:6]}@example.com"
+    create_user(app.extensions[EXTENSION].engine, email, "operator", PASSWORD)
+
+    def sign_in(password: str) -> tuple[int, str]:
+        client.get("/login")
+        with client.session_transaction() as session:
+            csrf = session["login_csrf"]
+        form = {"email": email, "password": password, "csrf": csrf, "next": "/ui/"}
+        response = client.post("/login", data=form)
+        return response.status_code, response.get_data(as_text=True)
+
+    for _ in range(3):
+        assert sign_in("guess")[0] == 401
+    for _ in range(2):  # the API and the form count together
+        assert client.post("/api/v1/auth/login", json={"email": email, "password": "x"}).status_code == 401
+    status, page = sign_in(PASSWORD)
+    assert status == 429 and "Too many failed sign-ins" in page
+    with client.session_transaction() as session:
+        assert "user_id" not in session  # the right password did not get through either
+    assert client.get("/ui/").status_code == 302
+
+
+def test_each_app_keeps_its_own_rate_limit_storage(app: Flask, client: FlaskClient, settings) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from app import create_app
+    from tests.conftest import free_port
+
+    # A second app whose Redis is gone must not take the first app's limits down with it.
+    create_app(replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    response = client.post("/api/v1/auth/login", json={"email": "nobody@example.com", "password": "x"})
+    assert response.status_code == 401
