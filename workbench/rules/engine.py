@@ -18,8 +18,6 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +34,7 @@ from workbench.rules import alerts as alert_rows
 from workbench.rules.actions.base import ActionContext
 from workbench.rules.actions.worker import ActionWorker
 from workbench.rules.codes import DeviceCodes
+from workbench.rules.history import HistoryLoader
 from workbench.rules.lifecycle import AlertBook, Decision, decide
 from workbench.rules.scheduler import Scheduler
 from workbench.rules.store import (
@@ -159,6 +158,7 @@ class RuleEngine:
             "last_error": self.last_error,
             "last_evaluation_ms": round(self.eval_seconds[-1] * 1000, 1) if self.eval_seconds else None,
             "history_loads": self._loader.in_flight() if self._loader is not None else 0,
+            "history_reads": self._loader.reads if self._loader is not None else 0,
             "stages_ms": self.timings.summary(),  # commit -> alert, by stage (workbench.rules.timing)
         }
 
@@ -424,43 +424,6 @@ def _steps(decisions: list[Decision]) -> list[list[Decision]]:
             steps.append([])
         steps[n].append(decision)
     return steps
-
-
-class HistoryLoader:
-    """Runs history reads (statistical windows) on two threads; wakes the engine when one is done."""
-
-    def __init__(self, wake: Callable[[], None]) -> None:
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="rule-history")
-        self._wake = wake
-        self._lock = threading.Lock()
-        self._count = 0
-        self._stopped = False
-
-    def submit(self, work: Callable[..., Any], *args: Any) -> Future[Any]:
-        """Run ``work(*args)`` in the background; the engine evaluates again once it is done."""
-        if self._stopped:  # a stopped engine evaluated by hand (tools, tests): read inline
-            done: Future[Any] = Future()
-            done.set_result(work(*args))
-            return done
-        with self._lock:
-            self._count += 1
-        future = self._pool.submit(work, *args)
-        future.add_done_callback(self._done)
-        return future
-
-    def _done(self, future: Future[Any]) -> None:
-        self._wake()
-        with self._lock:
-            self._count -= 1
-
-    def in_flight(self) -> int:
-        """Loads submitted and not finished."""
-        return self._count
-
-    def stop(self) -> None:
-        """Drop queued loads; later ones run inline."""
-        self._stopped = True
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def rule_type_or_none(name: str) -> bool:

@@ -92,3 +92,18 @@ def test_live_points_after_start_need_no_history_read(rig: Rig) -> None:
         [alert] = soon(lambda: rig.alerts(mean), timeout=20)
         still_locked()
         assert alert["value"] == 13.0
+
+
+def test_rules_asking_for_the_same_window_share_one_read(rig: Rig) -> None:
+    [d] = rig.devices(1, type=f"press-{uuid.uuid4().hex[:4]}")
+    condition = {"key": "force", "window": "10m", "operator": ">", "value": 50}
+    mean = rig.rule("statistical", {**condition, "function": "mean"}, target={"device_id": d})
+    peak = rig.rule("statistical", {**condition, "function": "max"}, target={"device_id": d})
+    rig.store(d, "force", [(0, 40.0), (60, 90.0)])
+    engine = rig.start()
+    assert engine.idle()
+    before = engine.health()["history_reads"]
+    rig.evaluate(engine, [(120, d, "force", 50.0)])  # older than the start: both windows need history
+    assert engine.health()["history_reads"] == before + 1
+    assert [a["value"] for a in rig.alerts(peak)] == [90.0]
+    assert [a["value"] for a in rig.alerts(mean)] == [60.0]
