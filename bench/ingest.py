@@ -3,9 +3,11 @@
     .venv/bin/python bench/ingest.py [--database-url URL] [--messages N] [--json]
 
 Starts its own Mosquitto (the config ``workbench up`` uses) on a free port and a scratch database on the
-server named by ``--database-url`` (default: the machine's PostgreSQL), dropped at the end. Publishers are
-separate processes writing pre-built MQTT packets on raw sockets (QoS 1), so the publisher is never the
-bottleneck; the same publisher feeds the bare paho subscriber that measures the broker's delivery limit.
+server named by ``--database-url`` (default: the machine's PostgreSQL), dropped at the end. Publishers and
+the two limits (binary COPY, bare paho subscriber) are in ``bench/ingest_limits.py`` and run in the same
+run. End to end means from the first publish to the last committed row. ``*_cpu_us_per_*`` figures are
+this process's CPU time per point (the publishers and HTTP client run in other processes): unlike the
+rates, they hardly depend on what else the machine runs, so compare those across loaded runs.
 """
 
 from __future__ import annotations

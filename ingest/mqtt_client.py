@@ -121,7 +121,9 @@ class IngestClient(mqtt.Client):
             sock = self._sock
             if not isinstance(sock, _BufferedSocket) or not sock.buffered():
                 break
-            if handler is not None and self._in_packet["command"] == 0 and sock.drain_publishes(handler):
+            # Only in manual-ack mode: drained QoS 1 messages are acked by the application, never here.
+            drain = self._manual_ack and self._in_packet["command"] == 0
+            if handler is not None and drain and sock.drain_publishes(handler):
                 with self._msgtime_mutex:
                     self._last_bytes_received = mqtt.time_func()  # paho's keep-alive clock
                 if not sock.buffered():
