@@ -169,6 +169,12 @@ def test_operator_builds_a_dashboard_by_drag_and_drop_and_finds_it_after_reload(
         f"document.querySelector('#builder-canvas .react-grid-item').getBoundingClientRect().width"
         f" < {line_box['width'] - column}"
     )
+    # The resized chart follows its cell (redrawn at the new size once the grid's transition ends).
+    page.wait_for_function(
+        "(() => { const cell = document.querySelector('#builder-canvas .react-grid-item');"
+        " const plot = cell.querySelector('.js-plotly-plot');"
+        " return plot && plot.getBoundingClientRect().height > cell.getBoundingClientRect().height - 80; })()"
+    )
     shot(page, "dashboard-builder")
     page.click("#dashboard-save")
     expect(page.locator("#dashboard-title")).to_have_text(name)

@@ -278,10 +278,11 @@
   window.dash_clientside.wb = {
       subscribe: function (subs) { setSubscriptions(subs || []); return ""; },
       fitPlots: function () {
+        // After react-grid-layout's 200 ms size transition, so the charts measure the cell's final size.
         setTimeout(function () {
           if (!window.Plotly) { return; }
           document.querySelectorAll("#builder-canvas .js-plotly-plot").forEach(function (gd) { window.Plotly.Plots.resize(gd); });
-        }, 0);
+        }, 250);
         return "";
       },
       theme: function (dark) {
