@@ -31,6 +31,7 @@ from workbench.platform import Platform
 from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.validation import validate_rule
 from workbench.settings import Settings
+from workbench.ui.dashboards_db import COLUMNS, DEFAULT_H, split
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,15 @@ def demo_rules() -> list[dict[str, Any]]:
     ]
 
 
+def two_columns(widgets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``widgets`` placed two to a row on the dashboard grid, in order."""
+    half = COLUMNS // 2
+    return [
+        {**widget, "x": (index % 2) * half, "y": (index // 2) * DEFAULT_H, "w": half, "h": DEFAULT_H}
+        for index, widget in enumerate(widgets)
+    ]
+
+
 def demo_dashboards(ids: dict[str, uuid.UUID]) -> list[dict[str, Any]]:
     """Sample dashboards: the plant overview and one pump in detail."""
 
@@ -216,14 +226,10 @@ def seed_content(
         for board in demo_dashboards(ids):
             if board["name"] in have:
                 continue
-            items = [{"id": w["id"], "w": 6, "h": 300} for w in board["widgets"]]
+            widgets, layout = split(two_columns(board["widgets"]))
             conn.execute(
                 insert(dashboards).values(
-                    name=board["name"],
-                    user_id=admin_id,
-                    widgets=board["widgets"],
-                    layout={"columns": 12, "items": items},
-                    is_public=True,
+                    name=board["name"], user_id=admin_id, widgets=widgets, layout=layout, is_public=True
                 )
             )
             created["dashboards"].append(board["name"])

@@ -113,3 +113,16 @@ def test_demo_brings_live_data_within_a_minute_and_an_alert_within_two(
         engine.dispose()
         with psycopg.connect(libpq_url(postgres_server_url), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_demo_dashboards_are_laid_out_on_the_builder_grid() -> None:
+    from ingest.simulator.demo import demo_dashboards, two_columns
+    from workbench.ui.dashboards_db import ordered, split
+
+    ids = {name: uuid.uuid4() for name in ("pump-1", "pump-2", "tank-1", "valve-3")}
+    for board in demo_dashboards(ids):
+        widgets, layout = split(two_columns(board["widgets"]))
+        shown = ordered({"widgets": widgets, "layout": layout})
+        places = [(w["x"], w["y"], w["w"]) for w in shown]
+        assert places == [((i % 2) * 6, (i // 2) * 7, 6) for i in range(len(widgets))]
+        assert [w["id"] for w in shown] == [w["id"] for w in board["widgets"]]
