@@ -55,12 +55,15 @@ class MqttIngest:
         client_id: str,
         shared_group: str | None = None,
         inflight: int = 10000,
+        subscribe: bool = True,
     ) -> None:
         self.url = url
         self.pipeline = pipeline
         self.client_id = client_id
         self.shared_group = shared_group
         self.inflight = inflight
+        self.subscribe = subscribe  # False: only resume the session and take what it holds (retire.py)
+        self.session_present = False
         self._inbox: deque[Inbound] = deque()
         self._inbox_cap = 4 * max(inflight, DRAIN_MAX)
         self._generation = 0
@@ -76,6 +79,8 @@ class MqttIngest:
         self.client.on_message = self._on_message
         self.received = 0
         self.acked = 0
+        self.taken = 0  # QoS 1/2 messages handed to the pipeline (each is acked once committed)
+        self.arrived = 0  # messages put in the inbox (the decoder may hold some not yet received)
 
     def start(self, timeout: float = 10.0) -> None:
         """Connect (resuming the persistent session) and start the decoder."""
@@ -103,6 +108,25 @@ class MqttIngest:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def end_session(self) -> None:
+        """Disconnect with session expiry 0: the broker forgets the session and anything still queued."""
+        self.pause()
+        properties = Properties(PacketTypes.DISCONNECT)
+        properties.SessionExpiryInterval = 0
+        self.client.disconnect(properties=properties)
+        self.client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the session's connection is up."""
+        return self._connected.is_set()
+
+    @property
+    def settled(self) -> bool:
+        """Whether every message taken so far has been committed and acknowledged."""
+        received = self.received  # read first: ``taken`` grows before it, ``arrived`` before both
+        return self.arrived == received and self.acked >= self.taken
+
     def health(self) -> dict[str, Any]:
         """Health details; raises while disconnected."""
         if not self._connected.is_set():
@@ -119,9 +143,16 @@ class MqttIngest:
             log.error("MQTT ingest connection refused: %s", reason)
             return
         self._generation += 1
-        client.subscribe([(topic, 1) for topic in subscriptions(self.shared_group)])
+        self.session_present = bool(flags.session_present)
+        if self.subscribe:
+            client.subscribe([(topic, 1) for topic in subscriptions(self.shared_group)])
         self._connected.set()
-        log.info("MQTT ingest connected (session present: %s)", flags.session_present)
+        log.log(
+            logging.INFO if self.subscribe else logging.DEBUG,  # retire.py probes log their own outcome
+            "MQTT ingest connected as %s (session present: %s)",
+            self.client_id,
+            flags.session_present,
+        )
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self._connected.clear()
@@ -136,10 +167,12 @@ class MqttIngest:
         while len(self._inbox) > self._inbox_cap and not self._stopping.is_set():
             time.sleep(0.005)
         self._inbox.append((command, body, self._generation))
+        self.arrived += 1
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         # Only what paho handles itself (QoS 2, downgraded by our QoS 1 subscriptions) arrives here.
         self._inbox.append((message, b"", self._generation))
+        self.arrived += 1
 
     def _decode_loop(self) -> None:
         inbox = self._inbox
@@ -161,6 +194,7 @@ class MqttIngest:
         rejects: list[MessageReject] = []
         statuses: list[tuple[str, str]] = []
         acks: dict[int, list[int]] = {}
+        taken = 0
         topics = self._topics
         for command, body, generation in batch:
             if isinstance(command, mqtt.MQTTMessage):
@@ -178,6 +212,7 @@ class MqttIngest:
                     continue
                 qos = (command >> 1) & 3
             if qos:  # QoS 2 (never granted by our subscriptions) is acked apart, as PUBCOMP
+                taken += 1
                 acks.setdefault(generation if qos == 1 else -generation, []).append(mid)
             route = topics.get(raw_topic)
             if route is None:
@@ -207,6 +242,7 @@ class MqttIngest:
                     rejects.append(
                         MessageReject("message carries no readings", payload, topic, _device_of(topic))
                     )
+        self.taken += taken
         self.received += len(batch)
         MQTT_MESSAGES.labels("telemetry").inc(len(batch))
         self.pipeline.submit(

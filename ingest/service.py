@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from ingest.connectors.manager import ConnectorManager, start_connectors
 from ingest.mqtt_ingest import MqttIngest
 from ingest.pipeline import Pipeline
+from ingest.retire import SessionRetirer, retired_client_ids, worker_group
 from ingest.status import StatusWatcher
 from workbench.db.engine import make_engine
 from workbench.db.rollups import RollupMaintainer
@@ -30,7 +31,14 @@ log = logging.getLogger(__name__)
 class IngestService:
     """Everything ``workbench ingest`` runs; ``workbench up`` runs it in-process on the web app's bus."""
 
-    def __init__(self, settings: Settings, engine: Engine, bus: EventBus, worker: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        bus: EventBus,
+        worker: int | None = None,
+        retire: list[str] | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.bus = bus
@@ -50,6 +58,8 @@ class IngestService:
                 shared_group=settings.ingest_shared_group,
                 inflight=settings.ingest_inflight,
             )
+        # Sessions of workers that no longer run: drained through this pipeline, then ended (retire.py).
+        self.retirer = SessionRetirer(settings, self.pipeline, retire) if self.mqtt and retire else None
 
     def start(self) -> None:
         """Start the writer, the status watcher, then the MQTT session (so acks have somewhere to go)."""
@@ -58,17 +68,23 @@ class IngestService:
         self.watcher.start()
         if self.mqtt is not None:
             self.mqtt.start()
+        if self.retirer is not None:
+            self.retirer.start()
         log.info("ingest running (pid %s, mqtt %s)", os.getpid(), "on" if self.mqtt else "off")
 
     def stop(self) -> None:
         """Stop taking messages, commit (and acknowledge) what was taken, then disconnect."""
         if self.mqtt is not None:
             self.mqtt.pause()
+        if self.retirer is not None:
+            self.retirer.pause()
         self.watcher.stop()
         self.pipeline.stop()
         self.rollups.stop()
         if self.mqtt is not None:
             self.mqtt.stop()
+        if self.retirer is not None:
+            self.retirer.stop()
 
     def health(self) -> dict[str, Any]:
         """Health details of the pipeline and the MQTT session; raises when either is down."""
@@ -105,10 +121,10 @@ def run_standalone(settings: Settings, workers: int = 1) -> None:
     if workers > 1:
         _run_workers(settings, workers)
         return
-    _run_one(settings, None)
+    _run_one(settings, None, 1)
 
 
-def _run_one(settings: Settings, worker: int | None) -> None:
+def _run_one(settings: Settings, worker: int | None, workers: int) -> None:
     assert settings.database_url
     engine = make_engine(settings.database_url, pool_size=2)
     bus = EventBus()
@@ -116,7 +132,9 @@ def _run_one(settings: Settings, worker: int | None) -> None:
     if settings.redis_url:
         bridge = RedisBridge(settings.redis_url, bus, forward=True, receive=False)
         bridge.start()
-    service = IngestService(settings, engine, bus, worker)
+    # One process (the first) retires the sessions of workers a previous run had and this one has not.
+    retire = retired_client_ids(settings.ingest_client_id, workers) if worker in (None, 0) else None
+    service = IngestService(settings, engine, bus, worker, retire=retire)
     service.start()
     # One process polls OPC-UA/Modbus devices and hosts Sparkplug: several would fight over STATE.
     connectors = ConnectorManager(engine, service.pipeline, settings) if worker in (None, 0) else None
@@ -137,10 +155,11 @@ def _run_one(settings: Settings, worker: int | None) -> None:
 
 def _run_workers(settings: Settings, workers: int) -> None:
     # A shared subscription splits messages between the workers; each keeps its own persistent session.
-    shared = replace(settings, ingest_shared_group=settings.ingest_shared_group or "workbench-ingest")
+    shared = replace(settings, ingest_shared_group=worker_group(settings))
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_worker_main, args=(shared, index), daemon=False) for index in range(workers)
+        context.Process(target=_worker_main, args=(shared, index, workers), daemon=False)
+        for index in range(workers)
     ]
     for process in processes:
         process.start()
@@ -155,7 +174,7 @@ def _run_workers(settings: Settings, workers: int) -> None:
             process.join(15)
 
 
-def _worker_main(settings: Settings, worker: int) -> None:
+def _worker_main(settings: Settings, worker: int, workers: int) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -164,4 +183,4 @@ def _worker_main(settings: Settings, worker: int) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    _run_one(settings, worker)
+    _run_one(settings, worker, workers)
