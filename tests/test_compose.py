@@ -53,3 +53,15 @@ def test_compose_references_exist() -> None:
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
     image = _compose()["services"]["timescaledb"]["image"]
     assert "pg16" in image
+
+
+def test_one_mqtt_ingest_session_per_client_id() -> None:
+    services = _compose()["services"]
+    # Two processes with one client id take each other's persistent session over (and retire it).
+    subscribers = [
+        (service.get("environment") or {}).get("WORKBENCH_INGEST_CLIENT_ID", "workbench-ingest")
+        for name, service in services.items()
+        if name in ("web", "ingest")
+        and str((service.get("environment") or {}).get("WORKBENCH_INGEST_MQTT", "true")).lower() != "false"
+    ]
+    assert subscribers and len(subscribers) == len(set(subscribers))
