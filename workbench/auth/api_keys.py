@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,16 @@ from workbench.db.tables import api_keys
 PREFIX = "wbk_"
 # last_used is written at most this often per key, so hot ingest paths do not write on every request.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+# A device posting batches pays three database round trips per look-up (pool check, query, reset):
+# valid keys are reused for this long. Revoking through this process forgets them at once; a revocation
+# made by another process takes effect here within this time.
+AUTH_CACHE_SECONDS = 5.0
+_AUTH_CACHE_SIZE = 10_000
+
+
+_valid: dict[str, tuple[float, DeviceKey, datetime | None]] = {}
+_generations = itertools.count(1)
+_generation = 0
 
 
 @dataclass(frozen=True)
@@ -74,11 +86,19 @@ def authenticate(engine: Engine, raw: str) -> DeviceKey | None:
     if not raw or not raw.startswith(PREFIX) or len(raw) > 128:
         return None
     now = datetime.now(UTC)
+    digest = hash_key(raw)
+    cached = _valid.get(digest)
+    if cached is not None:
+        fresh_until, key, expires_at = cached
+        if time.monotonic() < fresh_until and (expires_at is None or now < expires_at):
+            return key
+        _valid.pop(digest, None)
+    generation = _generation
     with engine.connect() as conn:
         row = conn.execute(
             select(api_keys).where(
                 and_(
-                    api_keys.c.key_hash == hash_key(raw),
+                    api_keys.c.key_hash == digest,
                     api_keys.c.revoked_at.is_(None),
                     or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now),
                 )
@@ -89,13 +109,25 @@ def authenticate(engine: Engine, raw: str) -> DeviceKey | None:
         if row.last_used is None or now - row.last_used > LAST_USED_RESOLUTION:
             conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(last_used=now))
             conn.commit()
-    return DeviceKey(
+    key = DeviceKey(
         id=row.id,
         device_id=row.device_id,
         name=row.name,
         permissions=row.permissions or {},
         rate_limit=row.rate_limit,
     )
+    if generation == _generation:  # no revocation ran meanwhile: the row read is still the truth
+        if len(_valid) >= _AUTH_CACHE_SIZE:
+            _valid.clear()
+        _valid[digest] = (time.monotonic() + AUTH_CACHE_SECONDS, key, row.expires_at)
+    return key
+
+
+def forget_valid_keys() -> None:
+    """Drop every cached look-up (after a revocation, or when keys changed outside this process's API)."""
+    global _generation
+    _generation = next(_generations)
+    _valid.clear()
 
 
 def revoke_key(engine: Engine, key_id: uuid.UUID) -> bool:
@@ -109,6 +141,7 @@ def revoke_device_keys(engine: Engine, device_id: uuid.UUID) -> int:
 
 
 def _revoke(engine: Engine, which: Any) -> int:
+    forget_valid_keys()
     with engine.begin() as conn:
         revoked = conn.execute(
             update(api_keys)
@@ -116,6 +149,7 @@ def _revoke(engine: Engine, which: Any) -> int:
             .values(revoked_at=datetime.now(UTC))
             .returning(api_keys.c.device_id, api_keys.c.prefix)
         ).all()
+    forget_valid_keys()  # again: a look-up that read the row before the commit may have cached it
     for device_id, prefix in revoked:
         if device_id is not None:
             key_events.revoked(device_id, prefix)

@@ -79,3 +79,38 @@ def test_matrix_follows_the_design() -> None:
     assert MATRIX["device"] == frozenset({"telemetry:write"})
     with pytest.raises(KeyError):
         allowed("admin", "no:such")
+
+
+def test_valid_keys_are_reused_briefly_and_revocation_is_immediate(
+    engine,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from sqlalchemy import update
+
+    monkeypatch.setattr(api_keys, "AUTH_CACHE_SECONDS", 0.5)
+    key_id, raw = api_keys.create_key(engine, None, "hot device")
+    assert api_keys.authenticate(engine, raw) is not None
+    # Revoked by another process (straight in the database): honoured once the cached look-up ages out.
+    with engine.begin() as conn:
+        conn.execute(
+            update(api_keys_table).where(api_keys_table.c.id == key_id).values(revoked_at=datetime.now(UTC))
+        )
+    assert api_keys.authenticate(engine, raw) is not None
+    time.sleep(0.6)
+    assert api_keys.authenticate(engine, raw) is None
+    # Revoked through this process: refused at once.
+    other_id, other = api_keys.create_key(engine, None, "second")
+    assert api_keys.authenticate(engine, other) is not None
+    assert api_keys.revoke_key(engine, other_id)
+    assert api_keys.authenticate(engine, other) is None
+
+
+def test_a_cached_key_still_expires_on_time(engine) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    _, raw = api_keys.create_key(engine, None, "short", expires_at=datetime.now(UTC) + timedelta(seconds=1))
+    assert api_keys.authenticate(engine, raw) is not None
+    time.sleep(1.1)
+    assert api_keys.authenticate(engine, raw) is None
