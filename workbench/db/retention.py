@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from sqlalchemy import Engine, text
 
 from workbench.db.engine import has_timescale
+from workbench.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -39,29 +39,27 @@ class RetentionJob:
         self.engine = engine
         self.keep = keep
         self.interval_seconds = interval_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = Periodic("retention", interval_seconds, self.run_once, run_first=True)
 
     def start(self) -> RetentionJob:
         """Run now and then periodically, unless retention is unset or TimescaleDB handles it."""
         if self.keep and not has_timescale(self.engine):
-            self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
-            self._thread.start()
+            self._periodic.start()
         return self
 
     def stop(self) -> None:
         """Stop the periodic run."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        self._periodic.stop()
 
-    def _run(self) -> None:
+    @property
+    def running(self) -> bool:
+        """Whether the periodic run is active."""
+        return self._periodic.alive
+
+    def run_once(self) -> int:
+        """Delete what is past retention now; how many rows."""
         assert self.keep is not None
-        while not self._stop.is_set():
-            try:
-                deleted = drop_expired(self.engine, self.keep)
-                if deleted:
-                    log.info("retention: deleted %d telemetry rows older than %s", deleted, self.keep)
-            except Exception:
-                log.exception("retention run failed; retrying at the next interval")
-            self._stop.wait(self.interval_seconds)
+        deleted = drop_expired(self.engine, self.keep)
+        if deleted:
+            log.info("retention: deleted %d telemetry rows older than %s", deleted, self.keep)
+        return deleted

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, Table, func, select, text
 from workbench.db.tables import telemetry_1h, telemetry_1m
 from workbench.live.bus import TELEMETRY_BATCH, EventBus
 from workbench.live.events import TelemetryBatch
+from workbench.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +167,7 @@ class RollupMaintainer:
         self.flush_seconds = flush_seconds
         self._pending: list[pd.DataFrame] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._flusher = Periodic("rollups", flush_seconds, self.flush)
         self._unsubscribe: Any = None
 
     def start(self) -> RollupMaintainer:
@@ -175,17 +175,14 @@ class RollupMaintainer:
         if self.repair:
             self._repair_tail()
         self._unsubscribe = self.bus.subscribe(TELEMETRY_BATCH, self._on_batch)
-        self._thread = threading.Thread(target=self._run, name="rollups", daemon=True)
-        self._thread.start()
+        self._flusher.start()
         return self
 
     def stop(self) -> None:
         """Stop following the bus and write what is pending."""
         if self._unsubscribe:
             self._unsubscribe()
-        self._stop.set()
-        if self._thread:
-            self._thread.join(10)
+        self._flusher.stop()
         self.flush()
 
     def _on_batch(self, topic: str, batch: TelemetryBatch) -> None:
@@ -205,10 +202,6 @@ class RollupMaintainer:
                 upsert(self.engine, resolution, partials(frame, resolution))
             except Exception:
                 log.exception("rollup flush failed; the buckets are repaired at next start")
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.flush_seconds):
-            self.flush()
 
     def _repair_tail(self) -> None:
         with self.engine.connect() as conn:

@@ -8,7 +8,6 @@ runs it (:func:`workbench.rules.scheduler.take_lease`). Due times missed while s
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +16,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from workbench.db.tables import latest_values
+from workbench.periodic import Periodic
 from workbench.platform import Platform
 from workbench.rules.engine import engine_of
 from workbench.rules.schedule import due_times
@@ -31,31 +31,18 @@ class NotebookScheduler:
 
     def __init__(self, platform: Platform, tick: float = 1.0, holder: str | None = None) -> None:
         self.platform = platform
-        self.tick_seconds = tick
         self.holder = holder or f"notebooks:{uuid.uuid4().hex[:8]}"
         self._checked: dict[str, datetime] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = Periodic("notebook-rule-scheduler", tick, self.tick)
 
     def start(self) -> NotebookScheduler:
         """Start the scheduler thread (idle while no rule engine runs in this process)."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="notebook-rule-scheduler", daemon=True)
-        self._thread.start()
+        self._periodic.start()
         return self
 
     def stop(self) -> None:
         """Stop the thread (runs already started finish on their own)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.tick_seconds):
-            try:
-                self.tick()
-            except Exception:
-                log.exception("notebook rule scheduler tick failed")
+        self._periodic.stop(5)
 
     def tick(self, now: datetime | None = None) -> list[tuple[str, datetime, int]]:
         """Start the runs due in (last check, now]; returns (rule id, due time, runs started) per due time."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from workbench.db.tables import report_schedules, reports, schedule_leases
 from workbench.mail import send
+from workbench.periodic import Periodic
 from workbench.platform import Platform
 from workbench.reports.mail import report_message
 from workbench.reports.schedules import last_due, list_schedules
@@ -45,8 +45,7 @@ class ReportScheduler:
         self.reports = reports or service(platform)
         self.interval = interval
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = Periodic("report-scheduler", interval, self._pass, run_first=True)
         self.last_pass: datetime | None = None
 
     def due(self, now: datetime) -> list[tuple[dict[str, Any], datetime]]:
@@ -116,34 +115,28 @@ class ReportScheduler:
 
     def start(self) -> None:
         """Check for due schedules every ``interval`` seconds in a daemon thread."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="report-scheduler", daemon=True)
-        self._thread.start()
+        if not self._periodic.alive:
+            self._periodic.start()
 
     def stop(self, timeout: float = 10) -> None:
         """Stop the thread (a render in progress finishes first, up to ``timeout``)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._periodic.stop(timeout)
+
+    @property
+    def running(self) -> bool:
+        """Whether the scheduler thread is running."""
+        return self._periodic.alive
 
     def health(self) -> dict[str, Any]:
         """The ``/healthz`` component: raises (down) when the thread is not running."""
-        if self._thread is None or not self._thread.is_alive():
+        if not self._periodic.alive:
             raise RuntimeError("report scheduler is not running")
         last = self.last_pass.isoformat() if self.last_pass else None
         return {"last_pass": last, "interval_s": self.interval}
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_pending()
-                self.last_pass = datetime.now(UTC)
-            except Exception:
-                log.exception("report scheduler pass failed")
-            self._stop.wait(self.interval)
+    def _pass(self) -> None:
+        self.run_pending()
+        self.last_pass = datetime.now(UTC)
 
 
 def start_reports(platform: Platform, interval: float = 30.0) -> Callable[[], None]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from sqlalchemy import Engine, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from workbench.db.tables import rules, schedule_leases
+from workbench.periodic import Periodic
 from workbench.rules.schedule import due_times
 from workbench.rules.types import Rule
 
@@ -47,31 +47,18 @@ class Scheduler:
         self.engine = engine
         self.rules_of = rules_of
         self.fire = fire
-        self.tick_seconds = tick
         self.holder = holder or f"{HOLDER}:{uuid.uuid4().hex[:6]}"
         self._checked: dict[str, datetime] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = Periodic("rule-scheduler", tick, self.tick)
         self.last_tick: datetime | None = None
 
     def start(self) -> None:
         """Start the scheduler thread."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="rule-scheduler", daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self) -> None:
         """Stop the thread."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join(5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.tick_seconds):
-            try:
-                self.tick()
-            except Exception:
-                log.exception("scheduler tick failed")
+        self._periodic.stop(5)
 
     def tick(self, now: datetime | None = None) -> list[tuple[str, datetime]]:
         """Fire every due time in (last check, now] this process wins; returns what it fired."""

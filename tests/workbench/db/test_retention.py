@@ -61,10 +61,10 @@ def test_expired_rows_go_and_recent_rows_stay(private_database_url: str, monkeyp
 def test_job_runs_only_when_retention_is_set(private_database_url: str) -> None:
     engine = create_engine(sqlalchemy_url(private_database_url))
     idle = retention.RetentionJob(engine, None).start()
-    assert idle._thread is None
+    assert not idle.running
     idle.stop()
     running = retention.RetentionJob(engine, "3650 days", interval_seconds=60).start()
-    assert running._thread is not None and running._thread.is_alive()
+    assert running.running
     running.stop()
-    assert not running._thread.is_alive()
+    assert not running.running
     engine.dispose()

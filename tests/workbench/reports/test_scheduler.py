@@ -153,7 +153,8 @@ def test_due_schedule_runs_once_across_racing_schedulers_and_is_mailed(
 
 
 def test_scheduler_thread_starts_and_stops(report_platform: Platform, tiny_notebooks: Path) -> None:
-    scheduler = ReportScheduler(report_platform, ReportService(report_platform, notebooks_dir=tiny_notebooks))
+    reports = ReportService(report_platform, notebooks_dir=tiny_notebooks)
+    scheduler = ReportScheduler(report_platform, reports, interval=0.05)
     passes: list[datetime] = []
     original = scheduler.run_pending
 
@@ -162,7 +163,6 @@ def test_scheduler_thread_starts_and_stops(report_platform: Platform, tiny_noteb
         return original(now)
 
     scheduler.run_pending = counted  # type: ignore[method-assign]
-    scheduler.interval = 0.05
     scheduler.start()
     deadline = datetime.now(UTC) + timedelta(seconds=10)
     while len(passes) < 2 and datetime.now(UTC) < deadline:
@@ -179,12 +179,12 @@ def test_start_reports_runs_the_scheduler_until_stopped(report_platform: Platfor
     scheduler = report_platform.services.pop("report_scheduler")
     try:
         assert isinstance(scheduler, ReportScheduler)
-        assert scheduler._thread is not None and scheduler._thread.is_alive()
+        assert scheduler.running
         _, components = report_platform.health.report()
         assert components["report_scheduler"]["status"] == "up"
     finally:
         stop()
-    assert scheduler._thread is None
+    assert not scheduler.running
     _, components = report_platform.health.report()
     assert components["report_scheduler"]["status"] == "down"
     report_platform.health.checks.pop("report_scheduler")
