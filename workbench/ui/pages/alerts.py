@@ -28,7 +28,7 @@ STATUSES = {
     "": "All",
 }
 COLUMNS = [
-    {"field": "timestamp", "headerName": "time", "sort": "desc", "minWidth": 170},
+    {"field": "timestamp", "headerName": "Time", "sort": "desc", "minWidth": 170},
     {"field": "severity", "width": 110},
     {"field": "status", "width": 130},
     {"field": "device", "minWidth": 140},

@@ -31,8 +31,8 @@ COLUMNS = [
     {"field": "device", "width": 150},
     {"field": "enabled", "width": 100},
     {"field": "severity", "width": 110},
-    {"field": "trigger_count", "headerName": "triggers", "width": 100},
-    {"field": "last_triggered", "minWidth": 170},
+    {"field": "trigger_count", "headerName": "Triggers", "width": 100},
+    {"field": "last_triggered", "headerName": "Last triggered", "minWidth": 170},
 ]
 
 
