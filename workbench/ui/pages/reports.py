@@ -19,7 +19,7 @@ from workbench.ui.session import Forbidden, UiUser, require_user
 
 PATH = "reports"
 COLUMNS = [
-    {"field": "created_at", "headerName": "requested", "minWidth": 170, "sort": "desc"},
+    {"field": "created_at", "headerName": "Requested", "minWidth": 170, "sort": "desc"},
     {"field": "notebook", "minWidth": 160},
     {"field": "format", "width": 100},
     {"field": "status", "width": 110},
