@@ -133,6 +133,10 @@ class WouldBeAlertSchema(ma.Schema):
     threshold = ma.fields.Float(allow_none=True)
     triggered_at = ma.fields.DateTime(required=True)
     resolved_at = ma.fields.DateTime(allow_none=True)
+    notebook_run_id = ma.fields.UUID(
+        allow_none=True,
+        metadata={"description": "notebook rules: the dry run's executed notebook (/notebook-runs/{id})"},
+    )
 
 
 class BacktestSchema(ma.Schema):

@@ -93,6 +93,7 @@ def _would_be(decisions: list[Decision], directory: DeviceDirectory) -> list[dic
                 "threshold": decision.threshold,
                 "triggered_at": values["triggered_at"],
                 "resolved_at": None,
+                "notebook_run_id": decision.notebook_run_id,
             }
             made.append(alert)
             open_by_device[decision.device_id] = alert

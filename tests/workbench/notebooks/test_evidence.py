@@ -185,6 +185,9 @@ def test_alert_links_to_its_executed_notebook_through_api_and_ui(
     assert runs["total"] == len(runs["items"]) >= 2
     newest, *older = runs["items"]
     assert newest["records"]["dry_run"] and newest["html_url"].endswith(f"{newest['id']}/html")
+    # Each would-be alert names the dry run that found it, so its evidence opens too.
+    assert {a["notebook_run_id"] for a in tested.json["alerts"]} == {newest["id"]}
+    assert client.get(f"/api/v1/notebook-runs/{newest['id']}/html", headers=operator).status_code == 200
     assert alert["notebook_run_id"] in {run["id"] for run in older}
     assert client.get("/api/v1/notebook-runs?status=bogus", headers=operator).status_code == 422
 
