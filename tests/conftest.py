@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 import uuid
@@ -23,6 +24,41 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Shared API auth fixtures (users of every role, their headers, a device with its key).
 pytest_plugins = ["tests.workbench.api.fixtures", "tests.workbench.notebooks.fixtures"]
+
+
+# Programs some tests drive, and the Debian package that brings each. `.ci/run` installs them; on a machine
+# without one, those tests are skipped with this hint (and fail instead when CI is set, so CI never skips).
+NEEDS = {
+    "mosquitto": ("mosquitto", "Mosquitto (MQTT 5, shared subscriptions, device logins)"),
+    "mosquitto_clients": ("mosquitto-clients", "mosquitto_pub"),
+    "chromium": ("chromium", "Chromium for browser tests and PDF printing"),
+}
+
+
+def _has(marker: str) -> bool:
+    if marker == "mosquitto":
+        return broker_kind() == "mosquitto"
+    if marker == "mosquitto_clients":
+        return shutil.which("mosquitto_pub") is not None
+    return Path("/usr/bin/chromium").exists() or shutil.which("chromium") is not None
+
+
+def broker_kind() -> str:
+    """The broker tests get: ``WORKBENCH_TEST_BROKER=amqtt`` forces the in-process one (a fresh machine's)."""
+    if os.environ.get("WORKBENCH_TEST_BROKER") == "amqtt":
+        return "amqtt"
+    found = shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()
+    return "mosquitto" if found else "amqtt"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests whose system program is missing, saying which package brings it (never under CI)."""
+    if os.environ.get("CI"):
+        return
+    for item in items:
+        for marker, (package, what) in NEEDS.items():
+            if item.get_closest_marker(marker) and not _has(marker):
+                item.add_marker(pytest.mark.skip(reason=f"needs {what}: apt-get install {package}"))
 
 
 def free_port() -> int:
@@ -103,6 +139,8 @@ def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from ingest.broker import LocalBroker
 
-    broker = LocalBroker(free_port(), tmp_path_factory.mktemp("broker"))
+    broker = LocalBroker(
+        free_port(), tmp_path_factory.mktemp("broker"), prefer_mosquitto=broker_kind() == "mosquitto"
+    )
     yield broker.start()
     broker.stop()

@@ -20,6 +20,9 @@ from tests.conftest import free_port
 from tests.ingest.conftest import make_device, wait_until
 from workbench.auth import api_keys
 
+# A private Mosquitto with password and ACL files, driven by mosquitto_pub.
+pytestmark = [pytest.mark.mosquitto, pytest.mark.mosquitto_clients]
+
 
 @pytest.fixture
 def secured() -> Iterator[tuple[MosquittoAuth, int, subprocess.Popen[bytes]]]:

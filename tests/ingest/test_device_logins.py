@@ -26,6 +26,9 @@ from workbench.live.bus import EventBus
 from workbench.platform import Platform
 from workbench.settings import Settings
 
+# A private Mosquitto with password and ACL files, driven by mosquitto_pub.
+pytestmark = [pytest.mark.mosquitto, pytest.mark.mosquitto_clients]
+
 Headers = Callable[[str], dict[str, str]]
 
 

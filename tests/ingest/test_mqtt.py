@@ -108,6 +108,7 @@ def test_malformed_messages_are_quarantined_with_topic_and_reason(
     assert b"{broken" in {bytes(row.payload) for row in rows}
 
 
+@pytest.mark.mosquitto_clients
 @pytest.mark.parametrize(("version", "qos"), [("mqttv311", "0"), ("mqttv311", "1"), ("mqttv5", "1")])
 def test_mosquitto_pub_clients(
     service: IngestService, engine: Engine, mqtt_url: str, version: str, qos: str

@@ -23,6 +23,7 @@ def test_weasyprint_prints_pages_with_numbers(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.chromium
 def test_chromium_fallback_prints(tmp_path: Path) -> None:
     target = tmp_path / "report.pdf"
     chromium_pdf(PAGE, target)

@@ -19,7 +19,7 @@ from workbench.live.bus import ALERT, ALERT_UPDATE
 from workbench.mqtt import host_port, make_client
 from workbench.rules.alerts import as_json as alert_json
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
 
 def wait_live(page: Page) -> None:
