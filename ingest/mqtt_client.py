@@ -12,19 +12,26 @@ keep-alive logic and changes three private seams (paho 2.1-2.x):
 - QoS 0/1 PUBLISH packets go to ``on_publish_raw(command, body)`` untouched (the decoder thread parses
   them in bulk); QoS 2 and everything else take paho's normal path;
 - ``ack_many`` queues the PUBACKs of a whole committed batch as one write.
+
+None of this depends on the protocol level: PUBLISH and PUBACK framing and the packet id's place are the
+same in MQTT 5 and 3.1.1 (only ``parse_publish`` must know whether a properties field follows).
 """
 
 from __future__ import annotations
 
 import struct
+import threading
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from workbench.mqtt import make_client
+from workbench.mqtt import host_port, make_client
 
 READ_SIZE = 65536
+# CONNACK reason of a broker that does not speak the requested protocol level (MQTT 3.1.1 return code 1).
+UNSUPPORTED_PROTOCOL = 132
 PUBACK = 0x40
 _PUBACK = struct.Struct("!BBH")
 
@@ -148,12 +155,49 @@ class IngestClient(mqtt.Client):
             self._packet_queue(PUBACK, packet, 0, 0)
 
 
-def make_ingest_client(url: str, client_id: str) -> IngestClient:
-    """An MQTT 5 IngestClient configured from ``url`` like ``workbench.mqtt.make_client``."""
-    client = make_client(url, client_id, protocol=mqtt.MQTTv5)
+def make_ingest_client(
+    url: str, client_id: str, protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5
+) -> IngestClient:
+    """An IngestClient configured from ``url`` like ``workbench.mqtt.make_client`` (MQTT 5 by default).
+
+    At MQTT 3.1.1 the session is persistent (clean session false): the broker keeps the subscriptions and
+    the unacknowledged messages while ingest is away, as session expiry does at MQTT 5.
+    """
+    client = make_client(url, client_id, protocol=protocol)
     client.__class__ = IngestClient  # same state, our methods: make_client stays the one configuration door
     assert isinstance(client, IngestClient)
+    if protocol != mqtt.MQTTv5:
+        client._clean_session = False  # what paho's constructor sets from clean_session=False
     return client
+
+
+def speaks_mqtt5(url: str, timeout: float = 5.0) -> bool | None:
+    """Whether the broker at ``url`` accepts an MQTT 5 connection; None when it does not answer.
+
+    A throwaway client id with a clean start and no session expiry: the probe leaves nothing behind.
+    """
+    answer: list[bool] = []
+    answered = threading.Event()
+
+    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not reason.is_failure or reason.value == UNSUPPORTED_PROTOCOL:
+            answer.append(not reason.is_failure)
+        answered.set()
+
+    client = make_client(url, f"workbench-probe-{uuid.uuid4().hex[:10]}", protocol=mqtt.MQTTv5)
+    client.on_connect = on_connect
+    host, port = host_port(url)
+    try:
+        client.connect(host, port, keepalive=10, clean_start=True)
+    except OSError:
+        return None
+    client.loop_start()
+    try:
+        answered.wait(timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return answer[0] if answer else None
 
 
 def _publish_mid(body: bytearray) -> int:

@@ -1,4 +1,9 @@
-"""The MQTT side of ingest: a persistent MQTT 5 session, manual acks sent only after the commit."""
+"""The MQTT side of ingest: a persistent MQTT 5 session, manual acks sent only after the commit.
+
+A broker that refuses MQTT 5 (amqtt, the in-process broker of a machine without Mosquitto, or an old
+external one) gets MQTT 3.1.1 with clean session false: still persistent, still acked after the commit,
+but without shared subscriptions, session expiry or a receive maximum, so only one ingest process runs.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +21,18 @@ from paho.mqtt.properties import Properties
 
 from ingest.codecs import TOPIC_PREFIX, DecodeError, decode_mqtt
 from ingest.fastpath import FastRows
-from ingest.mqtt_client import make_ingest_client, parse_publish
+from ingest.mqtt_client import (
+    UNSUPPORTED_PROTOCOL,
+    IngestClient,
+    make_ingest_client,
+    parse_publish,
+    speaks_mqtt5,
+)
 from ingest.pipeline import MessageReject, Pipeline
 from ingest.points import Reading
 from workbench.metrics import MQTT_MESSAGES
 from workbench.mqtt import host_port
+from workbench.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +48,18 @@ Inbound = tuple[Any, bytearray | bytes, int]
 # Parsed topics kept for the fast path (devices x keys); beyond this, topics are parsed each time.
 TOPIC_CACHE = 100_000
 OTHER, SINGLE, MESSAGE = 0, 1, 2
+
+
+class BrokerProtocolError(SettingsError):
+    """The broker speaks only MQTT 3.1.1 and the settings need MQTT 5 (one line for the operator)."""
+
+
+def mqtt5_only(host: str, port: int, what: str) -> BrokerProtocolError:
+    """The error for ``what`` (shared subscriptions, ``--workers N``) on a broker without MQTT 5."""
+    return BrokerProtocolError(
+        f"the MQTT broker at {host}:{port} speaks only MQTT 3.1.1, and {what} needs MQTT 5 "
+        "(Mosquitto): run one ingest process without WORKBENCH_INGEST_SHARED_GROUP"
+    )
 
 
 def subscriptions(shared_group: str | None) -> list[str]:
@@ -56,6 +80,7 @@ class MqttIngest:
         shared_group: str | None = None,
         inflight: int = 10000,
         subscribe: bool = True,
+        fallback: bool = True,
     ) -> None:
         self.url = url
         self.pipeline = pipeline
@@ -63,38 +88,84 @@ class MqttIngest:
         self.shared_group = shared_group
         self.inflight = inflight
         self.subscribe = subscribe  # False: only resume the session and take what it holds (retire.py)
+        self.fallback = fallback  # False: a broker refusing MQTT 5 is an error, not a reason for 3.1.1
+        self.v5 = True  # the protocol level of the session (False: MQTT 3.1.1, see the module docstring)
         self.session_present = False
         self._inbox: deque[Inbound] = deque()
         self._inbox_cap = 4 * max(inflight, DRAIN_MAX)
         self._generation = 0
         self._connected = threading.Event()
+        self._answered = threading.Event()  # connected, or refused for the protocol level
+        self._refused_v5 = False
         self._stopping = threading.Event()
         self._decoder: threading.Thread | None = None
         self._topics: dict[bytes, tuple[int, str, str, str]] = {}
-        self.client = make_ingest_client(url, client_id)
-        self.client.manual_ack_set(True)
-        self.client.on_publish_raw = self._on_raw
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        self.client = self._make_client(mqtt.MQTTv5)
         self.received = 0
         self.acked = 0
         self.taken = 0  # QoS 1/2 messages handed to the pipeline (each is acked once committed)
         self.arrived = 0  # messages put in the inbox (the decoder may hold some not yet received)
 
+    def _make_client(self, protocol: mqtt.MQTTProtocolVersion) -> IngestClient:
+        client = make_ingest_client(self.url, self.client_id, protocol)
+        client.manual_ack_set(True)
+        client.on_publish_raw = self._on_raw
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(1, 10)
+        return client
+
     def start(self, timeout: float = 10.0) -> None:
-        """Connect (resuming the persistent session) and start the decoder."""
-        self._decoder = threading.Thread(target=self._decode_loop, name="ingest-mqtt-decoder", daemon=True)
-        self._decoder.start()
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = SESSION_EXPIRY
-        properties.ReceiveMaximum = max(1, min(self.inflight, 65535))
+        """Connect (resuming the persistent session) and start the decoder.
+
+        MQTT 5 first; a broker that refuses it in its CONNACK gets MQTT 3.1.1 (see the module docstring).
+        """
         host, port = host_port(self.url)
-        self.client.reconnect_delay_set(1, 10)
+        # amqtt misreads an MQTT 5 CONNECT that carries properties and never answers it: a bare one asks
+        # first (a few milliseconds once per start). A refusal in the real CONNACK is handled the same way.
+        if not self.fallback or speaks_mqtt5(self.url, min(timeout, 5.0)) is not False:
+            self._connect(timeout)
+        else:
+            self._refused_v5 = True
+        if self._refused_v5:
+            self.client.loop_stop()
+            if not self.fallback:
+                raise ConnectionError(f"MQTT broker at {host}:{port} does not speak MQTT 5")
+            if self.shared_group:
+                raise mqtt5_only(host, port, f"the shared group {self.shared_group!r}")
+            log.warning(
+                "MQTT broker at %s:%s refused MQTT 5: ingest uses MQTT 3.1.1 (persistent session, acks after "
+                "the commit) without shared subscriptions, session expiry or receive maximum, so only one "
+                "ingest process may run; Mosquitto is recommended",
+                host,
+                port,
+            )
+            self.v5 = False
+            self.client = self._make_client(mqtt.MQTTv311)
+            self._connect(timeout)
+        if not self._connected.is_set():
+            self.client.loop_stop()
+            raise ConnectionError(f"MQTT broker at {host}:{port} did not accept the ingest session")
+        if self._decoder is None:
+            self._decoder = threading.Thread(
+                target=self._decode_loop, name="ingest-mqtt-decoder", daemon=True
+            )
+            self._decoder.start()
+
+    def _connect(self, timeout: float) -> None:
+        """Connect in paho's thread and wait for the broker's answer (or ``timeout``)."""
+        self._answered.clear()
+        self._refused_v5 = False
+        host, port = host_port(self.url)
+        properties = None
+        if self.v5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = SESSION_EXPIRY
+            properties.ReceiveMaximum = max(1, min(self.inflight, 65535))
         self.client.connect_async(host, port, keepalive=30, clean_start=False, properties=properties)
         self.client.loop_start()
-        if not self._connected.wait(timeout):
-            raise ConnectionError(f"MQTT broker at {host}:{port} did not accept the ingest session")
+        self._answered.wait(timeout)
 
     def pause(self) -> None:
         """Stop handing messages to the pipeline (the connection stays up so commits can still ack)."""
@@ -111,6 +182,8 @@ class MqttIngest:
     def end_session(self) -> None:
         """Disconnect with session expiry 0: the broker forgets the session and anything still queued."""
         self.pause()
+        if not self.v5:  # MQTT 3.1.1 has no expiry: its sessions end at a clean-session connect
+            raise RuntimeError("end_session needs an MQTT 5 session")
         properties = Properties(PacketTypes.DISCONNECT)
         properties.SessionExpiryInterval = 0
         self.client.disconnect(properties=properties)
@@ -136,10 +209,15 @@ class MqttIngest:
             "acked": self.acked,
             "backlog": len(self._inbox),
             "shared_group": self.shared_group,
+            "protocol": "5" if self.v5 else "3.1.1",
         }
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
+            if self.v5 and reason.value == UNSUPPORTED_PROTOCOL:
+                self._refused_v5 = True  # ``start`` retries at MQTT 3.1.1 (or reports it)
+                self._answered.set()
+                return
             log.error("MQTT ingest connection refused: %s", reason)
             return
         self._generation += 1
@@ -147,6 +225,7 @@ class MqttIngest:
         if self.subscribe:
             client.subscribe([(topic, 1) for topic in subscriptions(self.shared_group)])
         self._connected.set()
+        self._answered.set()
         log.log(
             logging.INFO if self.subscribe else logging.DEBUG,  # retire.py probes log their own outcome
             "MQTT ingest connected as %s (session present: %s)",
@@ -158,7 +237,7 @@ class MqttIngest:
         self._connected.clear()
         # Messages of the old connection are redelivered; acking their ids on the new one would be wrong.
         self._generation += 1
-        if not self._stopping.is_set():
+        if not self._stopping.is_set() and not self._refused_v5:
             log.warning("MQTT ingest disconnected: %s", reason)
 
     def _on_raw(self, command: int, body: bytes | bytearray) -> None:
@@ -196,6 +275,7 @@ class MqttIngest:
         acks: dict[int, list[int]] = {}
         taken = 0
         topics = self._topics
+        v5 = self.v5
         for command, body, generation in batch:
             if isinstance(command, mqtt.MQTTMessage):
                 raw_topic, mid, payload, qos = (
@@ -206,7 +286,7 @@ class MqttIngest:
                 )
             else:
                 try:
-                    raw_topic, mid, payload = parse_publish(command, body)
+                    raw_topic, mid, payload = parse_publish(command, body, v5)
                 except IndexError:  # a broker never sends this; without a packet id it cannot be acked
                     log.error("malformed PUBLISH packet from the broker (%d bytes) ignored", len(body))
                     continue

@@ -7,7 +7,8 @@ unacknowledged, until the session expires and is then lost. At start, ingest res
 does not use any more (``clean_start`` false: CONNACK's session-present flag says whether one
 exists), unsubscribes it, passes what it holds through the normal pipeline (committed, then
 acknowledged), and ends it with session expiry 0. A probe that finds no session also ends with expiry
-0; it never subscribed, so nothing was routed to it meanwhile.
+0; it never subscribed, so nothing was routed to it meanwhile. On an MQTT 3.1.1 broker ingest runs one
+process with one session, so the service skips retirement (``IngestService.start``).
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class SessionRetirer:
             client_id,
             inflight=self.settings.ingest_inflight,
             subscribe=False,
+            fallback=False,  # sessions to retire exist at MQTT 5 only (shared subscriptions, expiry)
         )
         self._current = session
         try:

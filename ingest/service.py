@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ingest.connectors.manager import ConnectorManager, start_connectors
-from ingest.mqtt_ingest import MqttIngest
+from ingest.mqtt_client import speaks_mqtt5
+from ingest.mqtt_ingest import MqttIngest, mqtt5_only
 from ingest.pipeline import Pipeline
 from ingest.retire import SessionRetirer, retired_client_ids, worker_group
 from ingest.status import StatusWatcher
@@ -22,6 +23,7 @@ from workbench.db.engine import make_engine
 from workbench.db.rollups import RollupMaintainer
 from workbench.live.bridge import RedisBridge
 from workbench.live.bus import EventBus
+from workbench.mqtt import host_port
 from workbench.platform import Platform
 from workbench.settings import Settings
 
@@ -67,9 +69,17 @@ class IngestService:
         self.pipeline.start()
         self.watcher.start()
         if self.mqtt is not None:
-            self.mqtt.start()
+            try:
+                self.mqtt.start()
+            except Exception:
+                self.stop()  # no writer or watcher thread left behind a refused start (one-line errors exit)
+                raise
         if self.retirer is not None:
-            self.retirer.start()
+            if self.mqtt is not None and self.mqtt.v5:
+                self.retirer.start()
+            else:  # MQTT 3.1.1 runs one process with one session: no worker sessions to retire
+                log.info("MQTT 3.1.1 broker: session retirement skipped")
+                self.retirer = None
         log.info("ingest running (pid %s, mqtt %s)", os.getpid(), "on" if self.mqtt else "off")
 
     def stop(self) -> None:
@@ -119,6 +129,9 @@ def start_in_process(platform: Platform) -> Callable[[], None]:
 def run_standalone(settings: Settings, workers: int = 1) -> None:
     """``workbench ingest``: run the service until interrupted; several workers share a subscription."""
     if workers > 1:
+        # Checked before the processes start: each would fail alone, and a log line per worker helps nobody.
+        if settings.ingest_mqtt and settings.mqtt_url and speaks_mqtt5(settings.mqtt_url) is False:
+            raise mqtt5_only(*host_port(settings.mqtt_url), f"--workers {workers} (a shared subscription)")
         _run_workers(settings, workers)
         return
     _run_one(settings, None, 1)
