@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,7 @@ from workbench.rules import alerts as alert_rows
 from workbench.rules.actions.base import ActionContext
 from workbench.rules.actions.worker import ActionWorker
 from workbench.rules.codes import DeviceCodes
+from workbench.rules.frames import Columns, columns_of
 from workbench.rules.history import HistoryLoader
 from workbench.rules.lifecycle import AlertBook, Decision, decide
 from workbench.rules.scheduler import Scheduler
@@ -43,10 +45,10 @@ from workbench.rules.store import (
     load_states,
     save_states,
     window_aggregates,
-    with_ns,
 )
 from workbench.rules.timing import FrameTiming, StageLog
 from workbench.rules.types import Points, Rule, RuleState, rule_type
+from workbench.rules.windows import WindowBook
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +81,9 @@ class RuleEngine:
         self.reload_seconds = reload_seconds
         self._rules: list[Rule] = []
         self._states: dict[str, RuleState] = {}
-        self._targets: dict[str, tuple[tuple[int, int], np.ndarray | None]] = {}
+        self._targets: dict[str, Selection] = {}
         self.codes = DeviceCodes()
+        self.windows = WindowBook()  # statistical windows, shared by the rules over the same key and window
         # (time the bus handed it over, batch); None as batch: a history load finished, evaluate anyway.
         self._queue: queue.Queue[tuple[float, TelemetryBatch | None]] = queue.Queue(maxsize=100_000)
         self._loader: HistoryLoader | None = None
@@ -223,10 +226,7 @@ class RuleEngine:
                 commits = [b.committed_at.timestamp() for b in batches if b is not None]
                 committed = min(commits, default=received)
                 timing = FrameTiming(committed, received, taken, batches=len(frames))
-                if not frames:
-                    frame = pd.DataFrame({"device_id": [], "key": [], "timestamp": [], "value": []})
-                else:
-                    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+                frame = columns_of(frames)
                 timing.points = len(frame)
                 began, cpu = time.perf_counter(), time.thread_time()
                 timing.started = time.time()
@@ -249,11 +249,15 @@ class RuleEngine:
     def reload(self) -> None:
         """Re-read enabled rules; a changed rule starts from its persisted state again."""
         fresh = load_rules(self.engine)
-        before = {r.id: r.updated_at for r in self._rules}
-        for rule in fresh:
-            if rule.id in before and before[rule.id] != rule.updated_at:
-                self._states.pop(rule.id, None)
-                self._targets.pop(rule.id, None)
+        now = {r.id: r.updated_at for r in fresh}
+        for rule in self._rules:
+            if rule.id in now and now[rule.id] == rule.updated_at:
+                continue
+            # Changed or gone: state shared with other rules (statistical windows) it fed is let go too.
+            state = self._states.pop(rule.id, None)
+            self._targets.pop(rule.id, None)
+            if state is not None and rule_type_or_none(rule.type):
+                self._safely(lambda r=rule, s=state: rule_type(r.type).retire(r, s))
         self._rules = fresh
         self._reload_due = time.monotonic() + self.reload_seconds
 
@@ -266,6 +270,7 @@ class RuleEngine:
             state.memory["window_loader"] = self._window
             state.memory["reference"] = self._reference
             state.memory["codes"] = self.codes
+            state.memory["windows"] = self.windows
             if self._loader is not None:
                 state.memory["background"] = self._loader
             self._states[rule.id] = state
@@ -285,33 +290,30 @@ class RuleEngine:
 
     def _window(
         self, ids: list[str], firsts: list[int], key: str, window: int, width: int, ref: float
-    ) -> list[tuple[Any, ...]]:
+    ) -> dict[str, np.ndarray]:
         return window_aggregates(self.engine, ids, firsts, key, window, width, ref)
 
-    def evaluate(self, frame: pd.DataFrame, timing: FrameTiming | None = None) -> list[Decision]:
+    def evaluate(self, frame: pd.DataFrame | Columns, timing: FrameTiming | None = None) -> list[Decision]:
         """Evaluate every streaming rule on a frame of committed points; apply and return the decisions."""
+        columns = frame if isinstance(frame, Columns) else columns_of([frame])
         with self._evaluating:
-            return self._evaluate(frame, timing)
+            return self._evaluate(columns, timing)
 
-    def _evaluate(self, frame: pd.DataFrame, timing: FrameTiming | None) -> list[Decision]:
+    def _evaluate(self, frame: Columns, timing: FrameTiming | None) -> list[Decision]:
         streaming = [r for r in self._rules if rule_type_or_none(r.type) and rule_type(r.type).streaming]
         self.evaluated_batches += 1
+        self.windows.frame += 1
         if not streaming:
             return []
-        frame = frame[frame["value"].notna()]
+        frame = frame.numeric()
         known = len(self.codes)
-        ids = frame["device_id"].to_numpy(dtype=object)
-        if len(ids) and not isinstance(ids[0], str):  # bus frames carry str ids; others (UUIDs) converted
-            ids = frame["device_id"].astype(str).to_numpy(dtype=object)
-        dev = self.codes.encode(ids)
+        dev = self.codes.encode(frame.ids)
         if len(self.codes) > known:
             self.directory.ensure(self.codes.ids[known:])
-        ts = _nanoseconds(frame["timestamp"]) if len(frame) else dev
         # Sorted once by (device, time): every rule's rows keep that order, so evaluators skip sorting.
-        first = np.lexsort((ts, dev))
-        ids, dev, ts = ids[first], dev[first], ts[first]
-        keys = frame["key"].to_numpy(dtype=object)[first]
-        values = frame["value"].to_numpy(dtype=np.float64)[first]
+        first = np.lexsort((frame.ts, dev))
+        ids, dev, ts = frame.ids[first], dev[first], frame.ts[first]
+        keys, values = frame.keys[first], frame.values[first]
         labels, uniques = pd.factorize(keys)
         order = np.argsort(labels, kind="stable")
         cuts = np.searchsorted(labels[order], np.arange(len(uniques) + 1))
@@ -319,16 +321,25 @@ class RuleEngine:
         nothing = np.zeros(0, dtype=np.int64)
         decisions: list[Decision] = []
         changed: list[tuple[str, str, dict[str, Any]]] = []
+        # Rules reading the same keys of the same devices (often: one key, one device type) get the same
+        # points: selected once per frame. Rule types only read the Points they are given.
+        selected: dict[tuple[Any, Any], Points] = {}
+        counts: dict[str, int] = {}
         for rule in streaming:
             kind = rule_type(rule.type)
-            parts = [by_key[k] for k in kind.keys(rule.condition) if k in by_key]
-            rows = nothing if not parts else parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
-            mask = self._mask(rule, kind) if len(rows) else None
-            if mask is not None:
-                rows = rows[mask[dev[rows]]]
-            if not len(rows) and not (rule.id in self._states and kind.pending(self._states[rule.id])):
+            selection = self._selection(rule, kind)
+            points = selected.get(selection.share)
+            if points is None:
+                parts = [by_key[k] for k in selection.keys if k in by_key]
+                rows = nothing if not parts else parts[0] if len(parts) == 1 else np.concatenate(parts)
+                if len(parts) > 1:
+                    rows = np.sort(rows)
+                if selection.mask is not None and len(rows):
+                    rows = rows[selection.mask[dev[rows]]]
+                points = Points(dev[rows], ids[rows], keys[rows], ts[rows], values[rows], ordered=True)
+                selected[selection.share] = points
+            if not len(points) and not (rule.id in self._states and kind.pending(self._states[rule.id])):
                 continue
-            points = Points(dev[rows], ids[rows], keys[rows], ts[rows], values[rows], ordered=True)
             state = self.state(rule)
             try:
                 events = kind.evaluate(rule, points, state)
@@ -336,24 +347,30 @@ class RuleEngine:
                 self.last_error = f"rule {rule.name}: {type(error).__name__}: {error}"
                 log.exception("rule %s failed", rule.id)
                 continue
-            RULE_EVALUATIONS.labels(rule.type).inc()
-            decisions.extend(decide(rule, events, self.book))
-            changed.extend((rule.id, d, state.devices[d]) for d in state.dirty)
-            state.dirty.clear()
+            counts[rule.type] = counts.get(rule.type, 0) + 1
+            if len(events):
+                decisions.extend(decide(rule, events, self.book))
+            if state.dirty:
+                changed.extend((rule.id, d, state.devices[d]) for d in state.dirty)
+                state.dirty.clear()
+        for name, count in counts.items():
+            RULE_EVALUATIONS.labels(name).inc(count)
         if timing is not None:
             timing.evaluated = time.time()
         self._apply(decisions, changed, timing)
         return decisions
 
-    def _mask(self, rule: Rule, kind: Any) -> np.ndarray | None:
-        """The rule's devices as a boolean array over device codes (cached per directory version)."""
+    def _selection(self, rule: Rule, kind: Any) -> Selection:
+        """The rule's keys and devices (a boolean array over device codes), cached per directory version."""
         cached = self._targets.get(rule.id)
-        if cached is None or cached[0] != (self.directory.version, len(self.codes)):
+        if cached is None or cached.version != (self.directory.version, len(self.codes)):
             devices = kind.devices(rule) or self.directory.matching(rule.target, rule.device_id)
             mask = self.codes.mask(devices)  # may assign codes: take the version after
-            cached = ((self.directory.version, len(self.codes)), mask)
+            keys = tuple(sorted(kind.keys(rule.condition)))
+            share = (keys, None if devices is None else frozenset(devices))
+            cached = Selection((self.directory.version, len(self.codes)), keys, mask, share)
             self._targets[rule.id] = cached
-        return cached[1]
+        return cached
 
     def _apply(
         self,
@@ -402,11 +419,14 @@ class RuleEngine:
             self.worker.submit(config, ActionContext(self.platform, rule, due_at=due))
 
 
-def _nanoseconds(stamps: pd.Series) -> np.ndarray:
-    """Event times as int64 ns since the epoch (bus frames are datetime64[ns, UTC]: no conversion)."""
-    if isinstance(stamps.dtype, pd.DatetimeTZDtype) and stamps.dtype.unit == "ns":
-        return np.asarray(stamps.array.asi8)
-    return np.asarray(with_ns(pd.DataFrame({"timestamp": stamps, "value": 0.0}))["ts"].to_numpy())
+@dataclass(frozen=True)
+class Selection:
+    """Which rows of a frame a rule reads: its keys and devices (``share``: equal for equal selections)."""
+
+    version: tuple[int, int]
+    keys: tuple[str, ...]
+    mask: np.ndarray | None
+    share: tuple[Any, Any]
 
 
 def _steps(decisions: list[Decision]) -> list[list[Decision]]:

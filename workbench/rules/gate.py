@@ -55,7 +55,9 @@ class GateArrays:
 
 def arrays_of(state: RuleState) -> GateArrays:
     """The state's gate arrays (built on first use from the persisted per-device state)."""
-    codes: DeviceCodes = state.memory.setdefault("codes", DeviceCodes())
+    codes: DeviceCodes | None = state.memory.get("codes")
+    if codes is None:  # not setdefault: that would build a DeviceCodes at every call
+        codes = state.memory["codes"] = DeviceCodes()
     found = state.memory.get("gate")
     if found is None:
         found = state.memory["gate"] = GateArrays(state, codes)
@@ -81,9 +83,13 @@ def gate(
 
     if not cond.any() and not g.cond[dev].any():
         # The common case (nothing true before or now): no event, no state change but the watermarks.
-        last = np.ones(len(dev), dtype=bool)
-        last[:-1] = dev[1:] != dev[:-1]
-        g.wm[dev[last]] = np.maximum(g.wm[dev[last]], ts[last])
+        if order is None:
+            newest_dev, newest_ts = points.tails()
+        else:
+            last = np.ones(len(dev), dtype=bool)
+            last[:-1] = dev[1:] != dev[:-1]
+            newest_dev, newest_ts = dev[last], ts[last]
+        g.wm[newest_dev] = np.maximum(g.wm[newest_dev], newest_ts)
         return empty_events()
     late = ts <= g.wm[dev]
     any_late = bool(late.any())

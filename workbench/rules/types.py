@@ -14,7 +14,8 @@ third-party code, e.g. the notebook rules)::
         def evaluate(self, rule, points, state) -> pd.DataFrame:
             # points: Points (numpy arrays device, device_id, key, ts in int64 ns, value; .frame() for a
             #   DataFrame) of one batch or backtest step, for the rule's keys and target devices;
-            #   points.ordered says they are sorted by (device, ts)
+            #   points.ordered says they are sorted by (device, ts); rules reading the same keys of the
+            #   same devices are handed the same Points: read them, never modify them in place
             # state: RuleState (per-device JSON persisted in rule_state, plus in-memory scratch; the
             #   engine puts "codes" (DeviceCodes) and "window_loader" in state.memory)
             # returns events (EVENT_COLUMNS, build with events_frame): kind "fire" or "clear" per device,
@@ -26,6 +27,8 @@ third-party code, e.g. the notebook rules)::
             #   engine then calls evaluate() with no points. The engine puts "background" (an executor)
             #   and "wake" (call it when such work becomes ready) in state.memory: read history there,
             #   never on the evaluation thread, which every rule's alerts wait for
+        def retire(self, rule, state) -> None:
+            # optional: the rule changed or went (its state is dropped): let go of state shared with others
         def backtest(self, rule, engine, start_ns, end_ns) -> pd.DataFrame | None:
             # events over a historical range (query PostgreSQL through ``engine``); the default returns
             # None, and the stored telemetry is replayed through evaluate() (in backtest_step_seconds steps)
@@ -88,9 +91,19 @@ class Points:
     ts: np.ndarray  # int64: event time, nanoseconds since the epoch (UTC)
     value: np.ndarray  # float64
     ordered: bool = False  # already sorted by (device, ts): evaluators may skip their sort
+    _tails: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def tails(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each device's newest point, (device codes, times), of ordered points (computed once: rules
+        reading the same points share them)."""
+        if self._tails is None:
+            last = np.ones(len(self.device), dtype=bool)
+            last[:-1] = self.device[1:] != self.device[:-1]
+            self._tails = (self.device[last], self.ts[last])
+        return self._tails
 
     def take(self, rows: np.ndarray) -> Points:
         """The points at these positions (or where this boolean mask is true)."""
@@ -216,6 +229,9 @@ class RuleType:
     def pending(self, state: RuleState) -> bool:
         """Whether ``evaluate`` has work to do without new points (e.g. a history load finished)."""
         return False
+
+    def retire(self, rule: Rule, state: RuleState) -> None:
+        """The rule changed or was disabled or deleted: let go of state it shares; nothing by default."""
 
     def backtest(self, rule: Rule, engine: Any, start_ns: int, end_ns: int) -> pd.DataFrame | None:
         """Events over a historical range, or None to replay stored telemetry through ``evaluate``."""
