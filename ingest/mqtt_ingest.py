@@ -47,7 +47,7 @@ DRAIN_MAX = 2000
 Inbound = tuple[Any, bytearray | bytes, int]
 # Parsed topics kept for the fast path (devices x keys); beyond this, topics are parsed each time.
 TOPIC_CACHE = 100_000
-OTHER, SINGLE, MESSAGE = 0, 1, 2
+OTHER, SINGLE, MESSAGE, STRAY = 0, 1, 2, 3
 
 
 class BrokerProtocolError(SettingsError):
@@ -300,6 +300,11 @@ class MqttIngest:
                 if len(topics) < TOPIC_CACHE:
                     topics[raw_topic] = route
             kind, device, key, topic = route
+            if kind == STRAY:
+                # Outside every filter we subscribe: amqtt sends a connecting client the retained messages
+                # of other clients' subscriptions (device config, Sparkplug STATE). Not a device's fault.
+                log.debug("message on unsubscribed topic %r ignored", topic[:200])
+                continue
             if kind == SINGLE:
                 if fast.single(device, key, payload):
                     continue
@@ -348,7 +353,10 @@ class MqttIngest:
 
 
 def _route(raw_topic: bytes) -> tuple[int, str, str, str]:
-    """(kind, device text, key, topic text) of a topic; the fast path needs kind SINGLE or MESSAGE."""
+    """(kind, device text, key, topic text) of a topic; the fast path needs kind SINGLE or MESSAGE.
+
+    STRAY: no filter of ``TOPICS`` matches it, so no broker should have sent it (see ``_submit``).
+    """
     topic = raw_topic.decode("utf-8", "replace")
     if topic.startswith(TOPIC_PREFIX):
         parts = topic[len(TOPIC_PREFIX) :].split("/")
@@ -356,7 +364,9 @@ def _route(raw_topic: bytes) -> tuple[int, str, str, str]:
             return MESSAGE, parts[0], "", topic
         if len(parts) == 3 and parts[1] == "telemetry":
             return SINGLE, parts[0], parts[2], topic
-    return OTHER, "", "", topic
+        if len(parts) == 2 and parts[1] == "status":
+            return OTHER, "", "", topic
+    return STRAY, "", "", topic
 
 
 def _device_of(topic: str) -> str | None:
