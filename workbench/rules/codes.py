@@ -17,6 +17,7 @@ class DeviceCodes:
         self.ids: list[str] = []
         self._lock = threading.Lock()
         self._array: np.ndarray = np.empty(0, dtype=object)
+        self._known: pd.Index = pd.Index([], dtype=object)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -34,8 +35,16 @@ class DeviceCodes:
     def encode(self, device_ids: Iterable[str] | np.ndarray | pd.Series) -> np.ndarray:
         """Codes of many ids (hash-factorised once, then one lookup per distinct id)."""
         labels, uniques = pd.factorize(np.asarray(device_ids, dtype=object))
-        mapped = np.fromiter((self.code(str(u)) for u in uniques), dtype=np.int64, count=len(uniques))
-        return mapped[labels] if len(labels) else np.empty(0, dtype=np.int64)
+        return self.lookup(uniques)[labels] if len(labels) else np.empty(0, dtype=np.int64)
+
+    def lookup(self, device_ids: np.ndarray) -> np.ndarray:
+        """Codes of ids (object array), new ones assigned: one hash lookup per id in C, not in Python."""
+        if len(self._known) != len(self.ids):
+            self._known = pd.Index(self.ids[: len(self.ids)], dtype=object)
+        found = np.asarray(self._known.get_indexer(device_ids), dtype=np.int64)
+        for i in np.nonzero(found < 0)[0]:  # first sight (or not a str: looked up by its text)
+            found[i] = self.code(str(device_ids[i]))
+        return found
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """Ids of codes (object array)."""
@@ -47,7 +56,7 @@ class DeviceCodes:
         """A boolean array over codes that is true for these ids (None: every device)."""
         if device_ids is None:
             return None
-        wanted = [self.code(str(i)) for i in device_ids]
+        wanted = self.lookup(np.array(list(device_ids), dtype=object))
         mask = np.zeros(len(self.ids), dtype=bool)
         mask[wanted] = True
         return mask

@@ -47,7 +47,7 @@ from workbench.rules.store import (
     window_aggregates,
 )
 from workbench.rules.timing import FrameTiming, StageLog
-from workbench.rules.types import Points, Rule, RuleState, rule_type
+from workbench.rules.types import Points, Rule, RuleState, RuleType, rule_type, rule_types
 from workbench.rules.windows import WindowBook
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ class RuleEngine:
         self._rules: list[Rule] = []
         self._states: dict[str, RuleState] = {}
         self._targets: dict[str, Selection] = {}
+        self._streaming: tuple[list[Rule], int, list[tuple[Rule, RuleType]]] = ([], 0, [])
         self.codes = DeviceCodes()
         self.windows = WindowBook()  # statistical windows, shared by the rules over the same key and window
         # (time the bus handed it over, batch); None as batch: a history load finished, evaluate anyway.
@@ -128,6 +129,8 @@ class RuleEngine:
             devices = kind.devices(rule) or self.directory.matching(rule.target, rule.device_id)
             ids = sorted(devices) if devices is not None else list(self.directory.ids())
             self._safely(lambda k=kind, r=rule, s=state, i=ids: k.warm(r, s, i, now))
+        for rule, kind in self.streaming():  # the rules' device masks, before the first frame needs them
+            self._safely(lambda r=rule, k=kind: self._selection(r, k))
         self.worker.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="rule-engine", daemon=True)
@@ -299,8 +302,16 @@ class RuleEngine:
         with self._evaluating:
             return self._evaluate(columns, timing)
 
+    def streaming(self) -> list[tuple[Rule, RuleType]]:
+        """The enabled rules evaluated on batches, with their types (cached until rules or types change)."""
+        types = rule_types()
+        if self._streaming[0] is not self._rules or self._streaming[1] != len(types):
+            found = [(r, types[r.type]) for r in self._rules if r.type in types and types[r.type].streaming]
+            self._streaming = (self._rules, len(types), found)
+        return self._streaming[2]
+
     def _evaluate(self, frame: Columns, timing: FrameTiming | None) -> list[Decision]:
-        streaming = [r for r in self._rules if rule_type_or_none(r.type) and rule_type(r.type).streaming]
+        streaming = self.streaming()
         self.evaluated_batches += 1
         self.windows.frame += 1
         if not streaming:
@@ -325,8 +336,7 @@ class RuleEngine:
         # points: selected once per frame. Rule types only read the Points they are given.
         selected: dict[tuple[Any, Any], Points] = {}
         counts: dict[str, int] = {}
-        for rule in streaming:
-            kind = rule_type(rule.type)
+        for rule, kind in streaming:
             selection = self._selection(rule, kind)
             points = selected.get(selection.share)
             if points is None:
@@ -363,13 +373,24 @@ class RuleEngine:
     def _selection(self, rule: Rule, kind: Any) -> Selection:
         """The rule's keys and devices (a boolean array over device codes), cached per directory version."""
         cached = self._targets.get(rule.id)
-        if cached is None or cached.version != (self.directory.version, len(self.codes)):
+        version = (self.directory.version, len(self.codes))
+        if cached is not None and cached.version == version:
+            return cached
+        if cached is not None and cached.version[0] == version[0]:
+            # Same directory, new device codes only: the mask grows by the new codes' membership.
+            mask, devices = cached.mask, cached.share[1]
+            if mask is not None and devices is not None:
+                fresh = self.codes.ids[len(mask) : version[1]]
+                member = np.fromiter((i in devices for i in fresh), dtype=bool, count=len(fresh))
+                mask = np.concatenate([mask, member])
+            cached = Selection(version, cached.keys, mask, cached.share)
+        else:
             devices = kind.devices(rule) or self.directory.matching(rule.target, rule.device_id)
             mask = self.codes.mask(devices)  # may assign codes: take the version after
             keys = tuple(sorted(kind.keys(rule.condition)))
             share = (keys, None if devices is None else frozenset(devices))
             cached = Selection((self.directory.version, len(self.codes)), keys, mask, share)
-            self._targets[rule.id] = cached
+        self._targets[rule.id] = cached
         return cached
 
     def _apply(

@@ -47,6 +47,8 @@ class GateArrays:
 
     def fit(self, size: int) -> None:
         """Make room for codes below ``size``."""
+        if len(self.cond) >= size:
+            return
         self.cond = grown(self.cond, size, False)
         self.held = grown(self.held, size, False)
         self.since = grown(self.since, size, NO_TIME)

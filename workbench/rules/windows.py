@@ -87,6 +87,8 @@ class Window:
         self.held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.frame = -1
         self.released = np.zeros(0, np.int64)  # devices whose held points were added in ``frame``
+        self._cache: dict[bytes, dict[str, np.ndarray]] = {}  # reductions of this frame, by device set
+        self._cached = -1
 
     # -- feeding -------------------------------------------------------------------------------------
     def begin(self, frame: int) -> None:
@@ -172,39 +174,71 @@ class Window:
     # -- statistics ------------------------------------------------------------------------------------
     def stats(self, dev: np.ndarray, function: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(devices with points in their window, their point counts, the function's value) for ``dev``."""
-        rows = self.row[dev]
-        dev, rows = dev[rows >= 0], rows[rows >= 0]
-        ring = self.ring
-        edge = self.wm[dev] - self.window - self.width
-        valid = ring["bucket"][rows] > edge[:, None]
-        n = np.where(valid, ring["n"][rows], 0.0).sum(axis=1)
-        some = n > 0
-        if not some.all():
-            dev, rows, valid, n = dev[some], rows[some], valid[some], n[some]
+        part = self._part(dev)
+        dev, n = part["dev"], part["n"]
         if function in ("min", "max", "range"):
-            low = np.where(valid, ring["mn"][rows], np.inf).min(axis=1)
-            high = np.where(valid, ring["mx"][rows], -np.inf).max(axis=1)
+            low, high = self._reduce(part, "low"), self._reduce(part, "high")
             if function == "range":
                 return dev, n, high - low
             return dev, n, (low if function == "min" else high) + self.ref
-        s = np.where(valid, ring["s"][rows], 0.0).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
+            s = self._reduce(part, "s")
             mean = s / n
             if function == "mean":
                 return dev, n, mean + self.ref
-            newest = np.where(valid, ring["lt"][rows], NO_TIME).argmax(axis=1)
-            last_t, last_v = ring["lt"][rows, newest], ring["lv"][rows, newest]
+            last_t, last_v = self._reduce(part, "last_t"), self._reduce(part, "last_v")
             if function == "rate_of_change":
-                oldest = np.where(valid, ring["ft"][rows], MAX_TIME).argmin(axis=1)
-                first_t, first_v = ring["ft"][rows, oldest], ring["fv"][rows, oldest]
+                first_t, first_v = self._reduce(part, "first_t"), self._reduce(part, "first_v")
                 seconds = (last_t - first_t) / 1e9
                 return dev, n, np.where(seconds > 0, (last_v - first_v) / seconds, np.nan)
-            ss = np.where(valid, ring["ss"][rows], 0.0).sum(axis=1)
+            ss = self._reduce(part, "ss")
             var = np.clip((ss - s * s / n) / (n - 1), 0, None)
             std = np.where(n > 1, np.sqrt(var), np.nan)
             if function == "stddev":
                 return dev, n, std
             return dev, n, np.where(std > 0, (last_v - mean) / std, np.nan)  # zscore
+
+    def _part(self, dev: np.ndarray) -> dict[str, np.ndarray]:
+        """The in-window slots of these devices; reductions of them are kept for the rest of the frame
+        (rules over the same devices with other functions or thresholds read them again)."""
+        if self._cached != self.frame:
+            self._cache, self._cached = {}, self.frame
+        key = dev.tobytes()
+        part = self._cache.get(key)
+        if part is None:
+            rows = self.row[dev]
+            dev, rows = dev[rows >= 0], rows[rows >= 0]
+            edge = self.wm[dev] - self.window - self.width
+            valid = self.ring["bucket"][rows] > edge[:, None]
+            n = np.where(valid, self.ring["n"][rows], 0.0).sum(axis=1)
+            some = n > 0
+            if not some.all():
+                dev, rows, valid, n = dev[some], rows[some], valid[some], n[some]
+            part = self._cache[key] = {"dev": dev, "rows": rows, "valid": valid, "n": n}
+        return part
+
+    def _reduce(self, part: dict[str, np.ndarray], name: str) -> np.ndarray:
+        """One reduction over the in-window slots of ``part`` (computed once per frame)."""
+        found = part.get(name)
+        if found is not None:
+            return found
+        ring, rows, valid = self.ring, part["rows"], part["valid"]
+        if name in ("s", "ss"):
+            found = np.where(valid, ring[name][rows], 0.0).sum(axis=1)
+        elif name == "low":
+            found = np.where(valid, ring["mn"][rows], np.inf).min(axis=1)
+        elif name == "high":
+            found = np.where(valid, ring["mx"][rows], -np.inf).max(axis=1)
+        elif name in ("last_t", "last_v"):
+            newest = np.where(valid, ring["lt"][rows], NO_TIME).argmax(axis=1)
+            part["last_t"], part["last_v"] = ring["lt"][rows, newest], ring["lv"][rows, newest]
+            found = part[name]
+        else:  # first_t, first_v
+            oldest = np.where(valid, ring["ft"][rows], MAX_TIME).argmin(axis=1)
+            part["first_t"], part["first_v"] = ring["ft"][rows, oldest], ring["fv"][rows, oldest]
+            found = part[name]
+        part[name] = found
+        return found
 
     def watermarks(self, dev: np.ndarray) -> np.ndarray:
         """Newest point time of each device."""

@@ -35,7 +35,8 @@ DEVICES = [str(uuid.UUID(int=i + 1)) for i in range(3)]
 
 point = st.tuples(
     st.integers(0, len(DEVICES) - 1),  # device
-    st.integers(0, 400_000),  # milliseconds after T0 (ties happen)
+    # Milliseconds after T0; whole seconds often, so points share a time (ties) within and across frames.
+    st.one_of(st.integers(0, 400_000), st.integers(0, 400).map(lambda s: s * 1000)),
     st.integers(-8000, 8000),  # value in eighths
 )
 cuts = st.lists(st.integers(0, 200), max_size=12)
