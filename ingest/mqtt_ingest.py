@@ -96,6 +96,7 @@ class MqttIngest:
         self._generation = 0
         self._connected = threading.Event()
         self._answered = threading.Event()  # connected, or refused for the protocol level
+        self._subscribed = threading.Event()  # the broker confirmed the subscriptions (SUBACK)
         self._refused_v5 = False
         self._stopping = threading.Event()
         self._decoder: threading.Thread | None = None
@@ -113,6 +114,7 @@ class MqttIngest:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(1, 10)
         return client
 
@@ -147,6 +149,9 @@ class MqttIngest:
         if not self._connected.is_set():
             self.client.loop_stop()
             raise ConnectionError(f"MQTT broker at {host}:{port} did not accept the ingest session")
+        # A new session receives nothing published before its SUBACK (amqtt adds subscriptions a beat late).
+        if self.subscribe and not self._subscribed.wait(timeout):
+            log.warning("MQTT broker at %s:%s has not confirmed the ingest subscriptions yet", host, port)
         if self._decoder is None:
             self._decoder = threading.Thread(
                 target=self._decode_loop, name="ingest-mqtt-decoder", daemon=True
@@ -156,6 +161,7 @@ class MqttIngest:
     def _connect(self, timeout: float) -> None:
         """Connect in paho's thread and wait for the broker's answer (or ``timeout``)."""
         self._answered.clear()
+        self._subscribed.clear()
         self._refused_v5 = False
         host, port = host_port(self.url)
         properties = None
@@ -232,6 +238,12 @@ class MqttIngest:
             self.client_id,
             flags.session_present,
         )
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        refused = [str(reason) for reason in reasons if reason.is_failure]
+        if refused:
+            log.error("MQTT broker refused ingest subscriptions: %s", ", ".join(refused))
+        self._subscribed.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self._connected.clear()

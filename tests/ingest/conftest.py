@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
+from ingest.mqtt_client import speaks_mqtt5
 from ingest.pipeline import Pipeline
 from workbench.db.engine import make_engine
 from workbench.db.tables import devices, telemetry
@@ -40,6 +43,12 @@ def make_device(engine: Engine, text_keys: list[str] | None = None, name: str = 
 def device(engine: Engine) -> uuid.UUID:
     """A fresh device with the text key ``state``."""
     return make_device(engine, ["state"])
+
+
+@functools.cache
+def device_protocol(url: str) -> mqtt.MQTTProtocolVersion:
+    """The protocol test devices use on ``url``: MQTT 5, or 3.1.1 on a broker without it (amqtt)."""
+    return mqtt.MQTTv5 if speaks_mqtt5(url) is not False else mqtt.MQTTv311
 
 
 def count_rows(engine: Engine, device_id: uuid.UUID) -> int:

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, select
 
 from ingest.service import IngestService
 from tests.conftest import ROOT
-from tests.ingest.conftest import count_rows, make_device, wait_until
+from tests.ingest.conftest import count_rows, device_protocol, make_device, wait_until
 from workbench.db.embedded import EmbeddedPostgres
 from workbench.db.engine import make_engine
 from workbench.db.migrate import upgrade
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 
 def _publisher(url: str) -> mqtt.Client:
-    client = make_client(url, protocol=mqtt.MQTTv5)
+    client = make_client(url, protocol=device_protocol(url))
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     host, port = host_port(url)
@@ -78,6 +78,7 @@ def _ingest_process(
     return subprocess.Popen([sys.executable, "-m", "ingest"], env=env, cwd=ROOT)
 
 
+@pytest.mark.mosquitto  # amqtt forgets what it sent and was not acknowledged when the connection drops
 def test_sigkill_mid_stream_loses_no_acknowledged_point(
     database_url: str, mqtt_url: str, engine: Engine, tmp_path: Path
 ) -> None:

@@ -26,6 +26,8 @@ from workbench.live.bus import EventBus
 from workbench.mqtt import host_port, make_client
 from workbench.settings import Settings
 
+pytestmark = pytest.mark.mosquitto  # worker sessions are MQTT 5 only: on amqtt there is nothing to retire
+
 
 def session_present(url: str, client_id: str, keep: bool = False) -> bool:
     """Whether the broker holds a session for ``client_id``; ``keep`` False ends the one found."""

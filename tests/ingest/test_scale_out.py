@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
+import pytest
 from sqlalchemy import Engine, distinct, func, select
 
 from ingest.service import IngestService
@@ -13,6 +14,8 @@ from tests.ingest.test_mqtt import publish
 from workbench.db.tables import telemetry
 from workbench.live.bus import EventBus
 from workbench.settings import Settings
+
+pytestmark = pytest.mark.mosquitto  # shared subscriptions are MQTT 5: amqtt refuses the group (one line)
 
 
 def test_shared_subscription_splits_the_load(settings: Settings, engine: Engine, mqtt_url: str) -> None:
