@@ -17,7 +17,7 @@ class DeviceCodes:
         self.ids: list[str] = []
         self._lock = threading.Lock()
         self._array: np.ndarray = np.empty(0, dtype=object)
-        self._known: pd.Index = pd.Index([], dtype=object)
+        self._known: pd.Index | None = None  # built on first lookup: an Index costs more than the rest here
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -39,9 +39,10 @@ class DeviceCodes:
 
     def lookup(self, device_ids: np.ndarray) -> np.ndarray:
         """Codes of ids (object array), new ones assigned: one hash lookup per id in C, not in Python."""
-        if len(self._known) != len(self.ids):
-            self._known = pd.Index(self.ids[: len(self.ids)], dtype=object)
-        found = np.asarray(self._known.get_indexer(device_ids), dtype=np.int64)
+        known = self._known
+        if known is None or len(known) != len(self.ids):
+            known = self._known = pd.Index(self.ids[: len(self.ids)], dtype=object)
+        found = np.asarray(known.get_indexer(device_ids), dtype=np.int64)
         for i in np.nonzero(found < 0)[0]:  # first sight (or not a str: looked up by its text)
             found[i] = self.code(str(device_ids[i]))
         return found
