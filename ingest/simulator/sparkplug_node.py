@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import uuid
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from google.protobuf.message import DecodeError
 
 from ingest.connectors import sparkplug_proto as spb
 from ingest.connectors.sparkplug_devices import NAMESPACE
 from workbench.mqtt import host_port, make_client
+
+log = logging.getLogger(__name__)
 
 MetricSpec = tuple[str, int, str | None]  # name, Sparkplug datatype, unit
 
@@ -77,7 +81,13 @@ class EdgeNode:
         self.birth()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        payload = spb.Payload.FromString(message.payload)
+        if message.topic != self.topic("NCMD"):
+            return  # some brokers (amqtt) also hand over retained messages of topics never subscribed
+        try:
+            payload = spb.Payload.FromString(message.payload)
+        except DecodeError:
+            log.warning("node %s: undecodable NCMD ignored", self.node)
+            return
         for metric in payload.metrics:
             if metric.name == "Node Control/Rebirth" and metric.boolean_value:
                 self.rebirths += 1
