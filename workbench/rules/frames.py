@@ -1,8 +1,8 @@
-"""The columns the rule engine reads of committed batches, joined without pandas.
+"""The columns the rule engine reads of committed batches, as numpy arrays.
 
 A frame merges the batches queued since the previous evaluation (tens of them at full ingest rate). The
-engine needs four columns of them (device, key, time, value) as numpy arrays: concatenating those arrays
-costs a fraction of a ``pd.concat`` of the whole batch frames followed by a filtered copy.
+engine needs four columns of them (device, key, time, value); text points (NaN values) are dropped on the
+arrays, not by filtering a copy of the whole frame.
 """
 
 from __future__ import annotations
@@ -37,18 +37,12 @@ class Columns:
 
 def columns_of(frames: list[pd.DataFrame]) -> Columns:
     """The columns of batch frames (``TelemetryBatch.frame`` or any frame with those columns), joined."""
-    parts = [_columns(frame) for frame in frames if len(frame)]
-    if not parts:
+    frames = [frame for frame in frames if len(frame)]
+    if not frames:
         empty = np.zeros(0, dtype=object)
         return Columns(empty, empty, np.zeros(0, np.int64), np.zeros(0, np.float64))
-    if len(parts) == 1:
-        return parts[0]
-    return Columns(
-        np.concatenate([p.ids for p in parts]),
-        np.concatenate([p.keys for p in parts]),
-        np.concatenate([p.ts for p in parts]),
-        np.concatenate([p.values for p in parts]),
-    )
+    # One pandas concat, then four columns out: cheaper than taking each batch's columns one by one.
+    return _columns(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))
 
 
 def _columns(frame: pd.DataFrame) -> Columns:
