@@ -285,3 +285,50 @@ def test_workbench_ingest_refuses_workers_in_one_line(
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip() and "ingest running" not in line]
     assert len(lines) == 1 and "MQTT 3.1.1" in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_workbench_up_ingests_through_amqtt(
+    database_url: str, engine: Engine, amqtt_url: str, tmp_path: Path
+) -> None:
+    """`workbench up` on a broker without MQTT 5: healthy, ingest on 3.1.1, a device's point committed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env.update(
+        WORKBENCH_DATA_DIR=str(tmp_path),
+        WORKBENCH_DATABASE_URL=database_url,
+        WORKBENCH_MQTT_URL=amqtt_url,
+        WORKBENCH_PORT=str(port),
+        WORKBENCH_INGEST_CLIENT_ID=f"test-up-{uuid.uuid4().hex[:8]}",
+        WORKBENCH_LOG_LEVEL="warning",
+    )
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "up"], env=env, cwd=root, stderr=subprocess.PIPE, text=True
+    )
+
+    def healthy() -> dict[str, Any] | None:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        try:
+            response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        except requests.ConnectionError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    try:
+        health = wait_until(healthy, timeout=90, interval=0.3)
+        assert health["components"]["ingest"]["mqtt"]["protocol"] == "3.1.1"
+        assert health["components"]["mqtt"]["status"] == "up"  # the platform's publisher (3.1.1 already)
+        device = make_device(engine)
+        publish(amqtt_url, [(f"insa/devices/{device}/telemetry/rpm", "1500", 1)], protocol=mqtt.MQTTv311)
+        wait_until(lambda: count_rows(engine, device) == 1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
