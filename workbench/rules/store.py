@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterable
@@ -10,8 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, bindparam, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Engine, select
 
 from workbench.db.tables import devices, rule_state, rules
 from workbench.rules.types import Rule, RuleState
@@ -103,19 +103,32 @@ def load_states(engine: Engine, rule_ids: list[str]) -> dict[str, RuleState]:
         return states
 
 
+_SAVE_STATES = """
+INSERT INTO rule_state (rule_id, device_id, state)
+SELECT * FROM unnest(%(rules)s::uuid[], %(devices)s::uuid[], %(states)s::jsonb[])
+ON CONFLICT (rule_id, device_id) DO UPDATE SET state = excluded.state, updated_at = now()
+"""
+
+
 def save_states(engine: Engine, changed: list[tuple[str, str, dict[str, Any]]]) -> None:
-    """Upsert (rule_id, device_id, state) rows in one statement."""
+    """Upsert (rule_id, device_id, state) rows (each pair at most once) in one statement.
+
+    Arrays through ``unnest``: one round trip and no statement building, as this runs in most frames.
+    """
     if not changed:
         return
-    statement = pg_insert(rule_state).values(
-        rule_id=bindparam("r"), device_id=bindparam("d"), state=bindparam("s")
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=[rule_state.c.rule_id, rule_state.c.device_id],
-        set_={"state": statement.excluded.state, "updated_at": text("now()")},
-    )
-    with engine.begin() as conn:
-        conn.execute(statement, [{"r": uuid.UUID(r), "d": uuid.UUID(d), "s": s} for r, d, s in changed])
+    params = {
+        "rules": [uuid.UUID(r) for r, _, _ in changed],
+        "devices": [uuid.UUID(d) for _, d, _ in changed],
+        "states": [json.dumps(state) for _, _, state in changed],
+    }
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(_SAVE_STATES, params)
+        raw.commit()
+    finally:
+        raw.close()
 
 
 def telemetry_frame(
