@@ -116,7 +116,13 @@ def test_malformed_messages_are_quarantined_with_topic_and_reason(
 @pytest.mark.mosquitto_clients
 @pytest.mark.parametrize(
     ("version", "qos"),
-    [("mqttv311", "0"), ("mqttv311", "1"), pytest.param("mqttv5", "1", marks=pytest.mark.mosquitto)],
+    [
+        # amqtt drops the QoS 0 message of a client that disconnects at once while it still sends the
+        # retained messages of others' subscriptions (README, "Start here"): Mosquitto only.
+        pytest.param("mqttv311", "0", marks=pytest.mark.mosquitto),
+        ("mqttv311", "1"),
+        pytest.param("mqttv5", "1", marks=pytest.mark.mosquitto),
+    ],
 )
 def test_mosquitto_pub_clients(
     service: IngestService, engine: Engine, mqtt_url: str, version: str, qos: str
