@@ -41,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    with contextlib.suppress(KeyboardInterrupt):
-        run_standalone(settings, args.workers)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run_standalone(settings, args.workers)
+    except SettingsError as error:  # e.g. --workers N on a broker without MQTT 5
+        print(f"ingest: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
