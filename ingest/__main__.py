@@ -7,11 +7,8 @@ Same as ``workbench ingest`` for an already-migrated database and a running brok
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import signal
 import sys
-from types import FrameType
 
 from ingest.service import run_standalone
 from workbench.settings import Settings, SettingsError
@@ -36,14 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            run_standalone(settings, args.workers)
+        run_standalone(settings, args.workers)
     except SettingsError as error:  # e.g. --workers N on a broker without MQTT 5
         print(f"ingest: {error}", file=sys.stderr)
         return 1

@@ -127,17 +127,31 @@ def start_in_process(platform: Platform) -> Callable[[], None]:
 
 
 def run_standalone(settings: Settings, workers: int = 1) -> None:
-    """``workbench ingest``: run the service until interrupted; several workers share a subscription."""
+    """``workbench ingest``: run the service until SIGTERM or Ctrl-C; several workers share a subscription."""
     if workers > 1:
         # Checked before the processes start: each would fail alone, and a log line per worker helps nobody.
         if settings.ingest_mqtt and settings.mqtt_url and speaks_mqtt5(settings.mqtt_url) is False:
             raise mqtt5_only(*host_port(settings.mqtt_url), f"--workers {workers} (a shared subscription)")
-        _run_workers(settings, workers)
+        _run_workers(settings, workers, stop_on_signals())
         return
-    _run_one(settings, None, 1)
+    _run_one(settings, None, 1, stop_on_signals())
 
 
-def _run_one(settings: Settings, worker: int | None, workers: int) -> None:
+def stop_on_signals() -> threading.Event:
+    """An event that SIGTERM and SIGINT set (call from the main thread)."""
+    # Not an exception raised from the handler: it lands wherever the main thread is, and inside a
+    # weakref callback or a finaliser Python ignores it, leaving the process running.
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def _run_one(settings: Settings, worker: int | None, workers: int, stop: threading.Event) -> None:
     assert settings.database_url
     engine = make_engine(settings.database_url, pool_size=2)
     bus = EventBus()
@@ -154,9 +168,8 @@ def _run_one(settings: Settings, worker: int | None, workers: int) -> None:
     if connectors is not None:
         connectors.start()
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        while not stop.wait(0.5):
+            pass
     finally:
         if connectors is not None:
             connectors.stop()
@@ -166,7 +179,7 @@ def _run_one(settings: Settings, worker: int | None, workers: int) -> None:
         engine.dispose()
 
 
-def _run_workers(settings: Settings, workers: int) -> None:
+def _run_workers(settings: Settings, workers: int, stop: threading.Event) -> None:
     # A shared subscription splits messages between the workers; each keeps its own persistent session.
     shared = replace(settings, ingest_shared_group=worker_group(settings))
     context = multiprocessing.get_context("spawn")
@@ -176,24 +189,17 @@ def _run_workers(settings: Settings, workers: int) -> None:
     ]
     for process in processes:
         process.start()
-    try:
-        for process in processes:
-            process.join()
-    except KeyboardInterrupt:
-        for process in processes:
-            if process.pid is not None:
-                os.kill(process.pid, signal.SIGTERM)
-        for process in processes:
-            process.join(15)
+    while not stop.wait(0.5) and any(process.is_alive() for process in processes):
+        pass
+    for process in processes:
+        if process.is_alive() and process.pid is not None:
+            os.kill(process.pid, signal.SIGTERM)
+    for process in processes:
+        process.join(15)
 
 
 def _worker_main(settings: Settings, worker: int, workers: int) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    _run_one(settings, worker, workers)
+    _run_one(settings, worker, workers, stop_on_signals())
