@@ -67,22 +67,7 @@ class WarmKernel:
     def execute(self, code: str, deadline: float, silent: bool = False) -> tuple[list[Any], dict[str, Any]]:
         """Run ``code``; its outputs (nbformat nodes) and the execute reply's content."""
         msg_id = self.kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
-        outputs: list[Any] = []
-        while True:
-            msg = self._next(self.kc.get_iopub_msg, deadline)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "status" and content["execution_state"] == "idle":
-                break
-            if kind == "clear_output":
-                outputs.clear()
-            elif kind in OUTPUT_FIELDS:
-                _append(outputs, _output(kind, content))
-        while True:
-            reply = self._next(self.kc.get_shell_msg, deadline)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                return outputs, reply["content"]
+        return self._collect(msg_id, deadline, None)
 
     def execute_cells(
         self, code: str, deadline: float, on_cell: Callable[[dict[str, Any], list[Any]], None]
@@ -91,6 +76,11 @@ class WarmKernel:
         as it ends (so a timeout keeps what ran); the outputs after the last marker (a batch that broke)
         and the reply's content."""
         msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+        return self._collect(msg_id, deadline, on_cell)
+
+    def _collect(
+        self, msg_id: str, deadline: float, on_cell: Callable[[dict[str, Any], list[Any]], None] | None
+    ) -> tuple[list[Any], dict[str, Any]]:
         outputs: list[Any] = []
         while True:
             msg = self._next(self.kc.get_iopub_msg, deadline)
@@ -101,7 +91,7 @@ class WarmKernel:
                 break
             if kind == "clear_output":
                 outputs.clear()
-            elif kind == "display_data" and CELL_MIME in content["data"]:
+            elif on_cell is not None and kind == "display_data" and CELL_MIME in content["data"]:
                 on_cell(content["data"][CELL_MIME], outputs)
                 outputs = []
             elif kind in OUTPUT_FIELDS:
