@@ -208,8 +208,6 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args()
 
-    from sqlalchemy import insert
-
     from ingest.broker import LocalBroker
     from ingest.service import IngestService
     from tests.conftest import free_port
@@ -217,7 +215,6 @@ def main() -> None:
     from workbench.db.embedded import ensure_database
     from workbench.db.engine import libpq_url, make_engine
     from workbench.db.migrate import upgrade
-    from workbench.db.tables import devices as devices_table
     from workbench.live.bus import EventBus
     from workbench.settings import Settings
 
@@ -235,17 +232,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     service = None
     try:
-        with engine.begin() as conn:
-            ids = [
-                str(
-                    conn.execute(
-                        insert(devices_table)
-                        .values(name=f"bench-{i}", type="sensor")
-                        .returning(devices_table.c.id)
-                    ).scalar_one()
-                )
-                for i in range(DEVICES)
-            ]
+        ids = _make_devices(engine, "bench")
         _, api_key = api_keys.create_key(engine, uuid.UUID(ids[0]), "bench", rate_limit=10**9)
         results["load_average_1min_start"] = os.getloadavg()[0]
         results["copy_limit_rows_per_s"] = copy_limit(libpq_url(url), 500_000)
@@ -268,17 +255,7 @@ def main() -> None:
         results["http_batch_points_per_s"], results["http_batch_cpu_us_per_point"] = rate, cpu
         service.stop()
         service = None
-        with engine.begin() as conn:
-            fresh = [
-                str(
-                    conn.execute(
-                        insert(devices_table)
-                        .values(name=f"bench-w-{i}", type="sensor")
-                        .returning(devices_table.c.id)
-                    ).scalar_one()
-                )
-                for i in range(DEVICES)
-            ]
+        fresh = _make_devices(engine, "bench-w")
         results["mqtt_10pt_2_workers_points_per_s"] = mqtt_workers(
             url, mqtt_url, fresh, args.messages // 2, 2
         )
@@ -299,6 +276,20 @@ def main() -> None:
     print(f"{'measure':<34} {'value':>14}")
     for key, value in results.items():
         print(f"{key:<34} {value:>14,.1f}")
+
+
+def _make_devices(engine: Any, prefix: str) -> list[str]:
+    """``DEVICES`` new sensor devices named ``prefix-N``; their ids."""
+    from sqlalchemy import insert
+
+    from workbench.db.tables import devices
+
+    rows = [{"name": f"{prefix}-{i}", "type": "sensor"} for i in range(DEVICES)]
+    with engine.begin() as conn:
+        return [
+            str(device_id)
+            for device_id in conn.execute(insert(devices).returning(devices.c.id), rows).scalars()
+        ]
 
 
 def _http_phase(settings: Any, service: Any, device: str, api_key: str) -> tuple[float, float]:

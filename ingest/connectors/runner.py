@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import uuid
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any
 
 from ingest.connectors.base import DeviceConnector
+from ingest.loop_thread import LoopThread
 
 log = logging.getLogger(__name__)
 
@@ -19,19 +19,16 @@ class ConnectorRunner:
     """One event loop thread; each connector is a task that can be started and cancelled alone."""
 
     def __init__(self, name: str = "connectors") -> None:
-        self.loop = asyncio.new_event_loop()
         self.connectors: dict[uuid.UUID, DeviceConnector] = {}
         self._tasks: dict[uuid.UUID, Future[None]] = {}
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        self._thread = LoopThread(name)
+        self._thread.start(_nothing)
+        assert self._thread.loop is not None
+        self.loop = self._thread.loop
 
     def call(self, coroutine: Coroutine[Any, Any, Any], timeout: float = 10.0) -> Any:
         """Run ``coroutine`` on the loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+        return self._thread.call(coroutine, timeout)
 
     def start(self, connector: DeviceConnector) -> None:
         """Start ``connector.run()`` (replacing a connector already running for the same device)."""
@@ -65,16 +62,11 @@ class ConnectorRunner:
         for device_id in list(self._tasks):
             self.cancel(device_id)
 
-        async def drain() -> None:
-            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            self._thread.stop()  # cancels what is left, then ends the loop
+        except Exception:
+            log.warning("connectors did not stop within 5 s")
 
-        if self.loop.is_running():
-            try:
-                self.call(drain(), timeout=5)
-            except Exception:
-                log.warning("connectors did not stop within 5 s")
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(5)
+
+async def _nothing() -> None:
+    """The loop needs no server: connectors start as tasks later."""

@@ -37,24 +37,22 @@ def on_key_revoked(callback: Revoked) -> Callable[[], None]:
 
 def issued(device_id: uuid.UUID, raw_key: str) -> None:
     """Tell the callbacks a key was issued for ``device_id``."""
-    with _lock:
-        callbacks = list(_issued)
-    for callback in callbacks:
-        try:
-            callback(device_id, raw_key)
-        except Exception:
-            log.exception("key-issued hook %r failed for device %s", callback, device_id)
+    _notify(_issued, "key-issued", device_id, raw_key)
 
 
 def revoked(device_id: uuid.UUID, prefix: str) -> None:
     """Tell the callbacks the key of ``device_id`` starting with ``prefix`` was revoked."""
+    _notify(_revoked, "key-revoked", device_id, prefix)
+
+
+def _notify(callbacks: list[Issued], hook: str, device_id: uuid.UUID, detail: str) -> None:
     with _lock:
-        callbacks = list(_revoked)
-    for callback in callbacks:
+        snapshot = list(callbacks)
+    for callback in snapshot:
         try:
-            callback(device_id, prefix)
-        except Exception:
-            log.exception("key-revoked hook %r failed for device %s", callback, device_id)
+            callback(device_id, detail)
+        except Exception:  # one broken hook must not stop the others or the API call
+            log.exception("%s hook %r failed for device %s", hook, callback, device_id)
 
 
 def _remove(callbacks: list, callback: object) -> None:
