@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from workbench.db.tables import report_schedules, reports, schedule_leases
 from workbench.mail import send
+from workbench.notebooks.parameters import supplied
 from workbench.periodic import Periodic
 from workbench.platform import Platform
 from workbench.reports.mail import report_message
@@ -91,7 +92,8 @@ class ReportScheduler:
         report_id = self.reports.request(
             schedule["notebook"],
             schedule["format"],
-            {"timezone": schedule["timezone"], **schedule["parameters"]},
+            {**supplied(self.reports.notebook_path(schedule["notebook"]), {"timezone": schedule["timezone"]}),
+             **schedule["parameters"]},
             requested_by=schedule["created_by"],
             schedule_id=schedule["id"],
         )

@@ -25,7 +25,7 @@ from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
 from workbench.db.tables import rules
 from workbench.platform import current_platform
-from workbench.rules.backtest import backtest
+from workbench.rules.backtest import InvalidRule, backtest
 from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.types import Rule, rule_types
 from workbench.rules.validation import validate_rule
@@ -276,5 +276,8 @@ def test_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
             400, "bad_time_range", "a backtest covers at most 93 days", {"fields": {"end": ["too far"]}}
         )
     rule = Rule.from_row(_row(rule_id))
-    result = backtest(current_platform().engine, rule, start, end)
+    try:
+        result = backtest(current_platform().engine, rule, start, end)
+    except InvalidRule as error:
+        raise _invalid(error.errors) from None
     return {"rule_id": rule_id, "start": start, "end": end, **result}

@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 
 from workbench.db.tables import devices, rules
 from workbench.platform import current_platform
-from workbench.rules.backtest import backtest
+from workbench.rules.backtest import InvalidRule, backtest
 from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.types import Rule
 from workbench.rules.validation import validate_rule
@@ -216,7 +216,12 @@ def _backtest_figure(row: dict[str, Any]) -> go.Figure:
     engine = current_platform().engine
     end = datetime.now(UTC)
     start = end - timedelta(days=7)
-    result = backtest(engine, Rule.from_row(row), start, end)
+    try:
+        result = backtest(engine, Rule.from_row(row), start, end)
+    except InvalidRule as error:  # a rule stored before its check existed: say why, run nothing
+        refused = charts.line([], [], height=280)
+        refused.update_layout(title=str(error)[:200])
+        return refused
     key = (row["condition"] or {}).get("key")
     device = str(row["device_id"]) if row["device_id"] else None
     figure = (
