@@ -1,4 +1,4 @@
-"""Example script action: append the alert the action got (JSON on stdin) to ``DATA_DIR/actions/alerts.jsonl``.
+"""Example script action: append the alert it got (JSON on stdin) to ``DATA_DIR/actions/alerts.jsonl``.
 
 Script actions run only files of this folder (``WORKBENCH_SCRIPTS_DIR`` moves it): a rule names the script
 (``{"type": "script", "path": "log_alert.py"}``), the code is what was committed here.

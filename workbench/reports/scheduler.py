@@ -89,11 +89,13 @@ class ReportScheduler:
         return won is not None
 
     def _run(self, schedule: dict[str, Any], fired: datetime) -> uuid.UUID:
+        # The schedule's timezone is the notebook's too, when it declares one and the schedule sets none.
+        path = self.reports.notebook_path(schedule["notebook"])
+        filled = supplied(path, {"timezone": schedule["timezone"]})
         report_id = self.reports.request(
             schedule["notebook"],
             schedule["format"],
-            {**supplied(self.reports.notebook_path(schedule["notebook"]), {"timezone": schedule["timezone"]}),
-             **schedule["parameters"]},
+            {**filled, **schedule["parameters"]},
             requested_by=schedule["created_by"],
             schedule_id=schedule["id"],
         )
