@@ -47,6 +47,7 @@ _DESCRIBED = {
     "any": "any JSON value",
 }
 MAX_DEPTH = 32
+CACHE_SIZE = 256
 _cache: dict[tuple[str, int, int], dict[str, Declared]] = {}
 _cache_lock = threading.Lock()
 
@@ -70,13 +71,15 @@ def declared(path: Path) -> dict[str, Declared]:
     with _cache_lock:
         if key in _cache:
             return _cache[key]
-    found = declared_in(nbformat.read(path, as_version=4), path.name)
+    found = declared_in(nbformat.read(path, as_version=4))
     with _cache_lock:
+        if len(_cache) >= CACHE_SIZE:  # notebooks edited many times over a long run: start afresh
+            _cache.clear()
         _cache[key] = found
     return found
 
 
-def declared_in(nb: Any, label: str = "notebook") -> dict[str, Declared]:
+def declared_in(nb: Any) -> dict[str, Declared]:
     """The parameters a notebook node's ``parameters`` cell declares; empty when it has no such cell."""
     cell = next(
         (
@@ -88,12 +91,8 @@ def declared_in(nb: Any, label: str = "notebook") -> dict[str, Declared]:
     )
     if cell is None:
         return {}
-    try:
-        tree = ast.parse(cell.source)
-    except SyntaxError as error:
-        raise ParameterError(f"{label}: its parameters cell is not plain Python ({error.msg})") from None
     found: dict[str, Declared] = {}
-    for statement in tree.body:
+    for statement in _statements(cell.source):
         if isinstance(statement, ast.Assign):
             targets, value, annotation = statement.targets, statement.value, None
         elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
@@ -105,6 +104,21 @@ def declared_in(nb: Any, label: str = "notebook") -> dict[str, Declared]:
             if isinstance(target, ast.Name):
                 found[target.id] = Declared(target.id, kind)
     return found
+
+
+def _statements(source: str) -> list[ast.stmt]:
+    """The cell's top-level statements; line by line when the whole does not parse (an IPython magic)."""
+    try:
+        return ast.parse(source).body
+    except SyntaxError:
+        pass
+    statements: list[ast.stmt] = []
+    for line in source.splitlines():
+        try:
+            statements.extend(ast.parse(line).body)
+        except SyntaxError:
+            continue
+    return statements
 
 
 def _kind(value: ast.expr, annotation: ast.expr | None) -> str:

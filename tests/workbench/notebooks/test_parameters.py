@@ -44,6 +44,23 @@ def test_declared_parameters_come_from_the_cells_source_never_run() -> None:
     assert western["rules"].kind == "array" and western["subgroup"].kind == "integer"
 
 
+def test_declarations_survive_magics_annotations_and_expressions(tmp_path: Path) -> None:
+    cell = (
+        "%matplotlib inline\n"
+        "limit: float = 3\n"
+        "a = b = 'x'\n"
+        "since = __import__('os').getcwd()  # not a literal: never evaluated\n"
+        "if True:\n    hidden = 1\n"
+        "flag = False"
+    )
+    path = write_notebook(tmp_path, "declares", parameters=cell)
+    kinds = {name: found.kind for name, found in declared(path).items()}
+    assert kinds == {"limit": "number", "a": "string", "b": "string", "since": "any", "flag": "boolean"}
+    assert check(path, {"limit": 2, "since": {"any": "json"}, "flag": True})["flag"] is True
+    with pytest.raises(ParameterError, match="unknown parameter 'hidden'"):
+        check(path, {"hidden": 2})
+
+
 def test_names_must_be_declared_identifiers(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     with pytest.raises(ParameterError, match="is not an identifier; allowed: device, keys, start") as error:
