@@ -18,6 +18,7 @@ from tests.workbench.rules.conftest import T0, Rig
 from workbench.db.tables import notebook_runs
 from workbench.notebooks import rule_type as notebook_rules
 from workbench.notebooks.parameters import ParameterError
+from workbench.notebooks.runner import NotebookRunner
 from workbench.platform import EXTENSION
 from workbench.rules.types import Rule, rule_type
 
@@ -88,7 +89,11 @@ def test_an_operator_cannot_run_a_stored_rules_code_through_test(
 
 
 def test_live_and_scheduled_runs_of_a_stored_bad_rule_run_nothing(
-    app: Flask, rig: Rig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    app: Flask,
+    rig: Rig,
+    notebook_runner: NotebookRunner,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The runner is the last gate: an evaluation of a stored bad rule is refused before any kernel."""
     marker = tmp_path / "marker"
@@ -103,13 +108,21 @@ def test_live_and_scheduled_runs_of_a_stored_bad_rule_run_nothing(
         actions=[{"type": "alert"}],
         device_id=device,
     )
-    kind = rule_type("notebook")  # runs on the app's runner (the ``app`` fixture wired it)
+    kind = rule_type("notebook")
     assert isinstance(kind, notebook_rules.NotebookRuleType)
-    start = int(pd.Timestamp(T0).value)
-    with pytest.raises(ParameterError, match="not an identifier"):
-        kind.backtest(rule, rig.platform.engine, start, start + 3600 * 10**9)
-    assert kind.run_due(rule, [device], pd.Timestamp(T0) + pd.Timedelta(hours=1)) == 1
-    kind.wait(30)
+    previous = dict(notebook_rules._runner), dict(notebook_rules._platform)
+    notebook_rules.use_runner(notebook_runner)
+    try:
+        start = int(pd.Timestamp(T0).value)
+        with pytest.raises(ParameterError, match="not an identifier"):
+            kind.backtest(rule, rig.platform.engine, start, start + 3600 * 10**9)
+        assert kind.run_due(rule, [device], pd.Timestamp(T0) + pd.Timedelta(hours=1)) == 1
+        kind.wait(30)
+    finally:  # whatever runner other tests left in place
+        notebook_rules._runner.clear()
+        notebook_rules._runner.update(previous[0])
+        notebook_rules._platform.clear()
+        notebook_rules._platform.update(previous[1])
     [refused] = [r for r in caplog.records if r.exc_info and rule_id in r.getMessage()]
     assert refused.exc_info and isinstance(refused.exc_info[1], ParameterError)
     assert not marker.exists() and _runs_of(app, rule_id) == 0

@@ -62,7 +62,8 @@ def test_the_default_scripts_folder_is_the_repositorys(
         "../../main/app.py",
         "../app.py",
     ):
-        assert "inside the scripts folder" in validate_actions({"type": "script", "path": path})["action.path"]
+        errors = validate_actions({"type": "script", "path": path})
+        assert "inside the scripts folder" in errors["action.path"], path
 
 
 def test_only_files_inside_the_scripts_folder_run(platform: Platform, folder: Path) -> None:
