@@ -171,6 +171,15 @@ def supplied(path: Path, values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` if every name is an identifier and every value JSON (no declaration needed): what the
+    code that writes the injected cell (:mod:`workbench.notebooks.execute`) asserts, whoever called it."""
+    for name in values:
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ParameterError(f"parameter name {name!r} is not an identifier")
+    return {name: json_value(value, f"parameter {name!r}") for name, value in values.items()}
+
+
 def json_value(value: Any, where: str = "value", depth: int = 0) -> Any:
     """``value`` if it is plain JSON data (str keys, finite numbers), else :class:`ParameterError`."""
     if depth > MAX_DEPTH:

@@ -9,7 +9,8 @@ import pytest
 
 from tests.workbench.notebooks.fixtures import ROOT, write_notebook
 from tests.workbench.notebooks.payloads import code_name, code_value, papermill_would_run
-from workbench.notebooks.parameters import ParameterError, check, declared, json_value, supplied
+from workbench.notebooks.execute import execute_cold, prepare
+from workbench.notebooks.parameters import ParameterError, check, declared, json_value, plain, supplied
 from workbench.notebooks.runner import NotebookRunner
 from workbench.settings import Settings
 
@@ -108,6 +109,22 @@ def test_values_are_json_of_the_declared_type() -> None:
         json_value(deep)
 
 
+def test_the_code_that_writes_the_injected_cell_refuses_code_names(tmp_path: Path) -> None:
+    """Below the runner too: whoever calls ``prepare`` or ``execute_cold`` cannot inject a name."""
+    marker = tmp_path / "marker"
+    path = write_notebook(tmp_path, "low", "print(x)")
+    with pytest.raises(ParameterError, match="is not an identifier"):
+        prepare(path, {code_name(marker): 1})
+    with pytest.raises(ParameterError, match="is not a JSON value"):
+        prepare(path, {"x": object()})
+    with pytest.raises(ParameterError, match="is not an identifier"):
+        execute_cold(
+            str(path), str(tmp_path / "out.ipynb"), {code_name(marker): 1}, None, str(tmp_path), 30, "low"
+        )
+    assert plain({"x": [1, {"a": None}]}) == {"x": [1, {"a": None}]}
+    assert not marker.exists() and not (tmp_path / "out.ipynb").exists()
+
+
 def test_platform_values_only_for_declared_names() -> None:
     assert supplied(EWMA, {"device": "pump", "report_dir": "/tmp", "keys": ["a"]}) == {
         "device": "pump",
@@ -119,7 +136,7 @@ def test_the_runner_refuses_a_code_name_before_any_kernel(runner: NotebookRunner
     """Every path ends in ``NotebookRunner.run``: warm, cold and Dask runs are all refused there."""
     marker = scratch / "runner-marker"
     write_notebook(scratch, "target", "print(x)")
-    for mode in ("warm", "cold"):
+    for mode in ("warm", "cold", "dask"):
         with pytest.raises(ParameterError, match="not an identifier; allowed: x"):
             runner.run("target.ipynb", {code_name(marker): 1}, mode=mode)
         with pytest.raises(ParameterError, match="unknown parameter 'y'; allowed: x"):
