@@ -150,7 +150,7 @@ def check(
     for name, value in values.items():
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise ParameterError(
-                f"{label}: parameter name {name!r} is not an identifier; allowed: {_listed(allowed)}"
+                f"{label}: parameter name {_shown(name)} is not an identifier; allowed: {_listed(allowed)}"
             )
         if name in fixed:
             raise ParameterError(f"{label}: parameter {name!r} is set by the platform")
@@ -176,7 +176,7 @@ def plain(values: Mapping[str, Any]) -> dict[str, Any]:
     code that writes the injected cell (:mod:`workbench.notebooks.execute`) asserts, whoever called it."""
     for name in values:
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-            raise ParameterError(f"parameter name {name!r} is not an identifier")
+            raise ParameterError(f"parameter name {_shown(name)} is not an identifier")
     return {name: json_value(value, f"parameter {name!r}") for name, value in values.items()}
 
 
@@ -212,6 +212,12 @@ def _typed(value: Any, kind: str, where: str) -> Any:
     ):
         return value
     raise ParameterError(f"{where} must be {_DESCRIBED[kind]}, not {json.dumps(value)[:80]}")
+
+
+def _shown(name: Any) -> str:
+    """A refused name as the message shows it: quoted, and cut short (the caller chose its length)."""
+    shown = repr(name)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def _listed(names: list[str]) -> str:

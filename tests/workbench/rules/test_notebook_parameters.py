@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from tests.workbench.notebooks.payloads import code_name, code_value
 from tests.workbench.rules.conftest import T0, Rig
-from workbench.db.tables import notebook_runs
+from workbench.db.tables import notebook_runs, rules
 from workbench.notebooks import rule_type as notebook_rules
 from workbench.notebooks.parameters import ParameterError
 from workbench.notebooks.runner import NotebookRunner
@@ -126,3 +126,20 @@ def test_live_and_scheduled_runs_of_a_stored_bad_rule_run_nothing(
     [refused] = [r for r in caplog.records if r.exc_info and rule_id in r.getMessage()]
     assert refused.exc_info and isinstance(refused.exc_info[1], ParameterError)
     assert not marker.exists() and _runs_of(app, rule_id) == 0
+
+
+def test_the_rules_page_backtest_of_a_stored_bad_rule_says_why(app: Flask, rig: Rig, tmp_path: Path) -> None:
+    """The same refusal on the Rules page's backtest button: a titled empty chart, nothing run."""
+    from workbench.ui.pages.rules import _backtest_figure
+
+    marker = tmp_path / "marker"
+    [device] = rig.devices(1)
+    condition = _notebook_rule(device, {code_name(marker): 1})["condition"]
+    rule_id = rig.rule("notebook", condition, device_id=uuid.UUID(device))
+    with app.app_context(), rig.platform.engine.connect() as conn:
+        row = conn.execute(select(rules).where(rules.c.id == uuid.UUID(rule_id))).mappings().one()
+        figure = _backtest_figure(dict(row))
+    title = figure.layout.title.text.replace("<br>", " ")
+    assert title.startswith("invalid rule: condition.parameters: rules/ewma.ipynb: parameter name")
+    assert "is not an identifier; allowed: device, keys" in title
+    assert not figure.data[0].x and not marker.exists() and _runs_of(app, rule_id) == 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import textwrap
 import uuid
 from datetime import UTC, datetime, timedelta
+from html import escape
 from typing import Any
 
 import dash
@@ -220,7 +222,8 @@ def _backtest_figure(row: dict[str, Any]) -> go.Figure:
         result = backtest(engine, Rule.from_row(row), start, end)
     except InvalidRule as error:  # a rule stored before its check existed: say why, run nothing
         refused = charts.line([], [], height=280)
-        refused.update_layout(title=str(error)[:200])
+        lines = [escape(line) for line in textwrap.wrap(str(error), 90)[:4]]  # caller-chosen text
+        refused.update_layout(title={"text": "<br>".join(lines), "font": {"size": 12}}, margin={"t": 80})
         return refused
     key = (row["condition"] or {}).get("key")
     device = str(row["device_id"]) if row["device_id"] else None
