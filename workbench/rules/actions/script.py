@@ -22,7 +22,6 @@ from workbench.notebooks.parameters import ParameterError, check, supplied
 from workbench.rules.actions.base import Action, ActionContext, register_action
 from workbench.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[3]
 # Notebook parameters the action sets itself (when the notebook declares them).
 RESERVED = ("alert", "rule")
 SUFFIXES = (".py", ".ipynb")
@@ -33,8 +32,15 @@ def scripts_dir(settings: Settings | None = None) -> Path:
     repository (symlinks resolved). Without ``settings``: the current app's, else the environment's."""
     if settings is None:
         settings = _settings()
-    folder = settings.scripts_dir if settings.scripts_dir is not None else ROOT / "scripts"
+    folder = settings.scripts_dir if settings.scripts_dir is not None else repository() / "scripts"
     return Path(folder).resolve()
+
+
+def repository() -> Path:
+    """The repository holding ``rules/``, ``reports/`` and ``scripts/`` (as the notebook runner finds it)."""
+    from workbench.notebooks.runner import default_root
+
+    return default_root().resolve()
 
 
 def _settings() -> Settings:
@@ -138,7 +144,13 @@ class ScriptAction(Action):
             command = [sys.executable, str(path)]
         try:
             done = subprocess.run(
-                command, input=document, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
+                command,
+                input=document,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                cwd=repository(),
             )
         except subprocess.TimeoutExpired:
             raise TimeoutError(f"{detail['path']} ran longer than {timeout:g} s and was killed") from None
