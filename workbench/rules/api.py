@@ -267,7 +267,8 @@ def delete_rule(rule_id: uuid.UUID) -> None:
 @blp.arguments(BacktestArgs)
 @blp.response(200, BacktestSchema)
 def test_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
-    """Backtest: the alerts the rule would have raised over [start, end), raising none."""
+    """Backtest: the alerts the rule would have raised over [start, end), raising none. A stored rule whose
+    condition does not validate (notebook parameters that are not data, say) answers 422, running nothing."""
     start, end = body["start"], body["end"]
     if end <= start:
         raise ApiError(400, "bad_time_range", "end must be after start", {"fields": {"end": ["<= start"]}})
