@@ -111,6 +111,9 @@ class Settings:
     )
     notebook_kernels: int = setting(2, "Warm Jupyter kernels kept for notebook rule evaluations")
     notebook_timeout: float = setting(120.0, "Seconds a notebook run may take before its kernel is killed")
+    scripts_dir: Path | None = setting(
+        None, "Folder whose `.py`/`.ipynb` files script actions may run; unset: `scripts/` of the repository"
+    )
     report_execution: str = setting(
         "warm", "How report notebooks run: `warm` (kernels kept for reports), `cold` (fresh kernel) or `dask`"
     )
