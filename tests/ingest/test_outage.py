@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -17,11 +18,15 @@ from sqlalchemy import Engine, text
 from ingest.pipeline import Backpressure, Pipeline
 from ingest.points import Reading
 from tests.ingest.conftest import make_device, wait_until
+from tests.workbench.api.fixtures import make_device as make_api_device
+from workbench.auth import tokens
+from workbench.auth.users import create_user
 from workbench.db.embedded import EmbeddedPostgres
 from workbench.db.engine import make_engine
 from workbench.db.migrate import upgrade
 from workbench.db.rollups import RollupMaintainer
 from workbench.live.bus import TELEMETRY_BATCH, EventBus
+from workbench.platform import EXTENSION, Platform
 from workbench.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -140,3 +145,64 @@ def test_rollups_equal_raw_counts_after_a_database_stop(
         pipeline.stop()
         rollups.stop()
         engine.dispose()
+
+
+def test_http_answers_503_at_once_while_the_database_is_down_and_never_500(
+    private_postgres: tuple[EmbeddedPostgres, str], settings: Settings
+) -> None:
+    from app import create_app
+
+    server, url = private_postgres
+    app = create_app(replace(settings, database_url=url))
+    platform: Platform = app.extensions[EXTENSION]
+    device = make_api_device(app, "outage-http")
+    unseen = make_api_device(app, "outage-unseen")  # its key is first looked up while the server is down
+    admin = create_user(platform.engine, f"outage-{uuid.uuid4().hex[:6]}@example.com", "admin", "pw-outage-1")
+    bearer = {"Authorization": f"Bearer {tokens.issue(app.config['SECRET_KEY'], admin, 'admin', 'a@b.c')}"}
+    body = [{"key": "t", "value": 1.0}]
+    client = app.test_client()
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        caller = app.test_client()
+        while not stop.is_set():
+            statuses.append(caller.post("/api/v1/telemetry", json=body, headers=device.headers).status_code)
+            statuses.append(caller.get("/api/v1/devices", headers=bearer).status_code)
+
+    thread = threading.Thread(target=hammer, daemon=True)
+    try:
+        assert client.post("/api/v1/telemetry", json=body, headers=device.headers).status_code == 200
+        server.stop()
+        for method, path, headers in (
+            ("POST", "/api/v1/telemetry", device.headers),  # the writer meets the stopped server
+            ("POST", "/api/v1/telemetry", device.headers),  # refused before queueing
+            ("POST", "/api/v1/telemetry", unseen.headers),  # the key look-up meets it
+            ("GET", "/api/v1/devices", bearer),
+        ):
+            started = time.monotonic()
+            response = client.open(
+                path, method=method, json=body if method == "POST" else None, headers=headers
+            )
+            assert time.monotonic() - started < 4, "a client waited for the database"
+            assert response.status_code == 503, response.get_json()
+            assert response.get_json()["error"]["code"] == "unavailable"
+            assert response.headers["Retry-After"] == "5"
+        thread.start()  # requests run on while the server starts ("the database system is starting up")
+        assert server.start(database="outage") == url
+        for headers in (device.headers, unseen.headers):
+            wait_until(
+                lambda h=headers: client.post("/api/v1/telemetry", json=body, headers=h).status_code == 200,
+                timeout=30,
+                interval=0.2,
+            )
+        count = len(statuses)
+        wait_until(lambda: len(statuses) > count + 20, timeout=30)
+    finally:
+        stop.set()
+        thread.join(10) if thread.is_alive() else None
+        server.start(database="outage")
+        platform.services["pipeline"].stop()
+        platform.engine.dispose()
+    assert 500 not in statuses and set(statuses) <= {200, 503}
+    assert statuses[-1] == 200

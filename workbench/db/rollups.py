@@ -18,9 +18,8 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, Table, func, select, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from workbench.db.engine import unreachable
 from workbench.db.tables import telemetry_1h, telemetry_1m
 from workbench.live.bus import TELEMETRY_BATCH, EventBus
 from workbench.live.events import TelemetryBatch
@@ -67,13 +66,6 @@ class Resolution:
 
 
 RESOLUTIONS = (Resolution(telemetry_1m, timedelta(minutes=1)), Resolution(telemetry_1h, timedelta(hours=1)))
-
-
-def unreachable(error: BaseException) -> bool:
-    """Whether ``error`` says the database could not be reached (worth retrying), not that it refused data."""
-    if isinstance(error, OperationalError | InterfaceError | PoolTimeout):
-        return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def partials(frame: pd.DataFrame, resolution: Resolution) -> pd.DataFrame:
@@ -199,7 +191,7 @@ class RollupMaintainer:
         self._flusher.stop()
         self.flush()
         if self.deferred:
-            log.error("stopping with rollups deferred (database unreachable); the next start repairs the tail")
+            log.error("stopping with rollups deferred (database unreachable); next start repairs the tail")
 
     def _on_batch(self, topic: str, batch: TelemetryBatch) -> None:
         # The writer's thread publishes: only keep the frame here, the flush thread does the work.
