@@ -52,8 +52,12 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
         raise StartupError("create_app needs a database URL; `workbench up` starts the embedded one")
     app = Flask("workbench")
     app.config["SECRET_KEY"] = settings.resolved_secret_key()
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
-    platform = Platform(settings=settings, engine=make_engine(settings.database_url), bus=bus or EventBus())
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # routes may lower it (protection.py)
+    platform = Platform(
+        settings=settings,
+        engine=make_engine(settings.database_url, timeout=settings.database_timeout),
+        bus=bus or EventBus(),
+    )
     app.extensions[EXTENSION] = platform
     ops.register_database_check(platform)
     api_errors.init_errors(app)

@@ -32,6 +32,9 @@ class Settings:
     database_url: str | None = setting(
         None, "PostgreSQL URL (`postgresql://user:pass@host:5432/db`); unset starts an embedded server"
     )
+    database_timeout: float = setting(
+        3.0, "Seconds to wait for a database connection or a free pool slot; beyond it the API answers 503"
+    )
     data_dir: Path = setting(
         Path("./var"), "Where the embedded database, secrets, notebooks and reports live"
     )
@@ -48,6 +51,9 @@ class Settings:
     host: str = setting("127.0.0.1", "Address the web app listens on")
     port: int = setting(5001, "Port the web app listens on")
     log_level: str = setting("INFO", "Logging level: DEBUG, INFO, WARNING, ERROR")
+    max_body_bytes: int = setting(
+        16777216, "Largest request body (bytes) on routes without a limit of their own; beyond it 413"
+    )
     cors_origins: str | None = setting(
         None, "Comma-separated browser origins allowed to call `/api/v1` (CORS), or `*`; unset allows none"
     )
@@ -72,6 +78,17 @@ class Settings:
     ingest_flush_ms: int = setting(250, "Ingest: longest a point waits in the writer before it commits")
     ingest_queue_points: int = setting(
         200000, "Ingest: points queued for the writer before producers block (backpressure)"
+    )
+    ingest_max_body_bytes: int = setting(
+        4194304,
+        "Ingest: largest `POST /api/v1/telemetry` body (bytes; about 40,000 full points); beyond it 413",
+    )
+    ingest_import_max_bytes: int = setting(
+        1073741824, "Ingest: largest bulk import body (bytes; streamed, never held in memory); beyond it 413"
+    )
+    ingest_key_points: int = setting(
+        1000,
+        "Ingest: points a device key may send over HTTP per unit of its hourly `rate_limit`; beyond: 429",
     )
     ingest_offline_after: float = setting(
         300.0, "Ingest: seconds of silence after which an online device is marked offline"
