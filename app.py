@@ -11,6 +11,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -300,7 +301,6 @@ def simulate_command(
     http_url: str | None,
 ) -> None:
     """Run the plant simulator: pumps, tanks and valves over MQTT, Sparkplug B, HTTP, Modbus and OPC-UA."""
-    from pathlib import Path
 
     from ingest.simulator.commands import load_plant, simulate
 
@@ -368,7 +368,6 @@ def db_upgrade() -> None:
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
 def lab_command(ip: str | None, port: int | None, no_browser: bool) -> None:
     """Open JupyterLab on this repository with kernels that reach the platform's database."""
-    from pathlib import Path
 
     from workbench.notebooks.lab import LabUnavailable, run_lab
 
@@ -382,6 +381,42 @@ def lab_command(ip: str | None, port: int | None, no_browser: bool) -> None:
                 raise StartupError(str(error)) from None
             if code:
                 raise StartupError(f"JupyterLab exited with status {code}")
+
+    _guarded(run)
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Bring a plant's devices and history over from another platform."""
+
+
+@import_group.command("thingsboard")
+@click.option(
+    "--database", help="ThingsBoard's PostgreSQL URL (devices, attributes, ts_kv, latest values, alarms)."
+)
+@click.option("--json", "files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--device", help="With --json: the device (name or id) the files belong to; created when missing."
+)
+def import_thingsboard_command(database: str | None, files: tuple[Path, ...], device: str | None) -> None:
+    """Import from ThingsBoard: resumable, and a rerun adds nothing. --json takes REST timeseries files."""
+    import psycopg
+
+    from ingest.importers.run import import_thingsboard
+
+    if not database and not files:
+        _fail("give --database URL and/or --json FILE --device NAME")
+    settings = _settings()
+
+    def run() -> None:
+        with running_services(settings, with_broker=False) as resolved:
+            assert resolved.database_url
+            try:
+                summary = import_thingsboard(resolved.database_url, database, files, device)
+            except (ValueError, psycopg.Error) as error:
+                raise StartupError(f"import failed: {str(error).strip().splitlines()[0]}") from None
+            for line in summary.lines():
+                click.echo(f"workbench: {line}")
 
     _guarded(run)
 
