@@ -362,6 +362,65 @@ def db_upgrade() -> None:
     _guarded(run)
 
 
+@db.command("grant-reader")
+@click.option("--role", default="workbench_reader", show_default=True, help="The login to create or update.")
+@click.option("--password", help="Its password (a random one is made and printed when omitted).")
+def db_grant_reader(role: str, password: str | None) -> None:
+    """A read-only login (Grafana, BI tools): telemetry, rollups, latest values, devices, alerts."""
+    from workbench.db.engine import libpq_url
+    from workbench.db.reader import grant_reader
+
+    settings = _settings()
+
+    def run() -> None:
+        with running_services(settings, with_broker=False) as resolved:
+            assert resolved.database_url
+            made = grant_reader(libpq_url(resolved.database_url), role, password)
+            click.echo(f"workbench: {role} may read telemetry, rollups, latest values, devices and alerts")
+            if not password:
+                click.echo(f"workbench: its password (shown once): {made}")
+
+    _guarded(run)
+
+
+@cli.group()
+def grafana() -> None:
+    """Grafana integration."""
+
+
+@grafana.command("export")
+@click.argument("dashboard")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout)."
+)
+def grafana_export(dashboard: str, output: Path | None) -> None:
+    """Write DASHBOARD (name or id) as Grafana dashboard JSON on the read-only datasource."""
+    import json
+
+    from workbench.grafana import DashboardNotFound, export
+
+    settings = _settings()
+
+    def run() -> None:
+        with running_services(settings, with_broker=False) as resolved:
+            assert resolved.database_url
+            engine = make_engine(resolved.database_url, pool_size=1)
+            try:
+                model = export(engine, dashboard)
+            except DashboardNotFound as error:
+                raise StartupError(str(error)) from None
+            finally:
+                engine.dispose()
+            text = json.dumps(model, indent=2) + "\n"
+            if output:
+                output.write_text(text)
+                click.echo(f"workbench: wrote {output}", err=True)
+            else:
+                click.echo(text, nl=False)
+
+    _guarded(run)
+
+
 @cli.command("lab")
 @click.option("--ip", help="Address JupyterLab listens on (default: localhost).")
 @click.option("--port", type=int, help="Port JupyterLab listens on (default: its own choice).")

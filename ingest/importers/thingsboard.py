@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg.copy import QueuedLibpqWriter
 from psycopg.types.json import Jsonb
 
 from ingest.importers import checkpoints
@@ -226,7 +227,9 @@ class ThingsBoardImport:
                     ) as reader,
                     out.copy(
                         "COPY telemetry (timestamp, device_id, key, value, quality, text_value) "
-                        "FROM STDIN (FORMAT BINARY)"
+                        "FROM STDIN (FORMAT BINARY)",
+                        # Sending from a thread of its own lets reading the source overlap the writes.
+                        writer=QueuedLibpqWriter(out),
                     ) as writer,
                 ):
                     for block in reader:

@@ -17,8 +17,8 @@ import pytest
 
 from ingest.importers.run import import_thingsboard
 from ingest.importers.thingsboard import ThingsBoardImport
+from ingest.importers.thingsboard_layout import CURRENT, OLDER
 from tests.conftest import ROOT, _with_database
-from tests.ingest.importers.thingsboard_schema import CURRENT, OLDER
 from workbench.db.embedded import ensure_database
 from workbench.db.engine import libpq_url
 

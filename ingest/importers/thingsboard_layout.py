@@ -1,4 +1,4 @@
-"""The ThingsBoard tables the importer reads, in ThingsBoard's PostgreSQL layout (3.5+ and the older one)."""
+"""ThingsBoard's PostgreSQL tables the importer reads, as DDL (tests and bench build them from it)."""
 
 from __future__ import annotations
 
