@@ -11,6 +11,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -304,7 +305,6 @@ def simulate_command(
     http_url: str | None,
 ) -> None:
     """Run the plant simulator: pumps, tanks and valves over MQTT, Sparkplug B, HTTP, Modbus and OPC-UA."""
-    from pathlib import Path
 
     from ingest.simulator.commands import load_plant, simulate
 
@@ -366,13 +366,71 @@ def db_upgrade() -> None:
     _guarded(run)
 
 
+@db.command("grant-reader")
+@click.option("--role", default="workbench_reader", show_default=True, help="The login to create or update.")
+@click.option("--password", help="Its password (a random one is made and printed when omitted).")
+def db_grant_reader(role: str, password: str | None) -> None:
+    """A read-only login (Grafana, BI tools): telemetry, rollups, latest values, devices, alerts."""
+    from workbench.db.engine import libpq_url
+    from workbench.db.reader import grant_reader
+
+    settings = _settings()
+
+    def run() -> None:
+        with running_services(settings, with_broker=False) as resolved:
+            assert resolved.database_url
+            made = grant_reader(libpq_url(resolved.database_url), role, password)
+            click.echo(f"workbench: {role} may read telemetry, rollups, latest values, devices and alerts")
+            if not password:
+                click.echo(f"workbench: its password (shown once): {made}")
+
+    _guarded(run)
+
+
+@cli.group()
+def grafana() -> None:
+    """Grafana integration."""
+
+
+@grafana.command("export")
+@click.argument("dashboard")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout)."
+)
+def grafana_export(dashboard: str, output: Path | None) -> None:
+    """Write DASHBOARD (name or id) as Grafana dashboard JSON on the read-only datasource."""
+    import json
+
+    from workbench.grafana import DashboardNotFound, export
+
+    settings = _settings()
+
+    def run() -> None:
+        with running_services(settings, with_broker=False) as resolved:
+            assert resolved.database_url
+            engine = make_engine(resolved.database_url, pool_size=1)
+            try:
+                model = export(engine, dashboard)
+            except DashboardNotFound as error:
+                raise StartupError(str(error)) from None
+            finally:
+                engine.dispose()
+            text = json.dumps(model, indent=2) + "\n"
+            if output:
+                output.write_text(text)
+                click.echo(f"workbench: wrote {output}", err=True)
+            else:
+                click.echo(text, nl=False)
+
+    _guarded(run)
+
+
 @cli.command("lab")
 @click.option("--ip", help="Address JupyterLab listens on (default: localhost).")
 @click.option("--port", type=int, help="Port JupyterLab listens on (default: its own choice).")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
 def lab_command(ip: str | None, port: int | None, no_browser: bool) -> None:
     """Open JupyterLab on this repository with kernels that reach the platform's database."""
-    from pathlib import Path
 
     from workbench.notebooks.lab import LabUnavailable, run_lab
 
@@ -386,6 +444,42 @@ def lab_command(ip: str | None, port: int | None, no_browser: bool) -> None:
                 raise StartupError(str(error)) from None
             if code:
                 raise StartupError(f"JupyterLab exited with status {code}")
+
+    _guarded(run)
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Bring a plant's devices and history over from another platform."""
+
+
+@import_group.command("thingsboard")
+@click.option(
+    "--database", help="ThingsBoard's PostgreSQL URL (devices, attributes, ts_kv, latest values, alarms)."
+)
+@click.option("--json", "files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--device", help="With --json: the device (name or id) the files belong to; created when missing."
+)
+def import_thingsboard_command(database: str | None, files: tuple[Path, ...], device: str | None) -> None:
+    """Import from ThingsBoard: resumable, and a rerun adds nothing. --json takes REST timeseries files."""
+    import psycopg
+
+    from ingest.importers.run import import_thingsboard
+
+    if not database and not files:
+        _fail("give --database URL and/or --json FILE --device NAME")
+    settings = _settings()
+
+    def run() -> None:
+        with running_services(settings, with_broker=False) as resolved:
+            assert resolved.database_url
+            try:
+                summary = import_thingsboard(resolved.database_url, database, files, device)
+            except (ValueError, psycopg.Error) as error:
+                raise StartupError(f"import failed: {str(error).strip().splitlines()[0]}") from None
+            for line in summary.lines():
+                click.echo(f"workbench: {line}")
 
     _guarded(run)
 

@@ -331,3 +331,14 @@ def _rollup(name: str) -> Table:
 # Minute and hour rollups of numeric telemetry (workbench/db/rollups.py keeps them current).
 telemetry_1m = _rollup("telemetry_1m")
 telemetry_1h = _rollup("telemetry_1h")
+
+# How far each imported series has come (ingest/importers): imports resume, reruns add nothing.
+import_checkpoints = Table(
+    "import_checkpoints",
+    metadata,
+    Column("source", String(255), primary_key=True),
+    Column("series", String(255), primary_key=True),
+    Column("last_ts", BigInteger, nullable=False),
+    Column("rows", BigInteger, nullable=False, server_default=text("0")),
+    _now("updated_at"),
+)
