@@ -39,6 +39,10 @@ class Settings:
         None, "MQTT broker URL (`mqtt://` or `mqtts://`, user:password allowed); unset starts a local broker"
     )
     mqtt_port: int = setting(1883, "Port of the broker `workbench up` starts when `MQTT_URL` is unset")
+    mqtt_allow_anonymous: bool = setting(
+        False,
+        "Local broker: accept clients without a login (anyone on the host then reads and writes every topic)",
+    )
     redis_url: str | None = setting(
         None, "Redis URL: shares Socket.IO events and rate limits between web processes"
     )
@@ -92,7 +96,8 @@ class Settings:
     )
     ingest_mqtt: bool = setting(True, "Ingest: subscribe to device telemetry over MQTT")
     ingest_mosquitto_auth_dir: Path | None = setting(
-        None, "Ingest: folder of Mosquitto password/ACL files kept in step with device API keys; unset: off"
+        None, "Broker password/ACL files kept in step with device API keys; unset: `DATA_DIR/broker-auth` for the "
+        "local broker, off for an external one"
     )
     ingest_mosquitto_pid_file: Path | None = setting(
         None, "Ingest: Mosquitto's `pid_file`; the broker is sent SIGHUP to reread logins after a key change"

@@ -32,7 +32,9 @@ from workbench.settings import Settings
 @pytest.fixture(scope="module")
 def amqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The in-process amqtt broker ``workbench up`` starts when Mosquitto is missing."""
-    broker = LocalBroker(free_port(), tmp_path_factory.mktemp("amqtt"), prefer_mosquitto=False)
+    # Anonymous by choice, as the session broker (tests/conftest.py); logins: test_broker_logins.py.
+    folder = tmp_path_factory.mktemp("amqtt")
+    broker = LocalBroker(free_port(), folder, prefer_mosquitto=False, allow_anonymous=True)
     url = broker.start()
     assert broker.kind == "amqtt"
     yield url
