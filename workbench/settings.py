@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 import types
@@ -69,6 +70,11 @@ class Settings:
     smtp_password: str | None = setting(None, "SMTP login password")
     smtp_from: str = setting("workbench@localhost", "Sender address of e-mails the workbench sends")
     smtp_tls: str = setting("starttls", "SMTP transport security: starttls, ssl (implicit TLS) or none")
+    webhook_allowed_networks: str | None = setting(
+        None,
+        "Comma-separated networks (`10.0.0.0/8,127.0.0.1`) webhook actions may reach although private, "
+        "loopback or link-local; unset: public addresses only",
+    )
     rules_action_threads: int = setting(
         4, "Rule engine: worker threads running actions (e-mail, webhooks, scripts)"
     )
@@ -146,6 +152,11 @@ class Settings:
             value = getattr(self, name)
             if not 0 <= value <= 65535:
                 raise SettingsError(f"{env_name(name)}={value}: a port is between 0 and 65535")
+        for network in (self.webhook_allowed_networks or "").split(","):
+            try:
+                ipaddress.ip_network(network.strip(), strict=False) if network.strip() else None
+            except ValueError as error:
+                raise SettingsError(f"{env_name('webhook_allowed_networks')}: {error}") from None
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError(f"{env_name('log_level')}={self.log_level}: not a logging level")
 

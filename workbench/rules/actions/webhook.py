@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import urllib.error
 import urllib.request
 from typing import Any
 
 from workbench.rules.actions.base import Action, ActionContext, register_action
+from workbench.rules.actions.outbound import parse_networks, post
 
 SIGNATURE_HEADER = "X-Workbench-Signature"
 
@@ -64,11 +64,8 @@ class WebhookAction(Action):
         if config.get("secret"):
             headers[SIGNATURE_HEADER] = signature(config["secret"], body)
         request = urllib.request.Request(config["url"], data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=float(config.get("timeout", 5))) as response:
-                return {"status": response.status}
-        except urllib.error.HTTPError as error:
-            raise ConnectionError(f"HTTP {error.code} from {config['url']}") from None
+        allowed = parse_networks(context.platform.settings.webhook_allowed_networks)
+        return {"status": post(request, float(config.get("timeout", 5)), allowed)}
 
 
 class N8nAction(WebhookAction):
