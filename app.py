@@ -118,7 +118,10 @@ def running_services(settings: Settings, with_broker: bool = True) -> Iterator[S
             # The platform's clients log in with the broker's service login; key changes update its files.
             auth_dir = broker.auth.folder if broker.auth else None
             settings = replace(
-                settings, mqtt_url=url, ingest_mosquitto_auth_dir=auth_dir, ingest_mosquitto_pid_file=broker.pid_file
+                settings,
+                mqtt_url=url,
+                ingest_mosquitto_auth_dir=auth_dir,
+                ingest_mosquitto_pid_file=broker.pid_file,
             )
         yield settings
 

@@ -11,10 +11,9 @@ retained messages skip the receive check.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-
-import asyncio
 from typing import Any
 
 from amqtt.broker import Broker

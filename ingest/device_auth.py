@@ -116,9 +116,7 @@ def subscription_allowed(user: str, topic_filter: str) -> bool:
         return True
     if not user or any(char in user for char in "+#/"):
         return False
-    return any(
-        kind == "read" and _covers(pattern.format(u=user), topic_filter) for kind, pattern in PATTERNS
-    )
+    return any(kind == "read" and _covers(pattern.format(u=user), topic_filter) for kind, pattern in PATTERNS)
 
 
 def _covers(pattern: str, topic_filter: str) -> bool:

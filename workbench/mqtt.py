@@ -55,6 +55,7 @@ class MqttPublisher:
         self._client = make_client(url)
         self._connected = threading.Event()
         self._client.on_connect = self._on_connect
+        self._refused: str | None = None
         self._client.on_disconnect = lambda *args: self._connected.clear()
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -65,7 +66,7 @@ class MqttPublisher:
     def start(self, timeout: float = 10.0) -> None:
         """Connect and keep the connection (paho reconnects by itself)."""
         host, port = host_port(self.url)
-        self._refused: str | None = None
+        self._refused = None
         self._client.connect_async(host, port, keepalive=30)
         self._client.loop_start()
         if not self._connected.wait(timeout):

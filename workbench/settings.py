@@ -102,8 +102,9 @@ class Settings:
     )
     ingest_mqtt: bool = setting(True, "Ingest: subscribe to device telemetry over MQTT")
     ingest_mosquitto_auth_dir: Path | None = setting(
-        None, "Broker password/ACL files kept in step with device API keys; unset: `DATA_DIR/broker-auth` for the "
-        "local broker, off for an external one"
+        None,
+        "Broker password/ACL files kept in step with device API keys; unset: `DATA_DIR/broker-auth` for the "
+        "local broker, off for an external one",
     )
     ingest_mosquitto_pid_file: Path | None = setting(
         None, "Ingest: Mosquitto's `pid_file`; the broker is sent SIGHUP to reread logins after a key change"

@@ -110,7 +110,9 @@ class Simulator:
             node_key = create_key(self.engine, node_id, "simulator")[1]
             names = [n for n, _ in by_transport["sparkplug"]]
             transports.append(
-                Sparkplug(self.endpoints.mqtt_url, prefix, SPARKPLUG_NODE, {n: keys[n] for n in names}, node_key)
+                Sparkplug(
+                    self.endpoints.mqtt_url, prefix, SPARKPLUG_NODE, {n: keys[n] for n in names}, node_key
+                )
             )
         if by_transport.get("http") and self.endpoints.http_url:
             http_keys: dict[str, tuple[uuid.UUID, str]] = {}

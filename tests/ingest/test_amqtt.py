@@ -181,7 +181,7 @@ def test_platform_publisher_sends_config_and_commands_through_amqtt(amqtt_url: s
 def test_retained_messages_of_other_subscriptions_are_not_quarantined(
     settings: Settings, engine: Engine, amqtt_url: str
 ) -> None:
-    """amqtt 0.12 sends a connecting client the retained messages of everyone's subscriptions; ours does not."""
+    """amqtt 0.12 hands a connecting client the retained messages of all subscriptions; ours does not."""
     device = make_device(engine)
     watcher = make_client(amqtt_url, f"device-{device.hex[:8]}", protocol=mqtt.MQTTv311)
     subscribed = threading.Event()

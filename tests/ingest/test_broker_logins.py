@@ -1,4 +1,4 @@
-"""The local broker refuses anonymous clients and keeps devices to their own topics, on Mosquitto and amqtt."""
+"""The local broker refuses anonymous clients and keeps devices to their own topics (Mosquitto, amqtt)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ from workbench.settings import Settings
 HAS_MOSQUITTO = shutil.which("mosquitto") is not None or Path("/usr/sbin/mosquitto").exists()
 KINDS = [
     "amqtt",
-    pytest.param("mosquitto", marks=pytest.mark.skipif(not HAS_MOSQUITTO, reason="Mosquitto is not installed")),
+    pytest.param(
+        "mosquitto", marks=pytest.mark.skipif(not HAS_MOSQUITTO, reason="Mosquitto is not installed")
+    ),
 ]
 
 

@@ -130,7 +130,9 @@ def test_simulated_devices_log_in_to_a_broker_that_requires_it(settings) -> None
         node = f"{plant.name}/edge-1"
         assert {str(simulator.ids["p-json"]), "edge-1"} <= broker.auth.users()  # logins, not anonymous
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM devices WHERE name = :n"), {"n": node}).scalar() == 1
+            assert (
+                conn.execute(text("SELECT count(*) FROM devices WHERE name = :n"), {"n": node}).scalar() == 1
+            )
 
         def protocols() -> set[str]:
             with engine.connect() as conn:
