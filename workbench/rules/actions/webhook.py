@@ -10,6 +10,7 @@ from typing import Any
 
 from workbench.rules.actions.base import Action, ActionContext, register_action
 from workbench.rules.actions.outbound import parse_networks, post
+from workbench.secrets import ACTION, open_all
 
 SIGNATURE_HEADER = "X-Workbench-Signature"
 
@@ -58,6 +59,7 @@ class WebhookAction(Action):
 
     def notify(self, context: ActionContext, config: dict[str, Any]) -> dict[str, Any] | None:
         """POST once; a non-2xx answer or a network error raises."""
+        config = open_all(config, ACTION, context.platform.settings.resolved_secret_key())  # stored sealed
         body = json.dumps(self.body(context, config), default=str).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "insa-workbench"}
         headers.update({str(k): str(v) for k, v in (config.get("headers") or {}).items()})
