@@ -71,27 +71,20 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     init_ui(app)
     throttle_failed_logins(app, ["auth.login", "ui_login.login_submit"])
     init_notebooks(platform)
-    if settings.ingest_mosquitto_auth_dir is not None:
-        _connect_mosquitto_logins(platform)
+    _connect_mosquitto_logins(platform)
+    from workbench.secrets import seal_stored
+
+    seal_stored(platform.engine, app.config["SECRET_KEY"])  # secrets stored before sealing existed
     return app
 
 
 def _connect_mosquitto_logins(platform: Platform) -> None:
-    """Device API keys issued or revoked through this app become (or stop being) Mosquitto logins."""
-    import secrets
-    from urllib.parse import unquote, urlsplit
+    """Device API keys issued or revoked through this app become (or stop being) broker logins."""
+    from ingest.device_auth import connect_logins
 
-    from ingest.device_auth import MosquittoAuth, connect_key_events
-
-    settings = platform.settings
-    assert settings.ingest_mosquitto_auth_dir is not None
-    # The platform's own login is the one in MQTT_URL (if any), so ingest connects where anonymity is off.
-    given = urlsplit(settings.mqtt_url or "").password
-    password = unquote(given) if given else secrets.token_urlsafe(24)
-    auth = MosquittoAuth(settings.ingest_mosquitto_auth_dir, password)
-    platform.services["mosquitto_logins"] = connect_key_events(
-        auth, platform.engine, settings.ingest_mosquitto_pid_file
-    )
+    disconnect = connect_logins(platform.settings, platform.engine)
+    if disconnect is not None:
+        platform.services["mosquitto_logins"] = disconnect
 
 
 def api_blueprints() -> list[Any]:
@@ -122,9 +115,22 @@ def running_services(settings: Settings, with_broker: bool = True) -> Iterator[S
             settings = replace(settings, database_url=url)
         migrate(settings)
         if with_broker and not settings.mqtt_url:
-            broker = LocalBroker(broker_port(settings), settings.data_dir)
-            settings = replace(settings, mqtt_url=broker.start())
+            broker = LocalBroker(
+                broker_port(settings),
+                settings.data_dir,
+                allow_anonymous=settings.mqtt_allow_anonymous,
+                auth_folder=settings.ingest_mosquitto_auth_dir,
+            )
+            url = broker.start()
             stack.callback(broker.stop)
+            # The platform's clients log in with the broker's service login; key changes update its files.
+            auth_dir = broker.auth.folder if broker.auth else None
+            settings = replace(
+                settings,
+                mqtt_url=url,
+                ingest_mosquitto_auth_dir=auth_dir,
+                ingest_mosquitto_pid_file=broker.pid_file,
+            )
         yield settings
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 import types
@@ -42,6 +43,10 @@ class Settings:
         None, "MQTT broker URL (`mqtt://` or `mqtts://`, user:password allowed); unset starts a local broker"
     )
     mqtt_port: int = setting(1883, "Port of the broker `workbench up` starts when `MQTT_URL` is unset")
+    mqtt_allow_anonymous: bool = setting(
+        False,
+        "Local broker: accept clients without a login (anyone on the host then reads and writes every topic)",
+    )
     redis_url: str | None = setting(
         None, "Redis URL: shares Socket.IO events and rate limits between web processes"
     )
@@ -71,6 +76,11 @@ class Settings:
     smtp_password: str | None = setting(None, "SMTP login password")
     smtp_from: str = setting("workbench@localhost", "Sender address of e-mails the workbench sends")
     smtp_tls: str = setting("starttls", "SMTP transport security: starttls, ssl (implicit TLS) or none")
+    webhook_allowed_networks: str | None = setting(
+        None,
+        "Comma-separated networks (`10.0.0.0/8,127.0.0.1`) webhook actions may reach although private, "
+        "loopback or link-local; unset: public addresses only",
+    )
     rules_action_threads: int = setting(
         4, "Rule engine: worker threads running actions (e-mail, webhooks, scripts)"
     )
@@ -109,7 +119,9 @@ class Settings:
     )
     ingest_mqtt: bool = setting(True, "Ingest: subscribe to device telemetry over MQTT")
     ingest_mosquitto_auth_dir: Path | None = setting(
-        None, "Ingest: folder of Mosquitto password/ACL files kept in step with device API keys; unset: off"
+        None,
+        "Broker password/ACL files kept in step with device API keys; unset: `DATA_DIR/broker-auth` for the "
+        "local broker, off for an external one",
     )
     ingest_mosquitto_pid_file: Path | None = setting(
         None, "Ingest: Mosquitto's `pid_file`; the broker is sent SIGHUP to reread logins after a key change"
@@ -161,6 +173,11 @@ class Settings:
             value = getattr(self, name)
             if not 0 <= value <= 65535:
                 raise SettingsError(f"{env_name(name)}={value}: a port is between 0 and 65535")
+        for network in (self.webhook_allowed_networks or "").split(","):
+            try:
+                ipaddress.ip_network(network.strip(), strict=False) if network.strip() else None
+            except ValueError as error:
+                raise SettingsError(f"{env_name('webhook_allowed_networks')}: {error}") from None
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError(f"{env_name('log_level')}={self.log_level}: not a logging level")
 

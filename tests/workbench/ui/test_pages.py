@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from tests.workbench.ui.conftest import Plant, shot
 from workbench.db.tables import alerts, dashboards, devices, rules
 from workbench.live.bus import ALERT, ALERT_UPDATE
 from workbench.mqtt import host_port, make_client
 from workbench.rules.alerts import as_json as alert_json
+from workbench.secrets import DEVICE_CONFIG, merge, open_all
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
@@ -456,6 +457,29 @@ def test_engineer_sees_config_and_command_controls(plant: Plant, login: Callable
     assert config == {"setpoint": 45}
     expect(page.locator("#command-form")).to_be_visible()
     shot(page, "device-engineer")
+
+
+def test_the_config_editor_never_shows_a_secret_and_keeps_it(
+    plant: Plant, login: Callable[[str], Page]
+) -> None:
+    key = plant.platform.settings.resolved_secret_key()
+    stored = merge({"setpoint": 40, "password": "ui-pa55word"}, None, DEVICE_CONFIG, key)
+    with plant.platform.engine.begin() as conn:
+        conn.execute(update(devices).where(devices.c.id == uuid.UUID(plant.pump)).values(config=stored))
+    page = login("engineer")
+    page.goto(f"{plant.base}/ui/device/{plant.pump}")
+    expect(page.locator("#config-text")).to_contain_text('"set": true')
+    assert "ui-pa55word" not in page.content() and "$sealed" not in page.content()
+    page.fill("#config-text", '{"setpoint": 41, "password": {"set": true}}')
+    page.click("#config-save")
+    expect(page.locator("#config-result")).to_contain_text("Saved")
+    with plant.platform.engine.connect() as conn:
+        config = conn.execute(select(devices.c.config).where(devices.c.id == uuid.UUID(plant.pump))).scalar()
+    assert open_all(config, DEVICE_CONFIG, key) == {"setpoint": 41, "password": "ui-pa55word"}
+    with plant.platform.engine.begin() as conn:
+        conn.execute(
+            update(devices).where(devices.c.id == uuid.UUID(plant.pump)).values(config={"setpoint": 45})
+        )
 
 
 def test_engineer_creates_backtests_and_disables_a_rule(plant: Plant, login: Callable[[str], Page]) -> None:
