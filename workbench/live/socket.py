@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, request
 from flask_socketio import SocketIO, join_room, leave_room
 from socketio import Manager
 
 from workbench.auth import tokens
+from workbench.auth.guard import session_principal, token_principal
 from workbench.auth.permissions import allowed
 from workbench.live.bus import ALERT, ALERT_UPDATE, DEVICE_STATUS, TELEMETRY_BATCH
 from workbench.live.events import DeviceStatus, TelemetryBatch
@@ -235,12 +236,12 @@ class LiveServer:
                 claims = tokens.decode(current_app.config["SECRET_KEY"], str(token))
             except tokens.TokenError:
                 return None
-            if tokens.is_revoked(self.platform.engine, claims["jti"]):
-                return None
-            return Client(user_id=claims["sub"], role=claims["role"], email=claims.get("email"))
-        if "user_id" in session and "role" in session:
-            return Client(user_id=session["user_id"], role=session["role"], email=session.get("email"))
-        return None
+            principal = token_principal(claims)
+        else:
+            principal = session_principal()
+        if principal is None:
+            return None  # revoked, or the user was changed, disabled or removed, or the session ended
+        return Client(user_id=str(principal.id), role=principal.role, email=principal.email)
 
     def _on_subscribe(self, data: Any) -> dict[str, Any]:
         client = self.clients.get(request.sid)  # type: ignore[attr-defined]

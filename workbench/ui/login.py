@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, jsonify, redirect, render_template_string, request, session
 from sqlalchemy import update
 
-from workbench.auth.passwords import verify_password
-from workbench.auth.users import find_user
+from workbench.auth.guard import end_session, session_principal, start_session
+from workbench.auth.users import check_login
 from workbench.db.tables import users
 from workbench.platform import current_platform
 
@@ -53,7 +53,7 @@ def _gate() -> Response | None:
     path = request.path
     if not path.startswith(UI_PREFIX) or path.startswith(UI_PREFIX + "assets/"):
         return None
-    if "user_id" in session:
+    if session_principal() is not None:
         return None
     if path.startswith(UI_PREFIX + "_dash-"):
         response = jsonify(error={"code": "unauthorized", "message": "log in first"})
@@ -87,20 +87,14 @@ def login_submit() -> Response | tuple[str, int]:
     target = _safe_next(request.form.get("next"))
     if not secrets.compare_digest(request.form.get("csrf", ""), session.get("login_csrf", "")):
         return _render("The form expired; try again.", target), 400
-    email = request.form.get("email", "").strip()
     engine = current_platform().engine
-    user = find_user(engine, email) if email else None
-    if (
-        not user
-        or user["disabled"]
-        or not verify_password(user["password_hash"], request.form.get("password", ""))
-    ):
+    # The same check as the API: an unknown e-mail costs the same password verification as a known one.
+    user = check_login(engine, request.form.get("email", ""), request.form.get("password", ""))
+    if user is None:
         return _render("Wrong e-mail or password.", target), 401
-    session.clear()
-    session.update(user_id=str(user["id"]), role=user["role"], email=user["email"])
-    session.permanent = True
+    start_session(user)
     with engine.begin() as conn:
-        conn.execute(update(users).where(users.c.id == user["id"]).values(last_login=datetime.now(UTC)))
+        conn.execute(update(users).where(users.c.id == user.id).values(last_login=datetime.now(UTC)))
     return redirect(target)  # type: ignore[return-value]
 
 
@@ -113,8 +107,8 @@ def too_many_attempts(error: Exception) -> tuple[str, int]:
 
 @blueprint.get("/logout")
 def logout() -> Response:
-    """End the session."""
-    session.clear()
+    """End the session (on the server: a copied cookie stops working too)."""
+    end_session()
     return redirect("/login")  # type: ignore[return-value]
 
 

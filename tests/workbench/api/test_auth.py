@@ -117,7 +117,7 @@ def test_sign_in_form_shares_the_login_throttle(app: Flask, client: FlaskClient)
     status, page = sign_in(PASSWORD)
     assert status == 429 and "Too many failed sign-ins" in page
     with client.session_transaction() as session:
-        assert "user_id" not in session  # the right password did not get through either
+        assert "sid" not in session  # the right password did not get through either
     assert client.get("/ui/").status_code == 302
 
 

@@ -17,6 +17,7 @@ from flask import Flask
 
 from tests.workbench.live.serving import make_user
 from workbench.auth import tokens
+from workbench.auth.users import find_user
 from workbench.live.bus import ALERT, ALERT_UPDATE, DEVICE_STATUS, TELEMETRY_BATCH
 from workbench.live.events import BATCH_COLUMNS, DeviceStatus, TelemetryBatch
 from workbench.platform import Platform
@@ -57,8 +58,9 @@ class Listener:
 
 def token_for(app: Flask, platform: Platform, role: str) -> str:
     email, _ = make_user(platform.engine, role)
-    user_id = uuid.uuid4()
-    return tokens.issue(app.config["SECRET_KEY"], user_id, role, email)
+    user = find_user(platform.engine, email)
+    assert user is not None
+    return tokens.issue(app.config["SECRET_KEY"], user["id"], role, email)
 
 
 @pytest.fixture
