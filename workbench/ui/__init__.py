@@ -10,7 +10,8 @@ from dash import ClientsideFunction, Input, Output, State, dcc
 from flask import Flask
 
 from workbench.ui import shell
-from workbench.ui.login import UI_PREFIX, init_login
+from workbench.ui.csp import init_csp, inline_scripts, script_hash
+from workbench.ui.login import PAGE, UI_PREFIX, init_login
 from workbench.ui.pages import alerts, dashboards, device, overview, reports, rules
 from workbench.ui.session import current_user
 
@@ -35,6 +36,8 @@ def init_ui(app: Flask) -> dash.Dash:
     _register_shell(ui)
     for page in PAGES:
         page.register(ui)
+    # After every callback is registered: Dash hashes its inline scripts (clientside callbacks, renderer).
+    init_csp(app, [*ui.csp_hashes(), *map(script_hash, inline_scripts(PAGE))])
     return ui
 
 
