@@ -10,6 +10,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from workbench.api.common import (
+    Changes,
     PageArgs,
     PageSchema,
     Strict,
@@ -41,7 +42,7 @@ class UserCreateSchema(Strict):
     role = ma.fields.String(required=True, validate=ma.validate.OneOf(ROLES))
 
 
-class UserUpdateSchema(Strict):
+class UserUpdateSchema(Changes):
     """Changes to a user (every field optional)."""
 
     password = ma.fields.String(load_only=True, validate=_PASSWORD)
