@@ -69,7 +69,7 @@ def test_pages_render_under_the_policy_without_violations(
     expect(page.locator(".js-plotly-plot .main-svg").first).to_be_visible(timeout=30_000)
     page.goto(f"{plant.base}/ui/dashboards/{dashboard_id}")
     expect(page.locator(f"#w-{ids['gauge']}-gauge .main-svg").first).to_be_visible(timeout=30_000)
-    page.wait_for_function("window.wbLive && window.wbLive.state.subscribed >= 1", timeout=10_000)
+    page.wait_for_function("() => window.wbLive && window.wbLive.state.subscribed >= 1", timeout=10_000)
     page.goto(f"{plant.base}/ui/rules")
     expect(page.locator("#rules-grid")).to_be_visible()
     assert re.search(r"/ui/rules", page.url)
