@@ -74,6 +74,15 @@ def make_device(app: Flask, name: str, rate_limit: int = 1_000_000) -> ApiDevice
     return ApiDevice(id=device_id, name=name, key_id=key_id, api_key=raw)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_login_throttles(request: pytest.FixtureRequest) -> None:
+    """Each test that uses the session's app starts with no failed logins counted against 127.0.0.1."""
+    if "app" in request.fixturenames:
+        from workbench.api.protection import LIMITER
+
+        request.getfixturevalue("app").extensions[LIMITER].reset()
+
+
 @pytest.fixture(scope="session")
 def api_users(app: Flask) -> dict[str, ApiUser]:
     """One user per role (admin, engineer, operator, viewer) in the session database."""
