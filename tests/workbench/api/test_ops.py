@@ -21,11 +21,14 @@ def test_healthz_reports_the_database(client: FlaskClient, headers_for: Headers)
     assert body["components"]["database"]["status"] == "up"
 
 
-def test_anonymous_healthz_gives_the_status_only(app: Flask, client: FlaskClient, headers_for: Headers) -> None:
+def test_anonymous_healthz_gives_the_status_only(
+    app: Flask, client: FlaskClient, headers_for: Headers
+) -> None:
     # A device the connectors poll: its id, name and connection error must not reach anonymous callers.
     device = make_device(app, f"secret-plc-{id(app)}")
+    state = {"devices": {str(device.id): "refused"}}
     with app.app_context():
-        current_platform().health.register("probe-connector", lambda: {"devices": {str(device.id): "refused"}})
+        current_platform().health.register("probe-connector", lambda: state)
     try:
         for caller in ("anonymous", "device"):
             response = client.get("/healthz", headers=headers_for(caller))

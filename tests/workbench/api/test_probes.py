@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -68,7 +69,13 @@ def test_an_empty_import_is_refused(client: FlaskClient, api_device: ApiDevice) 
     for fmt in ("csv", "ndjson"):
         response = client.post(f"/api/v1/telemetry/import?format={fmt}", headers=api_device.headers, data=b"")
         assert response.status_code == 400 and "no points" in response.get_json()["error"]["message"]
-    line = f'{{"device_id": "{api_device.id}", "key": "t", "value": 1.5, "timestamp": "{datetime.now(UTC).isoformat()}"}}\n'
+    point = {
+        "device_id": str(api_device.id),
+        "key": "t",
+        "value": 1.5,
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+    line = json.dumps(point) + "\n"
     accepted = client.post(
         "/api/v1/telemetry/import?format=ndjson", headers=api_device.headers, data=line.encode()
     )
