@@ -130,8 +130,15 @@ def session_principal() -> Principal | None:
 
 def start_session(user: access.ActiveUser) -> None:
     """Sign ``user`` in to the UI: a new server-side session, its random id in a fresh cookie."""
+    engine, settings = current_platform().engine, current_platform().settings
+    # Sessions nobody signed out of would stay forever: each sign-in sweeps the timed-out ones.
+    access.purge_sessions(
+        engine,
+        idle=timedelta(seconds=settings.session_idle_timeout_s),
+        absolute=timedelta(seconds=settings.session_absolute_timeout_s),
+    )
     session.clear()
-    session[SESSION_KEY] = access.start_session(current_platform().engine, user)
+    session[SESSION_KEY] = access.start_session(engine, user)
     session.permanent = True
     g.pop("session_principal", None)
 

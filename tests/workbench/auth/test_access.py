@@ -192,6 +192,18 @@ def test_sessions_end_after_the_idle_timeout(app: Flask) -> None:
     assert browser.get("/ui/").status_code == 302
 
 
+def test_timed_out_sessions_are_swept_at_the_next_sign_in(app: Flask) -> None:
+    settings = _platform(app).settings
+    user_id, email = _new_admin(app)
+    ui_login(app, email)
+    row = _session_row(app, user_id)
+    _age(app, row, last_seen=datetime.now(UTC) - timedelta(seconds=settings.session_idle_timeout_s + 1))
+    _, other = _new_admin(app)
+    ui_login(app, other)
+    with _platform(app).engine.connect() as conn:
+        assert conn.execute(select(user_sessions.c.id).where(user_sessions.c.id == row)).first() is None
+
+
 def test_sessions_end_after_the_absolute_timeout_however_active(app: Flask) -> None:
     settings = _platform(app).settings
     user_id, email = _new_admin(app)
