@@ -59,6 +59,17 @@ def token_user(engine: Engine, claims: dict[str, Any]) -> ActiveUser | None:
     return _active(row)
 
 
+def users_holding(engine: Engine, held: set[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Of ``(user id, epoch)`` pairs, those whose user still exists, is enabled and is at that epoch."""
+    ids = {uuid.UUID(user_id) for user_id, _ in held}
+    if not ids:
+        return set()
+    query = select(users.c.id, users.c.token_version).where(users.c.id.in_(ids), users.c.disabled.is_(False))
+    with engine.connect() as conn:
+        current = {(str(row.id), row.token_version) for row in conn.execute(query)}
+    return held & current
+
+
 def _digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 

@@ -123,7 +123,8 @@ def session_principal() -> Principal | None:
         if user is None:
             session.clear()  # ended on the server: the browser's copy goes too
         else:
-            principal = Principal(kind="user", id=user.id, role=user.role, email=user.email)
+            claims = {"ver": user.token_version}
+            principal = Principal(kind="user", id=user.id, role=user.role, email=user.email, claims=claims)
     g.session_principal = principal
     return principal
 
