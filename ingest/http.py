@@ -289,6 +289,8 @@ def import_telemetry() -> dict[str, Any]:
         raise ApiError(400, "bad_request", str(error)) from None
     except TimeoutError as error:
         raise ApiError(503, "unavailable", str(error)) from None
+    if report.lines == 0:
+        raise ApiError(400, "bad_request", "the body holds no points: send CSV or NDJSON lines")
     return {
         "accepted": report.accepted,
         "rejected": report.rejected,

@@ -53,6 +53,15 @@ class Settings:
     secret_key: str | None = setting(
         None, "Signs tokens and sessions; unset generates one, kept in `DATA_DIR/secret_key`"
     )
+    session_idle_timeout_s: int = setting(
+        8 * 3600, "UI sessions end after this many seconds without a request (idle timeout)"
+    )
+    session_absolute_timeout_s: int = setting(
+        7 * 24 * 3600, "UI sessions end this many seconds after sign-in, however active (absolute timeout)"
+    )
+    trusted_proxies: int = setting(
+        0, "Reverse proxies in front of the app whose `X-Forwarded-For/-Proto/-Host` are believed; 0: none"
+    )
     host: str = setting("127.0.0.1", "Address the web app listens on")
     port: int = setting(5001, "Port the web app listens on")
     log_level: str = setting("INFO", "Logging level: DEBUG, INFO, WARNING, ERROR")
@@ -178,6 +187,11 @@ class Settings:
                 ipaddress.ip_network(network.strip(), strict=False) if network.strip() else None
             except ValueError as error:
                 raise SettingsError(f"{env_name('webhook_allowed_networks')}: {error}") from None
+        for name in ("session_idle_timeout_s", "session_absolute_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{env_name(name)}={getattr(self, name)}: must be positive (seconds)")
+        if self.trusted_proxies < 0:
+            raise SettingsError(f"{env_name('trusted_proxies')}={self.trusted_proxies}: must be 0 or more")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError(f"{env_name('log_level')}={self.log_level}: not a logging level")
 

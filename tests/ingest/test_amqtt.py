@@ -23,6 +23,7 @@ from ingest.service import IngestService, run_standalone
 from tests.conftest import free_port
 from tests.ingest.conftest import count_rows, make_device, wait_until
 from tests.ingest.test_mqtt import publish
+from workbench.auth.users import create_user
 from workbench.db.tables import quarantine, telemetry
 from workbench.live.bus import EventBus
 from workbench.mqtt import MqttPublisher, host_port, make_client
@@ -325,7 +326,15 @@ def test_workbench_up_ingests_through_amqtt(
         return response.json() if response.status_code == 200 else None
 
     try:
-        health = wait_until(healthy, timeout=90, interval=0.3)
+        assert wait_until(healthy, timeout=90, interval=0.3) == {"status": "ok"}
+        # Component details are for signed-in users.
+        email = f"viewer-{uuid.uuid4().hex[:8]}@example.com"
+        create_user(engine, email, "viewer", "viewer-password")
+        base = f"http://127.0.0.1:{port}"
+        body = {"email": email, "password": "viewer-password"}
+        login = requests.post(f"{base}/api/v1/auth/login", json=body, timeout=10)
+        bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        health = requests.get(f"{base}/healthz", headers=bearer, timeout=5).json()
         assert health["components"]["ingest"]["mqtt"]["protocol"] == "3.1.1"
         assert health["components"]["mqtt"]["status"] == "up"  # the platform's publisher (3.1.1 already)
         device = make_device(engine)

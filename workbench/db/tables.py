@@ -51,6 +51,8 @@ users = Table(
     Column("disabled", Boolean, nullable=False, server_default=text("false")),
     _now("created_at"),
     Column("last_login", DateTime(timezone=True)),
+    # The user's epoch: tokens and UI sessions carry it and are refused once it moves on.
+    Column("token_version", Integer, nullable=False, server_default=text("0")),
 )
 
 devices = Table(
@@ -236,6 +238,18 @@ revoked_tokens = Table(
     Column("jti", String(64), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     _now("revoked_at"),
+)
+
+# Signed-in UI sessions (the cookie holds only a random id; this row is the session).
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the id in the cookie
+    Column("user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_version", Integer, nullable=False),
+    _now("created_at"),
+    _now("last_seen"),
+    Index("idx_user_sessions_user", "user_id"),
 )
 
 quarantine = Table(

@@ -93,8 +93,12 @@ def test_device_goes_online_and_a_value_arrives_live_after_an_mqtt_publish(
     started = time.monotonic()
     publisher.send(plant.pump, {"temperature": value})
     # Poll every 20 ms in the page: expect()'s own back-off would blur the measurement.
+    # A function, not an expression: Playwright evaluates interval-polled expressions with eval(), which
+    # the UI's Content-Security-Policy forbids.
     page.wait_for_function(
-        "document.querySelector('td[data-key=temperature]').textContent === '55.25'", polling=20, timeout=2000
+        "() => document.querySelector('td[data-key=temperature]').textContent === '55.25'",
+        polling=20,
+        timeout=2000,
     )
     elapsed = time.monotonic() - started
     publisher.close()  # after the clock: paho's loop_stop waits up to a second for its thread
@@ -297,7 +301,7 @@ def test_dashboard_widgets_follow_socketio_without_refetching(
     started = time.monotonic()
     publisher.send(plant.pump, {"temperature": value})
     page.wait_for_function(
-        f"{PLOT_VALUE}('{gauge}') === {value} && {PLOT_VALUE}('{stat}') === {value}"
+        f"() => {PLOT_VALUE}('{gauge}') === {value} && {PLOT_VALUE}('{stat}') === {value}"
         f" && document.getElementById('w-{ids['table']}-v0').textContent === '{value}'",
         polling=20,
         timeout=2000,
