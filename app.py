@@ -90,13 +90,14 @@ def _connect_mosquitto_logins(platform: Platform) -> None:
 def api_blueprints() -> list[Any]:
     """Every flask-smorest blueprint of ``/api/v1``, in registration order."""
     from ingest import http as ingest_http
-    from workbench.api import auth, dashboards, devices, keys, telemetry, users
+    from workbench.api import auth, dashboards, devices, keys, service_tokens, telemetry, users
     from workbench.notebooks import blueprint as notebooks_api
     from workbench.reports import api as reports_api
     from workbench.rules import alerts_api
     from workbench.rules import api as rules_api
 
     own = [auth.blp, users.blp, devices.blp, telemetry.blp, dashboards.blp, keys.blp, ingest_http.blp]
+    own.append(service_tokens.blp)
     return [*own, rules_api.blp, alerts_api.blp, reports_api.blp, notebooks_api.blp]
 
 

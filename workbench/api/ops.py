@@ -9,7 +9,6 @@ from sqlalchemy import text
 from workbench import __version__
 from workbench import metrics as _metrics  # noqa: F401 - registers every platform metric
 from workbench.auth.guard import resolve_principal
-from workbench.auth.permissions import allowed
 from workbench.platform import Platform, current_platform
 
 blueprint = Blueprint("ops", __name__)
@@ -25,7 +24,7 @@ def healthz() -> Response:
     healthy, components = current_platform().health.report()
     body: dict[str, object] = {"status": "ok" if healthy else "degraded"}
     principal = resolve_principal()
-    if principal is not None and not principal.is_device and allowed(principal.role, DETAILS_PERMISSION):
+    if principal is not None and not principal.is_device and principal.may(DETAILS_PERMISSION):
         body.update(version=__version__, components=components)
     response = jsonify(body)
     response.status_code = 200 if healthy else 503

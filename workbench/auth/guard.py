@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from flask import current_app, g, request, session
 
 from workbench.api.errors import ApiError
-from workbench.auth import access, api_keys, tokens
+from workbench.auth import access, api_keys, service_tokens, tokens
 from workbench.auth.permissions import allowed
 from workbench.auth.principal import Principal
 from workbench.platform import current_platform
@@ -59,6 +59,11 @@ def _from_bearer() -> Principal | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "unauthorized", "Authorization header must be 'Bearer <token>'")
+    if service_tokens.is_service_token(token.strip()):
+        service = service_principal(token.strip())
+        if service is None:
+            raise ApiError(401, "unauthorized", "service token revoked, expired or unknown")
+        return service
     try:
         claims = tokens.decode(current_app.config["SECRET_KEY"], token.strip())
     except tokens.TokenError as error:
@@ -75,6 +80,14 @@ def token_principal(claims: dict[str, Any]) -> Principal | None:
     if user is None:
         return None
     return Principal(kind="user", id=user.id, role=user.role, email=user.email, claims=claims)
+
+
+def service_principal(raw: str) -> Principal | None:
+    """The caller behind a service token while it is neither revoked nor expired."""
+    token = service_tokens.authenticate(current_platform().engine, raw)
+    if token is None:
+        return None
+    return Principal(kind="service", id=token.id, role="service", claims={"scopes": token.scopes})
 
 
 def _from_api_key() -> Principal | None:
@@ -163,8 +176,9 @@ def require(permission: str) -> Callable[[F], F]:
             principal = resolve_principal()
             if principal is None:
                 raise ApiError(401, "unauthorized", "authentication required (Bearer token or X-API-Key)")
-            if not allowed(principal.role, permission):
-                raise ApiError(403, "forbidden", f"role {principal.role} lacks {permission}")
+            if not principal.may(permission):
+                who = "this service token" if principal.kind == "service" else f"role {principal.role}"
+                raise ApiError(403, "forbidden", f"{who} lacks {permission}")
             if principal.is_device and not _key_grants(principal, permission):
                 raise ApiError(403, "forbidden", f"this API key's permissions exclude {permission}")
             return func(*args, **kwargs)

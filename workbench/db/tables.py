@@ -356,3 +356,19 @@ import_checkpoints = Table(
     Column("rows", BigInteger, nullable=False, server_default=text("0")),
     _now("updated_at"),
 )
+
+# Named, scoped, expiring credentials for machines (historians, BI tools, Grafana, scripts): shown once.
+service_tokens = Table(
+    "service_tokens",
+    metadata,
+    _uuid_pk(),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scopes", JSONB, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("last_used", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("created_by", UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")),
+    _now("created_at"),
+)

@@ -20,8 +20,8 @@ from flask import Flask, current_app, request
 from flask_socketio import SocketIO, join_room, leave_room
 from socketio import Manager
 
-from workbench.auth import access, tokens
-from workbench.auth.guard import session_principal, token_principal
+from workbench.auth import access, service_tokens, tokens
+from workbench.auth.guard import service_principal, session_principal, token_principal
 from workbench.auth.permissions import allowed
 from workbench.live.bus import ALERT, ALERT_UPDATE, DEVICE_STATUS, TELEMETRY_BATCH
 from workbench.live.events import DeviceStatus, TelemetryBatch
@@ -49,6 +49,11 @@ class Client:
     email: str | None
     rooms: set[str] = field(default_factory=set)
     token_version: int = 0  # the user's epoch at connect; the access sweep disconnects it once it moves on
+    scopes: frozenset[str] | None = None  # a service token's: its permissions (None for users)
+
+    def may(self, permission: str) -> bool:
+        """Whether this client holds ``permission`` (its role's, or its service token's scopes)."""
+        return permission in self.scopes if self.scopes is not None else allowed(self.role, permission)
 
 
 def telemetry_room(device_id: str, key: str | None = None) -> str:
@@ -138,9 +143,10 @@ class LiveServer:
         connected = {sid: client for sid, client in list(self.clients.items())}
         if not connected:
             return 0
-        holding = access.users_holding(
-            self.platform.engine, {(c.user_id, c.token_version) for c in connected.values()}
-        )
+        people = {(c.user_id, c.token_version) for c in connected.values() if c.scopes is None}
+        holding = access.users_holding(self.platform.engine, people)
+        machines = {c.user_id for c in connected.values() if c.scopes is not None}
+        holding |= {(token_id, 0) for token_id in service_tokens.valid_ids(self.platform.engine, machines)}
         dropped = 0
         for sid, client in connected.items():
             if (client.user_id, client.token_version) not in holding and self.socketio.server is not None:
@@ -251,6 +257,11 @@ class LiveServer:
     def _authenticate(self, auth: dict[str, Any] | None) -> Client | None:
         token = (auth or {}).get("token") if isinstance(auth, dict) else None
         token = token or request.args.get("token")
+        if token and service_tokens.is_service_token(str(token)):
+            service = service_principal(str(token))
+            if service is None:
+                return None
+            return Client(str(service.id), "service", None, scopes=frozenset(service.claims["scopes"]))
         if token:
             try:
                 claims = tokens.decode(current_app.config["SECRET_KEY"], str(token))
@@ -273,7 +284,7 @@ class LiveServer:
         except ValueError as error:
             return {"ok": False, "error": str(error)}
         permission = SUBSCRIPTION_PERMISSION[data["type"]]
-        if not allowed(client.role, permission):
+        if not client.may(permission):
             return {"ok": False, "error": f"role {client.role} lacks {permission}"}
         for room in rooms:
             join_room(room)
