@@ -59,6 +59,14 @@ class Settings:
     session_absolute_timeout_s: int = setting(
         7 * 24 * 3600, "UI sessions end this many seconds after sign-in, however active (absolute timeout)"
     )
+    local_login: bool = setting(
+        True, "Sign-in with e-mail and password (UI and API); false leaves single sign-on only"
+    )
+    oidc_providers: str | None = setting(
+        None,
+        "Single sign-on: a JSON list of OpenID providers (`name`, `issuer`, `client_id`, `client_secret`, "
+        "`scopes`, `role_claim`, `roles`, `default_role`); see Security model",
+    )
     trusted_proxies: int = setting(
         0, "Reverse proxies in front of the app whose `X-Forwarded-For/-Proto/-Host` are believed; 0: none"
     )

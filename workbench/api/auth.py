@@ -74,6 +74,8 @@ def _unauthorized(message: str) -> ApiError:
 def login(body: dict[str, Any]) -> dict[str, Any]:
     """Exchange e-mail and password for an access token (15 min) and a refresh token (7 days)."""
     engine = current_platform().engine
+    if not current_platform().settings.local_login:
+        raise ApiError(403, "forbidden", "sign-in with a password is switched off: use single sign-on")
     user = check_login(engine, body["email"], body["password"])
     if user is None:
         raise _unauthorized("wrong e-mail or password")

@@ -10,12 +10,14 @@ from flask import (
     Blueprint,
     Flask,
     Response,
+    current_app,
     has_request_context,
     jsonify,
     redirect,
     render_template_string,
     request,
     session,
+    url_for,
 )
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import update
@@ -24,6 +26,7 @@ from workbench.auth.guard import end_session, session_principal, start_session
 from workbench.auth.users import check_login
 from workbench.db.tables import users
 from workbench.platform import EXTENSION, current_platform
+from workbench.ui.sso import LOGOUT_KEY, init_sso, provider_logout_url, providers_of
 
 UI_PREFIX = "/ui/"
 blueprint = Blueprint("ui_login", __name__)
@@ -39,6 +42,10 @@ JSON.parse(localStorage.getItem("wb-theme"))||"light"}catch(e){}</script>
 <main class="container" style="max-width: 24rem; margin-top: 12vh">
 <h1 class="h4 mb-3">IIoT Workbench</h1>
 {% if error %}<div class="alert alert-danger" role="alert">{{ error }}</div>{% endif %}
+{% for provider in providers %}<a class="btn btn-outline-primary w-100 mb-2" id="sso-{{ provider.slug }}"
+ href="/login/sso/{{ provider.slug }}?next={{ next | urlencode }}">Sign in with {{ provider.name }}</a>
+{% endfor %}
+{% if local_login %}{% if providers %}<div class="text-center text-body-secondary my-2">or</div>{% endif %}
 <form method="post" action="/login">
 <input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="next" value="{{ next }}">
 <div class="mb-3"><label class="form-label" for="email">E-mail</label>
@@ -48,7 +55,7 @@ JSON.parse(localStorage.getItem("wb-theme"))||"light"}catch(e){}</script>
 <input class="form-control" id="password" name="password" type="password" autocomplete="current-password"
  required></div>
 <button class="btn btn-primary w-100" id="login" type="submit">Sign in</button>
-</form></main></body></html>"""
+</form>{% endif %}</main></body></html>"""
 
 
 class SessionCookies(SecureCookieSessionInterface):
@@ -71,6 +78,7 @@ def init_login(app: Flask) -> None:
     app.session_interface = SessionCookies()
     app.register_blueprint(blueprint)
     app.before_request(_gate)
+    init_sso(app)
 
 
 def _gate() -> Response | None:
@@ -109,6 +117,8 @@ def login_form() -> str:
 def login_submit() -> Response | tuple[str, int]:
     """Check the password and start a session carrying the user's id, role and e-mail."""
     target = _safe_next(request.form.get("next"))
+    if not current_platform().settings.local_login:
+        return _render("Sign-in with a password is switched off here.", target), 403
     if not secrets.compare_digest(request.form.get("csrf", ""), session.get("login_csrf", "")):
         return _render("The form expired; try again.", target), 400
     engine = current_platform().engine
@@ -132,11 +142,32 @@ def too_many_attempts(error: Exception) -> tuple[str, int]:
 @blueprint.get("/logout")
 def logout() -> Response:
     """End the session (on the server: a copied cookie stops working too)."""
+    signed_out = session.get(LOGOUT_KEY)
     end_session()
-    return redirect("/login")  # type: ignore[return-value]
+    back_to = url_for("ui_login.login_form", _external=True)
+    provider = provider_logout_url(current_app, signed_out, back_to)
+    return redirect(provider or "/login")  # type: ignore[return-value]
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: same-site UI paths only."""
+    return _safe_next(target)
+
+
+def refuse_sign_in(message: str) -> tuple[str, int]:
+    """The sign-in page saying why a sign-in was refused (403)."""
+    return _render(message, UI_PREFIX), 403
 
 
 def _render(error: str | None, target: str) -> str:
     token = session.get("login_csrf") or secrets.token_urlsafe(24)
     session["login_csrf"] = token
-    return render_template_string(PAGE, error=error, next=target, csrf=token, prefix=UI_PREFIX)
+    return render_template_string(
+        PAGE,
+        error=error,
+        next=target,
+        csrf=token,
+        prefix=UI_PREFIX,
+        providers=providers_of(current_app),
+        local_login=current_platform().settings.local_login,
+    )
