@@ -1,4 +1,10 @@
-"""The devices ingest knows: an in-memory copy of ``devices`` (id, text keys), refreshed on a miss."""
+"""The devices ingest knows: an in-memory copy of ``devices`` (id, text keys), refreshed on a miss.
+
+A miss reads that one device from the database (a primary-key lookup), so a device registered a moment ago,
+by this process or another, is visible to its next message whatever the timing. An id found missing is
+not asked again for ``MISS_RELOAD_SECONDS``, and at most ``MISS_LOOKUPS_PER_SECOND`` different ids are
+asked per second, so a flood of bad ids cannot hammer the database.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from workbench.db.tables import devices
 
-# An unknown id triggers a reload, at most this often, so a flood of bad ids cannot hammer the database.
+# An id found missing is looked up again at most this often.
 MISS_RELOAD_SECONDS = 1.0
+# Different unknown ids looked up per second, at most (beyond it they are unknown until the next second).
+MISS_LOOKUPS_PER_SECOND = 500
+# Remembered misses, at most (the memory is dropped when full).
+MAX_MISSES = 100_000
 # Config changes (text keys) reach a running ingest within this delay.
 REFRESH_SECONDS = 30.0
 
@@ -27,7 +37,7 @@ class DeviceInfo:
 
 
 class DeviceDirectory:
-    """Known devices by canonical id text; ``lookup`` reloads from the database on a miss (rate-limited)."""
+    """Known devices by canonical id text; ``lookup`` reads a missing id from the database (rate-limited)."""
 
     def __init__(self, engine: Engine, auto_register: bool = False) -> None:
         self.engine = engine
@@ -35,7 +45,9 @@ class DeviceDirectory:
         self._devices: dict[str, DeviceInfo] = {}
         self._lock = threading.Lock()
         self._loaded_at = 0.0
-        self._miss_reload_at = 0.0
+        self._misses: dict[str, float] = {}
+        self._lookup_second = 0
+        self._lookups_this_second = 0
 
     def load(self) -> None:
         """Read every device from the database."""
@@ -54,19 +66,53 @@ class DeviceDirectory:
                 self._refresh_quietly()
                 return self._devices.get(device_id)
             return info
-        now = time.monotonic()
-        if now - self._miss_reload_at >= MISS_RELOAD_SECONDS:
-            self._miss_reload_at = now
-            self.load()
-            info = self._devices.get(device_id)
+        info = self._find(device_id)
         if info is None and self.auto_register:
             info = self._register(device_id)
         return info
 
+    def changed(self, device_id: uuid.UUID | str) -> None:
+        """Forget one device (just registered or reconfigured here), so its next message reads it afresh."""
+        text = str(device_id)
+        with self._lock:
+            self._devices.pop(text, None)
+            self._misses.pop(text, None)
+
     def forget(self) -> None:
         """Drop the cache so the next lookup reloads (after a device or config change)."""
         self._loaded_at = 0.0
-        self._miss_reload_at = 0.0
+        with self._lock:
+            self._misses.clear()
+
+    def _find(self, device_id: str) -> DeviceInfo | None:
+        """Read one missing device from the database, unless it was found missing a moment ago."""
+        now = time.monotonic()
+        missed = self._misses.get(device_id)
+        if missed is not None and now - missed < MISS_RELOAD_SECONDS:
+            return None
+        second = int(now)
+        if second != self._lookup_second:
+            self._lookup_second, self._lookups_this_second = second, 0
+        if self._lookups_this_second >= MISS_LOOKUPS_PER_SECOND:
+            return None
+        self._lookups_this_second += 1
+        try:
+            device_uuid = uuid.UUID(device_id)
+        except ValueError:
+            info = None
+        else:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(devices.c.id, devices.c.config).where(devices.c.id == device_uuid)).first()
+            info = DeviceInfo(row.id, _text_keys(row.config)) if row is not None else None
+        with self._lock:
+            if info is None:
+                if len(self._misses) >= MAX_MISSES:
+                    self._misses.clear()
+                self._misses[device_id] = now
+            else:
+                self._devices[device_id] = info
+                self._misses.pop(device_id, None)
+        return info
 
     def _refresh_quietly(self) -> None:
         try:
