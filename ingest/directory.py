@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from workbench.db.tables import devices
+from workbench.protocols import text_keys as protocol_text_keys
 
 # An id found missing is looked up again at most this often.
 MISS_RELOAD_SECONDS = 1.0
@@ -52,8 +53,8 @@ class DeviceDirectory:
     def load(self) -> None:
         """Read every device from the database."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(devices.c.id, devices.c.config)).all()
-        fresh = {str(row.id): DeviceInfo(row.id, _text_keys(row.config)) for row in rows}
+            rows = conn.execute(select(devices.c.id, devices.c.config, devices.c.protocol)).all()
+        fresh = {str(row.id): DeviceInfo(row.id, _text_keys(row.config, row.protocol)) for row in rows}
         with self._lock:
             self._devices = fresh
             self._loaded_at = time.monotonic()
@@ -102,8 +103,12 @@ class DeviceDirectory:
             info = None
         else:
             with self.engine.connect() as conn:
-                row = conn.execute(select(devices.c.id, devices.c.config).where(devices.c.id == device_uuid)).first()
-            info = DeviceInfo(row.id, _text_keys(row.config)) if row is not None else None
+                row = conn.execute(
+                    select(devices.c.id, devices.c.config, devices.c.protocol).where(
+                        devices.c.id == device_uuid
+                    )
+                ).first()
+            info = DeviceInfo(row.id, _text_keys(row.config, row.protocol)) if row is not None else None
         with self._lock:
             if info is None:
                 if len(self._misses) >= MAX_MISSES:
@@ -137,9 +142,9 @@ class DeviceDirectory:
         return len(self._devices)
 
 
-def _text_keys(config: object) -> frozenset[str]:
-    if isinstance(config, dict):
-        keys = config.get("text_keys")
-        if isinstance(keys, list):
-            return frozenset(str(key) for key in keys)
-    return frozenset()
+def _text_keys(config: object, protocol: str | None = None) -> frozenset[str]:
+    """Declared ``config.text_keys`` plus the keys the protocol config makes text (Modbus strings)."""
+    keys: set[str] = set(protocol_text_keys(protocol, config))
+    if isinstance(config, dict) and isinstance(config.get("text_keys"), list):
+        keys.update(str(key) for key in config["text_keys"])
+    return frozenset(keys)

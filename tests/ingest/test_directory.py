@@ -1,4 +1,4 @@
-"""The device directory: a registration is visible to the next lookup, whatever the timing; misses are bounded."""
+"""The device directory: a registration is visible to the next lookup at once; misses are bounded."""
 
 from __future__ import annotations
 

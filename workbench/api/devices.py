@@ -21,10 +21,12 @@ from workbench.api.common import (
     query_args,
     update_row,
 )
+from workbench.api.errors import ApiError
 from workbench.auth import api_keys
 from workbench.auth.guard import current_principal, require
 from workbench.db.tables import devices, latest_values, telemetry
 from workbench.platform import current_platform
+from workbench.protocols import config_errors
 
 blp = make_blueprint("devices", "/devices", "Device registry, status, configuration and commands")
 
@@ -129,6 +131,18 @@ class PublishedSchema(ma.Schema):
     payload = ma.fields.Dict(required=True)
 
 
+def _check_config(protocol: str | None, config: Any) -> None:
+    """422 with field errors when ``config`` is not what a ``protocol`` connector can use."""
+    errors = config_errors(protocol, config)
+    if errors:
+        raise ApiError(
+            422,
+            "unprocessable_entity",
+            f"invalid {protocol} config",
+            {"fields": {"json": {"config": errors}}},
+        )
+
+
 def _row(device_id: uuid.UUID) -> dict[str, Any]:
     row = fetch_row(devices, device_id, "device")
     if not current_principal().may_touch_device(device_id):
@@ -158,6 +172,7 @@ def list_devices(args: dict[str, Any]) -> dict[str, Any]:
 def create(body: dict[str, Any]) -> dict[str, Any]:
     """Register a device; the answer carries its API key, shown this once."""
     rate_limit = body.pop("rate_limit")
+    _check_config(body.get("protocol"), body.get("config"))
     engine = current_platform().engine
     with engine.begin() as conn:
         row = conn.execute(insert(devices).values(**body).returning(devices)).one()
@@ -179,7 +194,9 @@ def get(device_id: uuid.UUID) -> dict[str, Any]:
 @blp.response(200, DeviceSchema)
 def update_device(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
     """Change a device's fields (only those sent)."""
-    _row(device_id)
+    current = _row(device_id)
+    if "protocol" in body or "config" in body:
+        _check_config(body.get("protocol", current["protocol"]), body.get("config", current["config"]))
     return update_row(devices, device_id, "device", body)
 
 
@@ -224,7 +241,7 @@ def status(device_id: uuid.UUID) -> dict[str, Any]:
 @blp.alt_response(503, description="No MQTT broker connected")
 def push_config(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
     """Store the device's config and publish it retained to ``insa/devices/{id}/config``."""
-    _row(device_id)
+    _check_config(_row(device_id)["protocol"], body["config"])
     topic = f"insa/devices/{device_id}/config"
     payload = {"timestamp": datetime.now(UTC).isoformat(), "device_id": str(device_id), **body}
     publish(topic, payload, retain=True)
