@@ -30,7 +30,7 @@ from workbench.protocols import config_errors
 
 blp = make_blueprint("devices", "/devices", "Device registry, status, configuration and commands")
 
-STATUSES = ("online", "offline", "error", "maintenance")
+STATUSES = ("online", "offline", "error", "maintenance", "degraded")
 _NAME = ma.validate.Length(min=1, max=255)
 
 
@@ -73,6 +73,7 @@ class DeviceSchema(ma.Schema):
     config = ma.fields.Dict(allow_none=True)
     metadata = ma.fields.Dict(allow_none=True)
     status = ma.fields.String(required=True)
+    status_detail = ma.fields.String(allow_none=True, metadata={"description": "why (e.g. which nodes fail)"})
     last_seen = ma.fields.DateTime(allow_none=True)
     created_at = ma.fields.DateTime(required=True)
     updated_at = ma.fields.DateTime(required=True)
@@ -106,6 +107,7 @@ class StatusSchema(ma.Schema):
 
     id = ma.fields.UUID(required=True)
     status = ma.fields.String(required=True)
+    status_detail = ma.fields.String(allow_none=True, metadata={"description": "why (e.g. which nodes fail)"})
     last_seen = ma.fields.DateTime(allow_none=True)
     keys = ma.fields.Integer(required=True, metadata={"description": "telemetry keys with a latest value"})
     latest_timestamp = ma.fields.DateTime(allow_none=True)
@@ -228,6 +230,7 @@ def status(device_id: uuid.UUID) -> dict[str, Any]:
     return {
         "id": device_id,
         "status": device["status"],
+        "status_detail": device["status_detail"],
         "last_seen": device["last_seen"],
         "keys": keys,
         "latest_timestamp": latest,

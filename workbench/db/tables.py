@@ -65,6 +65,8 @@ devices = Table(
     Column("connection_string", Text),
     Column("config", JSONB),
     Column("status", String(20), nullable=False, server_default="offline"),
+    # Why a connector set the status (e.g. which OPC-UA nodes fail, by status code name); None when all is well.
+    Column("status_detail", Text),
     Column("last_seen", DateTime(timezone=True)),
     Column("metadata", JSONB),
     _now("created_at"),

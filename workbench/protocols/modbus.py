@@ -169,7 +169,9 @@ def encode(entry: Entry, value: float | str | bool) -> list[int]:
             raise RegisterMapError(f"register {entry.key}: text longer than {entry.length * 2} bytes")
         data = data.ljust(entry.length * 2, b"\x00")
         little = entry.byte_order == "little"
-        return [int.from_bytes(data[i : i + 2], "little" if little else "big") for i in range(0, len(data), 2)]
+        return [
+            int.from_bytes(data[i : i + 2], "little" if little else "big") for i in range(0, len(data), 2)
+        ]
     if isinstance(value, str):
         raise RegisterMapError(f"register {entry.key}: a number is needed")
     raw = (float(value) - entry.offset) / entry.scale

@@ -116,6 +116,11 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
             f"{device['type']} · {device['area'] or ''} · {device['location'] or ''}",
             className="text-body-secondary mb-3",
         ),
+        *(
+            [dbc.Alert(device["status_detail"], color="warning", id="device-status-detail", className="py-2")]
+            if device.get("status_detail")
+            else []
+        ),
         dcc.Store(id="device-id", data=device_id),
         dbc.Row(
             [
