@@ -44,7 +44,8 @@ WHERE latest_values.timestamp <= EXCLUDED.timestamp
 # Joining the old row gives the status before the update, so only real changes become events.
 # Data means online, except for a connector's "degraded" (some of its points flow, some fail): that stays.
 TOUCH_DEVICES = """
-UPDATE devices d SET last_seen = now(), status = CASE WHEN d.status = 'degraded' THEN d.status ELSE 'online' END
+UPDATE devices d
+SET last_seen = now(), status = CASE WHEN d.status = 'degraded' THEN d.status ELSE 'online' END
 FROM devices old WHERE old.id = d.id AND d.id = ANY(%s::uuid[])
 RETURNING d.id, old.status, d.status
 """
