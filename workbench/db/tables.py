@@ -65,7 +65,7 @@ devices = Table(
     Column("connection_string", Text),
     Column("config", JSONB),
     Column("status", String(20), nullable=False, server_default="offline"),
-    # Why a connector set the status (e.g. which OPC-UA nodes fail, by status code name); None when all is well.
+    # Why a connector set the status (which OPC-UA nodes fail, by status code name); None when all is well.
     Column("status_detail", Text),
     Column("last_seen", DateTime(timezone=True)),
     Column("metadata", JSONB),
