@@ -31,7 +31,7 @@ def status_name(status: Any) -> str:
     """A status code by name (``BadNodeIdUnknown``), not ``StatusCode(value=2150891520)``."""
     code = getattr(status, "value", status)
     try:
-        return str(ua.StatusCode(int(code)).name)
+        return str(ua.StatusCode(ua.UInt32(int(code))).name)
     except Exception:  # not a status code after all: say what it is
         return str(status)
 

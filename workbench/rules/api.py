@@ -50,6 +50,16 @@ _EDITABLE = (
 )
 
 
+# An action ({type, ...}) or a list of them, described fully so generated clients type it.
+_ACTION = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {"type": {"type": "string"}},
+    "additionalProperties": {},
+}
+ACTION_DOC = {"oneOf": [_ACTION, {"type": "array", "items": _ACTION}]}
+
+
 class RuleFields(Strict):
     """Fields of a rule a client sets (checked further by the rule type and action plugins)."""
 
@@ -64,7 +74,9 @@ class RuleFields(Strict):
         },
     )
     condition = ma.fields.Dict(metadata={"description": "the rule type's condition (design §5.1)"})
-    action = ma.fields.Raw(metadata={"description": "an action object {type, ...} or a list of them (§5.2)"})
+    action = ma.fields.Raw(
+        metadata={"description": "an action object {type, ...} or a list of them (§5.2)", **ACTION_DOC}
+    )
     enabled = ma.fields.Boolean()
     priority = ma.fields.Integer(validate=ma.validate.Range(min=0, max=1000))
     cooldown_seconds = ma.fields.Integer(validate=ma.validate.Range(min=0, max=30 * 86400))
@@ -77,7 +89,7 @@ class RuleCreateSchema(RuleFields):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=255))
     type = ma.fields.String(required=True)
     condition = ma.fields.Dict(required=True)
-    action = ma.fields.Raw(required=True)
+    action = ma.fields.Raw(required=True, metadata=ACTION_DOC)
 
 
 class RuleSchema(ma.Schema):
@@ -90,7 +102,7 @@ class RuleSchema(ma.Schema):
     device_id = ma.fields.UUID(allow_none=True)
     target = ma.fields.Dict(allow_none=True)
     condition = ma.fields.Dict(required=True)
-    action = ma.fields.Raw(required=True)
+    action = ma.fields.Raw(required=True, metadata=ACTION_DOC)
     enabled = ma.fields.Boolean(required=True)
     priority = ma.fields.Integer(required=True)
     cooldown_seconds = ma.fields.Integer(required=True)
