@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from workbench.db.tables import devices
+from workbench.metrics import CACHE_REQUESTS
 from workbench.protocols import text_keys as protocol_text_keys
 
 # An id found missing is looked up again at most this often.
@@ -27,6 +28,9 @@ MISS_LOOKUPS_PER_SECOND = 500
 MAX_MISSES = 100_000
 # Config changes (text keys) reach a running ingest within this delay.
 REFRESH_SECONDS = 30.0
+
+_HITS = CACHE_REQUESTS.labels("ingest_devices", "hit")
+_MISSES = CACHE_REQUESTS.labels("ingest_devices", "miss")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +67,12 @@ class DeviceDirectory:
         """The device with this canonical id, or None when it is unknown (after one reload attempt)."""
         info = self._devices.get(device_id)
         if info is not None:
+            _HITS.inc()
             if time.monotonic() - self._loaded_at > REFRESH_SECONDS:
                 self._refresh_quietly()
                 return self._devices.get(device_id)
             return info
+        _MISSES.inc()
         info = self._find(device_id)
         if info is None and self.auto_register:
             info = self._register(device_id)

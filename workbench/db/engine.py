@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from workbench.metrics import observe_engine
+
 
 def sqlalchemy_url(url: str) -> str:
     """The URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
@@ -19,14 +21,16 @@ def libpq_url(url: str) -> str:
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
-    """An engine with a bounded pool that checks connections before use (they survive DB restarts)."""
-    return create_engine(
+    """An engine with a bounded pool that checks connections before use; its statements are timed."""
+    engine = create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=10,
         pool_pre_ping=True,
         pool_recycle=1800,
     )
+    observe_engine(engine)
+    return engine
 
 
 def has_timescale(engine: Engine) -> bool:
