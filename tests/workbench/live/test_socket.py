@@ -9,8 +9,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
 import jwt
+import pandas as pd
 import pytest
 import requests
 import socketio
