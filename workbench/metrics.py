@@ -60,7 +60,6 @@ QUEUE_LENGTH = Gauge("workbench_queue_length", "Work waiting, by queue", ["queue
 
 ACTIVE_WINDOW_S = 15 * 60
 _seen_users: dict[str, float] = {}
-_queue_probes: dict[str, Callable[[], int]] = {}
 _lock = threading.Lock()
 
 
@@ -70,26 +69,29 @@ def user_seen(user_id: object) -> None:
         _seen_users[str(user_id)] = time.monotonic()
 
 
-def queue_probe(name: str, probe: Callable[[], int]) -> None:
-    """Report ``probe()`` as ``workbench_queue_length{queue=name}`` at every scrape."""
-    with _lock:
-        _queue_probes[name] = probe
-
-
-def refresh() -> None:
-    """Bring scrape-time gauges up to date (active users, queue lengths); called by ``/metrics``."""
+def _active_users() -> float:
+    """Users of this process seen within the window (read at every scrape)."""
     now = time.monotonic()
     with _lock:
         for user, at in list(_seen_users.items()):
             if now - at > ACTIVE_WINDOW_S:
                 del _seen_users[user]
-        ACTIVE_USERS.set(len(_seen_users))
-        probes = dict(_queue_probes)
-    for name, probe in probes.items():
+        return float(len(_seen_users))
+
+
+ACTIVE_USERS.set_function(_active_users)
+
+
+def queue_probe(name: str, probe: Callable[[], int]) -> None:
+    """Report ``probe()`` as ``workbench_queue_length{queue=name}``, read at every scrape."""
+
+    def read() -> float:
         try:
-            QUEUE_LENGTH.labels(name).set(probe())
-        except Exception:  # a probe whose service went away: leave the last value
-            continue
+            return float(probe())
+        except Exception:  # a probe whose service went away (or whose database is down) reads -1
+            return -1.0
+
+    QUEUE_LENGTH.labels(name).set_function(read)
 
 
 _OPERATIONS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "COPY"})

@@ -29,7 +29,6 @@ def healthz() -> Response:
 @blueprint.get("/metrics")
 def metrics() -> Response:
     """Prometheus exposition of every platform metric."""
-    _metrics.refresh()
     return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
 
