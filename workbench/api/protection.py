@@ -106,6 +106,7 @@ def init_protection(app: Flask, settings: Settings) -> None:
         storage_uri=settings.redis_url or "memory://",
         key_prefix="workbench",
     )
+    _retry_after_only_when_refused(app)  # before init_app: its hook then runs after the limiter's
     limiter.init_app(app)
     app.extensions[LIMITER] = limiter
     origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
@@ -131,4 +132,14 @@ def init_protection(app: Flask, settings: Settings) -> None:
         if request.path.startswith(API_PREFIX) and not request.path.startswith(f"{API_PREFIX}/docs"):
             response.headers.setdefault("Content-Security-Policy", API_CSP)
             response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _retry_after_only_when_refused(app: Flask) -> None:
+    """Keep ``Retry-After`` (which the limiter adds to every keyed response) on 429 and 503 only."""
+
+    @app.after_request
+    def _strip(response: Response) -> Response:
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)
         return response

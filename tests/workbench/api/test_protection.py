@@ -60,3 +60,13 @@ def test_cors_follows_the_setting(app: Flask) -> None:
     assert "Access-Control-Allow-Origin" not in other.headers
     closed = app.test_client().get("/api/v1/devices", headers={"Origin": "https://plant.example.com"})
     assert "Access-Control-Allow-Origin" not in closed.headers
+
+
+def test_retry_after_only_on_refusals(app: Flask, client: FlaskClient) -> None:
+    keyed = make_device(app, f"retry-{uuid.uuid4().hex[:6]}", rate_limit=2)
+    point = {"key": "t", "value": 1.0}
+    answers = [client.post("/api/v1/telemetry", json=point, headers=keyed.headers) for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    for answer in answers[:2]:
+        assert "Retry-After" not in answer.headers and answer.headers["X-RateLimit-Limit"] == "2"
+    assert int(answers[2].headers["Retry-After"]) > 0
