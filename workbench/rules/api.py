@@ -183,6 +183,25 @@ def _row(rule_id: uuid.UUID) -> dict[str, Any]:
     return fetch_row(rules, rule_id, "rule")
 
 
+def _device_from_target(body: dict[str, Any]) -> None:
+    """``device_id`` mirrors ``target.device_id`` (one device); another kind of target clears it."""
+    target = body.get("target")
+    if "target" not in body or not isinstance(target, dict):
+        return
+    named = target.get("device_id")
+    if named is None:
+        if body.get("device_id") is None:
+            body["device_id"] = None
+        return
+    try:
+        device = uuid.UUID(str(named))
+    except ValueError:
+        raise _invalid({"target": "device_id must be a UUID"}) from None
+    if body.get("device_id") is not None and body["device_id"] != device:
+        raise _invalid({"device_id": "differs from target.device_id"})
+    body["device_id"] = device
+
+
 def _checked(body: dict[str, Any]) -> dict[str, Any]:
     document = {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in body.items()}
     errors = validate_rule(document)
@@ -224,6 +243,7 @@ def list_types() -> dict[str, Any]:
 @blp.response(201, RuleSchema)
 def create(body: dict[str, Any]) -> dict[str, Any]:
     """Create a rule (validated by its type and its actions' plugins)."""
+    _device_from_target(body)
     _checked(body)
     principal = current_principal()
     with current_platform().engine.begin() as conn:
@@ -255,6 +275,7 @@ def get(rule_id: uuid.UUID) -> dict[str, Any]:
 def update_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
     """Change a rule's fields (only those sent); the whole rule is validated again."""
     current = _row(rule_id)
+    _device_from_target(body)
     merged = {k: current[k] for k in _EDITABLE}
     merged.update(body)
     _checked(merged)
