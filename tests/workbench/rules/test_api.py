@@ -154,7 +154,9 @@ def test_alerts_list_ack_resolve(
     assert alerts_of(platform, rule)[0]["resolved_by"] == api_users["operator"].id
 
 
-def test_target_device_id_reads_back_as_device_id(client: FlaskClient, auth_headers: Headers, rig: Rig) -> None:
+def test_target_device_id_reads_back_as_device_id(
+    client: FlaskClient, auth_headers: Headers, rig: Rig
+) -> None:
     d, e = rig.devices(2)
     engineer = auth_headers["engineer"]
     created = client.post("/api/v1/rules", json=_rule(d), headers=engineer)
