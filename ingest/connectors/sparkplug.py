@@ -255,6 +255,20 @@ class SparkplugHost:
             self._request_rebirth(group, node, state)
         return state
 
+    def send_command(
+        self, group: str, node: str, device: str | None, metric: str, datatype: int, value: Any
+    ) -> str:
+        """Publish one typed metric as NCMD (node) or DCMD (device); returns the topic (QoS 0, no answer)."""
+        if not self._client.is_connected():
+            raise ConnectionError("the Sparkplug host is not connected to the broker")
+        payload = spb.Payload(timestamp=int(time.time() * 1000))
+        spb.set_metric_value(payload.metrics.add(name=metric, timestamp=payload.timestamp), datatype, value)
+        topic = f"{NAMESPACE}/{group}/{'DCMD' if device else 'NCMD'}/{node}" + (
+            f"/{device}" if device else ""
+        )
+        self._client.publish(topic, payload.SerializeToString(), qos=0)
+        return topic
+
     def _request_rebirth(self, group: str, node: str, state: NodeState | None) -> None:
         now = time.monotonic()
         if state is not None:

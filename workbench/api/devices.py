@@ -24,9 +24,9 @@ from workbench.api.common import (
 from workbench.api.errors import ApiError
 from workbench.auth import api_keys
 from workbench.auth.guard import current_principal, require
-from workbench.db.tables import devices, latest_values, telemetry
+from workbench.db.tables import device_commands, devices, latest_values, telemetry
 from workbench.platform import current_platform
-from workbench.protocols import config_errors
+from workbench.protocols import commands, config_errors
 
 blp = make_blueprint("devices", "/devices", "Device registry, status, configuration and commands")
 
@@ -124,6 +124,34 @@ class CommandSchema(Strict):
 
     command = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
     params = ma.fields.Dict(keys=ma.fields.String(), load_default=dict)
+
+
+class DeviceCommandSchema(ma.Schema):
+    """A command and how its delivery went."""
+
+    id = ma.fields.UUID(required=True)
+    device_id = ma.fields.UUID(required=True)
+    command = ma.fields.String(required=True)
+    protocol = ma.fields.String(required=True, metadata={"description": "mqtt, modbus, opcua or sparkplug"})
+    params = ma.fields.Dict(required=True, metadata={"description": "the delivery plan (checked parameters)"})
+    status = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(commands.STATUSES),
+        metadata={"enum": list(commands.STATUSES)},
+    )
+    reason = ma.fields.String(allow_none=True, metadata={"description": "why it failed"})
+    result = ma.fields.Raw(
+        allow_none=True, metadata={"description": "what the device answered", "type": "object"}
+    )
+    issued_by = ma.fields.UUID(allow_none=True)
+    created_at = ma.fields.DateTime(required=True)
+    updated_at = ma.fields.DateTime(required=True)
+
+
+class DeviceCommandListSchema(ma.Schema):
+    """A device's recent commands."""
+
+    items = ma.fields.List(ma.fields.Nested(DeviceCommandSchema), required=True)
 
 
 class PublishedSchema(ma.Schema):
@@ -260,18 +288,55 @@ def push_config(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
 @blp.route("/<uuid:device_id>/command", methods=["POST"])
 @require("devices:command")
 @blp.arguments(CommandSchema)
-@blp.response(202, PublishedSchema)
+@blp.response(202, DeviceCommandSchema)
 @blp.alt_response(503, description="No MQTT broker connected")
 def command(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
-    """Publish a command to ``insa/devices/{id}/command`` (QoS 1, not retained)."""
-    _row(device_id)
+    """Send a command in the device's protocol; its status is followed under ``/commands/{id}``.
+
+    MQTT devices get JSON on ``insa/devices/{id}/command`` (``sent``). Modbus (``write`` {key, value}),
+    OPC-UA (``write`` {node or key, value}, ``call`` {method, args}) and Sparkplug (``write`` {metric, value}
+    as DCMD/NCMD, ``rebirth``) commands are ``pending`` until ingest delivers them; writes reach only what
+    the device's config declares writable."""
+    device = _row(device_id)
+    issuer = current_principal().id
+    try:
+        protocol, planned = commands.plan(device, body["command"], body["params"])
+    except commands.CommandError as error:
+        raise ApiError(
+            422, "unprocessable_entity", str(error), {"fields": {"json": {error.field: [str(error)]}}}
+        ) from None
+    engine = current_platform().engine
+    if protocol in commands.DISPATCHED:
+        return commands.record(engine, device_id, body["command"], protocol, planned, issuer)
     topic = f"insa/devices/{device_id}/command"
     payload = {
         "id": uuid.uuid4().hex,
         "timestamp": datetime.now(UTC).isoformat(),
         "device_id": str(device_id),
-        "issued_by": str(current_principal().id),
+        "issued_by": str(issuer),
         **body,
     }
     publish(topic, payload, retain=False)
-    return {"topic": topic, "payload": payload}
+    result = {"topic": topic, "payload": payload}
+    return commands.record(engine, device_id, body["command"], protocol, planned, issuer, "sent", result)
+
+
+@blp.route("/<uuid:device_id>/commands", methods=["GET"])
+@require("devices:read")
+@blp.response(200, DeviceCommandListSchema)
+def list_commands(device_id: uuid.UUID) -> dict[str, Any]:
+    """The device's last 50 commands, newest first, with their status."""
+    _row(device_id)
+    return {"items": commands.recent(current_platform().engine, device_id)}
+
+
+@blp.route("/<uuid:device_id>/commands/<uuid:command_id>", methods=["GET"])
+@require("devices:read")
+@blp.response(200, DeviceCommandSchema)
+def get_command(device_id: uuid.UUID, command_id: uuid.UUID) -> dict[str, Any]:
+    """One command and its status (``pending``, ``sending``, ``sent``, ``acknowledged``, ``failed``)."""
+    _row(device_id)
+    row = fetch_row(device_commands, command_id, "command")
+    if row["device_id"] != device_id:
+        raise not_found("command", command_id)
+    return row
