@@ -82,18 +82,18 @@ def test_modbus_writes_reach_a_modbus_serial_server(
     device = _device(engine, "modbus", {"registers": registers, "timeout_ms": 500}, f"tcp://127.0.0.1:{port}")
     setpoint = _settled(engine, _issue(engine, device, "write", {"key": "setpoint", "value": 12.5}))
     assert setpoint["status"] == "acknowledged", setpoint["reason"]
-    assert server.expect(lambda l: isinstance(l, dict) and l.get("address") == 10) == {
+    assert server.expect(lambda line: isinstance(line, dict) and line.get("address") == 10) == {
         "write": "holding",
         "address": 10,
         "value": 0x4148,
     }
-    assert server.expect(lambda l: isinstance(l, dict) and l.get("address") == 11)["value"] == 0
+    assert server.expect(lambda line: isinstance(line, dict) and line.get("address") == 11)["value"] == 0
     speed = _settled(engine, _issue(engine, device, "write", {"key": "speed", "value": 150}))
     assert speed["status"] == "acknowledged"
-    assert server.expect(lambda l: isinstance(l, dict) and l.get("address") == 14)["value"] == 1500
+    assert server.expect(lambda line: isinstance(line, dict) and line.get("address") == 14)["value"] == 1500
     coil = _settled(engine, _issue(engine, device, "write", {"key": "pump_on", "value": True}))
     assert coil["status"] == "acknowledged"
-    assert server.expect(lambda l: isinstance(l, dict) and l.get("write") == "coil") == {
+    assert server.expect(lambda line: isinstance(line, dict) and line.get("write") == "coil") == {
         "write": "coil",
         "address": 3,
         "value": True,
@@ -117,7 +117,7 @@ def test_opcua_writes_reach_a_node_opcua_server(
     device = _device(engine, "opcua", config)
     written = _settled(engine, _issue(engine, device, "write", {"key": "flow", "value": 42.5}))
     assert written["status"] == "acknowledged", written["reason"]
-    assert server.expect(lambda l: isinstance(l, dict) and "write" in l) == {
+    assert server.expect(lambda line: isinstance(line, dict) and "write" in line) == {
         "write": "Pump1.Flow",
         "value": 42.5,
     }
@@ -152,7 +152,7 @@ def test_sparkplug_dcmd_and_rebirth_reach_a_tahu_node(
         row["config"] = {**row["config"], "writable": ["Setpoint"]}
         write = _settled(engine, _issue(engine, row, "write", {"metric": "Setpoint", "value": 61.5}))
         assert write["status"] == "sent" and write["result"]["topic"] == f"spBv1.0/{group}/DCMD/edge1/boiler"
-        dcmd = node.expect(lambda l: isinstance(l, dict) and l.get("event") == "dcmd")
+        dcmd = node.expect(lambda line: isinstance(line, dict) and line.get("event") == "dcmd")
         assert (dcmd["device"], dcmd["name"], dcmd["type"], dcmd["value"]) == (
             "boiler",
             "Setpoint",
@@ -162,7 +162,7 @@ def test_sparkplug_dcmd_and_rebirth_reach_a_tahu_node(
         rebirth = _settled(engine, _issue(engine, row, "rebirth", {}))
         assert rebirth["status"] == "sent"
         assert (
-            node.expect(lambda l: isinstance(l, dict) and l.get("event") == "ncmd")["name"]
+            node.expect(lambda line: isinstance(line, dict) and line.get("event") == "ncmd")["name"]
             == "Node Control/Rebirth"
         )
     finally:

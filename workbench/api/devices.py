@@ -298,27 +298,16 @@ def command(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
     as DCMD/NCMD, ``rebirth``) commands are ``pending`` until ingest delivers them; writes reach only what
     the device's config declares writable."""
     device = _row(device_id)
-    issuer = current_principal().id
     try:
-        protocol, planned = commands.plan(device, body["command"], body["params"])
+        return commands.issue(
+            current_platform(), device, body["command"], body["params"], current_principal().id
+        )
     except commands.CommandError as error:
         raise ApiError(
             422, "unprocessable_entity", str(error), {"fields": {"json": {error.field: [str(error)]}}}
         ) from None
-    engine = current_platform().engine
-    if protocol in commands.DISPATCHED:
-        return commands.record(engine, device_id, body["command"], protocol, planned, issuer)
-    topic = f"insa/devices/{device_id}/command"
-    payload = {
-        "id": uuid.uuid4().hex,
-        "timestamp": datetime.now(UTC).isoformat(),
-        "device_id": str(device_id),
-        "issued_by": str(issuer),
-        **body,
-    }
-    publish(topic, payload, retain=False)
-    result = {"topic": topic, "payload": payload}
-    return commands.record(engine, device_id, body["command"], protocol, planned, issuer, "sent", result)
+    except ConnectionError as error:
+        raise ApiError(503, "broker_unavailable", f"{error}; try again later") from None
 
 
 @blp.route("/<uuid:device_id>/commands", methods=["GET"])

@@ -131,6 +131,37 @@ def _sparkplug(path: str, config: dict[str, Any], command: str, params: dict[str
     }
 
 
+def issue(
+    platform: Any, device: dict[str, Any], command: str, params: dict[str, Any], issued_by: uuid.UUID | None
+) -> dict[str, Any]:
+    """Check, record and (for MQTT devices) publish a command; the API and the device page both call this.
+
+    Raises CommandError for a command the device cannot take, ConnectionError when an MQTT device's command
+    cannot be published (no broker).
+    """
+    protocol, planned = plan(device, command, params)
+    if protocol in DISPATCHED:
+        return record(platform.engine, device["id"], command, protocol, planned, issued_by)
+    topic = f"insa/devices/{device['id']}/command"
+    payload = {
+        "id": uuid.uuid4().hex,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "device_id": str(device["id"]),
+        "issued_by": str(issued_by) if issued_by else None,
+        "command": command,
+        "params": params,
+    }
+    mqtt = platform.mqtt
+    if mqtt is None or not mqtt.connected:
+        raise ConnectionError("no MQTT broker connected: commands cannot be sent")
+    try:
+        mqtt.publish(topic, payload, qos=1, retain=False)
+    except (RuntimeError, ValueError) as error:
+        raise ConnectionError(f"MQTT publish failed: {error}") from None
+    result = {"topic": topic, "payload": payload}
+    return record(platform.engine, device["id"], command, protocol, planned, issued_by, "sent", result)
+
+
 def record(
     engine: Engine,
     device_id: uuid.UUID,

@@ -56,7 +56,10 @@ def test_sparkplug_writes_typed_metrics_and_rebirths() -> None:
     device = {
         "protocol": "sparkplug",
         "connection_string": "spBv1.0/plant/edge1/boiler",
-        "config": {"writable": ["Setpoint"], "sparkplug": {"metrics": {"Setpoint": {"datatype": 10}, "Temp": {}}}},
+        "config": {
+            "writable": ["Setpoint"],
+            "sparkplug": {"metrics": {"Setpoint": {"datatype": 10}, "Temp": {}}},
+        },
     }
     write = plan(device, "write", {"metric": "Setpoint", "value": 55})[1]
     assert (write["device"], write["metric"], write["datatype"]) == ("boiler", "Setpoint", 10)
