@@ -149,7 +149,9 @@ class CommandDispatcher:
         try:
             if command == "call":
                 target = client.get_node(params["object"])
-                outputs = await target.call_method(params["method"], *params["args"])
+                # A NodeId, not a string: asyncua reads a string as a browse path ("2:Name").
+                method = ua.NodeId.from_string(params["method"])
+                outputs = await target.call_method(method, *params["args"])
                 return "acknowledged", {
                     "outputs": plain(outputs)
                     if not isinstance(outputs, list)

@@ -113,6 +113,7 @@ def test_opcua_writes_reach_a_node_opcua_server(
         "endpoint": f"opc.tcp://127.0.0.1:{port}/peer",
         "nodes": {"ns=1;s=Pump1.Flow": "flow"},
         "writable": ["ns=1;s=Pump1.Flow", "ns=1;s=Gone"],
+        "methods": {"ns=1;s=Plant.Scale": "ns=1;s=Plant"},
     }
     device = _device(engine, "opcua", config)
     written = _settled(engine, _issue(engine, device, "write", {"key": "flow", "value": 42.5}))
@@ -123,6 +124,14 @@ def test_opcua_writes_reach_a_node_opcua_server(
     }
     gone = _settled(engine, _issue(engine, device, "write", {"node": "ns=1;s=Gone", "value": 1}))
     assert gone["status"] == "failed" and gone["reason"] == "BadNodeIdUnknown"
+    called = _settled(
+        engine, _issue(engine, device, "call", {"method": "ns=1;s=Plant.Scale", "args": [21.0]})
+    )
+    assert called["status"] == "acknowledged" and called["result"] == {"outputs": 42.0}, called["reason"]
+    assert server.expect(lambda line: isinstance(line, dict) and "call" in line) == {
+        "call": "Scale",
+        "args": [21.0],
+    }
 
 
 def test_sparkplug_dcmd_and_rebirth_reach_a_tahu_node(

@@ -1,5 +1,6 @@
 // An OPC-UA server from another implementation (node-opcua): Double variables ns=1;s=NAME whose values
-// follow stdin lines "set NAME VALUE"; prints "ready ENDPOINT" once serving, one JSON line per write.
+// follow stdin lines "set NAME VALUE", and a method ns=1;s=Plant.Scale on object ns=1;s=Plant; prints
+// "ready ENDPOINT" once serving, one JSON line per write or call.
 // Usage: node opcua_server.js PORT '{"Pump1.Pressure": 3.5, "Pump1.Flow": 100}'
 "use strict";
 const readline = require("readline");
@@ -12,7 +13,26 @@ async function main() {
   await server.initialize();
   const addressSpace = server.engine.addressSpace;
   const namespace = addressSpace.getOwnNamespace();
-  const plant = namespace.addObject({ browseName: "Plant", organizedBy: addressSpace.rootFolder.objects });
+  const plant = namespace.addObject({
+    nodeId: "s=Plant",
+    browseName: "Plant",
+    organizedBy: addressSpace.rootFolder.objects,
+  });
+  // A method commands may call: Plant.Scale(x) answers 2x and prints what it was called with.
+  const scale = namespace.addMethod(plant, {
+    nodeId: "s=Plant.Scale",
+    browseName: "Scale",
+    inputArguments: [{ name: "x", dataType: DataType.Double }],
+    outputArguments: [{ name: "y", dataType: DataType.Double }],
+  });
+  scale.bindMethod((inputArguments, context, callback) => {
+    const x = inputArguments[0].value;
+    console.log(JSON.stringify({ call: "Scale", args: [x] }));
+    callback(null, {
+      statusCode: StatusCodes.Good,
+      outputArguments: [{ dataType: DataType.Double, value: 2 * x }],
+    });
+  });
   const values = { ...initial };
   const variables = {};
   for (const name of Object.keys(values)) {
