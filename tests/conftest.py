@@ -23,7 +23,7 @@ from workbench.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 # Shared API auth fixtures (users of every role, their headers, a device with its key).
-pytest_plugins = ["tests.workbench.api.fixtures", "tests.workbench.notebooks.fixtures"]
+pytest_plugins = ["tests.workbench.api.fixtures", "tests.workbench.notebooks.fixtures", "tests.node_peers"]
 
 
 # Programs some tests drive, and the Debian package that brings each. `.ci/run` installs them; on a machine
@@ -32,6 +32,7 @@ NEEDS = {
     "mosquitto": ("mosquitto", "Mosquitto (MQTT 5, shared subscriptions, device logins)"),
     "mosquitto_clients": ("mosquitto-clients", "mosquitto_pub"),
     "chromium": ("chromium", "Chromium for browser tests and PDF printing"),
+    "node": ("nodejs npm", "Node.js and npm for the peers in tests/peers"),
 }
 
 
@@ -40,6 +41,8 @@ def _has(marker: str) -> bool:
         return broker_kind() == "mosquitto"
     if marker == "mosquitto_clients":
         return shutil.which("mosquitto_pub") is not None
+    if marker == "node":
+        return shutil.which("node") is not None and shutil.which("npm") is not None
     return Path("/usr/bin/chromium").exists() or shutil.which("chromium") is not None
 
 

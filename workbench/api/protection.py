@@ -186,6 +186,7 @@ def init_protection(app: Flask, settings: Settings) -> None:
     # window's reset on every response of a device key, which would tell a device to wait an hour after a 503.
     app.after_request(own_retry_after)
     app.before_request(_limit_auth_bodies)  # before the limiter's hooks, which may read a login body
+    _retry_after_only_when_refused(app)  # before init_app: its hook then runs after the limiter's
     limiter.init_app(app)
     app.extensions[LIMITER] = limiter
     trust_proxies(app, settings.trusted_proxies)
@@ -212,4 +213,14 @@ def init_protection(app: Flask, settings: Settings) -> None:
         if request.path.startswith(API_PREFIX) and not request.path.startswith(f"{API_PREFIX}/docs"):
             response.headers.setdefault("Content-Security-Policy", API_CSP)
             response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _retry_after_only_when_refused(app: Flask) -> None:
+    """Keep ``Retry-After`` (which the limiter adds to every keyed response) on 429 and 503 only."""
+
+    @app.after_request
+    def _strip(response: Response) -> Response:
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)
         return response

@@ -71,6 +71,9 @@ class PointSchema(ma.Schema):
     text_value = ma.fields.String(allow_none=True)
     unit = ma.fields.String(allow_none=True)
     quality = ma.fields.Integer(allow_none=True)
+    metadata = ma.fields.Dict(
+        allow_none=True, metadata={"description": "what came with the reading (the message's source, ...)"}
+    )
 
 
 class RawPageSchema(ma.Schema):
@@ -196,7 +199,7 @@ def raw(args: dict[str, Any]) -> dict[str, Any]:
     order = telemetry.c.timestamp.asc() if args["order"] == "asc" else telemetry.c.timestamp.desc()
     size = args["page_size"]
     query = (
-        select(*(telemetry.c[name] for name in series.EXPORT_COLUMNS))
+        select(*(telemetry.c[name] for name in series.EXPORT_COLUMNS), telemetry.c.metadata)
         .where(*where)
         .order_by(order, telemetry.c.key)
         .limit(size + 1)

@@ -67,6 +67,8 @@ devices = Table(
     Column("connection_string", Text),
     Column("config", JSONB),
     Column("status", String(20), nullable=False, server_default="offline"),
+    # Why a connector set the status (which OPC-UA nodes fail, by status code name); None when all is well.
+    Column("status_detail", Text),
     Column("last_seen", DateTime(timezone=True)),
     Column("metadata", JSONB),
     _now("created_at"),
@@ -265,6 +267,26 @@ quarantine = Table(
     Column("replayed_at", DateTime(timezone=True)),
     Index("idx_quarantine_received", text("received_at DESC")),
     Index("idx_quarantine_device", "device_id"),
+)
+
+# Commands to devices, delivered in the device's own protocol (MQTT JSON, Sparkplug DCMD/NCMD, Modbus and
+# OPC-UA writes, OPC-UA method calls): pending -> sent -> acknowledged, or failed with the reason.
+device_commands = Table(
+    "device_commands",
+    metadata,
+    _uuid_pk(),
+    Column("device_id", UUID(as_uuid=True), ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    Column("command", String(100), nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("protocol", String(50), nullable=False),
+    Column("status", String(20), nullable=False, server_default="pending"),
+    Column("reason", Text),
+    Column("result", JSONB),
+    Column("issued_by", UUID(as_uuid=True)),
+    _now("created_at"),
+    _now("updated_at"),
+    Index("idx_device_commands_device", "device_id", text("created_at DESC")),
+    Index("idx_device_commands_pending", "created_at", postgresql_where=text("status = 'pending'")),
 )
 
 action_log = Table(

@@ -51,6 +51,16 @@ _EDITABLE = (
 )
 
 
+# An action ({type, ...}) or a list of them, described fully so generated clients type it.
+_ACTION = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {"type": {"type": "string"}},
+    "additionalProperties": {},
+}
+ACTION_DOC = {"oneOf": [_ACTION, {"type": "array", "items": _ACTION}]}
+
+
 class RuleFields(Strict):
     """Fields of a rule a client sets (checked further by the rule type and action plugins)."""
 
@@ -65,7 +75,9 @@ class RuleFields(Strict):
         },
     )
     condition = ma.fields.Dict(metadata={"description": "the rule type's condition (design §5.1)"})
-    action = ma.fields.Raw(metadata={"description": "an action object {type, ...} or a list of them (§5.2)"})
+    action = ma.fields.Raw(
+        metadata={"description": "an action object {type, ...} or a list of them (§5.2)", **ACTION_DOC}
+    )
     enabled = ma.fields.Boolean()
     priority = ma.fields.Integer(validate=ma.validate.Range(min=0, max=1000))
     cooldown_seconds = ma.fields.Integer(validate=ma.validate.Range(min=0, max=30 * 86400))
@@ -78,7 +90,7 @@ class RuleCreateSchema(RuleFields):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=255))
     type = ma.fields.String(required=True)
     condition = ma.fields.Dict(required=True)
-    action = ma.fields.Raw(required=True)
+    action = ma.fields.Raw(required=True, metadata=ACTION_DOC)
 
 
 class RuleSchema(ma.Schema):
@@ -91,7 +103,7 @@ class RuleSchema(ma.Schema):
     device_id = ma.fields.UUID(allow_none=True)
     target = ma.fields.Dict(allow_none=True)
     condition = ma.fields.Dict(required=True)
-    action = ma.fields.Raw(required=True)
+    action = ma.fields.Raw(required=True, metadata=ACTION_DOC)
     enabled = ma.fields.Boolean(required=True)
     priority = ma.fields.Integer(required=True)
     cooldown_seconds = ma.fields.Integer(required=True)
@@ -179,6 +191,23 @@ def _shown(row: dict[str, Any]) -> dict[str, Any]:
 
 def _key() -> str:
     return current_platform().settings.resolved_secret_key()
+def _device_from_target(body: dict[str, Any]) -> None:
+    """``device_id`` mirrors ``target.device_id`` (one device); another kind of target clears it."""
+    target = body.get("target")
+    if "target" not in body or not isinstance(target, dict):
+        return
+    named = target.get("device_id")
+    if named is None:
+        if body.get("device_id") is None:
+            body["device_id"] = None
+        return
+    try:
+        device = uuid.UUID(str(named))
+    except ValueError:
+        raise _invalid({"target": "device_id must be a UUID"}) from None
+    if body.get("device_id") is not None and body["device_id"] != device:
+        raise _invalid({"device_id": "differs from target.device_id"})
+    body["device_id"] = device
 
 
 def _checked(body: dict[str, Any]) -> dict[str, Any]:
@@ -227,6 +256,7 @@ def list_types() -> dict[str, Any]:
 def create(body: dict[str, Any]) -> dict[str, Any]:
     """Create a rule (validated by its type and its actions' plugins); action secrets stored sealed."""
     body["action"] = merge_actions(body["action"], None, _key())
+    _device_from_target(body)
     _checked(body)
     principal = current_principal()
     with current_platform().engine.begin() as conn:
@@ -260,6 +290,7 @@ def update_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
     current = _row(rule_id)
     if "action" in body:  # secrets not sent (or sent back as {"set": true}) are kept
         body["action"] = merge_actions(body["action"], current["action"], _key())
+    _device_from_target(body)
     merged = {k: current[k] for k in _EDITABLE}
     merged.update(body)
     _checked(merged)

@@ -450,8 +450,16 @@ def test_viewer_gets_no_edit_controls(plant: Plant, login: Callable[[str], Page]
 
 
 def test_engineer_sees_config_and_command_controls(plant: Plant, login: Callable[[str], Page]) -> None:
+    from workbench.protocols import commands
+
+    # A command that failed shows with its status and reason on the device page.
+    engine = plant.platform.engine
+    row = commands.record(engine, uuid.UUID(plant.pump), "write", "modbus", {"key": "speed"}, None)
+    commands.finish(engine, row["id"], "failed", reason="cannot connect to 10.0.0.9:502")
     page = login("engineer")
     page.goto(f"{plant.base}/ui/device/{plant.pump}")
+    expect(page.locator("#command-table")).to_contain_text("failed")
+    expect(page.locator("#command-table")).to_contain_text("cannot connect to 10.0.0.9:502")
     expect(page.locator("#config-text")).to_contain_text("setpoint")
     page.fill("#config-text", '{"setpoint": 45}')
     page.click("#config-save")
