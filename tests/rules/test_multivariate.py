@@ -72,6 +72,10 @@ def backtest(runner: NotebookRunner, rule: str, device: str):  # type: ignore[no
     return run_notebook_rule(runner, f"rules/{rule}.ipynb", parameters, device, start, end, dry_run=True)
 
 
+def samples(alert) -> int:  # type: ignore[no-untyped-def]
+    return int(alert.metadata["samples"])
+
+
 @pytest.mark.parametrize("rule", RULES)
 def test_injected_fault_alerts_and_names_the_sensor(
     rule: str, notebook_runner: NotebookRunner, faulty_device: str
@@ -81,18 +85,23 @@ def test_injected_fault_alerts_and_names_the_sensor(
     assert result.ok, result.error
     assert result.alerts, result.records
     fault_start = START + pd.Timedelta(seconds=BASELINE + FAULT_AT)
-    alert = max(result.alerts, key=lambda item: pd.Timestamp(item.end) - pd.Timestamp(item.at))
+    alert = max(result.alerts, key=samples)
     assert fault_start <= pd.Timestamp(alert.at) <= fault_start + pd.Timedelta(seconds=60)
+    assert samples(alert) > 0.8 * (MONITORED - FAULT_AT)
     contributors = alert.metadata["contributors"]
     assert len(contributors) == 3 and contributors[0]["key"] == FAULTY, contributors
-    assert FAULTY in alert.message
-    # nothing before the fault
-    assert all(pd.Timestamp(item.at) >= fault_start for item in result.alerts)
+    assert f"top contributors: {FAULTY}" in alert.message
+    # before the fault: at most the designed false-alarm rate (about 1 % per statistic, 2 or 3 of them)
+    before = [item for item in result.alerts if pd.Timestamp(item.at) < fault_start]
+    assert sum(samples(item) for item in before) <= 0.04 * FAULT_AT
+    assert all(samples(item) <= 15 for item in before)
 
 
 @pytest.mark.parametrize("rule", RULES)
 def test_normal_data_stays_quiet(rule: str, notebook_runner: NotebookRunner, quiet_device: str) -> None:
     result = backtest(notebook_runner, rule, quiet_device)
     assert result.ok, result.error
-    assert result.alerts == [] and result.records["alerts"] == 0
-    assert result.records["summary"]["flagged"] == 0
+    # the limits are set for about 1 % false alarms per statistic: no excursion, at most a few blips
+    assert result.records["summary"]["flagged"] <= 0.04 * MONITORED
+    assert all(samples(item) <= 15 for item in result.alerts)  # blips, never a sustained excursion
+    assert result.records["alerts"] == len(result.alerts)

@@ -53,12 +53,12 @@ def test_limits_are_cross_validated_not_in_sample() -> None:
 def test_a_broken_correlation_is_flagged_and_blamed_on_its_sensor(settings: mv.Settings) -> None:
     baseline, normal = correlated(500, 2), correlated(400, 3)
     monitor = mv.fit(baseline, settings)
-    assert not (monitor.score(normal).ratio > 1).any()
+    assert (monitor.score(normal).ratio > 1).mean() <= 0.03  # about the limits' design rate
     faulty = normal.copy()
     faulty[200:, 4] += 1.5
     scores = monitor.score(faulty)
     flagged = scores.ratio > 1
-    assert not flagged[:200].any() and flagged[220:].mean() > 0.9
+    assert flagged[:200].mean() <= 0.03 and flagged[220:].mean() > 0.9
     names = [f"s{i}" for i in range(5)]
     assert mv.top(scores.contributions[220:], names)[0][0] == "s4"
     assert np.allclose(scores.contributions.sum(axis=1), 1.0)
