@@ -337,7 +337,8 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-    keys = len(next(iter(frames.values())).columns) - 1
+    sample = next(iter(frames.values()))
+    keys = len(sample.columns.difference(["anomaly", "changepoint"]))
     rows = sum(len(frame) for frame in frames.values())
     replayed = (
         f"{len(frames)} devices, {rows} rows x {keys} keys replayed via {path_used} in {replay_s:.1f} s"
