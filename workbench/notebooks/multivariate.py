@@ -20,6 +20,7 @@ sensors, so an alert can name the sensors that drive it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -185,15 +186,21 @@ def persistent(flags: np.ndarray, k: int = 1, n: int = 1) -> np.ndarray:
     return counts >= k
 
 
+@functools.lru_cache(maxsize=64)
 def parallel_analysis(rows: int, columns: int, draws: int = 20, seed: int = 0) -> np.ndarray:
-    """Mean eigenvalues of the correlation matrix of i.i.d. normal data of this shape (descending)."""
+    """Mean eigenvalues of the correlation matrix of i.i.d. normal data of this shape (descending).
+
+    Cached per shape (seeded, so the same shape gives the same values): a rule evaluated again and again on
+    the same baseline, in a warm kernel, pays for it once."""
     rng = np.random.default_rng(seed)
     total = np.zeros(columns)
     for _ in range(draws):
         noise = rng.standard_normal((rows, columns))
         noise = (noise - noise.mean(axis=0)) / noise.std(axis=0, ddof=1)
         total += np.sort(np.linalg.eigvalsh(np.cov(noise, rowvar=False)))[::-1]
-    return total / draws
+    out = total / draws
+    out.flags.writeable = False
+    return out
 
 
 def knn_estimate(reference: np.ndarray, z: np.ndarray, neighbours: int) -> np.ndarray:

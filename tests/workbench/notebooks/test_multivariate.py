@@ -69,3 +69,9 @@ def test_a_short_baseline_is_refused() -> None:
         mv.fit(correlated(6, 4), mv.Settings())
     with pytest.raises(ValueError):
         mv.Settings(method="lstm")
+
+
+def test_parallel_analysis_is_cached_per_shape() -> None:
+    first = mv.parallel_analysis(50, 4)
+    assert mv.parallel_analysis(50, 4) is first and not first.flags.writeable
+    assert first[0] > 1 > first[-1]
