@@ -4,6 +4,7 @@ an alert naming that sensor first, and the same device without the fault stays q
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -91,6 +92,7 @@ def test_injected_fault_alerts_and_names_the_sensor(
     contributors = alert.metadata["contributors"]
     assert len(contributors) == 3 and contributors[0]["key"] == FAULTY, contributors
     assert f"top contributors: {FAULTY}" in alert.message
+    assert "image/png" in Path(result.output_path or "").read_text()  # the contribution plot was drawn
     # before the fault: at most the designed false-alarm rate (about 1 % per statistic, 2 or 3 of them)
     before = [item for item in result.alerts if pd.Timestamp(item.at) < fault_start]
     assert sum(samples(item) for item in before) <= 0.04 * FAULT_AT
