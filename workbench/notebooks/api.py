@@ -264,9 +264,8 @@ def save_rule(
 ) -> uuid.UUID:
     """Write a ``notebook`` rule for one device (validated as the rules API does); returns its id.
 
-    The rule runs ``notebook`` with ``parameters`` when new points of ``keys`` arrive (at most ``every``),
-    over the last ``window``; it is written disabled unless ``enabled`` (review it on the Rules page first). The engine loads it within
-    its reload interval."""
+    It runs ``notebook`` with ``parameters`` on new points of ``keys`` (at most ``every``) over the last
+    ``window``; written disabled unless ``enabled``; the engine loads it at its next reload."""
     from psycopg.types.json import Jsonb
 
     import workbench.notebooks.rule_type  # noqa: F401  (registers the notebook rule type)
