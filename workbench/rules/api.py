@@ -25,7 +25,7 @@ from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
 from workbench.db.tables import rules
 from workbench.platform import current_platform
-from workbench.rules.backtest import backtest
+from workbench.rules.backtest import InvalidRule, backtest
 from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.types import Rule, rule_types
 from workbench.rules.validation import validate_rule
@@ -315,7 +315,8 @@ def delete_rule(rule_id: uuid.UUID) -> None:
 @blp.arguments(BacktestArgs)
 @blp.response(200, BacktestSchema)
 def test_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
-    """Backtest: the alerts the rule would have raised over [start, end), raising none."""
+    """Backtest: the alerts the rule would have raised over [start, end), raising none. A stored rule whose
+    condition does not validate (notebook parameters that are not data, say) answers 422, running nothing."""
     start, end = body["start"], body["end"]
     if end <= start:
         raise ApiError(400, "bad_time_range", "end must be after start", {"fields": {"end": ["<= start"]}})
@@ -324,5 +325,8 @@ def test_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
             400, "bad_time_range", "a backtest covers at most 93 days", {"fields": {"end": ["too far"]}}
         )
     rule = Rule.from_row(_row(rule_id))
-    result = backtest(current_platform().engine, rule, start, end)
+    try:
+        result = backtest(current_platform().engine, rule, start, end)
+    except InvalidRule as error:
+        raise _invalid(error.errors) from None
     return {"rule_id": rule_id, "start": start, "end": end, **result}
