@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     from workbench.live.socket import LiveServer
     from workbench.notebooks.service import init_notebooks
     from workbench.ui import init_ui
+    from workbench.web.https import init_https
 
     settings = settings or Settings.from_env()
     if not settings.database_url:
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     app.extensions[EXTENSION] = platform
     ops.register_database_check(platform)
     api_errors.init_errors(app)
+    init_https(app, settings)
     init_protection(app, settings)
     app.register_blueprint(ops.blueprint)
     api = create_api(app)
@@ -174,10 +176,21 @@ def start_background(platform: Platform, stack: contextlib.ExitStack) -> None:
     """Start the MQTT publisher, ingest, the rule engine and the report scheduler; ``stack`` stops them."""
     from ingest.service import start_in_process
     from workbench.db.retention import RetentionJob
-    from workbench.mqtt import MqttPublisher
     from workbench.notebooks.service import close_notebooks
     from workbench.reports.scheduler import start_reports
     from workbench.rules.engine import RuleEngine
+
+    _start_publisher(platform, stack)
+    stack.callback(RetentionJob(platform.engine, platform.settings.telemetry_retention).start().stop)
+    stack.callback(close_notebooks, platform)
+    stack.callback(start_in_process(platform))
+    stack.callback(RuleEngine(platform).start().stop)
+    stack.callback(start_reports(platform))
+    freeze_startup_heap()
+
+
+def _start_publisher(platform: Platform, stack: contextlib.ExitStack) -> None:
+    from workbench.mqtt import MqttPublisher
 
     if platform.settings.mqtt_url and platform.mqtt is None:
         # Device config (retained), commands and alert notifications go out through one client.
@@ -189,12 +202,6 @@ def start_background(platform: Platform, stack: contextlib.ExitStack) -> None:
         platform.mqtt = publisher
         platform.health.register("mqtt", publisher.health)
         stack.callback(publisher.stop)
-    stack.callback(RetentionJob(platform.engine, platform.settings.telemetry_retention).start().stop)
-    stack.callback(close_notebooks, platform)
-    stack.callback(start_in_process(platform))
-    stack.callback(RuleEngine(platform).start().stop)
-    stack.callback(start_reports(platform))
-    freeze_startup_heap()
 
 
 def freeze_startup_heap() -> None:
@@ -205,16 +212,58 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def serve(app: Flask, settings: Settings) -> None:
-    """Serve API, Dash and Socket.IO until interrupted."""
+def serve(factory: Callable[[], tuple[Flask, Callable[[], None]]], settings: Settings, dev: bool) -> None:
+    """Serve API, Dash and Socket.IO until interrupted: gunicorn, or Werkzeug's server with ``dev``."""
+    if not dev:
+        from workbench.web.server import serve as serve_production
+
+        # The app is built in gunicorn's worker (after its fork), with the threads it starts.
+        serve_production(factory, settings)
+        return
     from workbench.live.socket import live_server
 
-    live = live_server(app.extensions[EXTENSION])
-    assert live is not None, "create_app attaches the live server"
-    # Werkzeug's threaded server carries the WebSocket upgrade (simple-websocket) for Socket.IO.
-    live.socketio.run(
-        app, host=settings.host, port=settings.port, use_reloader=False, allow_unsafe_werkzeug=True
-    )
+    app, stop = factory()
+    try:
+        live = live_server(app.extensions[EXTENSION])
+        assert live is not None, "create_app attaches the live server"
+        # Werkzeug's threaded server carries the WebSocket upgrade (simple-websocket) for Socket.IO.
+        live.socketio.run(
+            app, host=settings.host, port=settings.port, use_reloader=False, allow_unsafe_werkzeug=True
+        )
+    finally:
+        stop()
+
+
+def platform_factory(
+    settings: Settings, background: Callable[[Platform, contextlib.ExitStack], None]
+) -> Callable[[], tuple[Flask, Callable[[], None]]]:
+    """A factory of the app with ``background`` services started; returns (app, stop)."""
+
+    def build() -> tuple[Flask, Callable[[], None]]:
+        stack = contextlib.ExitStack()
+        try:
+            app = create_app(settings)
+            background(app.extensions[EXTENSION], stack)
+        except BaseException:
+            stack.close()
+            raise
+        return app, stack.close
+
+    return build
+
+
+def start_web_background(platform: Platform, stack: contextlib.ExitStack, scheduler: bool) -> None:
+    """One of several web processes: the publisher, HTTP ingest; rules and reports with ``scheduler``."""
+    if not scheduler:
+        from ingest.service import start_in_process
+        from workbench.notebooks.service import close_notebooks
+
+        _start_publisher(platform, stack)
+        stack.callback(close_notebooks, platform)
+        stack.callback(start_in_process(platform))
+        freeze_startup_heap()
+        return
+    start_background(platform, stack)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -244,10 +293,14 @@ def cli() -> None:
     """INSA IIoT Workbench: telemetry ingest, rules, notebooks and live dashboards."""
 
 
+DEV_HELP = "Serve with Werkzeug's development server instead of gunicorn."
+
+
 @cli.command()
 @click.option("--host", help="Address to listen on (WORKBENCH_HOST).")
 @click.option("--port", type=int, help="Port to listen on (WORKBENCH_PORT).")
-def up(host: str | None, port: int | None) -> None:
+@click.option("--dev", is_flag=True, help=DEV_HELP)
+def up(host: str | None, port: int | None, dev: bool) -> None:
     """Start the whole platform: database, broker, web app, ingest, rules."""
     settings = _settings(host=host, port=port)
     _configure_logging(settings)
@@ -255,11 +308,42 @@ def up(host: str | None, port: int | None) -> None:
 
     def run() -> None:
         ensure_port_free(settings.host, settings.port, "WORKBENCH_PORT")
-        with running_services(settings) as resolved, contextlib.ExitStack() as stack:
-            app = create_app(resolved)
-            start_background(app.extensions[EXTENSION], stack)
+        with running_services(settings) as resolved:
             click.echo(f"workbench: serving on http://{resolved.host}:{resolved.port}", err=True)
-            serve(app, resolved)
+            serve(platform_factory(resolved, start_background), resolved, dev)
+
+    _guarded(run)
+
+
+@cli.command("web")
+@click.option("--host", help="Address to listen on (WORKBENCH_HOST).")
+@click.option("--port", type=int, help="Port to listen on (WORKBENCH_PORT).")
+@click.option(
+    "--scheduler/--no-scheduler",
+    default=False,
+    show_default=True,
+    help="Also run the rule engine, report schedules and retention (exactly one web process should).",
+)
+@click.option("--dev", is_flag=True, help=DEV_HELP)
+def web_command(host: str | None, port: int | None, scheduler: bool, dev: bool) -> None:
+    """Run one web process (API, UI, Socket.IO, HTTP ingest) for scale-out behind nginx; needs a database."""
+    settings = _settings(host=host, port=port)
+    _configure_logging(settings)
+    _terminate_on_sigterm()
+
+    def run() -> None:
+        if not settings.database_url:
+            raise StartupError("workbench web needs WORKBENCH_DATABASE_URL (shared by every web process)")
+        ensure_port_free(settings.host, settings.port, "WORKBENCH_PORT")
+        # MQTT telemetry belongs to `workbench ingest`; connectors to one process: here only HTTP ingest.
+        own = replace(settings, ingest_mqtt=False, connectors_enabled=False, sparkplug_enabled=False)
+        with running_services(own, with_broker=False) as resolved:
+            click.echo(f"workbench: web serving on http://{resolved.host}:{resolved.port}", err=True)
+
+            def background(platform: Platform, stack: contextlib.ExitStack) -> None:
+                start_web_background(platform, stack, scheduler)
+
+            serve(platform_factory(resolved, background), resolved, dev)
 
     _guarded(run)
 
@@ -322,7 +406,8 @@ def simulate_command(
 
 @cli.command("demo")
 @click.option("--port", type=int, help="Port of the web app (default: WORKBENCH_PORT, or a free one).")
-def demo_command(port: int | None) -> None:
+@click.option("--dev", is_flag=True, help=DEV_HELP)
+def demo_command(port: int | None, dev: bool) -> None:
     """One command: the whole platform plus a simulated plant, sample dashboards, rules and a report."""
     from ingest.simulator.demo import demo_settings, start_demo
 
@@ -331,16 +416,17 @@ def demo_command(port: int | None) -> None:
     _terminate_on_sigterm()
 
     def run() -> None:
-        with running_services(settings) as resolved, contextlib.ExitStack() as stack:
-            app = create_app(resolved)
-            platform = app.extensions[EXTENSION]
-            start_background(platform, stack)
+        with running_services(settings) as resolved:
             url = f"http://{resolved.host}:{resolved.port}"
-            stop, info = start_demo(platform, url)
-            stack.callback(stop)
-            click.echo(f"workbench: demo serving on {url}", err=True)
-            click.echo(f"workbench: log in as {info.email} with password {info.password}", err=True)
-            serve(app, resolved)
+
+            def background(platform: Platform, stack: contextlib.ExitStack) -> None:
+                start_background(platform, stack)
+                stop, info = start_demo(platform, url)
+                stack.callback(stop)
+                click.echo(f"workbench: demo serving on {url}", err=True)
+                click.echo(f"workbench: log in as {info.email} with password {info.password}", err=True)
+
+            serve(platform_factory(resolved, background), resolved, dev)
 
     _guarded(run)
 

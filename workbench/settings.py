@@ -48,6 +48,30 @@ class Settings:
     host: str = setting("127.0.0.1", "Address the web app listens on")
     port: int = setting(5001, "Port the web app listens on")
     log_level: str = setting("INFO", "Logging level: DEBUG, INFO, WARNING, ERROR")
+    web_threads: int = setting(
+        1000, "Web: threads of the production server (each open Socket.IO WebSocket holds one)"
+    )
+    web_max_connections: int = setting(
+        10000, "Web: open connections the server holds at once (slow and idle ones included)"
+    )
+    web_timeout: int = setting(
+        60, "Web: seconds the server's event loop may stall before its worker is restarted"
+    )
+    web_graceful_timeout: int = setting(20, "Web: seconds in-flight requests get to finish after SIGTERM")
+    web_keepalive: int = setting(5, "Web: seconds an idle keep-alive connection stays open")
+    web_header_timeout: float = setting(
+        10.0, "Web: seconds a client has to send its request line and headers before it is closed"
+    )
+    web_idle_timeout: float = setting(
+        60.0, "Web: seconds a request body or WebSocket may stay silent before its connection is closed"
+    )
+    web_access_log: bool = setting(True, "Web: log one line per request (gunicorn access log) to stdout")
+    trusted_proxies: int = setting(
+        0, "Reverse proxies in front (nginx: 1) whose X-Forwarded-For/Proto/Host/Port are trusted; 0: none"
+    )
+    hsts_max_age: int = setting(
+        31536000, "Strict-Transport-Security max-age (seconds) on responses served over HTTPS; 0: no HSTS"
+    )
     cors_origins: str | None = setting(
         None, "Comma-separated browser origins allowed to call `/api/v1` (CORS), or `*`; unset allows none"
     )
