@@ -58,7 +58,6 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     app.extensions[EXTENSION] = platform
     ops.register_database_check(platform)
     api_errors.init_errors(app)
-    init_https(app, settings)
     init_protection(app, settings)
     app.register_blueprint(ops.blueprint)
     api = create_api(app)
@@ -70,6 +69,7 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     init_notebooks(platform)
     if settings.ingest_mosquitto_auth_dir is not None:
         _connect_mosquitto_logins(platform)
+    init_https(app, settings)  # outermost WSGI layer: Socket.IO's middleware sits inside it too
     return app
 
 
