@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 ENV_PREFIX = "WORKBENCH_"
 
@@ -39,6 +39,17 @@ class Settings:
         None, "MQTT broker URL (`mqtt://` or `mqtts://`, user:password allowed); unset starts a local broker"
     )
     mqtt_port: int = setting(1883, "Port of the broker `workbench up` starts when `MQTT_URL` is unset")
+    mqtt_ca_file: Path | None = setting(
+        None, "CA bundle that verifies the broker of an `mqtts://` MQTT_URL; unset: the system's trust store"
+    )
+    mqtt_cert_file: Path | None = setting(
+        None, "Client certificate (PEM) of the platform's own MQTT client, where the broker requires one"
+    )
+    mqtt_key_file: Path | None = setting(None, "Private key (PEM) of `MQTT_CERT_FILE`")
+    certs_dir: Path | None = setting(
+        None,
+        "Where `workbench certs` keeps the device CA, issued certificates and the CRL; unset: DATA_DIR/pki",
+    )
     redis_url: str | None = setting(
         None, "Redis URL: shares Socket.IO events and rate limits between web processes"
     )
@@ -151,7 +162,27 @@ class Settings:
         values.update(overrides)
         instance = cls(**values)
         instance.validate()
+        if instance.mqtt_url and (instance.mqtt_ca_file or instance.mqtt_cert_file):
+            # make_client is the one door of every MQTT client (also in spawned ingest workers): the files
+            # travel with the URL.
+            instance = dataclasses.replace(instance, mqtt_url=instance.mqtt_tls_url())
         return instance
+
+    def mqtt_tls_url(self) -> str | None:
+        """``MQTT_URL`` with the TLS files (``MQTT_CA_FILE``, ``_CERT_FILE``, ``_KEY_FILE``) in its query."""
+        if not self.mqtt_url:
+            return None
+        parts = urlsplit(self.mqtt_url)
+        query = dict(parse_qsl(parts.query))
+        for name in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, f"mqtt_{name}")
+            if value is not None:
+                query[name] = str(value)
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    def pki_dir(self) -> Path:
+        """The folder of the device CA (``CERTS_DIR``, else ``DATA_DIR/pki``)."""
+        return self.certs_dir or self.data_dir / "pki"
 
     def validate(self) -> None:
         """Reject values the platform cannot start with, naming the setting."""
@@ -159,6 +190,8 @@ class Settings:
             _check_url("DATABASE_URL", self.database_url, ("postgresql", "postgresql+psycopg", "postgres"))
         if self.mqtt_url is not None:
             _check_url("MQTT_URL", self.mqtt_url, ("mqtt", "mqtts", "tcp", "ssl"))
+        if (self.mqtt_cert_file is None) != (self.mqtt_key_file is None):
+            raise SettingsError("WORKBENCH_MQTT_CERT_FILE and WORKBENCH_MQTT_KEY_FILE go together")
         if self.redis_url is not None:
             _check_url("REDIS_URL", self.redis_url, ("redis", "rediss"))
         for name in ("port", "mqtt_port"):
