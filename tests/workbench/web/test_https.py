@@ -1,4 +1,4 @@
-"""Behind a proxy: forwarded headers trusted only with TRUSTED_PROXIES; HTTPS responses carry HSTS, Secure cookies."""
+"""Behind a proxy: forwarded headers trusted only with TRUSTED_PROXIES; HTTPS gets HSTS and Secure cookies."""
 
 from __future__ import annotations
 
