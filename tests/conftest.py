@@ -32,6 +32,7 @@ NEEDS = {
     "mosquitto": ("mosquitto", "Mosquitto (MQTT 5, shared subscriptions, device logins)"),
     "mosquitto_clients": ("mosquitto-clients", "mosquitto_pub"),
     "chromium": ("chromium", "Chromium for browser tests and PDF printing"),
+    "nginx": ("nginx", "nginx (the deployment tests run a private one in front of the web processes)"),
 }
 
 
@@ -40,6 +41,8 @@ def _has(marker: str) -> bool:
         return broker_kind() == "mosquitto"
     if marker == "mosquitto_clients":
         return shutil.which("mosquitto_pub") is not None
+    if marker == "nginx":
+        return shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
     return Path("/usr/bin/chromium").exists() or shutil.which("chromium") is not None
 
 

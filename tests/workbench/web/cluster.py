@@ -52,13 +52,13 @@ class Cluster:
 def nginx_config(prefix: Path, ports: list[int], http_port: int, https_port: int) -> str:
     """The shipped deploy/nginx/workbench.conf, moved to local ports and ``prefix``."""
     text = (ROOT / "deploy" / "nginx" / "workbench.conf").read_text()
-    for index, port in enumerate(ports, start=1):
-        text = text.replace(f"server web{index}:5001", f"server 127.0.0.1:{port}")
+    for name, port in zip(("web", "web2", "web3"), ports, strict=True):
+        text = text.replace(f"server {name}:5001", f"server 127.0.0.1:{port}")
     text = text.replace("    listen [::]:80;\n", "").replace("    listen [::]:443 ssl;\n", "")
     text = text.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
     text = text.replace("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;")
     text = text.replace("/etc/nginx/certs/", f"{prefix}/certs/")
-    assert "web1" not in text and ":5001" not in text
+    assert ":5001" not in text
     return text
 
 

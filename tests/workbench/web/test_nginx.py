@@ -25,7 +25,7 @@ from workbench.db.tables import telemetry
 from workbench.platform import EXTENSION, Platform
 
 SECRET = "deployment-tests-secret-key-of-enough-length"
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.nginx]
 
 
 @pytest.fixture(scope="module")
