@@ -54,7 +54,10 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     app = Flask("workbench")
     app.config["SECRET_KEY"] = settings.resolved_secret_key()
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
-    platform = Platform(settings=settings, engine=make_engine(settings.database_url), bus=bus or EventBus())
+    reader = make_engine(settings.database_read_url) if settings.database_read_url else None
+    platform = Platform(
+        settings=settings, engine=make_engine(settings.database_url), bus=bus or EventBus(), reader=reader
+    )
     app.extensions[EXTENSION] = platform
     ops.register_database_check(platform)
     api_errors.init_errors(app)

@@ -32,6 +32,11 @@ class Settings:
     database_url: str | None = setting(
         None, "PostgreSQL URL (`postgresql://user:pass@host:5432/db`); unset starts an embedded server"
     )
+    database_read_url: str | None = setting(
+        None,
+        "PostgreSQL URL of a streaming replica for read-only queries (series, aggregates, exports, charts, "
+        "backtests); unset: everything on DATABASE_URL",
+    )
     data_dir: Path = setting(
         Path("./var"), "Where the embedded database, secrets, notebooks and reports live"
     )
@@ -188,6 +193,9 @@ class Settings:
         """Reject values the platform cannot start with, naming the setting."""
         if self.database_url is not None:
             _check_url("DATABASE_URL", self.database_url, ("postgresql", "postgresql+psycopg", "postgres"))
+        if self.database_read_url is not None:
+            schemes = ("postgresql", "postgresql+psycopg", "postgres")
+            _check_url("DATABASE_READ_URL", self.database_read_url, schemes)
         if self.mqtt_url is not None:
             _check_url("MQTT_URL", self.mqtt_url, ("mqtt", "mqtts", "tcp", "ssl"))
         if (self.mqtt_cert_file is None) != (self.mqtt_key_file is None):

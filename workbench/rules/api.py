@@ -276,5 +276,5 @@ def test_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
             400, "bad_time_range", "a backtest covers at most 93 days", {"fields": {"end": ["too far"]}}
         )
     rule = Rule.from_row(_row(rule_id))
-    result = backtest(current_platform().engine, rule, start, end)
+    result = backtest(current_platform().read_engine(), rule, start, end)
     return {"rule_id": rule_id, "start": start, "end": end, **result}
