@@ -275,9 +275,8 @@ def downsample(args: dict[str, Any]) -> dict[str, Any]:
     """A chart-ready series of at most ``points`` points (LTTB over per-bucket min/max)."""
     _own(args["device_id"])
     check_range(args["start"], args["end"])
-    points = series.downsample(
-        current_platform().read_engine(), args["device_id"], args["key"], args["start"], args["end"], args["points"]
-    )
+    engine = current_platform().read_engine()
+    points = series.downsample(engine, args["device_id"], args["key"], args["start"], args["end"], args["points"])
     return {
         "device_id": args["device_id"],
         "key": args["key"],
