@@ -276,7 +276,9 @@ def downsample(args: dict[str, Any]) -> dict[str, Any]:
     _own(args["device_id"])
     check_range(args["start"], args["end"])
     engine = current_platform().read_engine()
-    points = series.downsample(engine, args["device_id"], args["key"], args["start"], args["end"], args["points"])
+    points = series.downsample(
+        engine, args["device_id"], args["key"], args["start"], args["end"], args["points"]
+    )
     return {
         "device_id": args["device_id"],
         "key": args["key"],
