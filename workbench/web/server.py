@@ -72,6 +72,7 @@ def options(settings: Settings) -> dict[str, Any]:
         "worker_class": "workbench.web.worker.GuardedThreadWorker",
         "threads": settings.web_threads,
         "worker_connections": settings.web_max_connections,
+        "limit_request_line": 8190,  # gunicorn's 4094 refuses a latest-values query of 100 devices
         "backlog": 2048,
         "timeout": settings.web_timeout,
         "graceful_timeout": settings.web_graceful_timeout,

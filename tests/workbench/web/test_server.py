@@ -66,6 +66,10 @@ def test_web_runs_gunicorn_with_a_request_log(web: WebProcess, app: Flask, devic
     logged = [line for line in web.lines if "POST /api/v1/telemetry" in line]
     assert logged and " 200 " in logged[0], web.lines[-10:]
     assert committed(app, device) == 1
+    # A latest-values query for 100 devices has a request line of ~4.7 kB (gunicorn's default limit: 4094).
+    many = "&".join(f"device_id={uuid.uuid4()}" for _ in range(100))
+    wide = requests.get(f"{web.url}/api/v1/telemetry/latest?{many}", headers=device.headers, timeout=10)
+    assert wide.status_code != 414
 
 
 class Trickle:
