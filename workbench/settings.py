@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+import tempfile
 import types
 import typing
 from collections.abc import Mapping
@@ -217,11 +218,19 @@ class Settings:
         if path.exists():
             return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Web processes sharing a data directory may start together: the key appears whole (a link to
+        # a finished file), and whoever loses the race reads the winner's.
+        fd, name = tempfile.mkstemp(prefix=".secret_key.", dir=self.data_dir)  # mode 0600
+        draft = Path(name)
         with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-        return key
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+        return path.read_text().strip()
 
 
 def env_name(name: str) -> str:
