@@ -18,6 +18,7 @@ from tests.workbench.web.processes import WebProcess, redis_server, start_web, w
 from workbench.certs import CertAuthority
 
 MAIN = """worker_processes 1;
+worker_rlimit_nofile 16384;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 4096; }}
