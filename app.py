@@ -11,6 +11,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -53,15 +54,21 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
         raise StartupError("create_app needs a database URL; `workbench up` starts the embedded one")
     app = Flask("workbench")
     app.config["SECRET_KEY"] = settings.resolved_secret_key()
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
-    reader = make_engine(settings.database_read_url) if settings.database_read_url else None
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # routes may lower it (protection.py)
+    reader = None
+    if settings.database_read_url:
+        reader = make_engine(settings.database_read_url, timeout=settings.database_timeout)
     platform = Platform(
-        settings=settings, engine=make_engine(settings.database_url), bus=bus or EventBus(), reader=reader
+        settings=settings,
+        engine=make_engine(settings.database_url, timeout=settings.database_timeout),
+        bus=bus or EventBus(),
+        reader=reader,
     )
     app.extensions[EXTENSION] = platform
     ops.register_database_check(platform)
     api_errors.init_errors(app)
     init_protection(app, settings)
+    init_https(app, settings)  # around ProxyFix (set by init_protection): it reads the scheme ProxyFix set
     app.register_blueprint(ops.blueprint)
     api = create_api(app)
     for blueprint in api_blueprints():
@@ -70,40 +77,33 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     init_ui(app)
     throttle_failed_logins(app, ["auth.login", "ui_login.login_submit"])
     init_notebooks(platform)
-    if settings.ingest_mosquitto_auth_dir is not None:
-        _connect_mosquitto_logins(platform)
-    init_https(app, settings)  # outermost WSGI layer: Socket.IO's middleware sits inside it too
+    _connect_mosquitto_logins(platform)
+    from workbench.secrets import seal_stored
+
+    seal_stored(platform.engine, app.config["SECRET_KEY"])  # secrets stored before sealing existed
     return app
 
 
 def _connect_mosquitto_logins(platform: Platform) -> None:
-    """Device API keys issued or revoked through this app become (or stop being) Mosquitto logins."""
-    import secrets
-    from urllib.parse import unquote, urlsplit
+    """Device API keys issued or revoked through this app become (or stop being) broker logins."""
+    from ingest.device_auth import connect_logins
 
-    from ingest.device_auth import MosquittoAuth, connect_key_events
-
-    settings = platform.settings
-    assert settings.ingest_mosquitto_auth_dir is not None
-    # The platform's own login is the one in MQTT_URL (if any), so ingest connects where anonymity is off.
-    given = urlsplit(settings.mqtt_url or "").password
-    password = unquote(given) if given else secrets.token_urlsafe(24)
-    auth = MosquittoAuth(settings.ingest_mosquitto_auth_dir, password)
-    platform.services["mosquitto_logins"] = connect_key_events(
-        auth, platform.engine, settings.ingest_mosquitto_pid_file
-    )
+    disconnect = connect_logins(platform.settings, platform.engine)
+    if disconnect is not None:
+        platform.services["mosquitto_logins"] = disconnect
 
 
 def api_blueprints() -> list[Any]:
     """Every flask-smorest blueprint of ``/api/v1``, in registration order."""
     from ingest import http as ingest_http
-    from workbench.api import auth, dashboards, devices, keys, telemetry, users
+    from workbench.api import auth, dashboards, devices, keys, service_tokens, telemetry, users
     from workbench.notebooks import blueprint as notebooks_api
     from workbench.reports import api as reports_api
     from workbench.rules import alerts_api
     from workbench.rules import api as rules_api
 
     own = [auth.blp, users.blp, devices.blp, telemetry.blp, dashboards.blp, keys.blp, ingest_http.blp]
+    own.append(service_tokens.blp)
     return [*own, rules_api.blp, alerts_api.blp, reports_api.blp, notebooks_api.blp]
 
 
@@ -122,9 +122,22 @@ def running_services(settings: Settings, with_broker: bool = True) -> Iterator[S
             settings = replace(settings, database_url=url)
         migrate(settings)
         if with_broker and not settings.mqtt_url:
-            broker = LocalBroker(broker_port(settings), settings.data_dir)
-            settings = replace(settings, mqtt_url=broker.start())
+            broker = LocalBroker(
+                broker_port(settings),
+                settings.data_dir,
+                allow_anonymous=settings.mqtt_allow_anonymous,
+                auth_folder=settings.ingest_mosquitto_auth_dir,
+            )
+            url = broker.start()
             stack.callback(broker.stop)
+            # The platform's clients log in with the broker's service login; key changes update its files.
+            auth_dir = broker.auth.folder if broker.auth else None
+            settings = replace(
+                settings,
+                mqtt_url=url,
+                ingest_mosquitto_auth_dir=auth_dir,
+                ingest_mosquitto_pid_file=broker.pid_file,
+            )
         yield settings
 
 
@@ -387,7 +400,6 @@ def simulate_command(
     http_url: str | None,
 ) -> None:
     """Run the plant simulator: pumps, tanks and valves over MQTT, Sparkplug B, HTTP, Modbus and OPC-UA."""
-    from pathlib import Path
 
     from ingest.simulator.commands import load_plant, simulate
 
@@ -451,13 +463,71 @@ def db_upgrade() -> None:
     _guarded(run)
 
 
+@db.command("grant-reader")
+@click.option("--role", default="workbench_reader", show_default=True, help="The login to create or update.")
+@click.option("--password", help="Its password (a random one is made and printed when omitted).")
+def db_grant_reader(role: str, password: str | None) -> None:
+    """A read-only login (Grafana, BI tools): telemetry, rollups, latest values, devices, alerts."""
+    from workbench.db.engine import libpq_url
+    from workbench.db.reader import grant_reader
+
+    settings = _settings()
+
+    def run() -> None:
+        with running_services(settings, with_broker=False) as resolved:
+            assert resolved.database_url
+            made = grant_reader(libpq_url(resolved.database_url), role, password)
+            click.echo(f"workbench: {role} may read telemetry, rollups, latest values, devices and alerts")
+            if not password:
+                click.echo(f"workbench: its password (shown once): {made}")
+
+    _guarded(run)
+
+
+@cli.group()
+def grafana() -> None:
+    """Grafana integration."""
+
+
+@grafana.command("export")
+@click.argument("dashboard")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout)."
+)
+def grafana_export(dashboard: str, output: Path | None) -> None:
+    """Write DASHBOARD (name or id) as Grafana dashboard JSON on the read-only datasource."""
+    import json
+
+    from workbench.grafana import DashboardNotFound, export
+
+    settings = _settings()
+
+    def run() -> None:
+        with running_services(settings, with_broker=False) as resolved:
+            assert resolved.database_url
+            engine = make_engine(resolved.database_url, pool_size=1)
+            try:
+                model = export(engine, dashboard)
+            except DashboardNotFound as error:
+                raise StartupError(str(error)) from None
+            finally:
+                engine.dispose()
+            text = json.dumps(model, indent=2) + "\n"
+            if output:
+                output.write_text(text)
+                click.echo(f"workbench: wrote {output}", err=True)
+            else:
+                click.echo(text, nl=False)
+
+    _guarded(run)
+
+
 @cli.command("lab")
 @click.option("--ip", help="Address JupyterLab listens on (default: localhost).")
 @click.option("--port", type=int, help="Port JupyterLab listens on (default: its own choice).")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
 def lab_command(ip: str | None, port: int | None, no_browser: bool) -> None:
     """Open JupyterLab on this repository with kernels that reach the platform's database."""
-    from pathlib import Path
 
     from workbench.notebooks.lab import LabUnavailable, run_lab
 
@@ -471,6 +541,42 @@ def lab_command(ip: str | None, port: int | None, no_browser: bool) -> None:
                 raise StartupError(str(error)) from None
             if code:
                 raise StartupError(f"JupyterLab exited with status {code}")
+
+    _guarded(run)
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Bring a plant's devices and history over from another platform."""
+
+
+@import_group.command("thingsboard")
+@click.option(
+    "--database", help="ThingsBoard's PostgreSQL URL (devices, attributes, ts_kv, latest values, alarms)."
+)
+@click.option("--json", "files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--device", help="With --json: the device (name or id) the files belong to; created when missing."
+)
+def import_thingsboard_command(database: str | None, files: tuple[Path, ...], device: str | None) -> None:
+    """Import from ThingsBoard: resumable, and a rerun adds nothing. --json takes REST timeseries files."""
+    import psycopg
+
+    from ingest.importers.run import import_thingsboard
+
+    if not database and not files:
+        _fail("give --database URL and/or --json FILE --device NAME")
+    settings = _settings()
+
+    def run() -> None:
+        with running_services(settings, with_broker=False) as resolved:
+            assert resolved.database_url
+            try:
+                summary = import_thingsboard(resolved.database_url, database, files, device)
+            except (ValueError, psycopg.Error) as error:
+                raise StartupError(f"import failed: {str(error).strip().splitlines()[0]}") from None
+            for line in summary.lines():
+                click.echo(f"workbench: {line}")
 
     _guarded(run)
 

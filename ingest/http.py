@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import marshmallow as ma
@@ -11,13 +12,14 @@ from flask import request
 from flask_smorest import Blueprint
 
 from ingest import quarantine as quarantine_store
-from ingest.bulk import run_import
+from ingest.bulk import Gate, run_import
 from ingest.codecs import DecodeError, document_readings
 from ingest.fastpath import FastRows
 from ingest.pipeline import Backpressure, MessageReject, Pipeline
 from ingest.points import Reading
 from ingest.validation import Rejected, canonical_device
-from workbench.api.errors import ApiError
+from workbench.api.errors import ApiError, database_unavailable
+from workbench.api.protection import bounded_body, charge_points
 from workbench.auth.guard import current_principal, require
 from workbench.auth.principal import Principal
 from workbench.platform import Platform, current_platform
@@ -28,19 +30,23 @@ COMMIT_TIMEOUT = 30.0
 # Below this many points per request the fast path's set-up is not worth it.
 FAST_MIN_POINTS = 8
 QUEUE_TIMEOUT = 10.0
-MAX_BODY = 64 * 1024 * 1024
+# A writer that lost its connection reconnects within this many seconds when the database is up.
+DOWN_GRACE = 1.0
+# A device key's import is charged against its points budget this many points at a time.
+IMPORT_CHARGE = 1000
 _lock = threading.Lock()
 
 POINT_DOC = {
     "description": "One point `{device_id, key, value, timestamp?, unit?, quality?}`, the design's message "
     "`{device_id, timestamp, telemetry: {key: {value, unit}}, metadata: {quality, source}}`, or a JSON "
-    "array of either. A device key may omit `device_id` and may write only its own device.",
+    "array of either. A device key may omit `device_id` and may write only its own device. At most "
+    "`WORKBENCH_INGEST_MAX_BODY_BYTES` (413 beyond); a device key's points count against its hourly budget.",
     "required": True,
     "content": {"application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}}},
 }
 IMPORT_DOC = {
     "description": "History, streamed: CSV with a header (timestamp, device_id, key, value, unit, quality) "
-    "or NDJSON (one point or message per line). Any size.",
+    "or NDJSON (one point or message per line). Up to `WORKBENCH_INGEST_IMPORT_MAX_BYTES`.",
     "required": True,
     "content": {
         "text/csv": {"schema": {"type": "string"}},
@@ -125,6 +131,28 @@ def pipeline_of(platform: Platform) -> Pipeline:
     return pipeline
 
 
+def _writer_down(pipeline: Pipeline) -> bool:
+    """Whether the writer has failed to reach the database for longer than a reconnect takes."""
+    since = pipeline.writer.down_since
+    return since is not None and time.monotonic() - since > DOWN_GRACE
+
+
+def _refuse_while_down(pipeline: Pipeline) -> None:
+    """503 at once while the writer cannot reach the database, instead of queueing behind it."""
+    if _writer_down(pipeline):
+        raise database_unavailable("the database is unavailable; nothing was stored, send again later")
+
+
+def _wait_committed(pipeline: Pipeline, done: threading.Event) -> None:
+    """Wait for the commit; 503 as soon as the database is down or after COMMIT_TIMEOUT."""
+    deadline = time.monotonic() + COMMIT_TIMEOUT
+    while not done.wait(0.05):
+        if _writer_down(pipeline) or time.monotonic() > deadline:
+            # The writer keeps the points and commits them when the database answers: a client that
+            # sends them again may store them twice (at least once, as over MQTT).
+            raise database_unavailable("points queued but not committed (database slow or down); send again")
+
+
 def _gate(principal: Principal) -> Any:
     """A check that a device key only writes its own device (users with the permission write any)."""
 
@@ -148,6 +176,25 @@ def _gate(principal: Principal) -> Any:
         return None
 
     return gate
+
+
+def _charged(gate: Gate, principal: Principal, per_unit: int) -> Gate:
+    """The gate, charging a device key's points budget IMPORT_CHARGE points ahead (429 once spent)."""
+    if not principal.is_device:
+        return gate
+    seen = [0]
+
+    def charged(reading: Reading) -> str | None:
+        if seen[0] % IMPORT_CHARGE == 0:
+            try:
+                charge_points(principal, IMPORT_CHARGE, per_unit)
+            except ApiError as error:
+                error.message += f" (import stopped after {seen[0]} points; those were submitted)"
+                raise
+        seen[0] += 1
+        return gate(reading)
+
+    return charged
 
 
 def _fast_points(
@@ -180,8 +227,12 @@ def _fast_points(
 def post_telemetry() -> dict[str, Any]:
     """Ingest points; answers after they are committed, with accepted/rejected counts and reasons."""
     principal = current_principal()
-    pipeline = pipeline_of(current_platform())
-    raw = request.get_data(cache=False)
+    platform = current_platform()
+    # The whole body is parsed in memory (about 20 times its size): its size is bounded (413 beyond).
+    request.max_content_length = platform.settings.ingest_max_body_bytes
+    pipeline = pipeline_of(platform)
+    _refuse_while_down(pipeline)
+    raw = bounded_body(cache=False)
     default = str(principal.device_id) if principal.is_device else None
     try:
         body = orjson.loads(raw)
@@ -199,14 +250,16 @@ def post_telemetry() -> dict[str, Any]:
         refusal = gate(reading)
         if refusal is not None:
             raise ApiError(403, "forbidden", refusal)
+    charge_points(
+        principal, len(readings) + (len(fast.rows) if fast else 0), platform.settings.ingest_key_points
+    )
     done = threading.Event()
     try:
         rows = None if fast is None else fast.rows
         result = pipeline.submit(readings, "http", done.set, timeout=QUEUE_TIMEOUT, rows=rows)
     except Backpressure as error:
-        raise ApiError(503, "unavailable", str(error)) from None
-    if not done.wait(COMMIT_TIMEOUT):
-        raise ApiError(503, "unavailable", "points queued but not committed yet (database slow or down)")
+        raise database_unavailable(str(error)) from None
+    _wait_committed(pipeline, done)
     if fast is not None:  # positions in the request, not in the part the full path saw
         result.rejected = [(positions[index], reason) for index, reason in result.rejected]
     errors = [{"index": index, "reason": reason} for index, reason in result.rejected[:1000]]
@@ -219,19 +272,25 @@ def post_telemetry() -> dict[str, Any]:
 @blp.response(200, IngestResultSchema)
 def import_telemetry() -> dict[str, Any]:
     """Bulk import streamed CSV or NDJSON; answers when every accepted point is committed."""
-    request.max_content_length = None  # history files may be any size; they are streamed, never held
+    platform = current_platform()
+    request.max_content_length = platform.settings.ingest_import_max_bytes  # streamed, never held
     fmt = (request.args.get("format") or "").lower()
     if not fmt:
         fmt = "csv" if "csv" in (request.mimetype or "") else "ndjson"
     if fmt not in ("csv", "ndjson"):
         raise ApiError(400, "bad_request", "format must be csv or ndjson")
-    pipeline = pipeline_of(current_platform())
+    pipeline = pipeline_of(platform)
+    _refuse_while_down(pipeline)
+    principal = current_principal()
+    gate = _charged(_gate(principal), principal, platform.settings.ingest_key_points)
     try:
-        report = run_import(pipeline, request.stream, fmt, _gate(current_principal()))
+        report = run_import(pipeline, request.stream, fmt, gate)
     except DecodeError as error:
         raise ApiError(400, "bad_request", str(error)) from None
     except TimeoutError as error:
         raise ApiError(503, "unavailable", str(error)) from None
+    if report.lines == 0:
+        raise ApiError(400, "bad_request", "the body holds no points: send CSV or NDJSON lines")
     return {
         "accepted": report.accepted,
         "rejected": report.rejected,

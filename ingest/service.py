@@ -153,7 +153,7 @@ def stop_on_signals() -> threading.Event:
 
 def _run_one(settings: Settings, worker: int | None, workers: int, stop: threading.Event) -> None:
     assert settings.database_url
-    engine = make_engine(settings.database_url, pool_size=2)
+    engine = make_engine(settings.database_url, pool_size=2, timeout=settings.database_timeout)
     bus = EventBus()
     bridge = None
     if settings.redis_url:

@@ -142,8 +142,13 @@ def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from ingest.broker import LocalBroker
 
+    # Opted into anonymous access: the tests' clients stand in for many devices and the platform at once.
+    # The secure default (logins, own topics only) is tested in tests/ingest/test_broker_logins.py.
     broker = LocalBroker(
-        free_port(), tmp_path_factory.mktemp("broker"), prefer_mosquitto=broker_kind() == "mosquitto"
+        free_port(),
+        tmp_path_factory.mktemp("broker"),
+        prefer_mosquitto=broker_kind() == "mosquitto",
+        allow_anonymous=True,
     )
     yield broker.start()
     broker.stop()

@@ -8,7 +8,7 @@ import ssl
 import threading
 import uuid
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
@@ -44,6 +44,13 @@ def make_client(
     return client
 
 
+def login_url(url: str, user: str, password: str) -> str:
+    """``url`` with its credentials replaced by ``user`` and ``password`` (a device's own login)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}").geturl()
+
+
 def host_port(url: str) -> tuple[str, int]:
     """(host, port) of an MQTT URL, with the scheme's default port."""
     parts = urlsplit(url)
@@ -58,16 +65,25 @@ class MqttPublisher:
         self.url = url
         self._client = make_client(url)
         self._connected = threading.Event()
-        self._client.on_connect = lambda *args: self._connected.set()
+        self._client.on_connect = self._on_connect
+        self._refused: str | None = None
         self._client.on_disconnect = lambda *args: self._connected.clear()
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self._refused = reason.getName() if reason.is_failure else None
+        if not reason.is_failure:  # a refused login is no connection
+            self._connected.set()
 
     def start(self, timeout: float = 10.0) -> None:
         """Connect and keep the connection (paho reconnects by itself)."""
         host, port = host_port(self.url)
+        self._refused = None
         self._client.connect_async(host, port, keepalive=30)
         self._client.loop_start()
         if not self._connected.wait(timeout):
-            raise ConnectionError(f"MQTT broker at {host}:{port} did not accept a connection")
+            self._client.loop_stop()
+            why = f" ({self._refused})" if self._refused else ""
+            raise ConnectionError(f"MQTT broker at {host}:{port} did not accept a connection{why}")
 
     def stop(self) -> None:
         """Disconnect."""

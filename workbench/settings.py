@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 import tempfile
@@ -38,6 +39,9 @@ class Settings:
         "PostgreSQL URL of a streaming replica for read-only queries (series, aggregates, exports, charts, "
         "backtests); unset: everything on DATABASE_URL",
     )
+    database_timeout: float = setting(
+        3.0, "Seconds to wait for a database connection or a free pool slot; beyond it the API answers 503"
+    )
     data_dir: Path = setting(
         Path("./var"), "Where the embedded database, secrets, notebooks and reports live"
     )
@@ -56,11 +60,24 @@ class Settings:
         None,
         "Where `workbench certs` keeps the device CA, issued certificates and the CRL; unset: DATA_DIR/pki",
     )
+    mqtt_allow_anonymous: bool = setting(
+        False,
+        "Local broker: accept clients without a login (anyone on the host then reads and writes every topic)",
+    )
     redis_url: str | None = setting(
         None, "Redis URL: shares Socket.IO events and rate limits between web processes"
     )
     secret_key: str | None = setting(
         None, "Signs tokens and sessions; unset generates one, kept in `DATA_DIR/secret_key`"
+    )
+    session_idle_timeout_s: int = setting(
+        8 * 3600, "UI sessions end after this many seconds without a request (idle timeout)"
+    )
+    session_absolute_timeout_s: int = setting(
+        7 * 24 * 3600, "UI sessions end this many seconds after sign-in, however active (absolute timeout)"
+    )
+    trusted_proxies: int = setting(
+        0, "Reverse proxies in front of the app whose `X-Forwarded-For/-Proto/-Host` are believed; 0: none"
     )
     host: str = setting("127.0.0.1", "Address the web app listens on")
     port: int = setting(5001, "Port the web app listens on")
@@ -83,11 +100,11 @@ class Settings:
         60.0, "Web: seconds a request body or WebSocket may stay silent before its connection is closed"
     )
     web_access_log: bool = setting(True, "Web: log one line per request (gunicorn access log) to stdout")
-    trusted_proxies: int = setting(
-        0, "Reverse proxies in front (nginx: 1) whose X-Forwarded-For/Proto/Host/Port are trusted; 0: none"
-    )
     hsts_max_age: int = setting(
         31536000, "Strict-Transport-Security max-age (seconds) on responses served over HTTPS; 0: no HSTS"
+    )
+    max_body_bytes: int = setting(
+        16777216, "Largest request body (bytes) on routes without a limit of their own; beyond it 413"
     )
     cors_origins: str | None = setting(
         None, "Comma-separated browser origins allowed to call `/api/v1` (CORS), or `*`; unset allows none"
@@ -106,6 +123,11 @@ class Settings:
     smtp_password: str | None = setting(None, "SMTP login password")
     smtp_from: str = setting("workbench@localhost", "Sender address of e-mails the workbench sends")
     smtp_tls: str = setting("starttls", "SMTP transport security: starttls, ssl (implicit TLS) or none")
+    webhook_allowed_networks: str | None = setting(
+        None,
+        "Comma-separated networks (`10.0.0.0/8,127.0.0.1`) webhook actions may reach although private, "
+        "loopback or link-local; unset: public addresses only",
+    )
     rules_action_threads: int = setting(
         4, "Rule engine: worker threads running actions (e-mail, webhooks, scripts)"
     )
@@ -113,6 +135,17 @@ class Settings:
     ingest_flush_ms: int = setting(250, "Ingest: longest a point waits in the writer before it commits")
     ingest_queue_points: int = setting(
         200000, "Ingest: points queued for the writer before producers block (backpressure)"
+    )
+    ingest_max_body_bytes: int = setting(
+        4194304,
+        "Ingest: largest `POST /api/v1/telemetry` body (bytes; about 40,000 full points); beyond it 413",
+    )
+    ingest_import_max_bytes: int = setting(
+        1073741824, "Ingest: largest bulk import body (bytes; streamed, never held in memory); beyond it 413"
+    )
+    ingest_key_points: int = setting(
+        1000,
+        "Ingest: points a device key may send over HTTP per unit of its hourly `rate_limit`; beyond: 429",
     )
     ingest_offline_after: float = setting(
         300.0, "Ingest: seconds of silence after which an online device is marked offline"
@@ -133,7 +166,9 @@ class Settings:
     )
     ingest_mqtt: bool = setting(True, "Ingest: subscribe to device telemetry over MQTT")
     ingest_mosquitto_auth_dir: Path | None = setting(
-        None, "Ingest: folder of Mosquitto password/ACL files kept in step with device API keys; unset: off"
+        None,
+        "Broker password/ACL files kept in step with device API keys; unset: `DATA_DIR/broker-auth` for the "
+        "local broker, off for an external one",
     )
     ingest_mosquitto_pid_file: Path | None = setting(
         None, "Ingest: Mosquitto's `pid_file`; the broker is sent SIGHUP to reread logins after a key change"
@@ -152,6 +187,9 @@ class Settings:
     )
     notebook_kernels: int = setting(2, "Warm Jupyter kernels kept for notebook rule evaluations")
     notebook_timeout: float = setting(120.0, "Seconds a notebook run may take before its kernel is killed")
+    scripts_dir: Path | None = setting(
+        None, "Folder whose `.py`/`.ipynb` files script actions may run; unset: `scripts/` of the repository"
+    )
     report_execution: str = setting(
         "warm", "How report notebooks run: `warm` (kernels kept for reports), `cold` (fresh kernel) or `dask`"
     )
@@ -207,6 +245,16 @@ class Settings:
             value = getattr(self, name)
             if not 0 <= value <= 65535:
                 raise SettingsError(f"{env_name(name)}={value}: a port is between 0 and 65535")
+        for network in (self.webhook_allowed_networks or "").split(","):
+            try:
+                ipaddress.ip_network(network.strip(), strict=False) if network.strip() else None
+            except ValueError as error:
+                raise SettingsError(f"{env_name('webhook_allowed_networks')}: {error}") from None
+        for name in ("session_idle_timeout_s", "session_absolute_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{env_name(name)}={getattr(self, name)}: must be positive (seconds)")
+        if self.trusted_proxies < 0:
+            raise SettingsError(f"{env_name('trusted_proxies')}={self.trusted_proxies}: must be 0 or more")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError(f"{env_name('log_level')}={self.log_level}: not a logging level")
 

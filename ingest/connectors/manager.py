@@ -25,6 +25,7 @@ from ingest.connectors.sparkplug import SparkplugHost
 from workbench.db.tables import devices
 from workbench.metrics import CONNECTORS
 from workbench.platform import Platform
+from workbench.secrets import DEVICE_CONFIG, open_all
 from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -116,12 +117,14 @@ class ConnectorManager:
                 continue
             restarting = device_id in self.versions
             self.versions[device_id] = version
-            device = DeviceConfig(
-                row.id, row.name, row.protocol, row.connection_string, dict(row.config or {}), row.updated_at
-            )
             connector_class = registry.connector_for(row.protocol)
             assert connector_class is not None
             try:
+                # Secrets (an OPC-UA login) are stored sealed: opened here, where they are used.
+                config = open_all(dict(row.config or {}), DEVICE_CONFIG, self.settings.resolved_secret_key())
+                device = DeviceConfig(
+                    row.id, row.name, row.protocol, row.connection_string, config, row.updated_at
+                )
                 connector = connector_class(device, self.sink, self.set_status)
             except Exception as error:  # a bad config is reported, the device goes to error
                 self.runner.cancel(device_id)

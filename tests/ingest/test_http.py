@@ -5,12 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select, update
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from tests.ingest.conftest import count_rows
-from tests.workbench.api.fixtures import ApiDevice
+from tests.workbench.api.fixtures import ApiDevice, make_device
 from workbench.db.tables import devices
+from workbench.platform import EXTENSION
 
 
 def test_device_key_posts_a_point_a_message_and_a_batch(
@@ -155,3 +158,64 @@ def test_batch_rejections_keep_request_positions_and_the_gate_holds(
     response = client.post("/api/v1/telemetry", json=intruder, headers=api_device.headers)
     assert response.status_code == 403
     assert count_rows(engine, api_device.id) == before + 17
+
+
+def test_telemetry_bodies_above_the_setting_are_413_before_parsing(
+    app: Flask, client: FlaskClient, api_device: ApiDevice, engine: Engine
+) -> None:
+    limit = app.extensions[EXTENSION].settings.ingest_max_body_bytes
+    before = count_rows(engine, api_device.id)
+    point = b'{"key": "big", "value": 1.5},'
+    body = b"[" + point * (limit // len(point) + 1) + b'{"key": "big", "value": 1.5}]'
+    response = client.post(
+        "/api/v1/telemetry", data=body, headers={**api_device.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+    chunked = EnvironBuilder(
+        path="/api/v1/telemetry",
+        method="POST",
+        data=body,
+        headers={**api_device.headers, "Transfer-Encoding": "chunked"},
+        content_type="application/json",
+    ).get_environ()
+    del chunked["CONTENT_LENGTH"]
+    chunked["wsgi.input_terminated"] = True
+    _, status, _ = run_wsgi_app(app.wsgi_app, chunked, buffered=True)
+    assert status.startswith("413")  # not a 400 for a body cut at the limit
+    assert count_rows(engine, api_device.id) == before
+    fits = b"[" + point * 1000 + b'{"key": "big", "value": 1.5}]'
+    response = client.post(
+        "/api/v1/telemetry", data=fits, headers={**api_device.headers, "Content-Type": "application/json"}
+    )
+    assert response.get_json()["accepted"] == 1001
+
+
+def test_a_device_key_budget_counts_points_not_requests(
+    app: Flask, client: FlaskClient, engine: Engine
+) -> None:
+    per_unit = app.extensions[EXTENSION].settings.ingest_key_points
+    device = make_device(app, f"points-{uuid.uuid4().hex[:6]}", rate_limit=3)  # 3 requests, 3 units of points
+    budget = 3 * per_unit
+
+    def post(points: int) -> Any:
+        body = [{"key": "p", "value": float(i)} for i in range(points)]
+        return client.post("/api/v1/telemetry", json=body, headers=device.headers)
+
+    assert post(budget - 100).status_code == 200
+    refused = post(200)  # the second request of three: the request budget holds, the points one does not
+    assert refused.status_code == 429
+    assert refused.get_json()["error"]["code"] == "too_many_requests"
+    assert "points" in refused.get_json()["error"]["message"]
+    assert 0 < int(refused.headers["Retry-After"]) <= 3600
+    assert count_rows(engine, device.id) == budget - 100
+    whole = post(budget + 1)  # more than a whole hour's budget in one request: never possible
+    assert whole.status_code == 413 and whole.get_json()["error"]["details"]["budget"] == budget
+    importer = make_device(app, f"points-import-{uuid.uuid4().hex[:6]}", rate_limit=1)
+    lines = [f'{{"key": "p", "value": {i}}}' for i in range(per_unit + 500)]
+    response = client.post(
+        "/api/v1/telemetry/import?format=ndjson", data="\n".join(lines), headers=importer.headers
+    )
+    assert (
+        response.status_code == 429 and f"after {per_unit} points" in response.get_json()["error"]["message"]
+    )

@@ -25,6 +25,7 @@ from workbench.auth import api_keys
 from workbench.auth.guard import current_principal, require
 from workbench.db.tables import devices, latest_values, telemetry
 from workbench.platform import current_platform
+from workbench.secrets import DEVICE_CONFIG, merge, redact
 
 blp = make_blueprint("devices", "/devices", "Device registry, status, configuration and commands")
 
@@ -136,6 +137,16 @@ def _row(device_id: uuid.UUID) -> dict[str, Any]:
     return row
 
 
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A device as every role reads it: its config's secrets only as ``{"set": true}``."""
+    return {**row, "config": redact(row.get("config"), DEVICE_CONFIG)}
+
+
+def _sealed(config: Any, stored: Any) -> Any:
+    """The config to store for a write of ``config`` over ``stored`` (secrets kept, sealed)."""
+    return merge(config, stored, DEVICE_CONFIG, current_platform().settings.resolved_secret_key())
+
+
 @blp.route("", methods=["GET"])
 @require("devices:read")
 @query_args(blp, DeviceListArgs)
@@ -148,7 +159,8 @@ def list_devices(args: dict[str, Any]) -> dict[str, Any]:
     principal = current_principal()
     if principal.is_device:
         where.append(devices.c.id == principal.device_id)
-    return fetch_page(devices, where, [devices.c.name, devices.c.id], args)
+    page = fetch_page(devices, where, [devices.c.name, devices.c.id], args)
+    return {**page, "items": [_shown(item) for item in page["items"]]}
 
 
 @blp.route("", methods=["POST"])
@@ -158,19 +170,21 @@ def list_devices(args: dict[str, Any]) -> dict[str, Any]:
 def create(body: dict[str, Any]) -> dict[str, Any]:
     """Register a device; the answer carries its API key, shown this once."""
     rate_limit = body.pop("rate_limit")
+    if "config" in body:
+        body["config"] = _sealed(body["config"], None)
     engine = current_platform().engine
     with engine.begin() as conn:
         row = conn.execute(insert(devices).values(**body).returning(devices)).one()
     key_id, raw = api_keys.create_key(engine, row.id, f"{row.name} key", rate_limit=rate_limit)
-    return {**row._mapping, "api_key": raw, "api_key_id": key_id}
+    return {**_shown(dict(row._mapping)), "api_key": raw, "api_key_id": key_id}
 
 
 @blp.route("/<uuid:device_id>", methods=["GET"])
 @require("devices:read")
 @blp.response(200, DeviceSchema)
 def get(device_id: uuid.UUID) -> dict[str, Any]:
-    """One device."""
-    return _row(device_id)
+    """One device (secrets in its config shown as set, never read back)."""
+    return _shown(_row(device_id))
 
 
 @blp.route("/<uuid:device_id>", methods=["PUT"])
@@ -178,9 +192,11 @@ def get(device_id: uuid.UUID) -> dict[str, Any]:
 @blp.arguments(DeviceFields)
 @blp.response(200, DeviceSchema)
 def update_device(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
-    """Change a device's fields (only those sent)."""
-    _row(device_id)
-    return update_row(devices, device_id, "device", body)
+    """Change a device's fields (only those sent); config secrets not sent are kept."""
+    current = _row(device_id)
+    if "config" in body:
+        body["config"] = _sealed(body["config"], current["config"])
+    return _shown(update_row(devices, device_id, "device", body))
 
 
 @blp.route("/<uuid:device_id>", methods=["DELETE"])
@@ -223,16 +239,20 @@ def status(device_id: uuid.UUID) -> dict[str, Any]:
 @blp.response(200, PublishedSchema)
 @blp.alt_response(503, description="No MQTT broker connected")
 def push_config(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
-    """Store the device's config and publish it retained to ``insa/devices/{id}/config``."""
-    _row(device_id)
+    """Store the device's config and publish it retained to ``insa/devices/{id}/config``.
+
+    Secrets in it are stored sealed and published (and answered) only as ``{"set": true}``.
+    """
+    stored = _sealed(body["config"], _row(device_id)["config"])
     topic = f"insa/devices/{device_id}/config"
-    payload = {"timestamp": datetime.now(UTC).isoformat(), "device_id": str(device_id), **body}
+    shown = redact(stored, DEVICE_CONFIG)
+    payload = {"timestamp": datetime.now(UTC).isoformat(), "device_id": str(device_id), "config": shown}
     publish(topic, payload, retain=True)
     with current_platform().engine.begin() as conn:
         conn.execute(
             update(devices)
             .where(devices.c.id == device_id)
-            .values(config=body["config"], updated_at=datetime.now(UTC))
+            .values(config=stored, updated_at=datetime.now(UTC))
         )
     return {"topic": topic, "payload": payload}
 

@@ -5,29 +5,52 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+import psycopg
+from flask import Flask, Response, g, jsonify, request
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
+
+from workbench.db.engine import unreachable
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+# Seconds a client is told to wait (Retry-After) when the database cannot be reached.
+DATABASE_RETRY_AFTER = 5
 
 
 class ApiError(Exception):
     """An error to return to the client with a status, a machine code and details."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers or {}
+
+
+def database_unavailable(message: str = "the database cannot be reached; try again shortly") -> ApiError:
+    """The 503 (with Retry-After) of a request the database could not serve."""
+    return ApiError(503, "unavailable", message, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
     """A JSON error response in the house format."""
     response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
     response.status_code = status
+    return response
+
+
+def own_retry_after(response: Response) -> Response:
+    """After-request hook: a Retry-After an ApiError set wins over the one the rate limiter writes."""
+    own = g.get("retry_after")
+    if own is not None:
+        response.headers["Retry-After"] = own
     return response
 
 
@@ -40,7 +63,21 @@ def init_errors(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError) -> Response:
-        return error_response(error.status, error.code, error.message, error.details)
+        response = error_response(error.status, error.code, error.message, error.details)
+        response.headers.update(error.headers)
+        if "Retry-After" in error.headers:
+            g.retry_after = error.headers["Retry-After"]  # kept over the rate limiter's (own_retry_after)
+        return response
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(PoolTimeout)
+    @app.errorhandler(psycopg.OperationalError)
+    def _database_error(error: Exception) -> Response:
+        # Down, restarting ("the database system is starting up") or saturated: the client may retry.
+        if not unreachable(error) and not isinstance(error, psycopg.OperationalError):
+            return _unexpected(error)
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, error)
+        return _api_error(database_unavailable())
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Any:

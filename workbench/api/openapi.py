@@ -51,6 +51,10 @@ class WorkbenchApi(Api):
         response: Response = error_response(error.code or 500, code, message, details)
         for name, value in (data.get("headers") or {}).items():
             response.headers[name] = value
+        for name in ("Allow", "Retry-After", "WWW-Authenticate"):  # 405 names the methods it takes
+            value = error.get_response().headers.get(name)
+            if value and name not in response.headers:
+                response.headers[name] = value
         return response
 
 

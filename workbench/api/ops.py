@@ -8,18 +8,25 @@ from sqlalchemy import text
 
 from workbench import __version__
 from workbench import metrics as _metrics  # noqa: F401 - registers every platform metric
+from workbench.auth.guard import resolve_principal
 from workbench.platform import Platform, current_platform
 
 blueprint = Blueprint("ops", __name__)
 
 
+# Component details name devices, addresses and connection errors: only users whose role reads devices.
+DETAILS_PERMISSION = "devices:read"
+
+
 @blueprint.get("/healthz")
 def healthz() -> Response:
-    """200 with each component's state when all are up, 503 otherwise."""
+    """200 when every component is up, 503 otherwise; the components' states only for a signed-in user."""
     healthy, components = current_platform().health.report()
-    response = jsonify(
-        {"status": "ok" if healthy else "degraded", "version": __version__, "components": components}
-    )
+    body: dict[str, object] = {"status": "ok" if healthy else "degraded"}
+    principal = resolve_principal()
+    if principal is not None and not principal.is_device and principal.may(DETAILS_PERMISSION):
+        body.update(version=__version__, components=components)
+    response = jsonify(body)
     response.status_code = 200 if healthy else 503
     return response
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, current_app, request
 from flask_cors import CORS
 from flask_limiter import ApplicationLimit, Limiter
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItemPerHour
 from sqlalchemy.exc import DataError
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from workbench.api.errors import API_PREFIX, ApiError, error_response
+from workbench.api.errors import API_PREFIX, ApiError, error_response, own_retry_after
 from workbench.auth.guard import resolve_principal
 from workbench.auth.principal import Principal
 from workbench.settings import Settings
@@ -18,6 +23,11 @@ from workbench.settings import Settings
 # JSON bodies of the resource endpoints stay small; bulk import routes may raise it per request.
 MAX_JSON_BODY = 1024 * 1024
 DEFAULT_KEY_RATE = 1000
+# Anyone reaches the login routes: their bodies are a few short fields (a refresh token is under 4 KB).
+AUTH_MAX_BODY = 8 * 1024
+AUTH_BLUEPRINTS = ("auth",)
+AUTH_ENDPOINTS = ("ui_login.login_submit",)
+POINTS_SCOPE = "api-key-points"
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -51,39 +61,105 @@ def _key_id() -> str:
 
 
 LIMITER = "workbench.limiter"
-# Failed logins per client address and e-mail, API and sign-in form together; successful logins do not count.
-LOGIN_THROTTLE = "5 per 15 minutes"
+# Failed logins (API and sign-in form together; successful logins do not count), in three counts:
+# per address and e-mail (one guesser), per e-mail from anywhere (guessers spread over addresses),
+# per address over any e-mail (password spraying). Addresses are the client's, through ProxyFix.
+LOGIN_THROTTLES = {
+    "login": ("5 per 15 minutes", lambda: f"login:{get_remote_address()}:{_login_email()}"),
+    "login-account": ("10 per 15 minutes", lambda: f"login-account:{_login_email()}"),
+    "login-address": ("20 per 15 minutes", lambda: f"login-address:{get_remote_address()}"),
+}
 
 
-def login_throttle_key() -> str:
-    """Failed logins count per client address and e-mail, so one attacker cannot lock everyone out."""
+def _login_email() -> str:
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else request.form.get("email")
-    return f"login:{get_remote_address()}:{str(email or '').strip().lower()[:255]}"
+    return str(email or "").strip().lower()[:255]
 
 
 def throttle_failed_logins(app: Flask, endpoints: list[str]) -> None:
-    """Throttle failed logins on ``endpoints`` (registered views): one count per address and e-mail."""
+    """Throttle failed logins on ``endpoints`` (registered views), counted by :data:`LOGIN_THROTTLES`."""
     limiter: Limiter = app.extensions[LIMITER]
     for endpoint in endpoints:
-        throttle = limiter.shared_limit(
-            LOGIN_THROTTLE,
-            scope="login",
-            key_func=login_throttle_key,
-            deduct_when=lambda response: response.status_code == 401,
-        )
         view: Any = app.view_functions[endpoint]
-        app.view_functions[endpoint] = throttle(view)
+        for scope, (limit, key) in LOGIN_THROTTLES.items():
+            throttle = limiter.shared_limit(
+                limit, scope=scope, key_func=key, deduct_when=lambda response: response.status_code == 401
+            )
+            view = throttle(view)
+        app.view_functions[endpoint] = view
+
+
+def trust_proxies(app: Flask, count: int) -> None:
+    """Believe ``X-Forwarded-For/-Proto/-Host/-Port`` from ``count`` reverse proxies (0: none)."""
+    if count > 0:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count
+        )
 
 
 def limit_body(blueprint: Blueprint, max_bytes: int = MAX_JSON_BODY) -> Blueprint:
-    """Refuse bodies above ``max_bytes`` on the blueprint's routes with 413 (the app-wide cap is larger)."""
+    """413 for bodies above ``max_bytes`` on the blueprint's routes (a smaller limit set earlier stays)."""
 
     def _limit() -> None:
-        request.max_content_length = max_bytes
+        current = request.max_content_length
+        request.max_content_length = max_bytes if current is None else min(current, max_bytes)
 
     blueprint.before_request(_limit)
     return blueprint
+
+
+def bounded_body(cache: bool = True) -> bytes:
+    """The request body; 413 when it reaches the route's limit, also when sent chunked.
+
+    Werkzeug refuses a declared Content-Length above ``request.max_content_length`` before reading
+    anything, but reads a chunked body only up to the limit and returns that part, which would then be
+    parsed truncated.
+    """
+    data = request.get_data(cache=cache)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        raise RequestEntityTooLarge()
+    return data
+
+
+def _limit_auth_bodies() -> None:
+    # Before any hook reads the body (the login throttle reads the e-mail from it), so nothing big is read.
+    if request.blueprint in AUTH_BLUEPRINTS or request.endpoint in AUTH_ENDPOINTS:
+        request.max_content_length = AUTH_MAX_BODY
+        if request.method in ("POST", "PUT", "PATCH"):
+            bounded_body()  # cached: the form and JSON parsers read it from there
+
+
+def charge_points(principal: Principal, points: int, per_unit: int) -> None:
+    """Count ``points`` against a device key's hourly points budget (its ``rate_limit`` x ``per_unit``).
+
+    429 with Retry-After once the budget is spent; 413 when one request holds more than the whole budget.
+    Users (tokens) have no points budget.
+    """
+    if not principal.is_device or points <= 0:
+        return
+    budget = (principal.rate_limit or DEFAULT_KEY_RATE) * per_unit
+    if points > budget:
+        raise ApiError(
+            413,
+            "request_entity_too_large",
+            f"{points} points in one request exceed this key's budget of {budget} points an hour",
+            {"points": points, "budget": budget},
+        )
+    strategy = current_app.extensions[LIMITER].limiter
+    item = RateLimitItemPerHour(budget)
+    identity = ("workbench", POINTS_SCOPE, f"api-key:{principal.key_id}")
+    if strategy.hit(item, *identity, cost=points):
+        return
+    reset = strategy.get_window_stats(item, *identity).reset_time
+    raise ApiError(
+        429,
+        "too_many_requests",
+        f"this key's budget of {budget} points an hour is spent; nothing was stored",
+        {"points": points, "budget": budget},
+        headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))},
+    )
 
 
 def init_protection(app: Flask, settings: Settings) -> None:
@@ -106,8 +182,13 @@ def init_protection(app: Flask, settings: Settings) -> None:
         storage_uri=settings.redis_url or "memory://",
         key_prefix="workbench",
     )
+    # Registered before the limiter's hook so it runs after it: the limiter sets Retry-After to its hourly
+    # window's reset on every response of a device key, which would tell a device to wait an hour after a 503.
+    app.after_request(own_retry_after)
+    app.before_request(_limit_auth_bodies)  # before the limiter's hooks, which may read a login body
     limiter.init_app(app)
     app.extensions[LIMITER] = limiter
+    trust_proxies(app, settings.trusted_proxies)
     origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
     if origins:
         CORS(

@@ -24,7 +24,13 @@ from workbench.platform import current_platform
 
 blp = make_blueprint("telemetry_query", "/telemetry", "Telemetry queries, aggregates, chart series, exports")
 
-_KEY = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
+# No control characters (NUL above all: PostgreSQL refuses it, which a streamed export would hit mid-answer).
+_KEY = ma.fields.String(
+    validate=[
+        ma.validate.Length(min=1, max=100),
+        ma.validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters"),
+    ]
+)
 MAX_RAW_PAGE = 10_000
 DEFAULT_WINDOW = timedelta(hours=1)
 

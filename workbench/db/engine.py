@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+# Seconds to wait for a connection (libpq connect, or a free pool slot) unless the caller says otherwise.
+CONNECT_TIMEOUT = 3.0
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -18,15 +23,28 @@ def libpq_url(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
-    """An engine with a bounded pool that checks connections before use (they survive DB restarts)."""
+def make_engine(url: str, pool_size: int = 10, timeout: float = CONNECT_TIMEOUT) -> Engine:
+    """An engine with a bounded pool that checks connections before use (they survive DB restarts).
+
+    Connecting and waiting for a pool slot each give up after ``timeout`` seconds, so a database
+    that is down or saturated fails a request quickly (the API answers 503) instead of holding it.
+    """
     return create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=10,
         pool_pre_ping=True,
         pool_recycle=1800,
+        pool_timeout=timeout,
+        connect_args={"connect_timeout": max(2, round(timeout))},  # libpq: whole seconds, at least 2
     )
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the database could not be reached (worth retrying), not that it refused data."""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def has_timescale(engine: Engine) -> bool:

@@ -2,9 +2,10 @@
 
 A :class:`RollupMaintainer` listens to committed batches on the bus and every ``flush_seconds`` folds
 them into per-bucket partial aggregates (vectorised) and upserts those: a few thousand rows per flush
-however fast points arrive. A crash loses at most the unflushed partials: at start
-the maintainer rebuilds the newest buckets from raw rows, and ``rebuild`` recomputes any range (used
-after bulk loads that bypass the bus).
+however fast points arrive. Partials whose upsert fails because the database is unreachable are kept and
+retried first at the next flush, so an outage delays the rollups but never leaves them short. A crash
+loses at most the unflushed partials: at start the maintainer rebuilds the newest buckets from raw rows,
+and ``rebuild`` recomputes any range (used after bulk loads that bypass the bus).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, Table, func, select, text
 
+from workbench.db.engine import unreachable
 from workbench.db.tables import telemetry_1h, telemetry_1m
 from workbench.live.bus import TELEMETRY_BATCH, EventBus
 from workbench.live.events import TelemetryBatch
@@ -166,7 +168,11 @@ class RollupMaintainer:
         self.bus = bus
         self.flush_seconds = flush_seconds
         self._pending: list[pd.DataFrame] = []
+        # Partials not yet upserted because the database was unreachable, per table, oldest first.
+        self._deferred: dict[str, list[pd.DataFrame]] = {r.table.name: [] for r in RESOLUTIONS}
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # the flush thread and stop() never fold at the same time
+        self._unreachable = False
         self._flusher = Periodic("rollups", flush_seconds, self.flush)
         self._unsubscribe: Any = None
 
@@ -184,24 +190,47 @@ class RollupMaintainer:
             self._unsubscribe()
         self._flusher.stop()
         self.flush()
+        if self.deferred:
+            log.error("stopping with rollups deferred (database unreachable); next start repairs the tail")
 
     def _on_batch(self, topic: str, batch: TelemetryBatch) -> None:
         # The writer's thread publishes: only keep the frame here, the flush thread does the work.
         with self._lock:
             self._pending.append(batch.frame)
 
+    @property
+    def deferred(self) -> int:
+        """Partial frames waiting for the database to come back."""
+        return sum(len(frames) for frames in self._deferred.values())
+
     def flush(self) -> None:
-        """Fold the pending batches into partials and upsert them now."""
-        with self._lock:
-            pending, self._pending = self._pending, []
-        if not pending:
-            return
-        frame = pd.concat(pending, ignore_index=True)
-        for resolution in RESOLUTIONS:
+        """Fold the pending batches into partials and upsert them now (deferred ones first)."""
+        with self._flushing:
+            with self._lock:
+                pending, self._pending = self._pending, []
+            frame = pd.concat(pending, ignore_index=True) if pending else None
+            for resolution in RESOLUTIONS:
+                queue = self._deferred[resolution.table.name]
+                if frame is not None:
+                    queue.append(partials(frame, resolution))
+                self._upsert_queued(resolution, queue)
+
+    def _upsert_queued(self, resolution: Resolution, queue: list[pd.DataFrame]) -> None:
+        # Each frame is its own transaction: one that committed is never folded in twice.
+        while queue:
             try:
-                upsert(self.engine, resolution, partials(frame, resolution))
-            except Exception:
+                upsert(self.engine, resolution, queue[0])
+            except Exception as error:
+                if unreachable(error):
+                    if not self._unreachable:
+                        log.warning("rollup flushes deferred until the database answers: %s", error.args[0])
+                    self._unreachable = True
+                    return
                 log.exception("rollup flush failed; the buckets are repaired at next start")
+            queue.pop(0)
+        if self._unreachable:
+            log.warning("deferred rollup flushes written")
+            self._unreachable = False
 
     def _repair_tail(self) -> None:
         with self.engine.connect() as conn:

@@ -51,6 +51,8 @@ users = Table(
     Column("disabled", Boolean, nullable=False, server_default=text("false")),
     _now("created_at"),
     Column("last_login", DateTime(timezone=True)),
+    # The user's epoch: tokens and UI sessions carry it and are refused once it moves on.
+    Column("token_version", Integer, nullable=False, server_default=text("0")),
 )
 
 devices = Table(
@@ -238,6 +240,18 @@ revoked_tokens = Table(
     _now("revoked_at"),
 )
 
+# Signed-in UI sessions (the cookie holds only a random id; this row is the session).
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the id in the cookie
+    Column("user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_version", Integer, nullable=False),
+    _now("created_at"),
+    _now("last_seen"),
+    Index("idx_user_sessions_user", "user_id"),
+)
+
 quarantine = Table(
     "quarantine",
     metadata,
@@ -331,3 +345,30 @@ def _rollup(name: str) -> Table:
 # Minute and hour rollups of numeric telemetry (workbench/db/rollups.py keeps them current).
 telemetry_1m = _rollup("telemetry_1m")
 telemetry_1h = _rollup("telemetry_1h")
+
+# How far each imported series has come (ingest/importers): imports resume, reruns add nothing.
+import_checkpoints = Table(
+    "import_checkpoints",
+    metadata,
+    Column("source", String(255), primary_key=True),
+    Column("series", String(255), primary_key=True),
+    Column("last_ts", BigInteger, nullable=False),
+    Column("rows", BigInteger, nullable=False, server_default=text("0")),
+    _now("updated_at"),
+)
+
+# Named, scoped, expiring credentials for machines (historians, BI tools, Grafana, scripts): shown once.
+service_tokens = Table(
+    "service_tokens",
+    metadata,
+    _uuid_pk(),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scopes", JSONB, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("last_used", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("created_by", UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")),
+    _now("created_at"),
+)

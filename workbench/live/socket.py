@@ -16,15 +16,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, request
 from flask_socketio import SocketIO, join_room, leave_room
 from socketio import Manager
 
-from workbench.auth import tokens
+from workbench.auth import access, service_tokens, tokens
+from workbench.auth.guard import service_principal, session_principal, token_principal
 from workbench.auth.permissions import allowed
 from workbench.live.bus import ALERT, ALERT_UPDATE, DEVICE_STATUS, TELEMETRY_BATCH
 from workbench.live.events import DeviceStatus, TelemetryBatch
 from workbench.metrics import SOCKET_CONNECTIONS
+from workbench.periodic import Periodic
 from workbench.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ SEVERITIES = ("info", "warning", "critical")
 SUBSCRIPTION_PERMISSION = {"device": "telemetry:read", "alerts": "alerts:read", "devices": "devices:read"}
 QUEUE_LIMIT = 20_000
 SERVICE = "live"
+# How often connected clients' users are checked: a deleted, disabled or changed user's socket ends within it.
+ACCESS_SWEEP_S = 5.0
 
 
 @dataclass
@@ -44,6 +48,12 @@ class Client:
     role: str
     email: str | None
     rooms: set[str] = field(default_factory=set)
+    token_version: int = 0  # the user's epoch at connect; the access sweep disconnects it once it moves on
+    scopes: frozenset[str] | None = None  # a service token's: its permissions (None for users)
+
+    def may(self, permission: str) -> bool:
+        """Whether this client holds ``permission`` (its role's, or its service token's scopes)."""
+        return permission in self.scopes if self.scopes is not None else allowed(self.role, permission)
 
 
 def telemetry_room(device_id: str, key: str | None = None) -> str:
@@ -126,6 +136,23 @@ class LiveServer:
             self._unsubscribe.append(bus.subscribe(topic, self._enqueue))
         self._worker = threading.Thread(target=self._drain, name="socketio-fanout", daemon=True)
         self._worker.start()
+        self._access_sweep = Periodic("socketio-access", ACCESS_SWEEP_S, self.drop_ended_users).start()
+
+    def drop_ended_users(self) -> int:
+        """Disconnect clients whose user was removed, disabled or changed since they connected."""
+        connected = {sid: client for sid, client in list(self.clients.items())}
+        if not connected:
+            return 0
+        people = {(c.user_id, c.token_version) for c in connected.values() if c.scopes is None}
+        holding = access.users_holding(self.platform.engine, people)
+        machines = {c.user_id for c in connected.values() if c.scopes is not None}
+        holding |= {(token_id, 0) for token_id in service_tokens.valid_ids(self.platform.engine, machines)}
+        dropped = 0
+        for sid, client in connected.items():
+            if (client.user_id, client.token_version) not in holding and self.socketio.server is not None:
+                self.socketio.server.disconnect(sid)
+                dropped += 1
+        return dropped
 
     # -- bus side ---------------------------------------------------------------------------------------
 
@@ -230,17 +257,23 @@ class LiveServer:
     def _authenticate(self, auth: dict[str, Any] | None) -> Client | None:
         token = (auth or {}).get("token") if isinstance(auth, dict) else None
         token = token or request.args.get("token")
+        if token and service_tokens.is_service_token(str(token)):
+            service = service_principal(str(token))
+            if service is None:
+                return None
+            return Client(str(service.id), "service", None, scopes=frozenset(service.claims["scopes"]))
         if token:
             try:
                 claims = tokens.decode(current_app.config["SECRET_KEY"], str(token))
             except tokens.TokenError:
                 return None
-            if tokens.is_revoked(self.platform.engine, claims["jti"]):
-                return None
-            return Client(user_id=claims["sub"], role=claims["role"], email=claims.get("email"))
-        if "user_id" in session and "role" in session:
-            return Client(user_id=session["user_id"], role=session["role"], email=session.get("email"))
-        return None
+            principal = token_principal(claims)
+        else:
+            principal = session_principal()
+        if principal is None:
+            return None  # revoked, or the user was changed, disabled or removed, or the session ended
+        version = int(principal.claims.get("ver", -1))
+        return Client(str(principal.id), principal.role, principal.email, token_version=version)
 
     def _on_subscribe(self, data: Any) -> dict[str, Any]:
         client = self.clients.get(request.sid)  # type: ignore[attr-defined]
@@ -251,7 +284,7 @@ class LiveServer:
         except ValueError as error:
             return {"ok": False, "error": str(error)}
         permission = SUBSCRIPTION_PERMISSION[data["type"]]
-        if not allowed(client.role, permission):
+        if not client.may(permission):
             return {"ok": False, "error": f"role {client.role} lacks {permission}"}
         for room in rooms:
             join_room(room)

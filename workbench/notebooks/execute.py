@@ -13,6 +13,7 @@ from typing import Any
 import nbformat
 
 from workbench.notebooks.api import CONTEXT_ENV, DATABASE_ENV
+from workbench.notebooks.parameters import plain
 from workbench.notebooks.result import describe_failure
 
 KERNEL_NAME = "python3"
@@ -50,9 +51,14 @@ def kernel_env(
 
 
 def prepare(path: Path, parameters: dict[str, Any]) -> Any:
-    """Read a notebook and inject ``parameters`` after its cell tagged ``parameters`` (as papermill does)."""
+    """Read a notebook and inject ``parameters`` after its cell tagged ``parameters`` (as papermill does).
+
+    Names must be identifiers and values JSON (:func:`~workbench.notebooks.parameters.plain`): papermill
+    writes names as they are, so anything else would be code."""
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
+
+    parameters = plain(parameters)
 
     nb = load_notebook_node(str(path))  # also gives every cell a ``tags`` list, which papermill expects
     nb.metadata.setdefault("papermill", {})
@@ -89,6 +95,7 @@ def execute_cold(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    parameters = plain(parameters)  # as prepare(): papermill writes names as they are
     started = time.perf_counter()
     Path(output_path).parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -39,6 +39,7 @@ import pandas as pd
 from croniter import croniter
 from sqlalchemy import text
 
+from workbench.notebooks.parameters import ParameterError, check, supplied
 from workbench.notebooks.result import NotebookResult
 from workbench.notebooks.runner import NotebookRunner, default_root, run_notebook_rule
 from workbench.platform import Platform
@@ -142,8 +143,12 @@ class NotebookRuleType(RuleType):
             path = (root / notebook).resolve()
             if not path.is_relative_to(root / "rules") or not path.is_file():
                 errors["condition.notebook"] = f"no notebook {notebook} in rules/"
-        parameters = condition.get("parameters", {})
-        if not isinstance(parameters, dict):
+            else:
+                try:
+                    check(path, condition.get("parameters", {}), label=notebook)
+                except ParameterError as error:
+                    errors["condition.parameters"] = str(error)
+        if not isinstance(condition.get("parameters", {}), dict):
             errors["condition.parameters"] = "an object of notebook parameters"
         for field, default in (("window", "1h"), ("every", "1m")):
             try:
@@ -249,12 +254,14 @@ class NotebookRuleType(RuleType):
         self, rule: Rule, device: str, start: pd.Timestamp, end: pd.Timestamp, dry: bool, since_ns: int = 0
     ) -> list[Any]:
         condition = rule.condition
+        runner = current_runner()
+        notebook, _ = runner.resolve(Path(condition["notebook"]))
         parameters = dict(condition.get("parameters") or {})
         if condition.get("keys") and "keys" not in parameters:  # the notebook watches what the rule does
-            parameters["keys"] = sorted(self.keys(condition))
+            parameters.update(supplied(notebook, {"keys": sorted(self.keys(condition))}))
         result = run_notebook_rule(
-            current_runner(),
-            Path(condition["notebook"]),
+            runner,
+            notebook,
             parameters,
             device,
             start,

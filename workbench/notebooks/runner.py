@@ -25,6 +25,7 @@ from workbench.db.tables import notebook_runs
 from workbench.metrics import NOTEBOOK_RUNS
 from workbench.notebooks.api import _jsonable
 from workbench.notebooks.execute import Outcome, execute_cold, kernel_env, notebook_hash, prepare
+from workbench.notebooks.parameters import check, supplied
 from workbench.notebooks.pool import KernelPool
 from workbench.notebooks.result import NotebookError, NotebookResult, collect_outputs
 from workbench.settings import Settings
@@ -94,11 +95,13 @@ class NotebookRunner:
     ) -> NotebookResult:
         """Run a notebook and record it. Notebook errors do not raise: the result says ``failed`` and names
         the cell (``result.raise_for_status()`` raises). ``on_alerts`` receives the result when the notebook
-        raised alerts, unless ``dry_run`` (a backtest: alerts are only reported)."""
+        raised alerts, unless ``dry_run`` (a backtest: alerts are only reported). Parameters are data:
+        :class:`~workbench.notebooks.parameters.ParameterError` unless each is a name the notebook declares
+        set to JSON of its type (this is the last gate before a kernel, whichever path called)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         path, label = self.resolve(notebook)
-        params = _jsonable(dict(parameters or {}))
+        params = check(path, _jsonable(dict(parameters or {})), label=label)
         run_id = uuid.uuid4()
         digest = notebook_hash(path)
         output = self.runs_dir / dt.datetime.now(dt.UTC).strftime("%Y-%m-%d") / f"{run_id}.ipynb"
@@ -274,9 +277,11 @@ def run_notebook_rule(
     mode: str = "warm",
 ) -> NotebookResult:
     """Evaluate a notebook rule for one device over ``[start, end)``; ``dry_run=True`` is a backtest that
-    returns the would-be alerts without raising them."""
+    returns the would-be alerts without raising them. ``device``, ``start`` and ``end`` are set for the
+    names the notebook declares."""
+    path, _ = runner.resolve(notebook)
     params = dict(parameters or {})
-    params.update(device=str(device), start=_jsonable(start), end=_jsonable(end))
+    params.update(supplied(path, {"device": str(device), "start": _jsonable(start), "end": _jsonable(end)}))
     return runner.run(notebook, params, rule_id=rule_id, dry_run=dry_run, on_alerts=on_alerts, mode=mode)
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
+
+from workbench.notebooks import parameters as notebook_parameters
+from workbench.notebooks.parameters import ParameterError
 
 # Set by the platform for every run; a caller may not choose them.
 RESERVED = ("database_url", "report_dir")
@@ -16,17 +20,15 @@ _RELATIVE = re.compile(r"^(now|today)\s*(?:([+-])\s*(\d+)\s*([mhdw]))?$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-class ParameterError(ValueError):
-    """A report parameter is unusable; the message names it."""
+__all__ = ["DEFAULT_WINDOW", "RESERVED", "ParameterError", "check", "resolve", "resolve_time"]
 
 
-def check(parameters: dict[str, Any]) -> dict[str, Any]:
-    """Reject reserved or malformed parameters; returns them unchanged."""
+def check(parameters: dict[str, Any], notebook: Path) -> dict[str, Any]:
+    """The parameters as JSON data if each is one ``notebook`` declares, of its type, and not reserved
+    (:func:`workbench.notebooks.parameters.check`), with a valid window, timezone and device list."""
     if not isinstance(parameters, dict):
         raise ParameterError("parameters must be an object")
-    for name in RESERVED:
-        if name in parameters:
-            raise ParameterError(f"parameter {name!r} is set by the platform")
+    parameters = notebook_parameters.check(notebook, parameters, reserved=RESERVED)
     zone = parameters.get("timezone", "UTC")
     try:
         ZoneInfo(str(zone))

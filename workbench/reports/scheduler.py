@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from workbench.db.tables import report_schedules, reports, schedule_leases
 from workbench.mail import send
+from workbench.notebooks.parameters import supplied
 from workbench.periodic import Periodic
 from workbench.platform import Platform
 from workbench.reports.mail import report_message
@@ -88,10 +89,13 @@ class ReportScheduler:
         return won is not None
 
     def _run(self, schedule: dict[str, Any], fired: datetime) -> uuid.UUID:
+        # The schedule's timezone is the notebook's too, when it declares one and the schedule sets none.
+        path = self.reports.notebook_path(schedule["notebook"])
+        filled = supplied(path, {"timezone": schedule["timezone"]})
         report_id = self.reports.request(
             schedule["notebook"],
             schedule["format"],
-            {"timezone": schedule["timezone"], **schedule["parameters"]},
+            {**filled, **schedule["parameters"]},
             requested_by=schedule["created_by"],
             schedule_id=schedule["id"],
         )

@@ -11,6 +11,7 @@ from croniter import croniter
 from sqlalchemy import insert, select
 
 from workbench.db.tables import report_schedules
+from workbench.notebooks.parameters import supplied
 from workbench.reports import formats, params
 from workbench.reports.service import ReportRequestError, ReportService
 
@@ -54,10 +55,8 @@ def create_schedule(
     recipients = list(recipients or [])
     if not all(isinstance(r, str) and "@" in r for r in recipients):
         raise ReportRequestError("recipients must be e-mail addresses")
-    checked = dict(parameters or {})
-    checked.setdefault("timezone", timezone)
     try:
-        params.check(checked)
+        checked = params.check({**supplied(path, {"timezone": timezone}), **dict(parameters or {})}, path)
     except params.ParameterError as error:
         raise ReportRequestError(str(error)) from None
     with service.platform.engine.begin() as conn:

@@ -18,6 +18,7 @@ from sqlalchemy import func, insert, select, update
 
 from workbench.db.tables import notebook_runs, reports
 from workbench.metrics import REPORT_RUNS
+from workbench.notebooks.parameters import supplied
 from workbench.platform import Platform
 from workbench.reports import formats, params, runner
 from workbench.reports.formats import ExecutedReport
@@ -83,7 +84,7 @@ class ReportService:
         if format_name not in formats.names():
             raise ReportRequestError(f"unknown format {format_name!r}; known: {', '.join(formats.names())}")
         try:
-            checked = params.check(dict(parameters or {}))
+            checked = params.check(dict(parameters or {}), path)
         except params.ParameterError as error:
             raise ReportRequestError(str(error)) from None
         with self.platform.engine.begin() as conn:
@@ -168,10 +169,13 @@ class ReportService:
             data_dir = work / "data"
             self._set(report_id, progress=0.05)
             stop_ticker = self._ticker(report_id, source)
+            # The caller's names (checked on request, and again by the runner); the window, timezone and
+            # report_dir the platform fills in, for the names the notebook declares.
+            given = {name: resolved[name] for name in row["parameters"]}
+            filled = {name: value for name, value in resolved.items() if name not in given}
+            values = {**supplied(source, {**filled, "report_dir": str(data_dir)}), **given}
             try:
-                notebook, executed_path = self.executor.execute(
-                    source, {**resolved, "report_dir": str(data_dir)}, report_id
-                )
+                notebook, executed_path = self.executor.execute(source, values, report_id)
             except runner.NotebookFailed as failure:
                 if failure.executed is not None and failure.executed.exists():
                     shutil.copyfile(failure.executed, evidence)

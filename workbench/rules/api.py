@@ -29,6 +29,7 @@ from workbench.rules.backtest import backtest
 from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.types import Rule, rule_types
 from workbench.rules.validation import validate_rule
+from workbench.secrets import merge_actions, open_actions, redact_actions
 
 # Only the app-wide body cap applies here (unchanged from before these routes used workbench.api.common).
 blp = make_blueprint(
@@ -171,8 +172,20 @@ def _row(rule_id: uuid.UUID) -> dict[str, Any]:
     return fetch_row(rules, rule_id, "rule")
 
 
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A rule as every role reads it: action secrets and header values only as ``{"set": true}``."""
+    return {**row, "action": redact_actions(row.get("action"))}
+
+
+def _key() -> str:
+    return current_platform().settings.resolved_secret_key()
+
+
 def _checked(body: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``body`` (its action secrets opened, as the plugins see them); returns it."""
     document = {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in body.items()}
+    if "action" in document:
+        document["action"] = open_actions(document["action"], _key())
     errors = validate_rule(document)
     if errors:
         raise _invalid(errors)
@@ -190,7 +203,8 @@ def _changed() -> None:
 def list_rules(args: dict[str, Any]) -> dict[str, Any]:
     """Rules, highest priority first, filtered by type or enabled."""
     where = [rules.c[k] == args[k] for k in ("type", "enabled") if k in args]
-    return fetch_page(rules, where, [rules.c.priority.desc(), rules.c.name, rules.c.id], args)
+    page = fetch_page(rules, where, [rules.c.priority.desc(), rules.c.name, rules.c.id], args)
+    return {**page, "items": [_shown(item) for item in page["items"]]}
 
 
 @blp.route("/types", methods=["GET"])
@@ -211,7 +225,8 @@ def list_types() -> dict[str, Any]:
 @blp.arguments(RuleCreateSchema)
 @blp.response(201, RuleSchema)
 def create(body: dict[str, Any]) -> dict[str, Any]:
-    """Create a rule (validated by its type and its actions' plugins)."""
+    """Create a rule (validated by its type and its actions' plugins); action secrets stored sealed."""
+    body["action"] = merge_actions(body["action"], None, _key())
     _checked(body)
     principal = current_principal()
     with current_platform().engine.begin() as conn:
@@ -225,15 +240,15 @@ def create(body: dict[str, Any]) -> dict[str, Any]:
             .one()
         )
     _changed()
-    return dict(row)
+    return _shown(dict(row))
 
 
 @blp.route("/<uuid:rule_id>", methods=["GET"])
 @require("rules:read")
 @blp.response(200, RuleSchema)
 def get(rule_id: uuid.UUID) -> dict[str, Any]:
-    """One rule."""
-    return _row(rule_id)
+    """One rule (action secrets shown as set, never read back)."""
+    return _shown(_row(rule_id))
 
 
 @blp.route("/<uuid:rule_id>", methods=["PUT"])
@@ -243,12 +258,14 @@ def get(rule_id: uuid.UUID) -> dict[str, Any]:
 def update_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
     """Change a rule's fields (only those sent); the whole rule is validated again."""
     current = _row(rule_id)
+    if "action" in body:  # secrets not sent (or sent back as {"set": true}) are kept
+        body["action"] = merge_actions(body["action"], current["action"], _key())
     merged = {k: current[k] for k in _EDITABLE}
     merged.update(body)
     _checked(merged)
     row = update_row(rules, rule_id, "rule", body)
     _changed()
-    return row
+    return _shown(row)
 
 
 @blp.route("/<uuid:rule_id>", methods=["DELETE"])

@@ -26,9 +26,23 @@ MAX_POINTS = 2_000_000
 MAX_STEPS = 2_000
 
 
+class InvalidRule(ValueError):
+    """The stored rule's condition does not validate (written before a check existed, or around the API)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("invalid rule: " + "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
+        self.errors = errors
+
+
 def backtest(engine: Engine, rule: Rule, start: datetime, end: datetime) -> dict[str, Any]:
-    """Would-be alerts of ``rule`` over [start, end): trigger time, value, threshold, resolve time."""
+    """Would-be alerts of ``rule`` over [start, end): trigger time, value, threshold, resolve time.
+
+    The condition is validated first, as on create (:class:`InvalidRule`): a backtest runs nothing a
+    create would refuse, such as notebook parameters that are not data."""
     kind = rule_type(rule.type)
+    errors = kind.validate(rule.condition)
+    if errors:
+        raise InvalidRule(errors)
     start_ns, end_ns = int(pd.Timestamp(start).value), int(pd.Timestamp(end).value)
     if rule.type == "schedule":
         runs = [d.isoformat() for d in due_times(rule.condition, start, end)]

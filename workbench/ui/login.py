@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, jsonify, redirect, render_template_string, request, session
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    has_request_context,
+    jsonify,
+    redirect,
+    render_template_string,
+    request,
+    session,
+)
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import update
 
-from workbench.auth.passwords import verify_password
-from workbench.auth.users import find_user
+from workbench.auth.guard import end_session, session_principal, start_session
+from workbench.auth.users import check_login
 from workbench.db.tables import users
-from workbench.platform import current_platform
+from workbench.platform import EXTENSION, current_platform
 
 UI_PREFIX = "/ui/"
 blueprint = Blueprint("ui_login", __name__)
@@ -40,11 +51,24 @@ JSON.parse(localStorage.getItem("wb-theme"))||"light"}catch(e){}</script>
 </form></main></body></html>"""
 
 
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed cookie, marked ``Secure`` whenever the request came over HTTPS (ProxyFix tells)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """``Secure`` when configured, or when this request is HTTPS."""
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (has_request_context() and request.is_secure)
+
+
 def init_login(app: Flask) -> None:
     """Register the login/logout routes and the gate that sends anonymous UI visitors to the login page."""
+    settings = app.extensions[EXTENSION].settings
     # Lax keeps the session cookie off cross-site POSTs, so Dash callbacks cannot be forged from elsewhere.
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # (Flask defines the key as None, so this is set, not defaulted.)
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
+    # The cookie holds only a session id; the server ends the session sooner (idle timeout, sign-out).
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=settings.session_absolute_timeout_s)
+    app.session_interface = SessionCookies()
     app.register_blueprint(blueprint)
     app.before_request(_gate)
 
@@ -53,7 +77,7 @@ def _gate() -> Response | None:
     path = request.path
     if not path.startswith(UI_PREFIX) or path.startswith(UI_PREFIX + "assets/"):
         return None
-    if "user_id" in session:
+    if session_principal() is not None:
         return None
     if path.startswith(UI_PREFIX + "_dash-"):
         response = jsonify(error={"code": "unauthorized", "message": "log in first"})
@@ -87,34 +111,28 @@ def login_submit() -> Response | tuple[str, int]:
     target = _safe_next(request.form.get("next"))
     if not secrets.compare_digest(request.form.get("csrf", ""), session.get("login_csrf", "")):
         return _render("The form expired; try again.", target), 400
-    email = request.form.get("email", "").strip()
     engine = current_platform().engine
-    user = find_user(engine, email) if email else None
-    if (
-        not user
-        or user["disabled"]
-        or not verify_password(user["password_hash"], request.form.get("password", ""))
-    ):
+    # The same check as the API: an unknown e-mail costs the same password verification as a known one.
+    user = check_login(engine, request.form.get("email", ""), request.form.get("password", ""))
+    if user is None:
         return _render("Wrong e-mail or password.", target), 401
-    session.clear()
-    session.update(user_id=str(user["id"]), role=user["role"], email=user["email"])
-    session.permanent = True
+    start_session(user)
     with engine.begin() as conn:
-        conn.execute(update(users).where(users.c.id == user["id"]).values(last_login=datetime.now(UTC)))
+        conn.execute(update(users).where(users.c.id == user.id).values(last_login=datetime.now(UTC)))
     return redirect(target)  # type: ignore[return-value]
 
 
 @blueprint.errorhandler(429)
 def too_many_attempts(error: Exception) -> tuple[str, int]:
     """The login throttle answered: the form again, saying why."""
-    message = "Too many failed sign-ins for this e-mail; try again in a few minutes."
+    message = "Too many failed sign-ins; try again in a few minutes."
     return _render(message, _safe_next(request.form.get("next"))), 429
 
 
 @blueprint.get("/logout")
 def logout() -> Response:
-    """End the session."""
-    session.clear()
+    """End the session (on the server: a copied cookie stops working too)."""
+    end_session()
     return redirect("/login")  # type: ignore[return-value]
 
 

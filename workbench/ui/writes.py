@@ -11,18 +11,27 @@ from sqlalchemy import select, update
 from workbench.db.tables import alerts, devices
 from workbench.live.bus import ALERT_UPDATE
 from workbench.platform import Platform
+from workbench.secrets import DEVICE_CONFIG, merge, redact
 
 
 def save_device_config(platform: Platform, device_id: str, config: dict[str, Any]) -> None:
-    """Store the device's config and, with a broker, publish it retained (design §6.1)."""
+    """Store the device's config and, with a broker, publish it retained (design §6.1).
+
+    Secrets left out or left as ``{"set": true}`` keep their stored value; all are stored sealed and
+    published only as ``{"set": true}``.
+    """
+    key = platform.settings.resolved_secret_key()
     with platform.engine.begin() as conn:
+        stored = conn.execute(select(devices.c.config).where(devices.c.id == uuid.UUID(device_id))).scalar()
+        sealed = merge(config, stored, DEVICE_CONFIG, key)
         conn.execute(
             update(devices)
             .where(devices.c.id == uuid.UUID(device_id))
-            .values(config=config, updated_at=datetime.now(UTC))
+            .values(config=sealed, updated_at=datetime.now(UTC))
         )
     if platform.mqtt is not None:
-        platform.mqtt.publish(f"insa/devices/{device_id}/config", config, retain=True)
+        shown = redact(sealed, DEVICE_CONFIG)
+        platform.mqtt.publish(f"insa/devices/{device_id}/config", shown, retain=True)
 
 
 def send_command(

@@ -1,4 +1,4 @@
-"""Behind a reverse proxy: trust X-Forwarded-* (ProxyFix); on HTTPS send HSTS and mark cookies Secure."""
+"""On HTTPS (direct, or through a trusted proxy: ProxyFix in api/protection.py): HSTS and Secure cookies."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from workbench.settings import Settings
 
@@ -21,11 +20,12 @@ class HttpsHeaders:
         self.hsts = f"max-age={hsts_max_age}; includeSubDomains" if hsts_max_age > 0 else None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """Serve one request, rewriting the response headers of HTTPS requests."""
-        if environ.get("wsgi.url_scheme") != "https":
-            return self.app(environ, start_response)
+        """Serve one request; the headers of an HTTPS one are rewritten as the response starts."""
 
         def secure_start(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            # Read now, not before: ProxyFix (inside this layer) sets the scheme the proxy saw in place.
+            if environ.get("wsgi.url_scheme") != "https":
+                return start_response(status, headers, *args)
             marked = [
                 (name, f"{value}; Secure")
                 if name.lower() == "set-cookie" and "secure" not in _flags(value)
@@ -40,14 +40,8 @@ class HttpsHeaders:
 
 
 def init_https(app: Flask, settings: Settings) -> None:
-    """Trust ``TRUSTED_PROXIES`` hops of forwarded headers; mark HTTPS responses (HSTS, Secure cookies)."""
-    wrapped: Any = HttpsHeaders(app.wsgi_app, settings.hsts_max_age)
-    hops = settings.trusted_proxies
-    if hops > 0:
-        # Only the last `hops` values are believed: those the proxies themselves appended. ProxyFix runs
-        # first, so the scheme the proxy saw decides what HttpsHeaders does.
-        wrapped = ProxyFix(wrapped, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
-    app.wsgi_app = wrapped  # type: ignore[method-assign]
+    """Mark responses to HTTPS requests: HSTS (``HSTS_MAX_AGE``) and the Secure flag on every cookie."""
+    app.wsgi_app = HttpsHeaders(app.wsgi_app, settings.hsts_max_age)  # type: ignore[method-assign]
 
 
 def _flags(cookie: str) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,11 +11,13 @@ from asyncua import ua
 from sqlalchemy import Engine
 
 from ingest.connectors.base import DeviceConfig, device_status_setter
+from ingest.connectors.manager import ConnectorManager
 from ingest.connectors.opcua import OpcUaConnector, quality_of
 from ingest.connectors.runner import ConnectorRunner
 from ingest.simulator.opcua_server import OpcUaServer
 from tests.conftest import free_port
 from tests.ingest.connectors.conftest import device_status, make_device, quarantined, telemetry, wait_until
+from workbench.secrets import DEVICE_CONFIG, merge
 
 VARIABLES = {"Pump1.Pressure": (3.5, "bar"), "Pump1.Flow": (100.0, None)}
 
@@ -81,4 +84,29 @@ def test_subscription_units_quality_and_reconnects(engine, pipeline, runner) -> 
         server.stop()  # the session drops: error, then retries with backoff
         wait_until(lambda: device_status(engine, device_id) == "error", timeout=10)
     finally:
+        server.stop()
+
+
+def test_the_manager_opens_a_sealed_login(engine, pipeline, settings) -> None:
+    """The devices API stores the OPC-UA login sealed; the connector manager opens it to log in."""
+    server = OpcUaServer(free_port(), VARIABLES, credentials=("operator", "s3cret"))
+    server.start()
+    config = {
+        "username": "operator",
+        "password": "s3cret",
+        "endpoint": server.endpoint,
+        "nodes": {server.node_id("Pump1.Pressure"): "pressure"},
+        "sampling_interval_ms": 50,
+    }
+    sealed = merge(config, None, DEVICE_CONFIG, settings.resolved_secret_key())
+    assert "s3cret" not in str(sealed)
+    device_id = make_device(engine, "opcua", sealed)
+    fast = dataclasses.replace(settings, connectors_reload_s=0.1, sparkplug_enabled=False)
+    manager = ConnectorManager(engine, pipeline, fast)
+    manager.start()
+    try:
+        wait_until(lambda: telemetry(engine, device_id), timeout=15)
+        assert device_status(engine, device_id) == "online"
+    finally:
+        manager.stop()
         server.stop()

@@ -17,6 +17,7 @@ from flask import Flask
 
 from tests.workbench.live.serving import make_user
 from workbench.auth import tokens
+from workbench.auth.users import find_user
 from workbench.live.bus import ALERT, ALERT_UPDATE, DEVICE_STATUS, TELEMETRY_BATCH
 from workbench.live.events import BATCH_COLUMNS, DeviceStatus, TelemetryBatch
 from workbench.platform import Platform
@@ -57,8 +58,9 @@ class Listener:
 
 def token_for(app: Flask, platform: Platform, role: str) -> str:
     email, _ = make_user(platform.engine, role)
-    user_id = uuid.uuid4()
-    return tokens.issue(app.config["SECRET_KEY"], user_id, role, email)
+    user = find_user(platform.engine, email)
+    assert user is not None
+    return tokens.issue(app.config["SECRET_KEY"], user["id"], role, email)
 
 
 @pytest.fixture
@@ -206,3 +208,29 @@ def test_open_connections_are_counted_in_metrics(
     while gauge() != before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert gauge() == before
+
+
+def test_a_removed_users_socket_is_disconnected(
+    base_url: str, app: Flask, platform: Platform, listeners: Any
+) -> None:
+    from sqlalchemy import delete
+
+    from workbench.db.tables import users
+    from workbench.live.socket import SERVICE
+
+    kept = listeners().connect(base_url, auth={"token": token_for(app, platform, "viewer")})
+    email, _ = make_user(platform.engine, "admin")
+    user = find_user(platform.engine, email)
+    assert user is not None
+    token = tokens.issue(app.config["SECRET_KEY"], user["id"], "admin", email)
+    gone = listeners().connect(base_url, auth={"token": token})
+    assert gone.call("subscribe", {"type": "devices"})["ok"]
+    with platform.engine.begin() as conn:
+        conn.execute(delete(users).where(users.c.id == user["id"]))
+    assert platform.services[SERVICE].drop_ended_users() == 1  # the sweep runs every ACCESS_SWEEP_S too
+    deadline = time.monotonic() + 5
+    while gone.client.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not gone.client.connected and kept.client.connected
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        listeners().connect(base_url, auth={"token": token})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from workbench.reports.params import ParameterError, check, resolve, resolve_time
 
 PARIS = ZoneInfo("Europe/Paris")
+HEALTH = Path(__file__).resolve().parents[3] / "reports" / "device_health.ipynb"
 
 
 def test_default_window_is_the_previous_local_day() -> None:
@@ -31,10 +33,13 @@ def test_relative_and_absolute_times() -> None:
 
 
 def test_check_rejects_what_the_platform_sets_and_malformed_values() -> None:
-    assert check({"devices": ["press-1"], "area": "north"}) == {"devices": ["press-1"], "area": "north"}
+    given = {"devices": ["press-1"], "area": "north"}
+    assert check(given, HEALTH) == given
     with pytest.raises(ParameterError, match="'report_dir' is set by the platform"):
-        check({"report_dir": "/etc"})
-    with pytest.raises(ParameterError, match="devices must be a list"):
-        check({"devices": "press-1"})
+        check({"report_dir": "/etc"}, HEALTH)
+    with pytest.raises(ParameterError, match="'devices' must be a list"):
+        check({"devices": "press-1"}, HEALTH)
     with pytest.raises(ParameterError, match="not an IANA timezone"):
-        check({"timezone": "CET+99"})
+        check({"timezone": "CET+99"}, HEALTH)
+    with pytest.raises(ParameterError, match="unknown parameter 'top_rules'; allowed: start, end"):
+        check({"top_rules": 3}, HEALTH)  # alert_summary's, not device_health's

@@ -210,10 +210,13 @@ def test_email_over_starttls_with_login(
 
 
 def test_script_action_gets_params_and_honours_timeout(
-    action_platform: Platform, fire: Callable[..., Any], tmp_path: Path
+    action_platform: Platform, fire: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    folder = Path(__file__).resolve().parent / "scripts"
+    monkeypatch.setenv("WORKBENCH_SCRIPTS_DIR", str(folder))  # what validation outside a request reads
+    action_platform = replace(action_platform, settings=replace(action_platform.settings, scripts_dir=folder))
     out = tmp_path / "out.json"
-    script = "tests/workbench/rules/scripts/record_action.py"
+    script = "record_action.py"
     alert, [entry] = fire(action_platform, {"type": "script", "path": script, "params": {"out": str(out)}})
     assert entry["status"] == "success", entry["error"]
     recorded = json.loads(out.read_text())
@@ -226,5 +229,6 @@ def test_script_action_gets_params_and_honours_timeout(
     )
     assert late["status"] == "failed" and "longer than 4 s" in late["error"] and not slow.exists()
     assert validate_actions({"type": "script", "path": "../etc/passwd"}) == {
-        "action.path": "must be a .py or .ipynb file inside the repository"
+        "action.path": f"must be a .py or .ipynb file inside the scripts folder {folder}"
+        " (a relative path without '..')"
     }

@@ -17,10 +17,10 @@ from flask import Flask
 from sqlalchemy import select
 
 from tests.workbench.api.fixtures import ApiDevice, make_device
-from tests.workbench.live.serving import make_user
 from tests.workbench.web.cluster import Cluster, cluster
 from tests.workbench.web.processes import WebProcess
 from workbench.auth import tokens
+from workbench.auth.users import create_user
 from workbench.db.tables import telemetry
 from workbench.platform import EXTENSION, Platform
 
@@ -44,8 +44,9 @@ def _session(deployed: Cluster) -> requests.Session:
 
 def _viewer_token(app: Flask) -> str:
     platform: Platform = app.extensions[EXTENSION]
-    email, _ = make_user(platform.engine, "viewer")
-    return tokens.issue(SECRET, uuid.uuid4(), "viewer", email)
+    email = f"viewer-{uuid.uuid4().hex[:8]}@example.com"
+    user_id = create_user(platform.engine, email, "viewer", "correct horse battery staple")
+    return tokens.issue(SECRET, user_id, "viewer", email)
 
 
 def test_https_only_with_hsts_and_secure_cookies(deployed: Cluster) -> None:

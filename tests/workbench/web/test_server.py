@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 
 from tests.conftest import free_port
 from tests.workbench.api.fixtures import ApiDevice, make_device
-from tests.workbench.live.serving import make_user
 from tests.workbench.web.processes import WebProcess, start_web, web_env
 from workbench.auth import tokens
+from workbench.auth.users import create_user
 from workbench.db.tables import telemetry
 from workbench.platform import EXTENSION, Platform
 
@@ -178,8 +178,9 @@ def test_sigterm_finishes_requests_and_sends_live_clients_back(
     port = free_port()
     first = start_web(env, port=port)
     platform: Platform = app.extensions[EXTENSION]
-    email, _ = make_user(platform.engine, "viewer")
-    user = tokens.issue(SECRET, uuid.uuid4(), "viewer", email)
+    email = f"viewer-{uuid.uuid4().hex[:8]}@example.com"
+    user_id = create_user(platform.engine, email, "viewer", "correct horse battery staple")
+    user = tokens.issue(SECRET, user_id, "viewer", email)
     client = socketio.Client(reconnection=True, reconnection_delay=0.2, reconnection_delay_max=0.5)
     connects: list[float] = []
     client.on("connect", lambda: connects.append(time.monotonic()))

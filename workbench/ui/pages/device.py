@@ -11,6 +11,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from workbench.platform import current_platform
+from workbench.secrets import DEVICE_CONFIG, redact
 from workbench.ui import charts, queries
 from workbench.ui.pages.overview import status_badge
 from workbench.ui.session import Forbidden, UiUser, require_user
@@ -126,7 +127,8 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
         history,
     ]
     if user.may("devices:write"):
-        sections.append(_config_editor(device.get("config") or {}))
+        # Secrets (an OPC-UA login) show as {"set": true}: left so, they are kept on save.
+        sections.append(_config_editor(redact(device.get("config") or {}, DEVICE_CONFIG)))
     if user.may("devices:command"):
         sections.append(_command_form())
     sub = {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import textwrap
 import uuid
 from datetime import UTC, datetime, timedelta
+from html import escape
 from typing import Any
 
 import dash
@@ -15,7 +17,7 @@ from sqlalchemy import insert, select, update
 
 from workbench.db.tables import devices, rules
 from workbench.platform import current_platform
-from workbench.rules.backtest import backtest
+from workbench.rules.backtest import InvalidRule, backtest
 from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.types import Rule
 from workbench.rules.validation import validate_rule
@@ -216,7 +218,13 @@ def _backtest_figure(row: dict[str, Any]) -> go.Figure:
     engine = current_platform().engine
     end = datetime.now(UTC)
     start = end - timedelta(days=7)
-    result = backtest(engine, Rule.from_row(row), start, end)
+    try:
+        result = backtest(engine, Rule.from_row(row), start, end)
+    except InvalidRule as error:  # a rule stored before its check existed: say why, run nothing
+        refused = charts.line([], [], height=280)
+        lines = [escape(line) for line in textwrap.wrap(str(error), 90)[:4]]  # caller-chosen text
+        refused.update_layout(title={"text": "<br>".join(lines), "font": {"size": 12}}, margin={"t": 80})
+        return refused
     key = (row["condition"] or {}).get("key")
     device = str(row["device_id"]) if row["device_id"] else None
     figure = (

@@ -1,0 +1,372 @@
+"""Import a plant from a ThingsBoard PostgreSQL database: devices, attributes, history, latest values, alarms.
+
+Reads ThingsBoard's own tables (``device``, ``device_profile``, ``attribute_kv``, ``ts_kv`` with its key
+dictionary, ``ts_kv_latest``, ``alarm``) in the layouts of ThingsBoard 3.x and 4.x. History moves as binary
+COPY from a query that already has the workbench's column types straight into ``telemetry``: no row passes
+through Python, so the import runs at the database's COPY speed. Each series is copied in chunks, each
+chunk committed together with its checkpoint, so an interrupted import resumes where it stopped and a rerun
+adds nothing. Device ids stay ThingsBoard's, which makes devices and alarms idempotent too.
+
+Value mapping: ``dbl_v`` and ``long_v`` become ``value`` (a long beyond 2^53 also keeps its exact digits
+in ``text_value``), ``bool_v`` becomes 1.0/0.0, ``str_v`` and ``json_v`` become ``text_value``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.copy import QueuedLibpqWriter
+from psycopg.types.json import Jsonb
+
+from ingest.importers import checkpoints
+
+SOURCE = "thingsboard"
+CHUNK_ROWS = 250_000
+KEY_MAX = 100  # telemetry.key is varchar(100)
+SCOPES = {1: "CLIENT_SCOPE", 2: "SERVER_SCOPE", 3: "SHARED_SCOPE"}
+SEVERITIES = {"CRITICAL": "critical", "MAJOR": "critical", "MINOR": "warning", "WARNING": "warning"}
+
+# One expression per workbench column, over a ts_kv-shaped row (``json_v`` may be missing: see _values).
+_TIMESTAMP = "TIMESTAMPTZ 'epoch' + ts * INTERVAL '1 millisecond'"
+_VALUE = (
+    "COALESCE(dbl_v, long_v::float8, CASE WHEN bool_v THEN 1.0::float8 WHEN NOT bool_v THEN 0.0::float8 END)"
+)
+_TEXT = "COALESCE(str_v, {json}, CASE WHEN abs(long_v) > 9007199254740992 THEN long_v::text END)"
+
+
+@dataclass
+class Summary:
+    """What an import did: counts per kind, rows skipped with their reasons."""
+
+    devices: int = 0
+    attributes: int = 0
+    series: int = 0
+    rows: int = 0
+    latest: int = 0
+    alarms: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def lines(self) -> list[str]:
+        """The summary as lines a person reads."""
+        out = [
+            f"devices {self.devices}, attributes {self.attributes}, series {self.series}, "
+            f"rows {self.rows}, latest values {self.latest}, alarms {self.alarms}"
+        ]
+        out += [f"skipped {count}: {reason}" for reason, count in sorted(self.skipped.items())]
+        return out
+
+
+@dataclass(frozen=True)
+class _Series:
+    entity_id: uuid.UUID
+    key_id: int
+    key: str
+    rows: int
+
+
+Progress = Callable[[int], object]
+
+
+class ThingsBoardImport:
+    """One import from a ThingsBoard database (``source_url``) into the workbench's (``target_url``)."""
+
+    def __init__(self, source_url: str, target_url: str, chunk_rows: int = CHUNK_ROWS) -> None:
+        self.source_url = source_url
+        self.target_url = target_url
+        self.chunk_rows = chunk_rows
+        self.summary = Summary()
+
+    def run(self, start_progress: Callable[[int], Progress] | None = None) -> Summary:
+        """Import everything; ``start_progress(total_rows)`` returns a callback told of each chunk's rows."""
+        with (
+            psycopg.connect(self.source_url, autocommit=True) as src,
+            psycopg.connect(self.target_url, autocommit=True) as dst,
+        ):
+            columns = _columns(src)
+            devices = self._devices(src, dst, columns)
+            self._attributes(src, dst, columns, devices)
+            series = self._series(src, columns, devices)
+            done = checkpoints.load(dst, SOURCE)
+            remaining = sum(s.rows for s in series if f"{s.entity_id}/{s.key}" not in done)
+            advance = start_progress(remaining) if start_progress else (lambda rows: None)
+            span = [None, None]
+            for one in series:
+                self._copy_series(
+                    src, dst, columns, one, done.get(f"{one.entity_id}/{one.key}"), advance, span
+                )
+            self._latest(src, dst, columns, devices)
+            self._alarms(src, dst, columns, devices)
+        self.imported_span = span
+        return self.summary
+
+    # -- devices and attributes ---------------------------------------------------------------------
+
+    def _devices(self, src: psycopg.Connection, dst: psycopg.Connection, columns: _Columns) -> set[uuid.UUID]:
+        profile = "p.name" if "device_profile" in columns else "NULL"
+        join = (
+            "LEFT JOIN device_profile p ON p.id = d.device_profile_id" if "device_profile" in columns else ""
+        )
+        label = "d.label" if "label" in columns.get("device", ()) else "NULL"
+        rows = src.execute(
+            f"SELECT d.id, d.name, d.type, {profile}, {label}, d.additional_info FROM device d {join}"
+        ).fetchall()
+        with dst.transaction():
+            for device_id, name, kind, profile_name, label_text, info in rows:
+                origin: dict[str, Any] = {"profile": profile_name, "label": label_text}
+                if info:
+                    origin["additional_info"] = _json_or_text(info)
+                meta = {"source": SOURCE, "thingsboard": origin}
+                inserted = dst.execute(
+                    "INSERT INTO devices (id, name, type, protocol, metadata) "
+                    "VALUES (%s, %s, %s, 'mqtt', %s) "
+                    "ON CONFLICT (id) DO NOTHING RETURNING id",
+                    (
+                        device_id,
+                        name or str(device_id),
+                        (profile_name or kind or "default")[:50],
+                        _jsonb(meta),
+                    ),
+                ).fetchone()
+                self.summary.devices += inserted is not None
+        return {row[0] for row in rows}
+
+    def _attributes(
+        self, src: psycopg.Connection, dst: psycopg.Connection, columns: _Columns, devices: set[uuid.UUID]
+    ) -> None:
+        have = columns.get("attribute_kv", ())
+        if not have:
+            return
+        json_v = "json_v::text" if "json_v" in have else "NULL::text"
+        values = f"bool_v, str_v, long_v, dbl_v, {json_v}"
+        if "entity_type" in have:  # ThingsBoard before 3.7: names inline
+            query = (
+                f"SELECT entity_id, attribute_type, attribute_key, {values} FROM attribute_kv "
+                "WHERE entity_type = 'DEVICE'"
+            )
+        else:  # 3.7 and later: scope as a number, key through the dictionary
+            dictionary = "key_dictionary" if "key_dictionary" in columns else "ts_kv_dictionary"
+            query = (
+                f"SELECT a.entity_id, a.attribute_type, k.key, {values} FROM attribute_kv a "
+                f"JOIN {dictionary} k ON k.key_id = a.attribute_key"
+            )
+        by_device: dict[uuid.UUID, dict[str, dict[str, Any]]] = {}
+        for entity_id, scope, key, *typed in src.execute(query):
+            if entity_id not in devices:
+                continue
+            scope_name = SCOPES.get(scope, str(scope)) if isinstance(scope, int) else scope
+            by_device.setdefault(entity_id, {}).setdefault(scope_name, {})[key] = _typed(*typed)
+            self.summary.attributes += 1
+        with dst.transaction():
+            for device_id, scopes in by_device.items():
+                # Shared attributes are what ThingsBoard pushes to the device: the workbench's config.
+                dst.execute(
+                    "UPDATE devices SET config = COALESCE(config, '{}'::jsonb) || %s, "
+                    "metadata = jsonb_set(COALESCE(metadata, '{}'::jsonb), '{thingsboard_attributes}', %s), "
+                    "updated_at = now() WHERE id = %s",
+                    (_jsonb(scopes.get("SHARED_SCOPE", {})), _jsonb(scopes), device_id),
+                )
+
+    # -- history ------------------------------------------------------------------------------------
+
+    def _series(self, src: psycopg.Connection, columns: _Columns, devices: set[uuid.UUID]) -> list[_Series]:
+        names: dict[int, str] = dict(src.execute("SELECT key_id, key FROM ts_kv_dictionary").fetchall())
+        found: list[_Series] = []
+        counts = src.execute(
+            "SELECT entity_id, key, count(*) FROM ts_kv GROUP BY entity_id, key ORDER BY 1, 2"
+        )
+        for entity_id, key_id, rows in counts.fetchall():
+            key = names.get(key_id)
+            if entity_id not in devices:
+                self.summary.skipped["telemetry of an entity that is not a device (asset, customer…)"] += rows
+            elif key is None:
+                self.summary.skipped["key id missing from ts_kv_dictionary"] += rows
+            elif len(key) > KEY_MAX:
+                self.summary.skipped[f"key longer than {KEY_MAX} characters"] += rows
+            else:
+                found.append(_Series(entity_id, key_id, key, rows))
+        return found
+
+    def _copy_series(
+        self,
+        src: psycopg.Connection,
+        dst: psycopg.Connection,
+        columns: _Columns,
+        series: _Series,
+        last: int | None,
+        advance: Progress,
+        span: list[Any],
+    ) -> None:
+        name = f"{series.entity_id}/{series.key}"
+        last = -(2**63) if last is None else last
+        text_value = _TEXT.format(json="json_v::text" if "json_v" in columns["ts_kv"] else "NULL::text")
+        self.summary.series += 1
+        while True:
+            bounds = src.execute(
+                "SELECT max(ts), min(ts), count(*) FROM (SELECT ts FROM ts_kv "
+                "WHERE entity_id = %s AND key = %s AND ts > %s ORDER BY ts LIMIT %s) AS chunk",
+                (series.entity_id, series.key_id, last, self.chunk_rows),
+            ).fetchone()
+            assert bounds is not None
+            upto, first, rows = bounds
+            if not rows:
+                return
+            with dst.transaction(), dst.cursor() as out:
+                with (
+                    src.cursor().copy(
+                        f"COPY (SELECT {_TIMESTAMP}, entity_id, %s::text, {_VALUE}, 100::int4, {text_value} "
+                        "FROM ts_kv WHERE entity_id = %s AND key = %s AND ts > %s AND ts <= %s) "
+                        "TO STDOUT (FORMAT BINARY)",
+                        (series.key, series.entity_id, series.key_id, last, upto),
+                    ) as reader,
+                    out.copy(
+                        "COPY telemetry (timestamp, device_id, key, value, quality, text_value) "
+                        "FROM STDIN (FORMAT BINARY)",
+                        # Sending from a thread of its own lets reading the source overlap the writes.
+                        writer=QueuedLibpqWriter(out),
+                    ) as writer,
+                ):
+                    for block in reader:
+                        writer.write(block)
+                checkpoints.advance(dst, SOURCE, name, upto, rows)
+            self.summary.rows += rows
+            advance(rows)
+            span[0] = first if span[0] is None else min(span[0], first)
+            span[1] = upto if span[1] is None else max(span[1], upto)
+            last = upto
+
+    # -- latest values and alarms -------------------------------------------------------------------
+
+    def _latest(
+        self, src: psycopg.Connection, dst: psycopg.Connection, columns: _Columns, devices: set[uuid.UUID]
+    ) -> None:
+        have = columns.get("ts_kv_latest", ())
+        if not have or "entity_type" in have:  # ThingsBoard 2.x kept names inline: history covers it
+            return
+        json_v = "l.json_v::text" if "json_v" in have else "NULL::text"
+        rows = src.execute(
+            "SELECT l.entity_id, k.key, l.ts, l.bool_v, l.str_v, l.long_v, l.dbl_v, "
+            f"{json_v} FROM ts_kv_latest l JOIN ts_kv_dictionary k ON k.key_id = l.key"
+        ).fetchall()
+        with dst.transaction():
+            for entity_id, key, ts, bool_v, str_v, long_v, dbl_v, json_v_text in rows:
+                if entity_id not in devices or len(key) > KEY_MAX:
+                    continue
+                value, text_value = _columns_of(bool_v, str_v, long_v, dbl_v, json_v_text)
+                dst.execute(
+                    "INSERT INTO latest_values (device_id, key, timestamp, value, quality, text_value) "
+                    "VALUES (%s, %s, %s, %s, 100, %s) ON CONFLICT (device_id, key) DO UPDATE SET "
+                    "timestamp = EXCLUDED.timestamp, value = EXCLUDED.value, "
+                    "text_value = EXCLUDED.text_value "
+                    "WHERE latest_values.timestamp < EXCLUDED.timestamp",
+                    (entity_id, key, _instant(ts), value, text_value),
+                )
+                self.summary.latest += 1
+
+    def _alarms(
+        self, src: psycopg.Connection, dst: psycopg.Connection, columns: _Columns, devices: set[uuid.UUID]
+    ) -> None:
+        have = columns.get("alarm", ())
+        if not have:
+            return
+        if "cleared" in have:  # 3.5 and later: flags
+            state = "acknowledged, cleared"
+        else:  # earlier: ACTIVE_UNACK, ACTIVE_ACK, CLEARED_UNACK, CLEARED_ACK
+            state = "status IN ('ACTIVE_ACK', 'CLEARED_ACK'), status IN ('CLEARED_UNACK', 'CLEARED_ACK')"
+        details = "additional_info" if "additional_info" in have else "details"
+        rows = src.execute(
+            f"SELECT id, originator_id, type, severity, start_ts, ack_ts, clear_ts, created_time, {details}, "
+            f"{state} FROM alarm"
+        ).fetchall()
+        with dst.transaction():
+            for alarm_id, device_id, kind, severity, start, ack, clear, created, info, acked, cleared in rows:
+                if device_id not in devices:
+                    self.summary.skipped["alarm of an entity that is not a device"] += 1
+                    continue
+                status = "resolved" if cleared else "acknowledged" if acked else "active"
+                meta = {"source": SOURCE, "type": kind, "severity": severity}
+                if info:
+                    meta["details"] = _json_or_text(info)
+                inserted = dst.execute(
+                    "INSERT INTO alerts (id, device_id, severity, message, status, triggered_at, "
+                    "acknowledged_at, resolved_at, created_at, metadata) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (id) DO NOTHING RETURNING id",
+                    (
+                        alarm_id,
+                        device_id,
+                        SEVERITIES.get(str(severity).upper(), "info"),
+                        kind,
+                        status,
+                        _instant(start or created),
+                        _instant(ack) if acked and ack else None,
+                        _instant(clear) if cleared and clear else None,
+                        _instant(created),
+                        _jsonb(meta),
+                    ),
+                ).fetchone()
+                self.summary.alarms += inserted is not None
+
+
+_Columns = dict[str, tuple[str, ...]]
+
+
+def _columns(src: psycopg.Connection) -> _Columns:
+    """The columns of each ThingsBoard table this importer reads (absent tables are left out)."""
+    tables = ("device", "device_profile", "attribute_kv", "ts_kv", "ts_kv_latest", "alarm", "key_dictionary")
+    rows = src.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = ANY(%s)",
+        (list(tables),),
+    ).fetchall()
+    found: dict[str, list[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, []).append(column)
+    for needed in ("device", "ts_kv"):
+        if needed not in found:
+            raise ValueError(f"not a ThingsBoard database: table {needed!r} is missing")
+    return {table: tuple(names) for table, names in found.items()}
+
+
+def _columns_of(
+    bool_v: bool | None, str_v: str | None, long_v: int | None, dbl_v: float | None, json_v: str | None
+) -> tuple[float | None, str | None]:
+    """The workbench's (value, text_value) of one typed ThingsBoard value (the mapping the COPY does)."""
+    if dbl_v is not None:
+        return dbl_v, None
+    if long_v is not None:
+        return float(long_v), str(long_v) if abs(long_v) > 2**53 else None
+    if bool_v is not None:
+        return (1.0 if bool_v else 0.0), None
+    return None, str_v if str_v is not None else json_v
+
+
+def _typed(
+    bool_v: bool | None, str_v: str | None, long_v: int | None, dbl_v: float | None, json_v: str | None
+) -> Any:
+    """One ThingsBoard attribute as the JSON value it is."""
+    for value in (bool_v, long_v, dbl_v, str_v):
+        if value is not None:
+            return value
+    return orjson.loads(json_v) if json_v is not None else None
+
+
+def _json_or_text(raw: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw
+
+
+def _jsonb(value: Any) -> Jsonb:
+    return Jsonb(value)
+
+
+def _instant(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
