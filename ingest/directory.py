@@ -13,10 +13,10 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from workbench.db.tables import devices
+from workbench.db.tables import action_log, devices
 from workbench.metrics import CACHE_REQUESTS
 from workbench.protocols import text_keys as protocol_text_keys
 
@@ -134,11 +134,22 @@ class DeviceDirectory:
     def _register(self, device_id: str) -> DeviceInfo:
         device_uuid = uuid.UUID(device_id)
         with self.engine.begin() as conn:
-            conn.execute(
+            created = conn.execute(
                 pg_insert(devices)
                 .values(id=device_uuid, name=device_id, type="auto", metadata={"auto_registered": True})
                 .on_conflict_do_nothing(index_elements=["id"])
-            )
+                .returning(devices.c.id)
+            ).first()
+            if created is not None:  # once, by whichever process registered it
+                conn.execute(
+                    insert(action_log).values(
+                        action="device_register",
+                        status="success",
+                        attempts=1,
+                        detail={"device_id": device_id, "by": "ingest auto-registration (first data)"},
+                        finished_at=func.now(),
+                    )
+                )
         info = DeviceInfo(device_uuid, frozenset())
         with self._lock:
             self._devices[device_id] = info

@@ -33,6 +33,7 @@ NEEDS = {
     "mosquitto_clients": ("mosquitto-clients", "mosquitto_pub"),
     "chromium": ("chromium", "Chromium for browser tests and PDF printing"),
     "node": ("nodejs npm", "Node.js and npm for the peers in tests/peers"),
+    "nginx": ("nginx", "nginx (the deployment tests run a private one in front of the web processes)"),
 }
 
 
@@ -43,6 +44,8 @@ def _has(marker: str) -> bool:
         return shutil.which("mosquitto_pub") is not None
     if marker == "node":
         return shutil.which("node") is not None and shutil.which("npm") is not None
+    if marker == "nginx":
+        return shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
     return Path("/usr/bin/chromium").exists() or shutil.which("chromium") is not None
 
 

@@ -42,8 +42,8 @@ def _wait_healthy(url: str, process: subprocess.Popen[str], timeout: float = 90)
             response = requests.get(url, timeout=2)
             if response.status_code == 200:
                 return response.json()
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # gunicorn listens at once; its worker answers once the app is built
         time.sleep(0.3)
     raise AssertionError("workbench never became healthy")
 

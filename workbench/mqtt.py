@@ -8,7 +8,7 @@ import ssl
 import threading
 import uuid
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
@@ -18,7 +18,12 @@ log = logging.getLogger(__name__)
 def make_client(
     url: str, client_id: str | None = None, protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv311
 ) -> mqtt.Client:
-    """A paho 2 client configured from ``url`` (mqtt:// or mqtts://, credentials allowed), not connected."""
+    """A paho 2 client configured from ``url`` (mqtt:// or mqtts://, credentials allowed), not connected.
+
+    An ``mqtts://`` URL may name TLS files in its query (``?ca_file=...&cert_file=...&key_file=...``;
+    ``Settings`` folds ``WORKBENCH_MQTT_CA_FILE`` and friends in): the CA that signed the broker's
+    certificate, and the platform's own client certificate where the broker requires one.
+    """
     parts = urlsplit(url)
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
@@ -28,7 +33,13 @@ def make_client(
     if parts.username:
         client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
     if parts.scheme in ("mqtts", "ssl"):
-        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        files = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+        client.tls_set(
+            ca_certs=files.get("ca_file"),
+            certfile=files.get("cert_file"),
+            keyfile=files.get("key_file"),
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
 

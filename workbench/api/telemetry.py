@@ -205,7 +205,7 @@ def raw(args: dict[str, Any]) -> dict[str, Any]:
         .limit(size + 1)
         .offset((args["page"] - 1) * size)
     )
-    with current_platform().engine.connect() as conn:
+    with current_platform().read_engine().connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
     return {"items": rows[:size], "page": args["page"], "page_size": size, "has_more": len(rows) > size}
 
@@ -232,7 +232,7 @@ def latest(args: dict[str, Any]) -> dict[str, Any]:
         .order_by(latest_values.c.device_id, latest_values.c.key)
         .limit(args["limit"])
     )
-    with current_platform().engine.connect() as conn:
+    with current_platform().read_engine().connect() as conn:
         return {"items": [dict(r._mapping) for r in conn.execute(query)]}
 
 
@@ -249,7 +249,7 @@ def aggregate(args: dict[str, Any]) -> Response:
     try:
         step = series.parse_interval(args["interval"])
         items = series.aggregate(
-            current_platform().engine,
+            current_platform().read_engine(),
             args["device_id"],
             args["keys"],
             args["start"],
@@ -284,8 +284,9 @@ def downsample(args: dict[str, Any]) -> dict[str, Any]:
     """A chart-ready series of at most ``points`` points (LTTB over per-bucket min/max)."""
     _own(args["device_id"])
     check_range(args["start"], args["end"])
+    engine = current_platform().read_engine()
     points = series.downsample(
-        current_platform().engine, args["device_id"], args["key"], args["start"], args["end"], args["points"]
+        engine, args["device_id"], args["key"], args["start"], args["end"], args["points"]
     )
     return {
         "device_id": args["device_id"],
@@ -316,7 +317,7 @@ def export(args: dict[str, Any]) -> Response:
     """Every reading of a range as CSV or Parquet, streamed from a server-side cursor."""
     _own(args["device_id"])
     check_range(args["start"], args["end"])
-    engine = current_platform().engine
+    engine = current_platform().read_engine()
     rows = (args["device_id"], args.get("keys"), args["start"], args["end"])
     name = f"telemetry-{args['device_id']}.{args['format']}"
     if args["format"] == "parquet":

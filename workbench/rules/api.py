@@ -326,7 +326,7 @@ def test_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
         )
     rule = Rule.from_row(_row(rule_id))
     try:
-        result = backtest(current_platform().engine, rule, start, end)
+        result = backtest(current_platform().read_engine(), rule, start, end)
     except InvalidRule as error:
         raise _invalid(error.errors) from None
     return {"rule_id": rule_id, "start": start, "end": end, **result}

@@ -233,7 +233,7 @@ def register(ui: dash.Dash) -> None:
         if not key:
             return charts.line([], [])
         end = datetime.now(UTC)
-        data = queries.series(current_platform().engine, device_id, key, end - RANGES[span], end)
+        data = queries.series(current_platform().read_engine(), device_id, key, end - RANGES[span], end)
         return charts.band(data, height=300)
 
     @ui.callback(
