@@ -31,7 +31,7 @@ def config_errors(protocol: str | None, config: Any) -> dict[str, Any]:
 
 
 def _secrets_as_text(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` as it will be stored: sealed or kept (``{"set": true}``) secrets as text, nulled ones gone."""
+    """``config`` as it will be stored: sealed or kept (`{"set": true}`) secrets as text, nulled ones gone."""
     copy = copy_module.deepcopy(config)
     for path in DEVICE_CONFIG:
         holder: Any = copy
