@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 from flask import Flask
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ingest.broker import LocalBroker
 from workbench.auth.users import ROLES, UserError, create_user
@@ -237,6 +237,20 @@ def _guarded(action: Callable[[], None]) -> None:
         _fail(str(error))
     except KeyboardInterrupt:
         log.info("stopped")
+    except Exception as error:  # anything unforeseen is still one line; the traceback is at DEBUG level
+        log.debug("unexpected failure", exc_info=True)
+        _fail(unexpected_failure(error))
+
+
+def unexpected_failure(error: BaseException) -> str:
+    """One line for an unforeseen error: what failed and how to see more."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    first = (str(cause).strip().splitlines() or [""])[0][:300]
+    where = "database error" if isinstance(error, DBAPIError) else "unexpected error"
+    return (
+        f"{where}: {type(cause).__name__}: {first} "
+        "(run again with WORKBENCH_LOG_LEVEL=DEBUG for the traceback, and report it)"
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
