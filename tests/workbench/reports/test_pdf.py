@@ -17,6 +17,7 @@ PAGE = f"<html><head><style>{REPORT_CSS}</style></head><body><h1>Shift report</h
 
 
 @pytest.mark.slow
+@pytest.mark.pango
 def test_weasyprint_prints_pages_with_numbers(tmp_path: Path) -> None:
     target = tmp_path / "report.pdf"
     html_to_pdf(PAGE, target, tmp_path)
