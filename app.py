@@ -205,6 +205,13 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def _hint_first_admin(platform: Platform) -> None:
+    from workbench.auth.users import FIRST_ADMIN_COMMAND, has_admin
+
+    if not has_admin(platform.engine):
+        click.echo(f"workbench: no administrator yet; create one: .venv/bin/{FIRST_ADMIN_COMMAND}", err=True)
+
+
 def serve(app: Flask, settings: Settings) -> None:
     """Serve API, Dash and Socket.IO until interrupted."""
     from workbench.live.socket import live_server
@@ -218,16 +225,21 @@ def serve(app: Flask, settings: Settings) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    from workbench import logs
+
+    logs.configure(settings.log_level)
 
 
 def _terminate_on_sigterm() -> None:
+    from workbench import logs
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        logs.stopping.set()  # clients of servers that stop first may complain now: expected
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, handler)
 
 
 def _guarded(action: Callable[[], None]) -> None:
@@ -273,6 +285,7 @@ def up(host: str | None, port: int | None) -> None:
             app = create_app(resolved)
             start_background(app.extensions[EXTENSION], stack)
             click.echo(f"workbench: serving on http://{resolved.host}:{resolved.port}", err=True)
+            _hint_first_admin(app.extensions[EXTENSION])
             serve(app, resolved)
 
     _guarded(run)

@@ -88,7 +88,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for reason, count in reasons.most_common(12):
         terminalreporter.write_line(f"{count:4d}  {reason[:150]}")
     if len(reasons) > 12:
-        terminalreporter.write_line(f"      ... and {len(reasons) - 12} other reasons (pytest -rs lists them)")
+        terminalreporter.write_line(
+            f"      ... and {len(reasons) - 12} other reasons (pytest -rs lists them)"
+        )
     if packages:
         terminalreporter.write_line(f"To run them all: apt-get install {' '.join(packages)}")
 

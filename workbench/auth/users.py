@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, true
 
 from workbench.auth.passwords import hash_password
 from workbench.db.tables import users
@@ -42,3 +42,15 @@ def find_user(engine: Engine, email: str) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(select(users).where(users.c.email == email.lower())).first()
     return dict(row._mapping) if row else None
+
+
+def has_admin(engine: Engine) -> bool:
+    """Whether an enabled administrator exists (a fresh installation has none)."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(users.c.id).where(users.c.role == "admin", users.c.disabled.isnot(true())).limit(1)
+        ).first()
+    return found is not None
+
+
+FIRST_ADMIN_COMMAND = "workbench user create --email you@example.com --role admin"

@@ -10,7 +10,7 @@ from flask import Blueprint, Flask, Response, jsonify, redirect, render_template
 from sqlalchemy import update
 
 from workbench.auth.passwords import verify_password
-from workbench.auth.users import find_user
+from workbench.auth.users import FIRST_ADMIN_COMMAND, find_user, has_admin
 from workbench.db.tables import users
 from workbench.platform import current_platform
 
@@ -28,6 +28,9 @@ JSON.parse(localStorage.getItem("wb-theme"))||"light"}catch(e){}</script>
 <main class="container" style="max-width: 24rem; margin-top: 12vh">
 <h1 class="h4 mb-3">IIoT Workbench</h1>
 {% if error %}<div class="alert alert-danger" role="alert">{{ error }}</div>{% endif %}
+{% if first_admin %}<div class="alert alert-info" role="status" id="no-admin">No administrator exists yet.
+Create the first one on the server, in the repository:
+<code>.venv/bin/{{ first_admin }}</code></div>{% endif %}
 <form method="post" action="/login">
 <input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="next" value="{{ next }}">
 <div class="mb-3"><label class="form-label" for="email">E-mail</label>
@@ -121,4 +124,7 @@ def logout() -> Response:
 def _render(error: str | None, target: str) -> str:
     token = session.get("login_csrf") or secrets.token_urlsafe(24)
     session["login_csrf"] = token
-    return render_template_string(PAGE, error=error, next=target, csrf=token, prefix=UI_PREFIX)
+    first_admin = None if has_admin(current_platform().engine) else FIRST_ADMIN_COMMAND
+    return render_template_string(
+        PAGE, error=error, next=target, csrf=token, prefix=UI_PREFIX, first_admin=first_admin
+    )
