@@ -96,4 +96,4 @@ def test_each_fault_raises_its_alert_and_healthy_devices_none(
                 fired.add((spec["name"].removeprefix(PREFIX), names[str(alert["device_id"])]))
     on_healthy = {pair for pair in fired if pair[1] not in faulty}
     assert on_healthy == set(), f"rules fired on healthy devices: {on_healthy}"
-    assert EXPECTED <= fired, f"missing: {EXPECTED - fired}; fired: {fired}"
+    assert fired >= EXPECTED, f"missing: {EXPECTED - fired}; fired: {fired}"
