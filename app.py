@@ -238,8 +238,8 @@ def _terminate_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, handler)
+    # Also when started with SIGINT ignored (a background job of a script): Ctrl-C or kill -INT stops it.
+    signal.signal(signal.SIGINT, handler)
 
 
 def _guarded(action: Callable[[], None]) -> None:
