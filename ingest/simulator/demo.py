@@ -320,13 +320,14 @@ def start_demo(
 ) -> tuple[Callable[[], None], DemoInfo]:
     """Start connectors (when ingest has none), the simulator with its faults, and seed content."""
     from ingest.connectors.manager import start_connectors
-    from workbench.notebooks.service import SERVICE, close_notebooks, notebook_runner
+    from workbench.notebooks.service import SERVICE, notebook_runner
 
     settings = platform.settings
     stops: list[Callable[[], None]] = [start_connectors(platform)]  # stopped first: clients before servers
     if SERVICE not in platform.services:
         notebook_runner(platform)  # the notebook rule needs the platform's runner
-    stops.append(lambda: close_notebooks(platform))  # idempotent: warm kernels never outlive the demo
+    # The warm kernels close with the platform (start_background), after the rule engine has stopped:
+    # closing them here, before it, failed its last notebook evaluations with a traceback at every stop.
     plant = plant or demo_plant()
     if not plant.faults:
         plant.faults = demo_faults()
