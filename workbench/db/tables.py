@@ -51,6 +51,8 @@ users = Table(
     Column("disabled", Boolean, nullable=False, server_default=text("false")),
     _now("created_at"),
     Column("last_login", DateTime(timezone=True)),
+    # The IANA zone the UI shows times in; NULL: the browser's.
+    Column("timezone", String(64)),
 )
 
 devices = Table(

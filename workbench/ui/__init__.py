@@ -9,10 +9,11 @@ import dash
 from dash import ClientsideFunction, Input, Output, State, dcc
 from flask import Flask
 
-from workbench.ui import shell
+from workbench.platform import current_platform
+from workbench.ui import shell, timefmt
 from workbench.ui.login import UI_PREFIX, init_login
 from workbench.ui.pages import alerts, dashboards, device, overview, reports, rules
-from workbench.ui.session import current_user
+from workbench.ui.session import current_user, require_user
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 PAGES = (overview, device, dashboards, alerts, rules, reports)
@@ -60,6 +61,22 @@ def _register_shell(ui: dash.Dash) -> None:
     def render(pathname: str | None) -> Any:
         content, subs = route(pathname)
         return [content, dcc.Store(id="live-subs", data=subs)]
+
+    @ui.callback(Output("zone-saved", "data"), Input("zone-choice", "value"), prevent_initial_call=True)
+    def choose_zone(name: str | None) -> str:
+        user = require_user()
+        chosen = None if name in (None, "", shell.BROWSER) else name
+        timefmt.set_profile_zone(current_platform().engine, user.user_id, chosen)
+        return name or ""
+
+    # Every time on the page is redrawn in the new zone: reload it once the profile holds the choice.
+    ui.clientside_callback(
+        "function(saved) { if (saved !== undefined && saved !== null) { window.location.reload(); }"
+        " return ''; }",
+        Output("zone-sink", "children"),
+        Input("zone-saved", "data"),
+        prevent_initial_call=True,
+    )
 
     ui.clientside_callback(
         ClientsideFunction(namespace="wb", function_name="subscribe"),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from workbench.platform import current_platform
+from workbench.ui import timefmt
 from workbench.ui.session import current_user
 
 NAV = (
@@ -18,10 +20,14 @@ NAV = (
 )
 
 
+BROWSER = "browser"  # the zone choice that follows the browser's zone
+
+
 def layout() -> Any:
     """The whole page around the routed content (built per request: it shows the session's user)."""
     user = current_user()
     who = f"{user.email} · {user.role}" if user else ""
+    zone = timefmt.label()
     navbar = dbc.Navbar(
         dbc.Container(
             [
@@ -45,6 +51,7 @@ def layout() -> Any:
                             persistence=True,
                             persistence_type="local",
                         ),
+                        _zone_choice(user.user_id if user else None, zone),
                         html.Span(who, id="who", className="navbar-text me-3 small"),
                         dbc.Button(
                             "Sign out",
@@ -67,11 +74,37 @@ def layout() -> Any:
     return html.Div(
         [
             dcc.Location(id="url"),
+            dcc.Store(id="zone-saved"),
+            html.Div(id="zone-sink", hidden=True),
+            html.Div(id="wb-zone", hidden=True, **cast(dict[str, Any], {"data-zone": zone})),
             html.Div(id="theme-sink", hidden=True),
             html.Div(id="live-sink", hidden=True),
             navbar,
             dbc.Container(html.Div(id="page"), fluid=True, className="pb-4"),
         ]
+    )
+
+
+def _zone_choice(user_id: str | None, zone: str) -> Any:
+    # The profile's zone; empty follows the browser's (the cookie wb_live.js writes).
+    chosen = timefmt.profile_zone(current_platform().engine, user_id) if user_id else None
+    options = [{"label": "Follow the browser", "value": BROWSER}] + [
+        {"label": name, "value": name} for name in timefmt.zones()
+    ]
+    return html.Div(
+        [
+            html.Span(f"Times in {zone}", id="zone-label", className="navbar-text small me-2"),
+            dcc.Dropdown(
+                options,
+                chosen or BROWSER,
+                id="zone-choice",
+                clearable=False,
+                className="wb-zone-choice",
+                style={"minWidth": "12rem"},
+            ),
+        ],
+        className="d-flex align-items-center me-3",
+        title="Time zone of every time shown (your profile)",
     )
 
 

@@ -11,7 +11,7 @@ from dash import dcc, html
 from sqlalchemy import Engine, select
 
 from workbench.db.tables import alerts, devices
-from workbench.ui import charts, queries
+from workbench.ui import charts, queries, timefmt
 from workbench.ui.dashboards_db import WIDGET_TYPES, WINDOWS
 from workbench.ui.pages.overview import STATUS_COLORS
 
@@ -107,15 +107,17 @@ def _table(
                 [
                     html.Td(r["key"]),
                     html.Td(charts.fmt(shown), id=ids["value"], className="wb-live-value"),
-                    html.Td(r["unit"] or ""),
-                    html.Td(r["timestamp"].isoformat(sep=" ")[:19], id=ids["time"], className="small"),
+                    html.Td(timefmt.unit(r["unit"])),
+                    html.Td(timefmt.show(r["timestamp"]), id=ids["time"], className="small"),
                 ]
             )
         )
         targets.append({"device_id": device_id, "key": r["key"], "value": ids})
     table = dbc.Table(
         [
-            html.Thead(html.Tr([html.Th("key"), html.Th("value"), html.Th("unit"), html.Th("time")])),
+            html.Thead(
+                html.Tr([html.Th("key"), html.Th("value"), html.Th("unit"), html.Th(timefmt.header("time"))])
+            ),
             html.Tbody(lines),
         ],
         size="sm",

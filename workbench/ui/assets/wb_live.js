@@ -17,6 +17,35 @@
   var STATUS_COLORS = { online: "success", offline: "secondary", error: "danger" };
   var SEVERITY_CLASS = { critical: "text-danger", warning: "text-warning", info: "text-info" };
 
+  // The browser's zone, for the server (every request carries it); pages draw in the user's zone
+  // (their profile's, else this one), which the shell names in #wb-zone.
+  try {
+    document.cookie = "wb_tz=" + Intl.DateTimeFormat().resolvedOptions().timeZone + "; path=/; SameSite=Lax";
+  } catch (err) { /* no Intl: the server uses UTC */ }
+  var formatters = {};
+
+  function zone() {
+    var el = document.getElementById("wb-zone");
+    return (el && el.getAttribute("data-zone")) || "UTC";
+  }
+
+  // An instant (ISO with offset) as wall-clock time in the user's zone, as the server draws charts.
+  function wall(iso) {
+    var d = new Date(iso), z = zone();
+    if (isNaN(d.getTime())) { return iso; }
+    var f = formatters[z] || (formatters[z] = new Intl.DateTimeFormat("en-CA", {
+      timeZone: z, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23"
+    }));
+    var p = {};
+    f.formatToParts(d).forEach(function (x) { p[x.type] = x.value; });
+    var ms = String(d.getUTCMilliseconds());
+    while (ms.length < 3) { ms = "0" + ms; }
+    return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + ":" + p.second + "." + ms;
+  }
+
+  function showTime(iso) { return iso ? wall(iso).slice(0, 19) : "—"; }
+
   function list(x) { return x === undefined || x === null ? [] : [].concat(x); }
 
   function setProps(id, props) {
@@ -113,7 +142,7 @@
 
   function queuePoints(graphId, ev) {
     var p = pendingPoints(graphId);
-    ev.points.forEach(function (pt) { p.x.push(pt[0]); p.y.push(pt[1]); });
+    ev.points.forEach(function (pt) { p.x.push(wall(pt[0])); p.y.push(pt[1]); });
     schedule(graphId, function () { drawSoon(graphId, function () {
       var q = takePending(graphId);
       if (!q || !q.x.length) { return; }
@@ -127,7 +156,7 @@
   function queueIndicator(graphId, ev, spark) {
     var p = pendingPoints(graphId);
     p.last = ev.value;
-    if (spark) { ev.points.forEach(function (pt) { p.x.push(pt[0]); p.y.push(pt[1]); }); }
+    if (spark) { ev.points.forEach(function (pt) { p.x.push(wall(pt[0])); p.y.push(pt[1]); }); }
     schedule(graphId, function () { drawSoon(graphId, function () {
       var q = takePending(graphId);
       var gd = plotOf(graphId);
@@ -163,10 +192,15 @@
     syncDash(id, { children: value });
   }
 
+  // As timefmt.number: 4 significant digits (integers as they are).
   function format(value) {
     if (value === null || value === undefined) { return "—"; }
-    if (typeof value === "number") { return Number.isInteger(value) ? String(value) : value.toFixed(3).replace(/0+$/, ""); }
-    return String(value);
+    if (typeof value !== "number" || !isFinite(value)) { return String(value); }
+    if (Number.isInteger(value) && Math.abs(value) < 1e15) { return String(value); }
+    var m = value ? Math.floor(Math.log10(Math.abs(value))) : 0;
+    if (m >= 15 || m < -4) { return value.toExponential(2); }
+    var t = value.toFixed(Math.max(0, 3 - m));
+    return t.indexOf(".") >= 0 ? t.replace(/0+$/, "").replace(/\.$/, "") : t;
   }
 
   function queueValue(target, ev) {
@@ -177,7 +211,7 @@
       if (!e) { return; }
       text(target.value, format(e.value));
       if (target.quality) { text(target.quality, e.quality === null ? "—" : String(e.quality)); }
-      if (target.time) { text(target.time, e.timestamp.replace("T", " ").slice(0, 19)); }
+      if (target.time) { text(target.time, showTime(e.timestamp)); }
     });
   }
 
@@ -247,7 +281,7 @@
     });
     state.subs.forEach(function (s) {
       if (s.type !== "alerts" || !s.grid) { return; }
-      var row = Object.assign({ status: "active", created_at: ev.timestamp }, ev);
+      var row = Object.assign({ status: "active", created_at: ev.timestamp }, ev, { time: showTime(ev.timestamp) });
       setProps(s.grid, { rowTransaction: { add: [row], addIndex: 0 } });
     });
   }
@@ -273,7 +307,7 @@
     });
   }
 
-  window.wbLive = { setSubscriptions: setSubscriptions, connect: connect, state: state };
+  window.wbLive = { setSubscriptions: setSubscriptions, connect: connect, state: state, wall: wall, format: format };
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.wb = {
       subscribe: function (subs) { setSubscriptions(subs || []); return ""; },

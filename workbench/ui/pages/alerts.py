@@ -15,7 +15,7 @@ from sqlalchemy import select
 from workbench.db.tables import alerts, devices, notebook_runs
 from workbench.platform import current_platform
 from workbench.rules import alerts as alert_rows
-from workbench.ui import charts, queries
+from workbench.ui import charts, queries, timefmt
 from workbench.ui.session import Forbidden, UiUser, require_user
 
 PATH = "alerts"
@@ -28,7 +28,7 @@ STATUSES = {
     "": "All",
 }
 COLUMNS = [
-    {"field": "timestamp", "headerName": "Time", "sort": "desc", "minWidth": 170},
+    {"field": "time", "headerName": "Time", "sort": "desc", "minWidth": 170},
     {"field": "severity", "width": 110},
     {"field": "status", "width": 130},
     {"field": "device", "minWidth": 140},
@@ -51,7 +51,13 @@ def rows(status: str | None, severity: str | None) -> list[dict[str, Any]]:
     )
     with current_platform().engine.connect() as conn:
         found = [dict(r._mapping) for r in conn.execute(query)]
-    return [alert_rows.as_json(r) for r in found]
+    zone = timefmt.current_zone()
+    return [{**(row := alert_rows.as_json(r)), "time": timefmt.show(row["timestamp"], zone)} for r in found]
+
+
+def columns() -> list[dict[str, Any]]:
+    """The grid's columns, the time's header naming the user's zone."""
+    return [{**c, "headerName": timefmt.header()} if c["field"] == "time" else c for c in COLUMNS]
 
 
 def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
@@ -76,7 +82,7 @@ def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
     )
     grid = dag.AgGrid(
         id="alerts-grid",
-        columnDefs=COLUMNS,
+        columnDefs=columns(),
         rowData=rows("open", None),
         getRowId="params.data.id",
         defaultColDef={"sortable": True, "filter": True, "resizable": True},
@@ -156,7 +162,8 @@ def evidence(alert_id: str) -> Any:
             max_points=400,
         )
         figure = charts.band(data, height=220)
-        figure.add_vline(x=when.timestamp() * 1000, line_dash="dot", line_color="red")
+        # The marker at the trigger instant, in the same wall-clock zone as the data (charts.band).
+        figure.add_vline(x=timefmt.wall(when), line_dash="dot", line_color="red")
         if row.threshold is not None:
             figure.add_hline(y=row.threshold, line_dash="dash", line_color="orange")
         parts.append(dcc.Graph(figure=figure, config={"displayModeBar": False}, id="alert-evidence-graph"))
@@ -175,7 +182,9 @@ def evidence(alert_id: str) -> Any:
     ):
         if at:
             parts.append(
-                html.Div(f"{label} {at.isoformat(sep=' ')[:19]}: {comment or ''}", className="small")
+                html.Div(
+                    f"{label} {timefmt.show(at)} ({timefmt.label()}): {comment or ''}", className="small"
+                )
             )
     return parts
 

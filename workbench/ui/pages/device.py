@@ -11,7 +11,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from workbench.platform import current_platform
-from workbench.ui import charts, queries
+from workbench.ui import charts, queries, timefmt
 from workbench.ui.pages.overview import status_badge
 from workbench.ui.session import Forbidden, UiUser, require_user
 from workbench.ui.writes import save_device_config, send_command
@@ -54,23 +54,24 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
                         className="wb-live-value",
                         **{"data-key": row["key"]},
                     ),
-                    html.Td(row["unit"] or ""),
+                    html.Td(timefmt.unit(row["unit"])),
                     html.Td("—" if row["quality"] is None else str(row["quality"]), id=ids["quality"]),
-                    html.Td(row["timestamp"].isoformat(sep=" ")[:19], id=ids["time"], className="small"),
+                    html.Td(timefmt.show(row["timestamp"]), id=ids["time"], className="small"),
                 ]
             )
         )
         graphs[row["key"]] = f"live-graph-{index}"
+        name = _series_name(row["key"], row["unit"])
         seed = queries.series(engine, device_id, row["key"], now - LIVE_WINDOW, now, max_points=600)
         live_charts.append(
             dbc.Col(
                 dbc.Card(
                     dbc.CardBody(
                         [
-                            html.Div(f"{row['key']} ({row['unit'] or '-'})", className="small fw-semibold"),
+                            html.Div(_series_name(row["key"], row["unit"]), className="small fw-semibold"),
                             dcc.Graph(
                                 id=graphs[row["key"]],
-                                figure=charts.line(seed["x"], seed["y"], height=220),
+                                figure=charts.line(seed["x"], seed["y"], height=220, name=name),
                                 config={"displayModeBar": False},
                             ),
                         ]
@@ -83,7 +84,9 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
         )
     table = dbc.Table(
         [
-            html.Thead(html.Tr([html.Th(h) for h in ("key", "value", "unit", "quality", "time")])),
+            html.Thead(
+                html.Tr([html.Th(h) for h in ("key", "value", "unit", "quality", timefmt.header("time"))])
+            ),
             html.Tbody(rows),
         ],
         size="sm",
@@ -138,6 +141,10 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
         "status": "device-status",
     }
     return html.Div(sections), [sub]
+
+
+def _series_name(key: str, unit: str | None) -> str:
+    return f"{key} ({timefmt.unit(unit)})" if unit else key
 
 
 def _config_editor(config: dict[str, Any]) -> Any:

@@ -21,7 +21,7 @@ from workbench.rules.backtest import InvalidRule, backtest
 from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.types import Rule
 from workbench.rules.validation import validate_rule
-from workbench.ui import charts, queries
+from workbench.ui import charts, queries, timefmt
 from workbench.ui.session import Forbidden, UiUser, require_user
 
 PATH = "rules"
@@ -59,7 +59,7 @@ def rule_rows() -> list[dict[str, Any]]:
                 "enabled": row["enabled"],
                 "severity": rule.severity,
                 "trigger_count": row["trigger_count"],
-                "last_triggered": row["last_triggered"].isoformat() if row["last_triggered"] else None,
+                "last_triggered": timefmt.show(row["last_triggered"]) if row["last_triggered"] else None,
             }
         )
     return out
@@ -69,7 +69,7 @@ def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
     """The rules page."""
     grid = dag.AgGrid(
         id="rules-grid",
-        columnDefs=COLUMNS,
+        columnDefs=timefmt.zoned(COLUMNS, "last_triggered"),
         rowData=rule_rows(),
         getRowId="params.data.id",
         defaultColDef={"sortable": True, "resizable": True},
@@ -235,7 +235,7 @@ def _backtest_figure(row: dict[str, Any]) -> go.Figure:
     would = result.get("alerts", [])
     figure.add_trace(
         go.Scatter(
-            x=[a.get("triggered_at") for a in would],
+            x=timefmt.walls([a.get("triggered_at") for a in would]),
             y=[a.get("value") for a in would],
             mode="markers",
             marker={"color": "red", "size": 9, "symbol": "x"},
