@@ -13,7 +13,7 @@ from workbench.platform import current_platform
 from workbench.ui import shell, timefmt
 from workbench.ui.login import UI_PREFIX, init_login
 from workbench.ui.pages import alerts, dashboards, device, overview, reports, rules
-from workbench.ui.session import current_user, require_user
+from workbench.ui.session import Forbidden, current_user, require_user
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 PAGES = (overview, device, dashboards, alerts, rules, reports)
@@ -32,6 +32,8 @@ def init_ui(app: Flask) -> dash.Dash:
         title="IIoT Workbench",
         update_title=cast(Any, None),  # no "Updating..." tab title
     )
+    # A callback a role may not run answers as the API does (403), not with a server error.
+    app.register_error_handler(Forbidden, lambda error: ({"error": str(error)}, 403))
     ui.layout = shell.layout
     _register_shell(ui)
     for page in PAGES:
@@ -46,11 +48,12 @@ def route(pathname: str | None) -> tuple[Any, list[dict[str, Any]]]:
         return shell.forbidden("Sign in first."), []
     path = (pathname or UI_PREFIX).rstrip("/") + "/"
     parts = [p for p in path[len(UI_PREFIX) :].split("/") if p]
-    if not parts:
-        return overview.page(user)
-    head, rest = parts[0], parts[1:]
+    head, rest = (parts[0], parts[1:]) if parts else ("", [])
     for page in PAGES:
         if head == page.PATH:
+            if not user.may(page.PERMISSION):
+                # As the API answers 403: the page is not shown, not shown empty.
+                return shell.forbidden(f"Your role ({user.role}) may not open this page."), []
             result: tuple[Any, list[dict[str, Any]]] = page.page(user, *rest)
             return result
     return shell.not_found(pathname or ""), []

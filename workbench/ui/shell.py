@@ -12,11 +12,11 @@ from workbench.ui import timefmt
 from workbench.ui.session import current_user
 
 NAV = (
-    ("Overview", "/ui/"),
-    ("Dashboards", "/ui/dashboards"),
-    ("Alerts", "/ui/alerts"),
-    ("Rules", "/ui/rules"),
-    ("Reports", "/ui/reports"),
+    ("Overview", "/ui/", "devices:read"),
+    ("Dashboards", "/ui/dashboards", "dashboards:read"),
+    ("Alerts", "/ui/alerts", "alerts:read"),
+    ("Rules", "/ui/rules", "rules:read"),
+    ("Reports", "/ui/reports", "reports:read"),
 )
 
 
@@ -38,7 +38,8 @@ def layout() -> Any:
                         dbc.Nav(
                             [
                                 dbc.NavItem(dbc.NavLink(label, href=href, id=f"nav-{label.lower()}"))
-                                for label, href in NAV
+                                for label, href, permission in NAV
+                                if user and user.may(permission)
                             ],
                             navbar=True,
                             className="me-auto",

@@ -215,10 +215,39 @@
     });
   }
 
+  // Units as users write them (as timefmt.UNITS).
+  var UNITS = { C: "°C", degC: "°C", "deg C": "°C", F: "°F", degF: "°F", "m3/h": "m³/h", "m3/s": "m³/s",
+    m3: "m³", m2: "m²", "Nm3/h": "Nm³/h", um: "µm", us: "µs", ohm: "Ω", pct: "%", percent: "%" };
+  function unit(u) { return u ? (UNITS[u.trim()] || u.trim()) : ""; }
+
+  function td(children, extra) {
+    return { type: "Td", namespace: "dash_html_components", props: Object.assign({ children: children }, extra || {}) };
+  }
+
+  // A key the device never sent before the page loaded: its row joins the latest-values table live.
+  function queueNewKey(s, ev) {
+    s.fresh = s.fresh || {};
+    s.fresh[ev.key] = ev;
+    schedule(s.new_keys, function () {
+      var rows = Object.keys(s.fresh).sort().map(function (k, i) {
+        var e = s.fresh[k];
+        return { type: "Tr", namespace: "dash_html_components", props: { children: [
+          td(k),
+          td(format(e.value), { id: "lv-new-" + i, className: "wb-live-value", "data-key": k }),
+          td(unit(e.unit)),
+          td(e.quality === null || e.quality === undefined ? "—" : String(e.quality)),
+          td(showTime(e.timestamp), { className: "small" })
+        ] } };
+      });
+      setProps(s.new_keys, { children: rows });
+    });
+  }
+
   function onTelemetry(ev) {
     state.subs.forEach(function (s) {
       if (s.type !== "device" || s.device_id !== ev.device_id) { return; }
       var k = ev.key;
+      if (s.new_keys && !(s.values && s.values[k])) { queueNewKey(s, ev); }
       list(s.values && s.values[k]).forEach(function (t) { queueValue(t, ev); });
       list(s.graphs && s.graphs[k]).forEach(function (g) { queuePoints(g, ev); });
       list(s.gauges && s.gauges[k]).forEach(function (g) { queueIndicator(g, ev, false); });

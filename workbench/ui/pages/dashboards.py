@@ -15,6 +15,7 @@ from workbench.ui import dashboards_db, queries, widgets
 from workbench.ui.session import UiUser, current_user, require_user
 
 PATH = "dashboards"
+PERMISSION = "dashboards:read"  # the API permission behind this page
 
 
 def page(user: UiUser, dashboard_id: str = "", mode: str = "", *_: str) -> tuple[Any, list[dict[str, Any]]]:

@@ -12,11 +12,13 @@ from dash import Input, Output, State, dcc, html
 
 from workbench.platform import current_platform
 from workbench.ui import charts, queries, timefmt
-from workbench.ui.pages.overview import status_badge
+from workbench.ui.pages.alerts import links
+from workbench.ui.pages.overview import SEVERITY_COLORS, alarm_badge, status_badge
 from workbench.ui.session import Forbidden, UiUser, require_user
 from workbench.ui.writes import save_device_config, send_command
 
 PATH = "device"
+PERMISSION = "devices:read"  # the API permission behind this page
 LIVE_WINDOW = timedelta(minutes=10)
 RANGES = {
     "1h": timedelta(hours=1),
@@ -88,6 +90,8 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
                 html.Tr([html.Th(h) for h in ("key", "value", "unit", "quality", timefmt.header("time"))])
             ),
             html.Tbody(rows),
+            # Keys first seen after the page loaded: wb_live.js adds their rows here.
+            html.Tbody(id="latest-new"),
         ],
         size="sm",
         hover=True,
@@ -114,7 +118,14 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
         className="mb-3",
     )
     sections: list[Any] = [
-        html.H1([device["name"], status_badge(device["status"], "device-status")], className="h4"),
+        html.H1(
+            [
+                device["name"],
+                status_badge(device["status"], "device-status"),
+                alarm_badge(queries.open_alarms(engine, device_id).get(device_id), "device-alarm"),
+            ],
+            className="h4",
+        ),
         html.Div(
             f"{device['type']} · {device['area'] or ''} · {device['location'] or ''}",
             className="text-body-secondary mb-3",
@@ -127,6 +138,7 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
             ]
         ),
         history,
+        _alerts(user, queries.device_alerts(engine, device_id)),
     ]
     if user.may("devices:write"):
         sections.append(_config_editor(device.get("config") or {}))
@@ -139,8 +151,47 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
         "graphs": graphs,
         "values": values,
         "status": "device-status",
+        "new_keys": "latest-new",
     }
     return html.Div(sections), [sub]
+
+
+def _alerts(user: UiUser, found: list[dict[str, Any]]) -> Any:
+    # Open alerts first, then recent ones; each links to its rule (for roles that read rules).
+    if not found:
+        body: Any = html.Div("No alerts for this device.", className="text-body-secondary")
+    else:
+        lines = []
+        for row in found:
+            rule = links({**row, "device_id": None}, user)["rule_link"]
+            lines.append(
+                html.Tr(
+                    [
+                        html.Td(timefmt.show(row["triggered_at"] or row["created_at"]), className="small"),
+                        html.Td(
+                            dbc.Badge(
+                                row["severity"], color=SEVERITY_COLORS.get(row["severity"], "secondary")
+                            )
+                        ),
+                        html.Td(row["status"]),
+                        html.Td(row["message"] or ""),
+                        html.Td(dcc.Markdown(rule, className="mb-0 wb-md") if rule else ""),
+                    ],
+                    **{"data-alert": str(row["id"]), "data-status": row["status"]},
+                )
+            )
+        heads = (timefmt.header("time"), "severity", "status", "message", "rule")
+        body = dbc.Table(
+            [html.Thead(html.Tr([html.Th(h) for h in heads])), html.Tbody(lines)],
+            size="sm",
+            responsive=True,
+            className="mb-0",
+        )
+    return dbc.Card(
+        dbc.CardBody([html.H2("Alerts: open and recent", className="h6"), body]),
+        className="mb-3",
+        id="device-alerts",
+    )
 
 
 def _series_name(key: str, unit: str | None) -> str:

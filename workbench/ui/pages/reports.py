@@ -19,6 +19,7 @@ from workbench.ui import timefmt
 from workbench.ui.session import Forbidden, UiUser, require_user
 
 PATH = "reports"
+PERMISSION = "reports:read"  # the API permission behind this page
 COLUMNS = [
     {"field": "created_at", "headerName": "Requested", "minWidth": 170, "sort": "desc"},
     {"field": "notebook", "minWidth": 160},

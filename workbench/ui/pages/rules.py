@@ -25,6 +25,7 @@ from workbench.ui import charts, queries, timefmt
 from workbench.ui.session import Forbidden, UiUser, require_user
 
 PATH = "rules"
+PERMISSION = "rules:read"  # the API permission behind this page
 OPERATORS = (">", ">=", "<", "<=", "==", "!=")
 FUNCTIONS = ("mean", "stddev", "min", "max", "range", "zscore")
 COLUMNS = [
@@ -65,8 +66,8 @@ def rule_rows() -> list[dict[str, Any]]:
     return out
 
 
-def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
-    """The rules page."""
+def page(user: UiUser, rule_id: str = "", *_: str) -> tuple[Any, list[dict[str, Any]]]:
+    """The rules page (``rules/<id>`` opens with that rule selected)."""
     grid = dag.AgGrid(
         id="rules-grid",
         columnDefs=timefmt.zoned(COLUMNS, "last_triggered"),
@@ -78,6 +79,7 @@ def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
         },
         style={"height": "320px"},
         className="ag-theme-quartz",
+        **({"selectedRows": {"ids": [rule_id]}} if rule_id else {}),
     )
     tools: list[Any] = [
         dbc.Button("Backtest 7 days", id="rule-backtest", color="secondary", className="me-2")
