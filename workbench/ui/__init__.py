@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import dash
 from dash import ClientsideFunction, Input, Output, State, dcc
-from flask import Flask
+from flask import Flask, g
 
 from workbench.platform import current_platform
 from workbench.ui import shell, timefmt
@@ -60,8 +60,9 @@ def route(pathname: str | None) -> tuple[Any, list[dict[str, Any]]]:
 
 
 def _register_shell(ui: dash.Dash) -> None:
-    @ui.callback(Output("page", "children"), Input("url", "pathname"))
-    def render(pathname: str | None) -> Any:
+    @ui.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
+    def render(pathname: str | None, search: str | None) -> Any:
+        g.wb_search = search  # a page's view state in its URL (a dashboard's time range)
         content, subs = route(pathname)
         return [content, dcc.Store(id="live-subs", data=subs)]
 

@@ -13,7 +13,7 @@ from sqlalchemy import insert
 
 from tests.workbench.ui.conftest import Plant, shot
 from tests.workbench.ui.test_pages import Publisher, wait_live
-from workbench.db.tables import alerts, rules
+from workbench.db.tables import alerts, devices, rules
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
@@ -85,18 +85,22 @@ def test_worst_open_alarm_on_cards_overview_and_device_page_with_links(
 def test_a_key_never_seen_before_appears_live_on_the_device_page(
     plant: Plant, login: Callable[..., Page], mqtt_url: str
 ) -> None:
+    # A device of its own: publishing brings it online, which other tests of the pump must not see.
+    mixer = uuid.uuid4()
+    with plant.platform.engine.begin() as conn:
+        conn.execute(insert(devices).values(id=mixer, name="Mixer M-3", type="mixer", area="Line 2"))
     page = login("viewer")
-    page.goto(f"{plant.base}/ui/device/{plant.pump}")
-    expect(page.locator("#latest-table")).to_contain_text("pressure")
+    page.goto(f"{plant.base}/ui/device/{mixer}")
+    expect(page.locator("#latest-table")).to_be_visible()
     wait_live(page)
     key = f"vib{uuid.uuid4().hex[:4]}"
     publisher = Publisher(mqtt_url)
     try:
-        publisher.send(plant.pump, {key: 4.56789})
+        publisher.send(str(mixer), {key: 4.56789})
         fresh = page.locator("#latest-new tr").filter(has_text=key)
         expect(fresh).to_contain_text("4.568", timeout=5000)
         expect(fresh).to_contain_text("°C")  # the publisher's unit "C", as users write it
-        publisher.send(plant.pump, {key: 7.5})
+        publisher.send(str(mixer), {key: 7.5})
         expect(fresh).to_contain_text("7.5", timeout=5000)
     finally:
         publisher.close()

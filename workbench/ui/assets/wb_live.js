@@ -336,6 +336,28 @@
     });
   }
 
+  // Zoom by drag on a dashboard chart: the chosen span becomes the dashboard's range, in the URL.
+  function navigate(search) {
+    window.history.pushState({}, "", window.location.pathname + search);
+    window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));
+  }
+
+  function onZoom(e) {
+    var a = e["xaxis.range[0]"], b = e["xaxis.range[1]"];
+    if (!a || !b) { return; }
+    var local = function (t) { return String(t).replace(" ", "T").slice(0, 16); };
+    navigate("?from=" + encodeURIComponent(local(a)) + "&to=" + encodeURIComponent(local(b)));
+  }
+
+  function hookZoom() {
+    document.querySelectorAll("#dashboard-grid .js-plotly-plot").forEach(function (gd) {
+      if (gd.__wbZoom || !gd.on) { return; }
+      gd.__wbZoom = true;
+      gd.on("plotly_relayout", onZoom);
+    });
+  }
+  setInterval(hookZoom, 500);
+
   window.wbLive = { setSubscriptions: setSubscriptions, connect: connect, state: state, wall: wall, format: format };
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.wb = {
