@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +35,7 @@ def init_ui(app: Flask) -> dash.Dash:
     )
     # A callback a role may not run answers as the API does (403), not with a server error.
     app.register_error_handler(Forbidden, lambda error: ({"error": str(error)}, 403))
+    ui.index_string = shell.INDEX  # lang="en" for screen readers
     ui.layout = shell.layout
     _register_shell(ui)
     for page in PAGES:
@@ -91,6 +93,20 @@ def _register_shell(ui: dash.Dash) -> None:
         ClientsideFunction(namespace="wb", function_name="theme"),
         Output("theme-sink", "children"),
         Input("theme-dark", "value"),
+    )
+    # Each page names itself in the tab's title; the phone menu closes once a link was followed.
+    ui.clientside_callback(
+        "function(path) { var part = ((path || '').split('/')[2] || '');"
+        f" var names = {json.dumps(shell.TITLES)};"
+        " document.title = (names[part] || 'Not found') + ' · IIoT Workbench'; return document.title; }",
+        Output("title-sink", "children"),
+        Input("url", "pathname"),
+    )
+    ui.clientside_callback(
+        "function(path) { return false; }",
+        Output("nav-collapse", "is_open", allow_duplicate=True),
+        Input("url", "pathname"),
+        prevent_initial_call=True,
     )
     ui.clientside_callback(
         "function(n, open) { return n ? !open : open; }",

@@ -70,18 +70,25 @@ def layout() -> Any:
             ],
             fluid=True,
         ),
-        className="mb-3 border-bottom",
+        color="",
+        className="mb-3 border-bottom bg-body-tertiary wb-nav",
     )
     return html.Div(
         [
+            html.A(
+                "Skip to main content", href="#main", className="visually-hidden-focusable", id="skip-link"
+            ),
             dcc.Location(id="url"),
             dcc.Store(id="zone-saved"),
             html.Div(id="zone-sink", hidden=True),
             html.Div(id="wb-zone", hidden=True, **cast(dict[str, Any], {"data-zone": zone})),
             html.Div(id="theme-sink", hidden=True),
+            html.Div(id="title-sink", hidden=True),
             html.Div(id="live-sink", hidden=True),
             navbar,
-            dbc.Container(html.Div(id="page"), fluid=True, className="pb-4"),
+            html.Main(
+                dbc.Container(html.Div(id="page"), fluid=True, className="pb-4"), id="main", tabIndex="-1"
+            ),
         ]
     )
 
@@ -107,6 +114,28 @@ def _zone_choice(user_id: str | None, zone: str) -> Any:
         className="d-flex align-items-center me-3",
         title="Time zone of every time shown (your profile)",
     )
+
+
+# The page as the browser's tab names it (the title follows the path's first part).
+TITLES = {"": "Overview", **{href.split("/")[2]: label for label, href, _ in NAV if href != "/ui/"}}
+TITLES["device"] = "Device"
+INDEX = """<!DOCTYPE html>
+<html lang="en">
+    <head>
+        {%metas%}
+        <title>{%title%}</title>
+        {%favicon%}
+        {%css%}
+    </head>
+    <body>
+        {%app_entry%}
+        <footer>
+            {%config%}
+            {%scripts%}
+            {%renderer%}
+        </footer>
+    </body>
+</html>"""
 
 
 def not_found(path: str) -> Any:

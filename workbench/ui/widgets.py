@@ -167,7 +167,11 @@ def alert_item(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SEVERITY_CLASS = {"critical": "text-danger", "warning": "text-warning", "info": "text-info"}
+SEVERITY_CLASS = {
+    "critical": "text-danger-emphasis",
+    "warning": "text-warning-emphasis",
+    "info": "text-info-emphasis",
+}
 
 
 def _alert_line(item: dict[str, Any]) -> Any:
@@ -227,8 +231,20 @@ def _statuses(engine: Engine, widget: dict[str, Any]) -> tuple[Any, list[dict[st
 def card(widget: dict[str, Any], content: Any, tools: Any = None) -> Any:
     """A widget's card around ``content``; it fills the grid cell it is placed in."""
     title = widget.get("title") or WIDGET_TYPES.get(widget.get("type", ""), "Widget")
+    # In the builder (with tools) the title is the drag handle: keyboard users can focus it too.
+    handle: dict[str, Any] = (
+        {"tabIndex": "0", "role": "button", "aria-label": f"Move {title}"} if tools else {}
+    )
     header = dbc.CardHeader(
-        [html.Span(title, className="fw-semibold text-truncate"), tools or ""],
+        [
+            html.Span(
+                title,
+                className="fw-semibold text-truncate" + (" wb-drag-handle" if tools else ""),
+                title=title,
+                **handle,
+            ),
+            tools or "",
+        ],
         className="d-flex justify-content-between align-items-center py-1 wb-drag",
     )
     return dbc.Card(

@@ -15,7 +15,7 @@
     sync: {}, syncTimer: 0
   };
   var STATUS_COLORS = { online: "success", offline: "secondary", error: "danger" };
-  var SEVERITY_CLASS = { critical: "text-danger", warning: "text-warning", info: "text-info" };
+  var SEVERITY_CLASS = { critical: "text-danger-emphasis", warning: "text-warning-emphasis", info: "text-info-emphasis" };
 
   // The browser's zone, for the server (every request carries it); pages draw in the user's zone
   // (their profile's, else this one), which the shell names in #wb-zone.
@@ -357,6 +357,18 @@
     });
   }
   setInterval(hookZoom, 500);
+
+  // Dash 4's dropdown keeps a hidden (aria-hidden) input in the tab order; the dropdown's own button
+  // takes focus, so that input leaves the tab order (axe: aria-hidden-focus).
+  function untabHidden(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll(".dash-dropdown-focus-target").forEach(function (el) {
+      if (el.getAttribute("tabindex") !== "-1") { el.setAttribute("tabindex", "-1"); }
+    });
+  }
+  if (window.MutationObserver) {
+    new MutationObserver(function () { untabHidden(document); })
+      .observe(document.documentElement, { childList: true, subtree: true });
+  }
 
   window.wbLive = { setSubscriptions: setSubscriptions, connect: connect, state: state, wall: wall, format: format };
   window.dash_clientside = window.dash_clientside || {};

@@ -96,14 +96,14 @@ def _range_bar(span: timerange.TimeRange) -> Any:
             dbc.Col(
                 dbc.InputGroup(
                     [
-                        dbc.InputGroupText("from"),
+                        dbc.Label("from", html_for="range-from", className="input-group-text mb-0"),
                         dbc.Input(
                             id="range-from",
                             type="datetime-local",
                             value=timerange.local_text(span.start, zone),
                             size="sm",
                         ),
-                        dbc.InputGroupText("to"),
+                        dbc.Label("to", html_for="range-to", className="input-group-text mb-0"),
                         dbc.Input(
                             id="range-to",
                             type="datetime-local",

@@ -203,6 +203,7 @@ def _config_editor(config: dict[str, Any]) -> Any:
         dbc.CardBody(
             [
                 html.H2("Configuration", className="h6"),
+                dbc.Label("Configuration as JSON", html_for="config-text", className="visually-hidden"),
                 dbc.Textarea(
                     id="config-text", value=json.dumps(config, indent=2), rows=8, className="font-monospace"
                 ),
