@@ -71,13 +71,16 @@ def _register_shell(ui: dash.Dash) -> None:
     @ui.callback(Output("zone-saved", "data"), Input("zone-choice", "value"), prevent_initial_call=True)
     def choose_zone(name: str | None) -> str:
         user = require_user()
+        if not name:
+            raise dash.exceptions.PreventUpdate
         chosen = None if name in (None, "", shell.BROWSER) else name
         timefmt.set_profile_zone(current_platform().engine, user.user_id, chosen)
-        return name or ""
+        return name
 
     # Every time on the page is redrawn in the new zone: reload it once the profile holds the choice.
     ui.clientside_callback(
-        "function(saved) { if (saved !== undefined && saved !== null) { window.location.reload(); }"
+        "function(saved) { var shown = document.getElementById('wb-zone');"
+        " if (saved && shown && shown.getAttribute('data-choice') !== saved) { window.location.reload(); }"
         " return ''; }",
         Output("zone-sink", "children"),
         Input("zone-saved", "data"),

@@ -81,7 +81,14 @@ def layout() -> Any:
             dcc.Location(id="url"),
             dcc.Store(id="zone-saved"),
             html.Div(id="zone-sink", hidden=True),
-            html.Div(id="wb-zone", hidden=True, **cast(dict[str, Any], {"data-zone": zone})),
+            html.Div(
+                id="wb-zone",
+                hidden=True,
+                **cast(
+                    dict[str, Any],
+                    {"data-zone": zone, "data-choice": _choice(user.user_id if user else None)},
+                ),
+            ),
             html.Div(id="theme-sink", hidden=True),
             html.Div(id="title-sink", hidden=True),
             html.Div(id="live-sink", hidden=True),
@@ -93,9 +100,13 @@ def layout() -> Any:
     )
 
 
+def _choice(user_id: str | None) -> str:
+    # The profile's zone, or BROWSER to follow the browser's (the cookie wb_live.js writes).
+    return (timefmt.profile_zone(current_platform().engine, user_id) if user_id else None) or BROWSER
+
+
 def _zone_choice(user_id: str | None, zone: str) -> Any:
-    # The profile's zone; empty follows the browser's (the cookie wb_live.js writes).
-    chosen = timefmt.profile_zone(current_platform().engine, user_id) if user_id else None
+    chosen = _choice(user_id)
     options = [{"label": "Follow the browser", "value": BROWSER}] + [
         {"label": name, "value": name} for name in timefmt.zones()
     ]
@@ -104,7 +115,7 @@ def _zone_choice(user_id: str | None, zone: str) -> Any:
             html.Span(f"Times in {zone}", id="zone-label", className="navbar-text small me-2"),
             dcc.Dropdown(
                 options,
-                chosen or BROWSER,
+                chosen,
                 id="zone-choice",
                 clearable=False,
                 className="wb-zone-choice",

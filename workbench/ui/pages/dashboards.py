@@ -320,11 +320,15 @@ def register(ui: dash.Dash) -> None:
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def choose_range(preset: str | None, _: int | None, start: str | None, end: str | None, now: str) -> str:
+    def choose_range(
+        preset: str | None, clicks: int | None, start: str | None, end: str | None, now: str | None
+    ) -> str:
         require_user("dashboards:read")
-        if ctx.triggered_id == "range-apply" and start and end:
+        # The bar is inserted with the page, and Dash calls this then too: only a change moves the URL.
+        shown = timerange.parse(now, timefmt.current_zone())
+        if ctx.triggered_id == "range-apply" and clicks and start and end:
             chosen = timerange.for_span(start, end)
-        elif ctx.triggered_id == "range-preset" and preset:
+        elif ctx.triggered_id == "range-preset" and preset and not (shown.live and shown.preset == preset):
             chosen = timerange.for_preset(preset)
         else:
             raise dash.exceptions.PreventUpdate
