@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import socket
@@ -9,6 +10,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -23,7 +25,7 @@ from workbench.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 # Shared API auth fixtures (users of every role, their headers, a device with its key).
-pytest_plugins = ["tests.workbench.api.fixtures", "tests.workbench.notebooks.fixtures"]
+pytest_plugins = ["tests.workbench.api.fixtures", "tests.workbench.notebooks.fixtures", "tests.node_peers"]
 
 
 # Programs some tests drive, and the Debian package that brings each. `.ci/run` installs them; on a machine
@@ -32,6 +34,10 @@ NEEDS = {
     "mosquitto": ("mosquitto", "Mosquitto (MQTT 5, shared subscriptions, device logins)"),
     "mosquitto_clients": ("mosquitto-clients", "mosquitto_pub"),
     "chromium": ("chromium", "Chromium for browser tests and PDF printing"),
+    "node": ("nodejs npm", "Node.js and npm for the peers in tests/peers"),
+    "nginx": ("nginx", "nginx (the deployment tests run a private one in front of the web processes)"),
+    "redis": ("redis-server", "Redis (live events and limits shared by web processes)"),
+    "pango": ("libpango-1.0-0", "WeasyPrint's Pango (PDFs from the HTML page)"),
 }
 
 
@@ -40,6 +46,18 @@ def _has(marker: str) -> bool:
         return broker_kind() == "mosquitto"
     if marker == "mosquitto_clients":
         return shutil.which("mosquitto_pub") is not None
+    if marker == "node":
+        return shutil.which("node") is not None and shutil.which("npm") is not None
+    if marker == "nginx":
+        return shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
+    if marker == "redis":
+        return shutil.which("redis-server") is not None
+    if marker == "pango":
+        try:
+            import weasyprint  # noqa: F401 - loads Pango through cffi; OSError without it
+        except (ImportError, OSError):
+            return False
+        return True
     return Path("/usr/bin/chromium").exists() or shutil.which("chromium") is not None
 
 
@@ -59,6 +77,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker, (package, what) in NEEDS.items():
             if item.get_closest_marker(marker) and not _has(marker):
                 item.add_marker(pytest.mark.skip(reason=f"needs {what}: apt-get install {package}"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One screen at the end: how many tests were skipped for each reason, and what brings them back."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: collections.Counter[str] = collections.Counter()
+    for report in skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    packages = sorted({package for package, _ in NEEDS.values() if any(package in r for r in reasons)})
+    terminalreporter.write_sep("=", f"{len(skipped)} skipped, by reason", bold=True)
+    for reason, count in reasons.most_common(12):
+        terminalreporter.write_line(f"{count:4d}  {reason[:150]}")
+    if len(reasons) > 12:
+        terminalreporter.write_line(
+            f"      ... and {len(reasons) - 12} other reasons (pytest -rs lists them)"
+        )
+    if packages:
+        terminalreporter.write_line(f"To run them all: apt-get install {' '.join(packages)}")
 
 
 def free_port() -> int:
@@ -139,8 +179,13 @@ def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from ingest.broker import LocalBroker
 
+    # Opted into anonymous access: the tests' clients stand in for many devices and the platform at once.
+    # The secure default (logins, own topics only) is tested in tests/ingest/test_broker_logins.py.
     broker = LocalBroker(
-        free_port(), tmp_path_factory.mktemp("broker"), prefer_mosquitto=broker_kind() == "mosquitto"
+        free_port(),
+        tmp_path_factory.mktemp("broker"),
+        prefer_mosquitto=broker_kind() == "mosquitto",
+        allow_anonymous=True,
     )
     yield broker.start()
     broker.stop()
