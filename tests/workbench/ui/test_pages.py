@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
 def wait_live(page: Page) -> None:
     """Until the page's Socket.IO subscriptions are confirmed by the server."""
-    page.wait_for_function("window.wbLive && window.wbLive.state.subscribed >= 1", timeout=10_000)
+    page.wait_for_function("() => window.wbLive && window.wbLive.state.subscribed >= 1", timeout=10_000)
 
 
 class Publisher:

@@ -66,8 +66,7 @@ def test_a_callback_the_role_may_not_run_answers_403(app: Flask) -> None:
     user = find_user(platform.engine, email)
     assert user is not None
     client = app.test_client()
-    with client.session_transaction() as session:
-        session.update(user_id=str(user["id"]), role="viewer", email=email)
+    sign_in(app, client, user["id"])
     body = {
         "output": "rule-backtest-graph.figure",
         "outputs": {"id": "rule-backtest-graph", "property": "figure"},
