@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint demo
+.PHONY: run test install lint demo screenshots
 
 $(BIN)/workbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,7 @@ lint: install
 
 test: install lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The README's UI screenshots (docs/ui/), taken by the browser tests (needs Chromium and PostgreSQL).
+screenshots: install
+	$(BIN)/python -m tests.workbench.ui.screenshots

@@ -53,6 +53,8 @@ users = Table(
     Column("last_login", DateTime(timezone=True)),
     # The user's epoch: tokens and UI sessions carry it and are refused once it moves on.
     Column("token_version", Integer, nullable=False, server_default=text("0")),
+    # The IANA zone the UI shows times in; NULL: the browser's.
+    Column("timezone", String(64)),
 )
 
 devices = Table(

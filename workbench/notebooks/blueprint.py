@@ -15,7 +15,7 @@ from workbench.api.common import PageArgs, PageSchema, Strict, fetch_page, make_
 from workbench.api.errors import ApiError
 from workbench.auth.guard import require
 from workbench.db.tables import alerts, notebook_runs
-from workbench.notebooks.render import render_html
+from workbench.notebooks.render import content_security_policy, render_html
 from workbench.platform import current_platform
 
 blp = make_blueprint("notebook_runs", "/notebook-runs", "Executed notebooks: rule and report evidence")
@@ -119,4 +119,7 @@ def get_run_html(args: dict[str, Any], run_id: uuid.UUID) -> Response:
     if path is None or not path.is_relative_to(runs) or not path.is_file():
         raise ApiError(404, "not_found", f"notebook run {run_id} kept no executed notebook")
     html = render_html(path, hide_code=args["hide_code"])
-    return Response(html, mimetype="text/html")
+    # Its own policy (set before the API's default-src 'none' would be): styled, and nothing else admitted.
+    return Response(
+        html, mimetype="text/html", headers={"Content-Security-Policy": content_security_policy(html)}
+    )

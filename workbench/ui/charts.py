@@ -6,6 +6,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from workbench.ui import timefmt
+
 MARGIN = {"l": 40, "r": 10, "t": 10, "b": 30}
 
 
@@ -28,23 +30,39 @@ def _layout(height: int | None) -> dict[str, Any]:
 
 
 def fmt(value: Any) -> str:
-    """A value as the latest-values table shows it."""
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".") if not value.is_integer() else str(int(value))
-    return str(value)
+    """A value as the latest-values table shows it (rounded to a sensible precision)."""
+    return timefmt.number(value)
 
 
-def line(x: list[Any], y: list[Any], height: int | None = 240, fill: bool = False) -> go.Figure:
-    """A line (or area) chart: the live charts extend its first trace."""
-    figure = go.Figure(go.Scatter(x=x, y=y, mode="lines", fill="tozeroy" if fill else None))
+def _time_axis(figure: go.Figure) -> None:
+    # Instants are drawn as wall-clock times of the user's zone, and the axis says which zone.
+    figure.update_layout(
+        xaxis={"title": {"text": timefmt.header(), "font": {"size": 11}}, "type": "date"},
+        margin={**MARGIN, "b": 45},
+    )
+
+
+def line(
+    x: list[Any],
+    y: list[Any],
+    height: int | None = 240,
+    fill: bool = False,
+    name: str | None = None,
+    axis: bool = True,
+) -> go.Figure:
+    """A line (or area) chart of instants ``x`` (UTC), drawn in the user's zone: live charts extend it."""
+    figure = go.Figure(
+        go.Scatter(x=timefmt.walls(x), y=y, mode="lines", fill="tozeroy" if fill else None, name=name)
+    )
     figure.update_layout(**_layout(height))
+    if axis:
+        _time_axis(figure)
     return figure
 
 
-def band(data: dict[str, list[Any]], height: int = 300) -> go.Figure:
-    """Average line with a min/max band when the data is aggregated."""
+def band(data: dict[str, list[Any]], height: int = 300, name: str = "avg") -> go.Figure:
+    """Average line with a min/max band when the data is aggregated, drawn in the user's zone."""
+    data = {**data, "x": timefmt.walls(data["x"])}
     figure = go.Figure()
     if data.get("min"):
         figure.add_trace(go.Scatter(x=data["x"], y=data["max"], mode="lines", line={"width": 0}, name="max"))
@@ -59,8 +77,9 @@ def band(data: dict[str, list[Any]], height: int = 300) -> go.Figure:
                 name="min",
             )
         )
-    figure.add_trace(go.Scatter(x=data["x"], y=data["y"], mode="lines", name="avg"))
+    figure.add_trace(go.Scatter(x=data["x"], y=data["y"], mode="lines", name=name))
     figure.update_layout(**_layout(height))
+    _time_axis(figure)
     return figure
 
 
@@ -83,7 +102,7 @@ def stat(value: float | None, x: list[Any], y: list[Any], title: str, height: in
     figure = go.Figure(
         go.Indicator(mode="number", value=value or 0, title={"text": title}, domain={"y": [0.4, 1]})
     )
-    figure.add_trace(go.Scatter(x=x, y=y, mode="lines", fill="tozeroy", xaxis="x", yaxis="y"))
+    figure.add_trace(go.Scatter(x=timefmt.walls(x), y=y, mode="lines", fill="tozeroy", xaxis="x", yaxis="y"))
     figure.update_layout(**_layout(height))
     figure.update_layout(xaxis={"visible": False}, yaxis={"visible": False, "domain": [0, 0.35]})
     return figure

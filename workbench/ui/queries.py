@@ -7,10 +7,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 
 from workbench.api import series as series_queries
-from workbench.db.tables import alerts, devices, latest_values, telemetry
+from workbench.db.tables import alerts, devices, latest_values, rules, telemetry
+from workbench.rules.alerts import OPEN
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -67,6 +68,49 @@ def kpis(engine: Engine) -> dict[str, int]:
         total = conn.execute(select(func.count()).select_from(devices)).scalar_one()
         active = conn.execute(select(func.count()).where(alerts.c.status == "active")).scalar_one()
     return {"online": int(online), "devices": int(total), "active_alerts": int(active)}
+
+
+SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
+
+
+def open_alarms(engine: Engine, device_id: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per device: its worst open (active or acknowledged) alert's severity and how many are open."""
+    rank = case(SEVERITY_RANK, value=alerts.c.severity, else_=0)
+    query = (
+        select(alerts.c.device_id, func.max(rank).label("rank"), func.count().label("count"))
+        .where(alerts.c.status.in_(OPEN), alerts.c.device_id.is_not(None))
+        .group_by(alerts.c.device_id)
+    )
+    if device_id:
+        query = query.where(alerts.c.device_id == uuid.UUID(device_id))
+    names = {v: k for k, v in SEVERITY_RANK.items()}
+    with engine.connect() as conn:
+        return {
+            str(row.device_id): {"severity": names.get(row.rank, "info"), "count": int(row[2])}
+            for row in conn.execute(query)
+        }
+
+
+def worst(alarms: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The worst severity over devices' open alarms and the count of open alarms, or None."""
+    if not alarms:
+        return None
+    severity = max((a["severity"] for a in alarms.values()), key=lambda s: SEVERITY_RANK.get(s, 0))
+    return {"severity": severity, "count": sum(a["count"] for a in alarms.values())}
+
+
+def device_alerts(engine: Engine, device_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The device's open alerts first, then its recent ones, newest first, with their rule's name."""
+    is_open = case((alerts.c.status.in_(OPEN), 0), else_=1)
+    query = (
+        select(alerts, rules.c.name.label("rule"))
+        .select_from(alerts.outerjoin(rules, rules.c.id == alerts.c.rule_id))
+        .where(alerts.c.device_id == uuid.UUID(device_id))
+        .order_by(is_open, alerts.c.created_at.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def bucket_for(start: datetime, end: datetime, max_points: int = MAX_POINTS) -> timedelta | None:

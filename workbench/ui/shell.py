@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from workbench.platform import current_platform
+from workbench.ui import timefmt
 from workbench.ui.session import current_user
 
 NAV = (
-    ("Overview", "/ui/"),
-    ("Dashboards", "/ui/dashboards"),
-    ("Alerts", "/ui/alerts"),
-    ("Rules", "/ui/rules"),
-    ("Reports", "/ui/reports"),
+    ("Overview", "/ui/", "devices:read"),
+    ("Dashboards", "/ui/dashboards", "dashboards:read"),
+    ("Alerts", "/ui/alerts", "alerts:read"),
+    ("Rules", "/ui/rules", "rules:read"),
+    ("Reports", "/ui/reports", "reports:read"),
 )
+
+
+BROWSER = "browser"  # the zone choice that follows the browser's zone
 
 
 def layout() -> Any:
     """The whole page around the routed content (built per request: it shows the session's user)."""
     user = current_user()
     who = f"{user.email} · {user.role}" if user else ""
+    zone = timefmt.label()
     navbar = dbc.Navbar(
         dbc.Container(
             [
@@ -32,7 +38,8 @@ def layout() -> Any:
                         dbc.Nav(
                             [
                                 dbc.NavItem(dbc.NavLink(label, href=href, id=f"nav-{label.lower()}"))
-                                for label, href in NAV
+                                for label, href, permission in NAV
+                                if user and user.may(permission)
                             ],
                             navbar=True,
                             className="me-auto",
@@ -45,6 +52,7 @@ def layout() -> Any:
                             persistence=True,
                             persistence_type="local",
                         ),
+                        _zone_choice(user.user_id if user else None, zone),
                         html.Span(who, id="who", className="navbar-text me-3 small"),
                         dbc.Button(
                             "Sign out",
@@ -62,17 +70,83 @@ def layout() -> Any:
             ],
             fluid=True,
         ),
-        className="mb-3 border-bottom",
+        color="",
+        className="mb-3 border-bottom bg-body-tertiary wb-nav",
     )
     return html.Div(
         [
+            html.A(
+                "Skip to main content", href="#main", className="visually-hidden-focusable", id="skip-link"
+            ),
             dcc.Location(id="url"),
+            dcc.Store(id="zone-saved"),
+            html.Div(id="zone-sink", hidden=True),
+            html.Div(
+                id="wb-zone",
+                hidden=True,
+                **cast(
+                    dict[str, Any],
+                    {"data-zone": zone, "data-choice": _choice(user.user_id if user else None)},
+                ),
+            ),
             html.Div(id="theme-sink", hidden=True),
+            html.Div(id="title-sink", hidden=True),
             html.Div(id="live-sink", hidden=True),
             navbar,
-            dbc.Container(html.Div(id="page"), fluid=True, className="pb-4"),
+            html.Main(
+                dbc.Container(html.Div(id="page"), fluid=True, className="pb-4"), id="main", tabIndex="-1"
+            ),
         ]
     )
+
+
+def _choice(user_id: str | None) -> str:
+    # The profile's zone, or BROWSER to follow the browser's (the cookie wb_live.js writes).
+    return (timefmt.profile_zone(current_platform().engine, user_id) if user_id else None) or BROWSER
+
+
+def _zone_choice(user_id: str | None, zone: str) -> Any:
+    chosen = _choice(user_id)
+    options = [{"label": "Follow the browser", "value": BROWSER}] + [
+        {"label": name, "value": name} for name in timefmt.zones()
+    ]
+    return html.Div(
+        [
+            html.Span(f"Times in {zone}", id="zone-label", className="navbar-text small me-2"),
+            dcc.Dropdown(
+                options,
+                chosen,
+                id="zone-choice",
+                clearable=False,
+                className="wb-zone-choice",
+                style={"minWidth": "12rem"},
+            ),
+        ],
+        className="d-flex align-items-center me-3",
+        title="Time zone of every time shown (your profile)",
+    )
+
+
+# The page as the browser's tab names it (the title follows the path's first part).
+TITLES = {"": "Overview", **{href.split("/")[2]: label for label, href, _ in NAV if href != "/ui/"}}
+TITLES["device"] = "Device"
+INDEX = """<!DOCTYPE html>
+<html lang="en">
+    <head>
+        {%metas%}
+        <title>{%title%}</title>
+        {%favicon%}
+        {%css%}
+    </head>
+    <body>
+        {%app_entry%}
+        <footer>
+            {%config%}
+            {%scripts%}
+            {%renderer%}
+        </footer>
+    </body>
+</html>"""
 
 
 def not_found(path: str) -> Any:

@@ -11,13 +11,21 @@ from dash import dcc, html
 from sqlalchemy import Engine, select
 
 from workbench.db.tables import alerts, devices
-from workbench.ui import charts, queries
+from workbench.ui import charts, queries, timefmt
 from workbench.ui.dashboards_db import WIDGET_TYPES, WINDOWS
 from workbench.ui.pages.overview import STATUS_COLORS
+from workbench.ui.timerange import TimeRange
 
 ALERT_ROWS = 10
 SPARK_POINTS = 60
-GRAPH_CONFIG: Any = {"displayModeBar": False, "responsive": True}
+# The chart menu (on hover) saves what is shown as PNG; dragging on a chart zooms the dashboard's range.
+GRAPH_CONFIG: Any = {
+    "displayModeBar": "hover",
+    "displaylogo": False,
+    "responsive": True,
+    "modeBarButtons": [["toImage"]],
+    "toImageButtonOptions": {"format": "png"},
+}
 # Graphs fill their card and follow its size (react-grid-layout resizes cards without a callback).
 FILL = {"height": "100%", "minHeight": 0}
 
@@ -31,17 +39,22 @@ def _graph(graph: str, figure: Any) -> Any:
     return dcc.Graph(id=graph, figure=figure, config=GRAPH_CONFIG, responsive=True, style=FILL)
 
 
-def render(engine: Engine, widget: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
-    """The inside of one widget card, and the live targets that keep it current."""
+def render(
+    engine: Engine, widget: dict[str, Any], span: TimeRange | None = None
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The inside of one widget card, and the live targets that keep it current.
+
+    Charts show the dashboard's range ``span`` unless the widget names its own window (its override).
+    """
     kind = widget.get("type")
     device_id: str = widget.get("device_id") or ""
     keys: list[str] = widget.get("keys") or []
     if kind in ("line", "area", "gauge", "stat", "table") and not device_id:
         return html.Div("Bind a device.", className="text-body-secondary"), []
     if kind in ("line", "area"):
-        return _lines(engine, widget, device_id, keys)
+        return _lines(engine, widget, device_id, keys, window(widget, span))
     if kind in ("gauge", "stat"):
-        return _indicator(engine, widget, device_id, keys)
+        return _indicator(engine, widget, device_id, keys, window(widget, span))
     if kind == "table":
         return _table(engine, widget, device_id, keys)
     if kind == "alerts":
@@ -56,40 +69,57 @@ def body(engine: Engine, widget: dict[str, Any]) -> Any:
     return render(engine, widget)[0]
 
 
+def window(widget: dict[str, Any], span: TimeRange | None) -> TimeRange:
+    """The range a widget shows: its own window when it names one, else the dashboard's."""
+    own = widget.get("window")
+    if own in WINDOWS or span is None:
+        end = datetime.now(UTC)
+        seconds = WINDOWS.get(own or "", WINDOWS["1h"])
+        return TimeRange(end - timedelta(seconds=seconds), end, True, own, f"own window {own}")
+    return span
+
+
 def _lines(
-    engine: Engine, widget: dict[str, Any], device_id: str, keys: list[str]
+    engine: Engine, widget: dict[str, Any], device_id: str, keys: list[str], span: TimeRange
 ) -> tuple[Any, list[dict[str, Any]]]:
-    end = datetime.now(UTC)
-    start = end - timedelta(seconds=WINDOWS.get(widget.get("window", "1h"), 3600))
     agg = widget.get("aggregation", "avg")
+    units = {row["key"]: row["unit"] for row in queries.latest(engine, device_id)}
     graphs, targets = [], []
     for index, key in enumerate(keys[:4]):
-        data = queries.series(engine, device_id, key, start, end, max_points=400)
+        data = queries.series(engine, device_id, key, span.start, span.end, max_points=400)
         y = data[agg] if agg in ("min", "max") and data.get(agg) else data["y"]
         graph = graph_id(widget, index)
-        figure = charts.line(data["x"], y, height=None, fill=widget.get("type") == "area")
+        name = f"{key} ({timefmt.unit(units.get(key))})" if units.get(key) else key
+        figure = charts.line(data["x"], y, height=None, fill=widget.get("type") == "area", name=name)
+        # Each series says its key and unit (a legend above the plot, out of the data's way).
+        figure.update_layout(
+            showlegend=True,
+            legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+            margin={"t": 24},
+        )
         graphs.append(html.Div(_graph(graph, figure), className="wb-fill"))
-        targets.append({"device_id": device_id, "key": key, "graph": graph})
+        if span.live:  # a fixed range stays as it is: live points would land outside it
+            targets.append({"device_id": device_id, "key": key, "graph": graph})
     if not graphs:
         return html.Div("Pick keys.", className="text-body-secondary"), []
     return html.Div(graphs, className="wb-stack"), targets
 
 
 def _indicator(
-    engine: Engine, widget: dict[str, Any], device_id: str, keys: list[str]
+    engine: Engine, widget: dict[str, Any], device_id: str, keys: list[str], span: TimeRange
 ) -> tuple[Any, list[dict[str, Any]]]:
     latest = {row["key"]: row for row in queries.latest(engine, device_id)}
     key = keys[0] if keys else next(iter(latest), None)
     if key is None:
         return html.Div("No values yet.", className="text-body-secondary"), []
     value = latest[key]["value"] if key in latest else None
-    title = f"{key} ({latest[key]['unit'] or ''})" if key in latest else str(key)
+    unit = timefmt.unit(latest[key]["unit"]) if key in latest else ""
+    title = f"{key} ({unit})" if unit else str(key)
     graph = f"w-{widget['id']}-{widget['type']}"
     if widget["type"] == "gauge":
         figure = charts.gauge(value, title, height=None)
         return _graph(graph, figure), [{"device_id": device_id, "key": key, "gauge": graph}]
-    end = datetime.now(UTC)
-    data = queries.series(engine, device_id, key, end - timedelta(hours=1), end, max_points=SPARK_POINTS)
+    data = queries.series(engine, device_id, key, span.start, span.end, max_points=SPARK_POINTS)
     figure = charts.stat(value, data["x"], data["y"], title, height=None)
     return _graph(graph, figure), [{"device_id": device_id, "key": key, "stat": graph}]
 
@@ -107,15 +137,17 @@ def _table(
                 [
                     html.Td(r["key"]),
                     html.Td(charts.fmt(shown), id=ids["value"], className="wb-live-value"),
-                    html.Td(r["unit"] or ""),
-                    html.Td(r["timestamp"].isoformat(sep=" ")[:19], id=ids["time"], className="small"),
+                    html.Td(timefmt.unit(r["unit"])),
+                    html.Td(timefmt.show(r["timestamp"]), id=ids["time"], className="small"),
                 ]
             )
         )
         targets.append({"device_id": device_id, "key": r["key"], "value": ids})
     table = dbc.Table(
         [
-            html.Thead(html.Tr([html.Th("key"), html.Th("value"), html.Th("unit"), html.Th("time")])),
+            html.Thead(
+                html.Tr([html.Th("key"), html.Th("value"), html.Th("unit"), html.Th(timefmt.header("time"))])
+            ),
             html.Tbody(lines),
         ],
         size="sm",
@@ -135,7 +167,11 @@ def alert_item(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SEVERITY_CLASS = {"critical": "text-danger", "warning": "text-warning", "info": "text-info"}
+SEVERITY_CLASS = {
+    "critical": "text-danger-emphasis",
+    "warning": "text-warning-emphasis",
+    "info": "text-info-emphasis",
+}
 
 
 def _alert_line(item: dict[str, Any]) -> Any:
@@ -195,8 +231,20 @@ def _statuses(engine: Engine, widget: dict[str, Any]) -> tuple[Any, list[dict[st
 def card(widget: dict[str, Any], content: Any, tools: Any = None) -> Any:
     """A widget's card around ``content``; it fills the grid cell it is placed in."""
     title = widget.get("title") or WIDGET_TYPES.get(widget.get("type", ""), "Widget")
+    # In the builder (with tools) the title is the drag handle: keyboard users can focus it too.
+    handle: dict[str, Any] = (
+        {"tabIndex": "0", "role": "button", "aria-label": f"Move {title}"} if tools else {}
+    )
     header = dbc.CardHeader(
-        [html.Span(title, className="fw-semibold text-truncate"), tools or ""],
+        [
+            html.Span(
+                title,
+                className="fw-semibold text-truncate" + (" wb-drag-handle" if tools else ""),
+                title=title,
+                **handle,
+            ),
+            tools or "",
+        ],
         className="d-flex justify-content-between align-items-center py-1 wb-drag",
     )
     return dbc.Card(

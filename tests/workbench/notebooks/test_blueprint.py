@@ -96,3 +96,49 @@ def test_permissions_and_missing_runs(
     assert api_client.get(url, headers=headers_for("viewer")).status_code == 403
     missing = api_client.get(f"/api/v1/notebook-runs/{uuid.uuid4()}", headers=headers_for("admin"))
     assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"
+
+
+@pytest.mark.slow
+@pytest.mark.chromium
+def test_evidence_page_renders_styled_under_its_content_security_policy(
+    api_client: FlaskClient, executed: NotebookResult, headers_for: Callable[[str], dict[str, str]]
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.workbench.ui.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    answer = api_client.get(f"/api/v1/notebook-runs/{executed.run_id}/html", headers=headers_for("engineer"))
+    policy = answer.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in policy and "script-src" not in policy and "'sha256-" in policy
+    html = answer.get_data(as_text=True)
+
+    def open_under(csp: str) -> tuple[int, str]:
+        # Chromium fetches the page with the server's headers; count what the policy blocked.
+        page = browser.new_page()
+        page.route(
+            "http://evidence.test/",
+            lambda route: route.fulfill(
+                status=200, body=html, headers={"Content-Type": "text/html", "Content-Security-Policy": csp}
+            ),
+        )
+        page.add_init_script(
+            "window.__blocked = 0; document.addEventListener('securitypolicyviolation',"
+            " e => { if (e.violatedDirective.startsWith('style-src')) window.__blocked += 1; });"
+        )
+        page.goto("http://evidence.test/")
+        page.wait_for_load_state("load")
+        blocked = page.evaluate("window.__blocked")
+        # nbconvert's lab CSS lays each output out as a table row; unstyled it is a plain block.
+        display = page.evaluate("getComputedStyle(document.querySelector('.jp-OutputArea-child')).display")
+        page.close()
+        return blocked, display
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            assert open_under(policy) == (0, "table")
+            # The API's blanket policy (what the page got before) blocks every style block: unstyled.
+            blocked, display = open_under("default-src 'none'")
+            assert blocked > 0 and display == "block"
+        finally:
+            browser.close()

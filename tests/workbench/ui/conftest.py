@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -180,12 +181,12 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def login(browser: Browser, plant: Plant) -> Iterator[Callable[[str], Page]]:
-    """Open a fresh browser context logged in as a user of ``role``."""
+def login(browser: Browser, plant: Plant) -> Iterator[Callable[..., Page]]:
+    """Open a fresh browser context logged in as a user of ``role`` (context options: time zone, viewport)."""
     contexts = []
 
-    def open_as(role: str) -> Page:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    def open_as(role: str, **options: Any) -> Page:
+        context = browser.new_context(**{"viewport": {"width": 1400, "height": 1000}, **options})
         context.set_default_timeout(30_000)
         contexts.append(context)
         page = context.new_page()

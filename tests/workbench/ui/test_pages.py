@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
 def wait_live(page: Page) -> None:
     """Until the page's Socket.IO subscriptions are confirmed by the server."""
-    page.wait_for_function("window.wbLive && window.wbLive.state.subscribed >= 1", timeout=10_000)
+    page.wait_for_function("() => window.wbLive && window.wbLive.state.subscribed >= 1", timeout=10_000)
 
 
 class Publisher:
@@ -440,10 +440,9 @@ def test_viewer_gets_no_edit_controls(plant: Plant, login: Callable[[str], Page]
     expect(page.locator("#dashboard-new")).to_have_count(0)
     page.goto(f"{plant.base}/ui/dashboards/new")
     expect(page.locator("#forbidden")).to_be_visible()
-    page.goto(f"{plant.base}/ui/rules")
-    expect(page.locator("#rules-grid")).to_be_visible()
-    expect(page.locator("#rule-form")).to_have_count(0)
-    expect(page.locator("#rule-enable")).to_have_count(0)
+    page.goto(f"{plant.base}/ui/rules")  # the API refuses rules to viewers: so does the page
+    expect(page.locator("#forbidden")).to_be_visible()
+    expect(page.locator("#rules-grid")).to_have_count(0)
     page.goto(f"{plant.base}/ui/reports")
     expect(page.locator("#reports-grid")).to_be_visible()
     expect(page.locator("#report-form")).to_have_count(0)

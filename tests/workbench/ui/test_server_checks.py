@@ -58,3 +58,22 @@ def test_viewer_cannot_acknowledge_through_a_forged_callback(app: Flask) -> None
         assert status == expected, f"{role}: {answer.get_data(as_text=True)[:300]}"
         if role == "viewer":
             assert "lacks alerts:ack" in answer.get_data(as_text=True)
+
+
+def test_a_callback_the_role_may_not_run_answers_403(app: Flask) -> None:
+    platform: Platform = app.extensions[EXTENSION]
+    email, _ = make_user(platform.engine, "viewer")
+    user = find_user(platform.engine, email)
+    assert user is not None
+    client = app.test_client()
+    sign_in(app, client, user["id"])
+    body = {
+        "output": "rule-backtest-graph.figure",
+        "outputs": {"id": "rule-backtest-graph", "property": "figure"},
+        "inputs": [{"id": "rule-backtest", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["rule-backtest.n_clicks"],
+        "state": [{"id": "rules-grid", "property": "selectedRows", "value": [{"id": str(user["id"])}]}],
+    }
+    answer = client.post("/ui/_dash-update-component", json=body)
+    assert answer.status_code == 403, answer.get_data(as_text=True)[:300]
+    assert "lacks rules:read" in answer.get_data(as_text=True)

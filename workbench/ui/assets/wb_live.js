@@ -15,7 +15,36 @@
     sync: {}, syncTimer: 0
   };
   var STATUS_COLORS = { online: "success", offline: "secondary", error: "danger" };
-  var SEVERITY_CLASS = { critical: "text-danger", warning: "text-warning", info: "text-info" };
+  var SEVERITY_CLASS = { critical: "text-danger-emphasis", warning: "text-warning-emphasis", info: "text-info-emphasis" };
+
+  // The browser's zone, for the server (every request carries it); pages draw in the user's zone
+  // (their profile's, else this one), which the shell names in #wb-zone.
+  try {
+    document.cookie = "wb_tz=" + Intl.DateTimeFormat().resolvedOptions().timeZone + "; path=/; SameSite=Lax";
+  } catch (err) { /* no Intl: the server uses UTC */ }
+  var formatters = {};
+
+  function zone() {
+    var el = document.getElementById("wb-zone");
+    return (el && el.getAttribute("data-zone")) || "UTC";
+  }
+
+  // An instant (ISO with offset) as wall-clock time in the user's zone, as the server draws charts.
+  function wall(iso) {
+    var d = new Date(iso), z = zone();
+    if (isNaN(d.getTime())) { return iso; }
+    var f = formatters[z] || (formatters[z] = new Intl.DateTimeFormat("en-CA", {
+      timeZone: z, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23"
+    }));
+    var p = {};
+    f.formatToParts(d).forEach(function (x) { p[x.type] = x.value; });
+    var ms = String(d.getUTCMilliseconds());
+    while (ms.length < 3) { ms = "0" + ms; }
+    return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + ":" + p.second + "." + ms;
+  }
+
+  function showTime(iso) { return iso ? wall(iso).slice(0, 19) : "—"; }
 
   function list(x) { return x === undefined || x === null ? [] : [].concat(x); }
 
@@ -113,7 +142,7 @@
 
   function queuePoints(graphId, ev) {
     var p = pendingPoints(graphId);
-    ev.points.forEach(function (pt) { p.x.push(pt[0]); p.y.push(pt[1]); });
+    ev.points.forEach(function (pt) { p.x.push(wall(pt[0])); p.y.push(pt[1]); });
     schedule(graphId, function () { drawSoon(graphId, function () {
       var q = takePending(graphId);
       if (!q || !q.x.length) { return; }
@@ -127,7 +156,7 @@
   function queueIndicator(graphId, ev, spark) {
     var p = pendingPoints(graphId);
     p.last = ev.value;
-    if (spark) { ev.points.forEach(function (pt) { p.x.push(pt[0]); p.y.push(pt[1]); }); }
+    if (spark) { ev.points.forEach(function (pt) { p.x.push(wall(pt[0])); p.y.push(pt[1]); }); }
     schedule(graphId, function () { drawSoon(graphId, function () {
       var q = takePending(graphId);
       var gd = plotOf(graphId);
@@ -163,10 +192,15 @@
     syncDash(id, { children: value });
   }
 
+  // As timefmt.number: 4 significant digits (integers as they are).
   function format(value) {
     if (value === null || value === undefined) { return "—"; }
-    if (typeof value === "number") { return Number.isInteger(value) ? String(value) : value.toFixed(3).replace(/0+$/, ""); }
-    return String(value);
+    if (typeof value !== "number" || !isFinite(value)) { return String(value); }
+    if (Number.isInteger(value) && Math.abs(value) < 1e15) { return String(value); }
+    var m = value ? Math.floor(Math.log10(Math.abs(value))) : 0;
+    if (m >= 15 || m < -4) { return value.toExponential(2); }
+    var t = value.toFixed(Math.max(0, 3 - m));
+    return t.indexOf(".") >= 0 ? t.replace(/0+$/, "").replace(/\.$/, "") : t;
   }
 
   function queueValue(target, ev) {
@@ -177,7 +211,35 @@
       if (!e) { return; }
       text(target.value, format(e.value));
       if (target.quality) { text(target.quality, e.quality === null ? "—" : String(e.quality)); }
-      if (target.time) { text(target.time, e.timestamp.replace("T", " ").slice(0, 19)); }
+      if (target.time) { text(target.time, showTime(e.timestamp)); }
+    });
+  }
+
+  // Units as users write them (as timefmt.UNITS).
+  var UNITS = { C: "°C", degC: "°C", "deg C": "°C", F: "°F", degF: "°F", "m3/h": "m³/h", "m3/s": "m³/s",
+    m3: "m³", m2: "m²", "Nm3/h": "Nm³/h", um: "µm", us: "µs", ohm: "Ω", pct: "%", percent: "%" };
+  function unit(u) { return u ? (UNITS[u.trim()] || u.trim()) : ""; }
+
+  function td(children, extra) {
+    return { type: "Td", namespace: "dash_html_components", props: Object.assign({ children: children }, extra || {}) };
+  }
+
+  // A key the device never sent before the page loaded: its row joins the latest-values table live.
+  function queueNewKey(s, ev) {
+    s.fresh = s.fresh || {};
+    s.fresh[ev.key] = ev;
+    schedule(s.new_keys, function () {
+      var rows = Object.keys(s.fresh).sort().map(function (k, i) {
+        var e = s.fresh[k];
+        return { type: "Tr", namespace: "dash_html_components", props: { children: [
+          td(k),
+          td(format(e.value), { id: "lv-new-" + i, className: "wb-live-value", "data-key": k }),
+          td(unit(e.unit)),
+          td(e.quality === null || e.quality === undefined ? "—" : String(e.quality)),
+          td(showTime(e.timestamp), { className: "small" })
+        ] } };
+      });
+      setProps(s.new_keys, { children: rows });
     });
   }
 
@@ -185,6 +247,7 @@
     state.subs.forEach(function (s) {
       if (s.type !== "device" || s.device_id !== ev.device_id) { return; }
       var k = ev.key;
+      if (s.new_keys && !(s.values && s.values[k])) { queueNewKey(s, ev); }
       list(s.values && s.values[k]).forEach(function (t) { queueValue(t, ev); });
       list(s.graphs && s.graphs[k]).forEach(function (g) { queuePoints(g, ev); });
       list(s.gauges && s.gauges[k]).forEach(function (g) { queueIndicator(g, ev, false); });
@@ -247,7 +310,7 @@
     });
     state.subs.forEach(function (s) {
       if (s.type !== "alerts" || !s.grid) { return; }
-      var row = Object.assign({ status: "active", created_at: ev.timestamp }, ev);
+      var row = Object.assign({ status: "active", created_at: ev.timestamp }, ev, { time: showTime(ev.timestamp) });
       setProps(s.grid, { rowTransaction: { add: [row], addIndex: 0 } });
     });
   }
@@ -273,7 +336,41 @@
     });
   }
 
-  window.wbLive = { setSubscriptions: setSubscriptions, connect: connect, state: state };
+  // Zoom by drag on a dashboard chart: the chosen span becomes the dashboard's range, in the URL.
+  function navigate(search) {
+    window.history.pushState({}, "", window.location.pathname + search);
+    window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));
+  }
+
+  function onZoom(e) {
+    var a = e["xaxis.range[0]"], b = e["xaxis.range[1]"];
+    if (!a || !b) { return; }
+    var local = function (t) { return String(t).replace(" ", "T").slice(0, 16); };
+    navigate("?from=" + encodeURIComponent(local(a)) + "&to=" + encodeURIComponent(local(b)));
+  }
+
+  function hookZoom() {
+    document.querySelectorAll("#dashboard-grid .js-plotly-plot").forEach(function (gd) {
+      if (gd.__wbZoom || !gd.on) { return; }
+      gd.__wbZoom = true;
+      gd.on("plotly_relayout", onZoom);
+    });
+  }
+  setInterval(hookZoom, 500);
+
+  // Dash 4's dropdown keeps a hidden (aria-hidden) input in the tab order; the dropdown's own button
+  // takes focus, so that input leaves the tab order (axe: aria-hidden-focus).
+  function untabHidden(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll(".dash-dropdown-focus-target").forEach(function (el) {
+      if (el.getAttribute("tabindex") !== "-1") { el.setAttribute("tabindex", "-1"); }
+    });
+  }
+  if (window.MutationObserver) {
+    new MutationObserver(function () { untabHidden(document); })
+      .observe(document.documentElement, { childList: true, subtree: true });
+  }
+
+  window.wbLive = { setSubscriptions: setSubscriptions, connect: connect, state: state, wall: wall, format: format };
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.wb = {
       subscribe: function (subs) { setSubscriptions(subs || []); return ""; },

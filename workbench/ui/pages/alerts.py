@@ -12,13 +12,14 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 from sqlalchemy import select
 
-from workbench.db.tables import alerts, devices, notebook_runs
+from workbench.db.tables import alerts, devices, notebook_runs, rules
 from workbench.platform import current_platform
 from workbench.rules import alerts as alert_rows
-from workbench.ui import charts, queries
-from workbench.ui.session import Forbidden, UiUser, require_user
+from workbench.ui import charts, queries, timefmt
+from workbench.ui.session import Forbidden, UiUser, current_user, require_user
 
 PATH = "alerts"
+PERMISSION = "alerts:read"  # the API permission behind this page
 SEVERITIES = ("info", "warning", "critical")
 STATUSES = {
     "open": "Open",
@@ -28,30 +29,59 @@ STATUSES = {
     "": "All",
 }
 COLUMNS = [
-    {"field": "timestamp", "headerName": "Time", "sort": "desc", "minWidth": 170},
+    {"field": "time", "headerName": "Time", "sort": "desc", "minWidth": 170},
     {"field": "severity", "width": 110},
     {"field": "status", "width": 130},
-    {"field": "device", "minWidth": 140},
+    {"field": "message", "flex": 1, "minWidth": 220},
+    {"field": "device_link", "headerName": "Device", "cellRenderer": "markdown", "minWidth": 140},
+    {"field": "rule_link", "headerName": "Rule", "cellRenderer": "markdown", "minWidth": 140},
     {"field": "key", "width": 120},
     {"field": "value", "width": 100},
     {"field": "threshold", "width": 110},
-    {"field": "message", "flex": 1, "minWidth": 200},
 ]
 
 
+def _md(text: str | None) -> str:
+    # Names are the user's own text: keep them from being read as markdown or HTML.
+    return "".join("\\" + c if c in "\\`*_{}[]()<>#+-.!|" else c for c in (text or ""))
+
+
+def links(row: dict[str, Any], user: UiUser | None) -> dict[str, str]:
+    """Markdown links from an alert row to its device and rule (the rule's only for roles reading rules)."""
+    device = f"[{_md(row.get('device'))}](/ui/device/{row['device_id']})" if row.get("device_id") else ""
+    rule = ""
+    if row.get("rule_id"):
+        name = _md(row.get("rule") or "rule")
+        rule = f"[{name}](/ui/rules/{row['rule_id']})" if user and user.may("rules:read") else name
+    return {"device_link": device, "rule_link": rule}
+
+
 def rows(status: str | None, severity: str | None) -> list[dict[str, Any]]:
-    """Alerts for the grid, newest first, with device names."""
+    """Alerts for the grid, newest first, with device and rule names linking to them."""
     where = alert_rows.list_filter(status or None, severity or None, None, None, None, None)
     query = (
-        select(alerts, devices.c.name.label("device"))
-        .select_from(alerts.outerjoin(devices, devices.c.id == alerts.c.device_id))
+        select(alerts, devices.c.name.label("device"), rules.c.name.label("rule"))
+        .select_from(
+            alerts.outerjoin(devices, devices.c.id == alerts.c.device_id).outerjoin(
+                rules, rules.c.id == alerts.c.rule_id
+            )
+        )
         .where(where)
         .order_by(alerts.c.created_at.desc())
         .limit(500)
     )
     with current_platform().engine.connect() as conn:
         found = [dict(r._mapping) for r in conn.execute(query)]
-    return [alert_rows.as_json(r) for r in found]
+    zone, user = timefmt.current_zone(), current_user()
+    return [
+        {**(row := alert_rows.as_json(r)), "time": timefmt.show(row["timestamp"], zone), **links(row, user)}
+        for r in found
+    ]
+
+
+def columns() -> list[dict[str, Any]]:
+    """The grid's columns, the time's header naming the user's zone."""
+    return [{**c, "headerName": timefmt.header()} if c["field"] == "time" else c for c in COLUMNS]
 
 
 def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
@@ -76,13 +106,14 @@ def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
     )
     grid = dag.AgGrid(
         id="alerts-grid",
-        columnDefs=COLUMNS,
+        columnDefs=columns(),
         rowData=rows("open", None),
         getRowId="params.data.id",
         defaultColDef={"sortable": True, "filter": True, "resizable": True},
         dashGridOptions={
             "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
             "animateRows": False,
+            "suppressColumnVirtualisation": True,
         },
         style={"height": "420px"},
         className="ag-theme-quartz",
@@ -156,7 +187,8 @@ def evidence(alert_id: str) -> Any:
             max_points=400,
         )
         figure = charts.band(data, height=220)
-        figure.add_vline(x=when.timestamp() * 1000, line_dash="dot", line_color="red")
+        # The marker at the trigger instant, in the same wall-clock zone as the data (charts.band).
+        figure.add_vline(x=timefmt.wall(when), line_dash="dot", line_color="red")
         if row.threshold is not None:
             figure.add_hline(y=row.threshold, line_dash="dash", line_color="orange")
         parts.append(dcc.Graph(figure=figure, config={"displayModeBar": False}, id="alert-evidence-graph"))
@@ -175,7 +207,9 @@ def evidence(alert_id: str) -> Any:
     ):
         if at:
             parts.append(
-                html.Div(f"{label} {at.isoformat(sep=' ')[:19]}: {comment or ''}", className="small")
+                html.Div(
+                    f"{label} {timefmt.show(at)} ({timefmt.label()}): {comment or ''}", className="small"
+                )
             )
     return parts
 

@@ -11,10 +11,13 @@ from dash import ALL, ClientsideFunction, Input, Output, Patch, State, ctx, dcc,
 from dash_snap_grid import Grid
 
 from workbench.platform import current_platform
-from workbench.ui import dashboards_db, queries, widgets
+from workbench.ui import dashboards_db, queries, timefmt, timerange, widgets
 from workbench.ui.session import UiUser, current_user, require_user
 
 PATH = "dashboards"
+FOLLOW = "dashboard"  # a widget's window that follows the dashboard's range
+ONE_KEY = ("gauge", "stat")
+PERMISSION = "dashboards:read"  # the API permission behind this page
 
 
 def page(user: UiUser, dashboard_id: str = "", mode: str = "", *_: str) -> tuple[Any, list[dict[str, Any]]]:
@@ -48,9 +51,10 @@ def page(user: UiUser, dashboard_id: str = "", mode: str = "", *_: str) -> tuple
                 outline=True,
             )
         )
+    span = timerange.current(timefmt.current_zone())
     cells, targets = [], []
     for widget in items:
-        content, live = widgets.render(engine, widget)
+        content, live = widgets.render(engine, widget, span)
         cells.append(_view_cell(widget, widgets.card(widget, content)))
         targets.extend(live)
     content = html.Div(
@@ -60,6 +64,7 @@ def page(user: UiUser, dashboard_id: str = "", mode: str = "", *_: str) -> tuple
                 className="d-flex align-items-center mb-3",
             ),
             dcc.Store(id="dashboard-id", data=str(dashboard["id"])),
+            _range_bar(span),
             html.Div(cells, className="wb-grid", id="dashboard-grid")
             if cells
             else dbc.Alert("No widgets yet.", color="info", id="dashboard-grid"),
@@ -67,6 +72,67 @@ def page(user: UiUser, dashboard_id: str = "", mode: str = "", *_: str) -> tuple
     )
     # Every widget follows Socket.IO (throttled in the page): nothing refetches history after load.
     return content, widgets.live_subscriptions(targets)
+
+
+def _range_bar(span: timerange.TimeRange) -> Any:
+    # One range for the whole dashboard, in the URL: a preset follows now ("live"), from/to stays put.
+    zone = timefmt.current_zone()
+    presets = [{"label": k, "value": k} for k in timerange.PRESETS]
+    return dbc.Row(
+        [
+            dbc.Col(
+                dbc.RadioItems(
+                    presets,
+                    span.preset,
+                    id="range-preset",
+                    inline=True,
+                    inputClassName="btn-check",
+                    labelClassName="btn btn-sm btn-outline-secondary",
+                    labelCheckedClassName="active",
+                    className="btn-group",
+                ),
+                xs="auto",
+            ),
+            dbc.Col(
+                dbc.InputGroup(
+                    [
+                        dbc.Label("from", html_for="range-from", className="input-group-text mb-0"),
+                        dbc.Input(
+                            id="range-from",
+                            type="datetime-local",
+                            value=timerange.local_text(span.start, zone),
+                            size="sm",
+                        ),
+                        dbc.Label("to", html_for="range-to", className="input-group-text mb-0"),
+                        dbc.Input(
+                            id="range-to",
+                            type="datetime-local",
+                            value=timerange.local_text(span.end, zone),
+                            size="sm",
+                        ),
+                        dbc.Button("Apply", id="range-apply", size="sm", color="secondary"),
+                    ],
+                    size="sm",
+                ),
+                xs=12,
+                md="auto",
+            ),
+            dbc.Col(
+                dbc.Badge(
+                    "live" if span.live else "fixed range",
+                    color="success" if span.live else "secondary",
+                    id="range-live",
+                    className="me-2",
+                ),
+                xs="auto",
+            ),
+            dbc.Col(
+                html.Span(span.label, id="dashboard-range", className="small text-body-secondary"), xs="auto"
+            ),
+        ],
+        className="g-2 mb-3 align-items-center",
+        id="range-bar",
+    )
 
 
 def _view_cell(widget: dict[str, Any], card: Any) -> Any:
@@ -139,7 +205,12 @@ def _builder(dashboard_id: str | None, name: str, public: bool, items: list[dict
                             md=3,
                         ),
                         dbc.Col(
-                            dcc.Dropdown([], id="widget-keys", multi=True, placeholder="keys"), xs=12, md=3
+                            [
+                                dcc.Dropdown([], id="widget-keys", multi=True, placeholder="keys"),
+                                html.Div(id="widget-keys-hint", className="form-text"),
+                            ],
+                            xs=12,
+                            md=3,
                         ),
                         dbc.Col(
                             dcc.Dropdown(
@@ -150,7 +221,11 @@ def _builder(dashboard_id: str | None, name: str, public: bool, items: list[dict
                         ),
                         dbc.Col(
                             dcc.Dropdown(
-                                list(dashboards_db.WINDOWS), "1h", id="widget-window", clearable=False
+                                [{"label": "dashboard range", "value": FOLLOW}]
+                                + [{"label": w, "value": w} for w in dashboards_db.WINDOWS],
+                                FOLLOW,
+                                id="widget-window",
+                                clearable=False,
                             ),
                             xs=6,
                             md=1,
@@ -237,9 +312,49 @@ def register(ui: dash.Dash) -> None:
         return queries.device_keys(current_platform().engine, device_id) if device_id else []
 
     @ui.callback(
+        Output("url", "search"),
+        Input("range-preset", "value"),
+        Input("range-apply", "n_clicks"),
+        State("range-from", "value"),
+        State("range-to", "value"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def choose_range(
+        preset: str | None, clicks: int | None, start: str | None, end: str | None, now: str | None
+    ) -> str:
+        require_user("dashboards:read")
+        # The bar is inserted with the page, and Dash calls this then too: only a change moves the URL.
+        shown = timerange.parse(now, timefmt.current_zone())
+        if ctx.triggered_id == "range-apply" and clicks and start and end:
+            chosen = timerange.for_span(start, end)
+        elif ctx.triggered_id == "range-preset" and preset and not (shown.live and shown.preset == preset):
+            chosen = timerange.for_preset(preset)
+        else:
+            raise dash.exceptions.PreventUpdate
+        if chosen == (now or ""):
+            raise dash.exceptions.PreventUpdate
+        return chosen
+
+    @ui.callback(
+        Output("widget-keys", "multi"),
+        Output("widget-keys", "placeholder"),
+        Output("widget-keys-hint", "children"),
+        Input("widget-type", "value"),
+    )
+    def one_key(kind: str | None) -> tuple[bool, str, str]:
+        if kind in ONE_KEY:
+            return False, "one key", "A gauge or a stat shows one key."
+        if kind in ("line", "area"):
+            return True, "keys", "Up to 4 keys, one chart each."
+        return True, "keys", ""
+
+    @ui.callback(
         Output("builder", "data", allow_duplicate=True),
         Output("builder-grid", "children", allow_duplicate=True),
         Output("builder-grid", "layout", allow_duplicate=True),
+        Output("widget-keys", "value"),
+        Output("widget-title", "value"),
         Input("widget-add", "n_clicks"),
         State("widget-type", "value"),
         State("widget-device", "value"),
@@ -255,13 +370,13 @@ def register(ui: dash.Dash) -> None:
         clicks: int | None,
         kind: str,
         device: str | None,
-        keys: list[str] | None,
+        keys: list[str] | str | None,
         agg: str,
         window: str,
         title: str | None,
         state: dict[str, Any],
         grid: list[dict[str, Any]] | None,
-    ) -> tuple[dict[str, Any], Any, list[dict[str, Any]]]:
+    ) -> tuple[dict[str, Any], Any, list[dict[str, Any]], Any, str]:
         if not clicks:
             raise dash.exceptions.PreventUpdate
         require_user("dashboards:write")
@@ -270,9 +385,9 @@ def register(ui: dash.Dash) -> None:
             "id": uuid.uuid4().hex[:10],
             "type": kind,
             "device_id": device,
-            "keys": keys or [],
+            "keys": ([keys] if isinstance(keys, str) else list(keys or []))[: 1 if kind in ONE_KEY else 4],
             "aggregation": agg,
-            "window": window,
+            "window": "" if window == FOLLOW else window,
             "title": title or "",
             **dashboards_db.place_new(placed),
         }
@@ -280,7 +395,8 @@ def register(ui: dash.Dash) -> None:
         children = Patch()
         children.append(_builder_cell(current_platform().engine, widget))
         placed.append(widget)
-        return {**state, "widgets": placed}, children, dashboards_db.grid_layout(placed)
+        # The form is cleared for the next widget (the device stays: widgets often share one).
+        return {**state, "widgets": placed}, children, dashboards_db.grid_layout(placed), None, ""
 
     @ui.callback(
         Output("builder", "data", allow_duplicate=True),

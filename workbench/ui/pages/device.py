@@ -13,12 +13,14 @@ from dash import Input, Output, State, dcc, html
 from workbench.platform import current_platform
 from workbench.protocols import commands
 from workbench.secrets import DEVICE_CONFIG, redact
-from workbench.ui import charts, queries
-from workbench.ui.pages.overview import status_badge
+from workbench.ui import charts, queries, timefmt
+from workbench.ui.pages.alerts import links
+from workbench.ui.pages.overview import SEVERITY_COLORS, alarm_badge, status_badge
 from workbench.ui.session import Forbidden, UiUser, require_user
 from workbench.ui.writes import save_device_config, send_command
 
 PATH = "device"
+PERMISSION = "devices:read"  # the API permission behind this page
 LIVE_WINDOW = timedelta(minutes=10)
 RANGES = {
     "1h": timedelta(hours=1),
@@ -56,23 +58,24 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
                         className="wb-live-value",
                         **{"data-key": row["key"]},
                     ),
-                    html.Td(row["unit"] or ""),
+                    html.Td(timefmt.unit(row["unit"])),
                     html.Td("—" if row["quality"] is None else str(row["quality"]), id=ids["quality"]),
-                    html.Td(row["timestamp"].isoformat(sep=" ")[:19], id=ids["time"], className="small"),
+                    html.Td(timefmt.show(row["timestamp"]), id=ids["time"], className="small"),
                 ]
             )
         )
         graphs[row["key"]] = f"live-graph-{index}"
+        name = _series_name(row["key"], row["unit"])
         seed = queries.series(engine, device_id, row["key"], now - LIVE_WINDOW, now, max_points=600)
         live_charts.append(
             dbc.Col(
                 dbc.Card(
                     dbc.CardBody(
                         [
-                            html.Div(f"{row['key']} ({row['unit'] or '-'})", className="small fw-semibold"),
+                            html.Div(_series_name(row["key"], row["unit"]), className="small fw-semibold"),
                             dcc.Graph(
                                 id=graphs[row["key"]],
-                                figure=charts.line(seed["x"], seed["y"], height=220),
+                                figure=charts.line(seed["x"], seed["y"], height=220, name=name),
                                 config={"displayModeBar": False},
                             ),
                         ]
@@ -85,8 +88,12 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
         )
     table = dbc.Table(
         [
-            html.Thead(html.Tr([html.Th(h) for h in ("key", "value", "unit", "quality", "time")])),
+            html.Thead(
+                html.Tr([html.Th(h) for h in ("key", "value", "unit", "quality", timefmt.header("time"))])
+            ),
             html.Tbody(rows),
+            # Keys first seen after the page loaded: wb_live.js adds their rows here.
+            html.Tbody(id="latest-new"),
         ],
         size="sm",
         hover=True,
@@ -113,7 +120,14 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
         className="mb-3",
     )
     sections: list[Any] = [
-        html.H1([device["name"], status_badge(device["status"], "device-status")], className="h4"),
+        html.H1(
+            [
+                device["name"],
+                status_badge(device["status"], "device-status"),
+                alarm_badge(queries.open_alarms(engine, device_id).get(device_id), "device-alarm"),
+            ],
+            className="h4",
+        ),
         html.Div(
             f"{device['type']} · {device['area'] or ''} · {device['location'] or ''}",
             className="text-body-secondary mb-3",
@@ -131,6 +145,7 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
             ]
         ),
         history,
+        _alerts(user, queries.device_alerts(engine, device_id)),
     ]
     if user.may("devices:write"):
         # Secrets (an OPC-UA login) show as {"set": true}: left so, they are kept on save.
@@ -144,8 +159,51 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
         "graphs": graphs,
         "values": values,
         "status": "device-status",
+        "new_keys": "latest-new",
     }
     return html.Div(sections), [sub]
+
+
+def _alerts(user: UiUser, found: list[dict[str, Any]]) -> Any:
+    # Open alerts first, then recent ones; each links to its rule (for roles that read rules).
+    if not found:
+        body: Any = html.Div("No alerts for this device.", className="text-body-secondary")
+    else:
+        lines = []
+        for row in found:
+            rule = links({**row, "device_id": None}, user)["rule_link"]
+            lines.append(
+                html.Tr(
+                    [
+                        html.Td(timefmt.show(row["triggered_at"] or row["created_at"]), className="small"),
+                        html.Td(
+                            dbc.Badge(
+                                row["severity"], color=SEVERITY_COLORS.get(row["severity"], "secondary")
+                            )
+                        ),
+                        html.Td(row["status"]),
+                        html.Td(row["message"] or ""),
+                        html.Td(dcc.Markdown(rule, className="mb-0 wb-md") if rule else ""),
+                    ],
+                    **{"data-alert": str(row["id"]), "data-status": row["status"]},
+                )
+            )
+        heads = (timefmt.header("time"), "severity", "status", "message", "rule")
+        body = dbc.Table(
+            [html.Thead(html.Tr([html.Th(h) for h in heads])), html.Tbody(lines)],
+            size="sm",
+            responsive=True,
+            className="mb-0",
+        )
+    return dbc.Card(
+        dbc.CardBody([html.H2("Alerts: open and recent", className="h6"), body]),
+        className="mb-3",
+        id="device-alerts",
+    )
+
+
+def _series_name(key: str, unit: str | None) -> str:
+    return f"{key} ({timefmt.unit(unit)})" if unit else key
 
 
 def _config_editor(config: dict[str, Any]) -> Any:
@@ -153,6 +211,7 @@ def _config_editor(config: dict[str, Any]) -> Any:
         dbc.CardBody(
             [
                 html.H2("Configuration", className="h6"),
+                dbc.Label("Configuration as JSON", html_for="config-text", className="visually-hidden"),
                 dbc.Textarea(
                     id="config-text", value=json.dumps(config, indent=2), rows=8, className="font-monospace"
                 ),

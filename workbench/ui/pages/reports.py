@@ -15,9 +15,11 @@ from workbench.platform import current_platform
 from workbench.reports import formats
 from workbench.reports.schedules import create_schedule, list_schedules
 from workbench.reports.service import ReportRequestError, service
+from workbench.ui import timefmt
 from workbench.ui.session import Forbidden, UiUser, require_user
 
 PATH = "reports"
+PERMISSION = "reports:read"  # the API permission behind this page
 COLUMNS = [
     {"field": "created_at", "headerName": "Requested", "minWidth": 170, "sort": "desc"},
     {"field": "notebook", "minWidth": 160},
@@ -31,7 +33,9 @@ COLUMNS = [
     {"field": "download", "cellRenderer": "markdown", "minWidth": 120},
     {"field": "error", "flex": 1},
 ]
-SCHEDULE_COLUMNS = [{"field": f} for f in ("name", "notebook", "format", "cron", "timezone", "next_run")]
+SCHEDULE_COLUMNS = [{"field": f} for f in ("name", "notebook", "format", "cron", "timezone")] + [
+    {"field": "next_run", "headerName": "Next run"}
+]
 
 
 def archive() -> list[dict[str, Any]]:
@@ -43,7 +47,7 @@ def archive() -> list[dict[str, Any]]:
         out.append(
             {
                 "id": str(row["id"]),
-                "created_at": row["created_at"].isoformat(sep=" ")[:19],
+                "created_at": timefmt.show(row["created_at"]),
                 "notebook": row["notebook"],
                 "format": row["format"],
                 "status": row["status"],
@@ -59,7 +63,7 @@ def schedules() -> list[dict[str, Any]]:
     """Report schedules for the grid."""
     return [
         {
-            k: (v.isoformat() if hasattr(v, "isoformat") else v)
+            k: (timefmt.show(v) if hasattr(v, "isoformat") else v)
             for k, v in row.items()
             if k in ("name", "notebook", "format", "cron", "timezone", "next_run")
         }
@@ -138,7 +142,7 @@ def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
         dcc.Interval(id="report-tick", interval=2000),
         dag.AgGrid(
             id="reports-grid",
-            columnDefs=COLUMNS,
+            columnDefs=timefmt.zoned(COLUMNS, "created_at"),
             rowData=archive(),
             getRowId="params.data.id",
             defaultColDef={"resizable": True, "sortable": True},
@@ -149,7 +153,7 @@ def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
         html.H2("Schedules", className="h6"),
         dag.AgGrid(
             id="schedules-grid",
-            columnDefs=SCHEDULE_COLUMNS,
+            columnDefs=timefmt.zoned(SCHEDULE_COLUMNS, "next_run"),
             rowData=schedules(),
             style={"height": "200px"},
             className="ag-theme-quartz",

@@ -13,7 +13,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from workbench.db.tables import devices, rules
 from workbench.platform import current_platform
@@ -21,10 +21,11 @@ from workbench.rules.backtest import InvalidRule, backtest
 from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.types import Rule
 from workbench.rules.validation import validate_rule
-from workbench.ui import charts, queries
+from workbench.ui import charts, queries, timefmt
 from workbench.ui.session import Forbidden, UiUser, require_user
 
 PATH = "rules"
+PERMISSION = "rules:read"  # the API permission behind this page
 OPERATORS = (">", ">=", "<", "<=", "==", "!=")
 FUNCTIONS = ("mean", "stddev", "min", "max", "range", "zscore")
 COLUMNS = [
@@ -59,17 +60,17 @@ def rule_rows() -> list[dict[str, Any]]:
                 "enabled": row["enabled"],
                 "severity": rule.severity,
                 "trigger_count": row["trigger_count"],
-                "last_triggered": row["last_triggered"].isoformat() if row["last_triggered"] else None,
+                "last_triggered": timefmt.show(row["last_triggered"]) if row["last_triggered"] else None,
             }
         )
     return out
 
 
-def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
-    """The rules page."""
+def page(user: UiUser, rule_id: str = "", *_: str) -> tuple[Any, list[dict[str, Any]]]:
+    """The rules page (``rules/<id>`` opens with that rule selected)."""
     grid = dag.AgGrid(
         id="rules-grid",
-        columnDefs=COLUMNS,
+        columnDefs=timefmt.zoned(COLUMNS, "last_triggered"),
         rowData=rule_rows(),
         getRowId="params.data.id",
         defaultColDef={"sortable": True, "resizable": True},
@@ -78,6 +79,7 @@ def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
         },
         style={"height": "320px"},
         className="ag-theme-quartz",
+        **({"selectedRows": {"ids": [rule_id]}} if rule_id else {}),
     )
     tools: list[Any] = [
         dbc.Button("Backtest 7 days", id="rule-backtest", color="secondary", className="me-2")
@@ -136,7 +138,13 @@ def _form() -> Any:
                 dbc.Row(
                     [
                         field(dcc.Dropdown(options, id="rule-device", placeholder="device"), md=3),
-                        field(dbc.Input(id="rule-key", placeholder="key"), md=2),
+                        field(
+                            [
+                                dbc.Input(id="rule-key", placeholder="key"),
+                                html.Div(id="rule-key-hint", className="form-text text-warning-emphasis"),
+                            ],
+                            md=2,
+                        ),
                         field(dcc.Dropdown(list(OPERATORS), ">", id="rule-operator", clearable=False), md=1),
                         field(dbc.Input(id="rule-value", type="number", placeholder="value"), md=2),
                         field(
@@ -179,6 +187,26 @@ def _form() -> Any:
         className="mt-3",
         id="rule-form",
     )
+
+
+def name_taken(name: str) -> bool:
+    """Whether a rule already carries ``name`` (case and surrounding spaces ignored)."""
+    with current_platform().engine.connect() as conn:
+        found = conn.execute(
+            select(rules.c.id).where(func.lower(func.trim(rules.c.name)) == name.strip().lower()).limit(1)
+        ).first()
+    return found is not None
+
+
+def unsent_key_warning(device: str | None, key: str | None) -> str:
+    """A warning when ``device`` never sent ``key`` (the rule would never fire), else empty."""
+    if not device or not key:
+        return ""
+    sent = queries.device_keys(current_platform().engine, device)
+    if key in sent:
+        return ""
+    known = ", ".join(sent[:8]) or "nothing yet"
+    return f"This device never sent {key!r} (it sends: {known})."
 
 
 def rule_body(values: dict[str, Any]) -> dict[str, Any]:
@@ -235,7 +263,7 @@ def _backtest_figure(row: dict[str, Any]) -> go.Figure:
     would = result.get("alerts", [])
     figure.add_trace(
         go.Scatter(
-            x=[a.get("triggered_at") for a in would],
+            x=timefmt.walls([a.get("triggered_at") for a in would]),
             y=[a.get("value") for a in would],
             mode="markers",
             marker={"color": "red", "size": 9, "symbol": "x"},
@@ -295,8 +323,22 @@ def register(ui: dash.Dash) -> None:
         return _backtest_figure(dict(row._mapping))
 
     @ui.callback(
+        Output("rule-key-hint", "children"),
+        Input("rule-device", "value"),
+        Input("rule-key", "value"),
+        prevent_initial_call=True,
+    )
+    def key_hint(device: str | None, key: str | None) -> str:
+        require_user("rules:read")
+        return unsent_key_warning(device, key)
+
+    @ui.callback(
         Output("rule-create-result", "children"),
         Output("rules-grid", "rowData", allow_duplicate=True),
+        Output("rule-name", "value"),
+        Output("rule-message", "value"),
+        Output("rule-key", "value"),
+        Output("rule-value", "value"),
         Input("rule-create", "n_clicks"),
         State("rule-name", "value"),
         State("rule-type", "value"),
@@ -329,19 +371,22 @@ def register(ui: dash.Dash) -> None:
             "right_device",
             "right_key",
         )
+        keep = (dash.no_update,) * 5
         try:
             user = require_user("rules:write")
         except Forbidden as error:
-            return dbc.Alert(str(error), color="danger"), dash.no_update
+            return dbc.Alert(str(error), color="danger"), *keep
         body = rule_body(dict(zip(names, values, strict=True)))
         errors = validate_rule(body)
+        if body["name"] and name_taken(body["name"]):
+            errors["name"] = f"a rule named {body['name']!r} exists: rules need distinct names"
         if errors:
-            return dbc.Alert(
-                "; ".join(f"{k}: {v}" for k, v in errors.items()), color="danger"
-            ), dash.no_update
+            return dbc.Alert("; ".join(f"{k}: {v}" for k, v in errors.items()), color="danger"), *keep
         platform = current_platform()
         device = uuid.UUID(body.pop("device_id")) if body.get("device_id") else None
         with platform.engine.begin() as conn:
             conn.execute(insert(rules).values(**body, device_id=device, created_by=uuid.UUID(user.user_id)))
         platform.bus.publish(RULES_CHANGED, None)
-        return dbc.Alert("Rule created.", color="success", duration=4000), rule_rows()
+        # The form is cleared for the next rule (device, type and severity stay: rules often share them).
+        created = dbc.Alert("Rule created.", color="success", duration=4000, id="rule-created")
+        return created, rule_rows(), "", "", "", None
