@@ -248,7 +248,8 @@ def card(widget: dict[str, Any], content: Any, tools: Any = None) -> Any:
         className="d-flex justify-content-between align-items-center py-1 wb-drag",
     )
     return dbc.Card(
-        [header, dbc.CardBody(content, className="wb-widget-body")],
+        # The body scrolls when its content is taller (a status grid of many devices): keyboard users reach it
+        [header, html.Div(content, className="card-body wb-widget-body", tabIndex="0")],
         className="wb-widget h-100",
         id=f"widget-{widget['id']}",
     )
