@@ -26,10 +26,10 @@ from workbench.live.bus import ALERT, ALERT_UPDATE, DEVICE_STATUS, TELEMETRY_BAT
 from workbench.live.events import DeviceStatus, TelemetryBatch
 from workbench.metrics import SOCKET_CONNECTIONS
 from workbench.platform import Platform
+from workbench.severity import SEVERITIES
 
 log = logging.getLogger(__name__)
 
-SEVERITIES = ("info", "warning", "critical")
 # What a subscription of each type needs from the role matrix.
 SUBSCRIPTION_PERMISSION = {"device": "telemetry:read", "alerts": "alerts:read", "devices": "devices:read"}
 QUEUE_LIMIT = 20_000

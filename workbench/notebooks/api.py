@@ -21,11 +21,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from workbench.severity import SEVERITIES
+
 ALERT_MIME = "application/vnd.workbench.alert+json"
 RECORD_MIME = "application/vnd.workbench.record+json"
 DATABASE_ENV = "WORKBENCH_DATABASE_URL"
 CONTEXT_ENV = "WORKBENCH_NOTEBOOK_CONTEXT"
-SEVERITIES = ("info", "warning", "critical")
 
 _state: dict[str, Any] = {"connection": None, "alerts": [], "records": {}, "context": {}, "outbox": {}}
 

@@ -24,7 +24,7 @@ from workbench.auth.guard import current_principal, require
 from workbench.db.tables import alerts
 from workbench.platform import current_platform
 from workbench.rules import alerts as alert_rows
-from workbench.rules.conditions import SEVERITIES
+from workbench.severity import SEVERITIES
 
 # Only the app-wide body cap applies here (unchanged from before these routes used workbench.api.common).
 blp = make_blueprint("alerts", "/alerts", "Alerts: list, acknowledge, resolve", max_body=None)
@@ -114,12 +114,11 @@ def _transition(alert_id: uuid.UUID, status: str, comment: str | None) -> dict[s
     platform = current_platform()
     principal = current_principal()
     try:
-        row = alert_rows.transition(platform.engine, alert_id, status, principal.id, comment)
+        row = alert_rows.change(platform, alert_id, status, principal.id, comment)
     except ValueError as error:
         raise ApiError(409, "conflict", str(error)) from None
     if row is None:
         raise not_found("alert", alert_id)
-    alert_rows.publish_update(platform, row)
     return row
 
 

@@ -27,6 +27,15 @@ class ComparisonRule(RuleType):
 
     name = "comparison"
 
+    def from_form(self, values: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The form's device and key against the right device and key; no single target device."""
+        condition = {
+            "left": {"device": values.get("device"), "key": values.get("key")},
+            "operator": values["operator"],
+            "right": {"device": values.get("right_device"), "key": values.get("right_key")},
+        }
+        return condition, None
+
     def validate(self, condition: dict[str, Any]) -> Errors:
         """Errors naming the field."""
         errors: Errors = {}

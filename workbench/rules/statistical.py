@@ -50,6 +50,17 @@ class StatisticalRule(RuleType):
 
     name = "statistical"
 
+    def from_form(self, values: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """Key, function over a window, operator and value, on the form's device."""
+        condition = {
+            "key": values.get("key"),
+            "function": values.get("function"),
+            "window": values.get("window"),
+            "operator": values["operator"],
+            "value": values.get("value"),
+        }
+        return condition, values.get("device")
+
     def validate(self, condition: dict[str, Any]) -> Errors:
         """Errors naming the field."""
         errors: Errors = {}

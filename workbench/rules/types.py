@@ -51,7 +51,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from workbench.rules.conditions import DEFAULT_MESSAGE, SEVERITIES, Errors
+from workbench.rules.conditions import DEFAULT_MESSAGE, Errors
+from workbench.severity import SEVERITIES
 
 EVENT_COLUMNS = ("device_id", "kind", "ts", "key", "value", "threshold")
 
@@ -244,8 +245,14 @@ class RuleType:
         """Replay history in steps of this many seconds (None: one step, the evaluator is exact)."""
         return None
 
+    def from_form(self, values: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The condition and target device of the Rules page's form values (types without a form raise)."""
+        raise NotImplementedError
+
 
 _REGISTRY: dict[str, RuleType] = {}
+# The built-in rule types: each is the module of that name in workbench.rules.
+BUILTINS = ("threshold", "comparison", "statistical", "schedule")
 
 
 def register_rule_type(rule_type: RuleType | type[RuleType]) -> RuleType:
@@ -264,9 +271,15 @@ def rule_type(name: str) -> RuleType:
 
 
 def rule_types() -> dict[str, RuleType]:
-    """Every registered rule type by name."""
+    """Every registered rule type by name: the built-ins first, in a fixed order, then the others."""
     _load_builtins()
-    return dict(_REGISTRY)
+    rank = {name: i for i, name in enumerate(BUILTINS)}
+    return dict(sorted(_REGISTRY.items(), key=lambda item: rank.get(item[0], len(rank))))
+
+
+def form_types() -> list[str]:
+    """Names of the registered rule types the Rules page's form builds (those implementing ``from_form``)."""
+    return [name for name, t in rule_types().items() if type(t).from_form is not RuleType.from_form]
 
 
 _loaded: list[Callable[[], None]] = []
@@ -274,7 +287,7 @@ _loaded: list[Callable[[], None]] = []
 
 def _load_builtins() -> None:
     if not _loaded:
-        for module in ("threshold", "comparison", "statistical", "schedule"):
+        for module in BUILTINS:
             importlib.import_module(f"workbench.rules.{module}")
         _loaded.append(lambda: None)
 
