@@ -27,8 +27,8 @@ from ingest.simulator.live import Endpoints, Simulator
 from ingest.simulator.plant import PlantSpec, demo_plant
 from workbench.auth.users import create_user
 from workbench.db.tables import dashboards, report_schedules, rules, users
+from workbench.live.bus import RULES_CHANGED
 from workbench.platform import Platform
-from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.validation import validate_rule
 from workbench.settings import Settings
 from workbench.ui.dashboards_db import COLUMNS, DEFAULT_H, split

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from workbench.db.copy_format import PG_EPOCH_US
 from workbench.severity import SEVERITIES
 
 ALERT_MIME = "application/vnd.workbench.alert+json"
@@ -133,7 +134,6 @@ def telemetry(
 # microseconds since 2000, float8 value, int4 quality; NULLs as NaN and -1) and numpy reads it in one go.
 # COPY TO STDOUT hands libpq one message per row, which costs the kernel ~1 µs of Python per sample.
 _ROW = np.dtype([("position", ">i4"), ("micros", ">i8"), ("value", ">f8"), ("quality", ">i4")])
-_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970-01-01
 
 
 def _read_binary(
@@ -165,7 +165,7 @@ def _read_binary(
     except psycopg.errors.ProgramLimitExceeded as error:  # a bytea holds at most 1 GB (~44M samples)
         raise MemoryError(f"{error}: read a shorter range, or use dask_telemetry for this one") from None
     rows = np.frombuffer(row[0] if row and row[0] else b"", dtype=_ROW)
-    stamps = pd.to_datetime(rows["micros"].astype("int64") + _PG_EPOCH_US, unit="us", utc=True)
+    stamps = pd.to_datetime(rows["micros"].astype("int64") + PG_EPOCH_US, unit="us", utc=True)
     quality = rows["quality"].astype(float)
     quality[quality < 0] = np.nan
     return pd.DatetimeIndex(stamps), rows["position"].astype("int32"), rows["value"].astype(float), quality

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from workbench.db.tables import notebook_runs, reports
+from workbench.live.bus import REPORT_PROGRESS
 from workbench.metrics import REPORT_RUNS
 from workbench.notebooks.parameters import supplied
 from workbench.platform import Platform
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # The report notebooks live in the repository's reports/ folder.
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "reports"
-PROGRESS_TOPIC = "report.progress"
+PROGRESS_TOPIC = REPORT_PROGRESS  # the name tests and callers know
 # Progress estimate for a notebook's first run, before any duration is known.
 DEFAULT_RUN_SECONDS = 30.0
 SERVICE = "reports"

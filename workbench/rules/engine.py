@@ -27,7 +27,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from workbench.db.tables import latest_values
-from workbench.live.bus import ALERT_UPDATE, TELEMETRY_BATCH
+from workbench.live.bus import ALERT_UPDATE, RULES_CHANGED, TELEMETRY_BATCH
 from workbench.live.events import TelemetryBatch
 from workbench.metrics import RULE_EVALUATIONS
 from workbench.platform import Platform
@@ -52,7 +52,6 @@ from workbench.rules.windows import WindowBook
 
 log = logging.getLogger(__name__)
 
-RULES_CHANGED = "rules.changed"  # published by the rules API; payload: the rule id (or None)
 AUTO_RESOLVE_COMMENT = "auto-resolved: condition cleared"
 SERVICE = "rules"
 

@@ -16,10 +16,10 @@ from dash import Input, Output, State, dcc, html
 from sqlalchemy import insert, select, update
 
 from workbench.db.tables import devices, rules
+from workbench.live.bus import RULES_CHANGED
 from workbench.platform import current_platform
 from workbench.rules.backtest import InvalidRule, backtest
 from workbench.rules.conditions import OPERATORS
-from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.statistical import FUNCTIONS
 from workbench.rules.types import Rule, form_types, rule_type
 from workbench.rules.validation import validate_rule
