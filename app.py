@@ -89,7 +89,7 @@ def _connect_mosquitto_logins(platform: Platform) -> None:
     given = urlsplit(settings.mqtt_url or "").password
     password = unquote(given) if given else secrets.token_urlsafe(24)
     auth = MosquittoAuth(settings.ingest_mosquitto_auth_dir, password)
-    platform.services["mosquitto_logins"] = connect_key_events(
+    platform.services.mosquitto_logins = connect_key_events(
         auth, platform.engine, settings.ingest_mosquitto_pid_file
     )
 

@@ -105,11 +105,19 @@ class IngestService:
 
 
 def start_in_process(platform: Platform) -> Callable[[], None]:
-    """Run ingest inside the web process (``workbench up``) on its bus; returns the stop function."""
+    """Run ingest inside the web process (``workbench up``) on its bus; returns the stop function.
+
+    Start it before serving: a pipeline already on the platform (HTTP ingest makes one on first use when no
+    ingest runs in the process) would otherwise be a second writer, so that is refused.
+    """
+    if platform.services.pipeline is not None:
+        raise RuntimeError(
+            "this platform already has an ingest pipeline: start ingest before serving requests"
+        )
     service = IngestService(platform.settings, platform.engine, platform.bus)
     service.start()
-    platform.services["ingest"] = service
-    platform.services["pipeline"] = service.pipeline
+    platform.services.ingest = service
+    platform.services.pipeline = service.pipeline
     platform.health.register("ingest", service.health)
     stops: list[Callable[[], None]] = [service.stop]
     stops.insert(0, start_connectors(platform))

@@ -269,11 +269,11 @@ def start_demo(
 ) -> tuple[Callable[[], None], DemoInfo]:
     """Start connectors (when ingest has none), the simulator with its faults, and seed content."""
     from ingest.connectors.manager import start_connectors
-    from workbench.notebooks.service import SERVICE, close_notebooks, notebook_runner
+    from workbench.notebooks.service import close_notebooks, notebook_runner
 
     settings = platform.settings
     stops: list[Callable[[], None]] = [start_connectors(platform)]  # stopped first: clients before servers
-    if SERVICE not in platform.services:
+    if platform.services.notebooks is None:
         notebook_runner(platform)  # the notebook rule needs the platform's runner
     stops.append(lambda: close_notebooks(platform))  # idempotent: warm kernels never outlive the demo
     plant = plant or demo_plant()
@@ -282,7 +282,7 @@ def start_demo(
     simulator = Simulator(plant, platform.engine, Endpoints(mqtt_url=settings.mqtt_url, http_url=url))
     simulator.start(wait=False)  # the URL prints while the OPC-UA server is still starting
     stops.append(simulator.stop)
-    platform.services["simulator"] = simulator
+    platform.services.simulator = simulator
     email, password, created = ensure_admin(platform.engine, settings.data_dir)
     with platform.engine.connect() as conn:
         admin_id = conn.execute(select(users.c.id).where(users.c.email == ADMIN_EMAIL)).scalar()

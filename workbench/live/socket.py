@@ -120,7 +120,7 @@ class LiveServer:
         if self.platform.settings.redis_url:
             options.update(message_queue=self.platform.settings.redis_url, channel="workbench-socketio")
         self.socketio.init_app(app, **options)
-        self.platform.services[SERVICE] = self
+        self.platform.services.live = self
         bus = self.platform.bus
         for topic in (TELEMETRY_BATCH, DEVICE_STATUS, ALERT, ALERT_UPDATE):
             self._unsubscribe.append(bus.subscribe(topic, self._enqueue))
@@ -388,5 +388,4 @@ def jsonable(data: dict[str, Any]) -> dict[str, Any]:
 
 def live_server(platform: Platform) -> LiveServer | None:
     """The platform's live server, when one was started."""
-    server: LiveServer | None = platform.services.get(SERVICE)
-    return server
+    return platform.services.live

@@ -143,7 +143,7 @@ def start_reports(platform: Platform, interval: float = 30.0) -> Callable[[], No
     """Start the report scheduler of a running platform; returns the function that stops it (and the
     report kernels). ``workbench up`` calls this once per process; leases keep several processes safe."""
     scheduler = ReportScheduler(platform, interval=interval)
-    platform.services["report_scheduler"] = scheduler
+    platform.services.report_scheduler = scheduler
     platform.health.register("report_scheduler", scheduler.health)
     scheduler.start()
 

@@ -135,7 +135,7 @@ class RuleEngine:
         self._thread = threading.Thread(target=self._loop, name="rule-engine", daemon=True)
         self._thread.start()
         self.scheduler.start()
-        self.platform.services[SERVICE] = self
+        self.platform.services.rules = self
         self.platform.health.register(SERVICE, self.health)
         return self
 
@@ -477,5 +477,4 @@ def rule_type_or_none(name: str) -> bool:
 
 def engine_of(platform: Platform) -> RuleEngine | None:
     """The running engine of a platform, if any."""
-    found = platform.services.get(SERVICE)
-    return found if isinstance(found, RuleEngine) else None
+    return platform.services.rules
