@@ -20,6 +20,7 @@ from flask import Flask
 from sqlalchemy.exc import OperationalError
 
 from ingest.broker import LocalBroker
+from workbench import plugins
 from workbench.auth.users import ROLES, UserError, create_user
 from workbench.db.embedded import EmbeddedPostgres
 from workbench.db.engine import make_engine
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
         bus=bus or EventBus(),
     )
     app.extensions[EXTENSION] = platform
+    plugins.load((settings.plugins or "").split(","))
     ops.register_database_check(platform)
     api_errors.init_errors(app)
     init_protection(app, settings)

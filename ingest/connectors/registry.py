@@ -5,28 +5,30 @@ from __future__ import annotations
 import importlib
 
 from ingest.connectors.base import DeviceConnector
+from workbench import plugins
 
-_CONNECTORS: dict[str, type[DeviceConnector]] = {}
+KIND = "connector"  # in workbench.plugins
 
 
 def register(cls: type[DeviceConnector]) -> type[DeviceConnector]:
     """Register a connector class under its ``protocol`` (usable as a class decorator)."""
     if not cls.protocol:
         raise ValueError(f"{cls.__name__} has no protocol name")
-    _CONNECTORS[cls.protocol] = cls
+    plugins.register(KIND, cls.protocol, cls)
     return cls
 
 
 def connector_for(protocol: str | None) -> type[DeviceConnector] | None:
     """The connector class for ``protocol``, or None when the platform polls no such protocol."""
     _load_builtins()
-    return _CONNECTORS.get(protocol or "")
+    found: type[DeviceConnector] | None = plugins.registered(KIND).get(protocol or "")
+    return found
 
 
 def protocols() -> list[str]:
     """Every protocol with a registered connector."""
     _load_builtins()
-    return sorted(_CONNECTORS)
+    return sorted(plugins.registered(KIND))
 
 
 def _load_builtins() -> None:

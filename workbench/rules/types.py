@@ -51,6 +51,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from workbench import plugins
 from workbench.rules.conditions import DEFAULT_MESSAGE, Errors
 from workbench.severity import SEVERITIES
 
@@ -250,7 +251,7 @@ class RuleType:
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, RuleType] = {}
+KIND = "rule_type"  # in workbench.plugins
 # The built-in rule types: each is the module of that name in workbench.rules.
 BUILTINS = ("threshold", "comparison", "statistical", "schedule")
 
@@ -260,21 +261,23 @@ def register_rule_type(rule_type: RuleType | type[RuleType]) -> RuleType:
     instance = rule_type() if isinstance(rule_type, type) else rule_type
     if not instance.name:
         raise ValueError("a rule type needs a name")
-    _REGISTRY[instance.name] = instance
+    plugins.register(KIND, instance.name, instance)
     return instance
 
 
 def rule_type(name: str) -> RuleType:
     """The registered rule type called ``name`` (KeyError when unknown)."""
     _load_builtins()
-    return _REGISTRY[name]
+    found: RuleType = plugins.get(KIND, name)
+    return found
 
 
 def rule_types() -> dict[str, RuleType]:
     """Every registered rule type by name: the built-ins first, in a fixed order, then the others."""
     _load_builtins()
     rank = {name: i for i, name in enumerate(BUILTINS)}
-    return dict(sorted(_REGISTRY.items(), key=lambda item: rank.get(item[0], len(rank))))
+    found: dict[str, RuleType] = plugins.registered(KIND)
+    return dict(sorted(found.items(), key=lambda item: rank.get(item[0], len(rank))))
 
 
 def form_types() -> list[str]:

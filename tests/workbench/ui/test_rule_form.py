@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from workbench import plugins
 from workbench.rules import types
 from workbench.rules.types import Points, Rule, RuleState, RuleType, form_types, register_rule_type
 from workbench.ui.pages.rules import rule_body
@@ -35,7 +36,7 @@ def test_form_types_come_from_the_registry() -> None:
         body = rule_body({"type": "dummy-form-type", "severity": "info", "key": "k", "device": DEVICE})
         assert body["condition"] == {"key": "k"} and body["device_id"] == DEVICE
     finally:
-        types._REGISTRY.pop("dummy-form-type")
+        plugins.unregister(types.KIND, "dummy-form-type")
     assert "dummy-form-type" not in form_types()
 
 

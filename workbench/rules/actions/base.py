@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+from workbench import plugins
 from workbench.platform import Platform
 from workbench.rules.conditions import Errors
 from workbench.rules.types import Rule
@@ -100,7 +101,7 @@ class Action:
         raise NotImplementedError
 
 
-_ACTIONS: dict[str, Action] = {}
+KIND = "action"  # in workbench.plugins
 
 
 def register_action(action: Action | type[Action]) -> Action:
@@ -108,20 +109,22 @@ def register_action(action: Action | type[Action]) -> Action:
     instance = action() if isinstance(action, type) else action
     if not instance.name:
         raise ValueError("an action needs a name")
-    _ACTIONS[instance.name] = instance
+    plugins.register(KIND, instance.name, instance)
     return instance
 
 
 def action(name: str) -> Action:
     """The plugin called ``name`` (KeyError when unknown)."""
     _load_builtins()
-    return _ACTIONS[name]
+    found: Action = plugins.get(KIND, name)
+    return found
 
 
 def actions() -> dict[str, Action]:
     """Every registered action plugin by name."""
     _load_builtins()
-    return dict(_ACTIONS)
+    found: dict[str, Action] = plugins.registered(KIND)
+    return found
 
 
 def _load_builtins() -> None:
