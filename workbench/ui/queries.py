@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from workbench.api import series as series_queries
+from workbench.db import series as series_queries
 from workbench.db.tables import alerts, devices, latest_values, telemetry
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
