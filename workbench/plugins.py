@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ KINDS = {
     "connector": "a polled device protocol (ingest.connectors.base.DeviceConnector)",
 }
 
+T = TypeVar("T")
 _plugins: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 _loaded: set[str] = set()
 _lock = threading.Lock()
@@ -86,3 +87,37 @@ def load(modules: Iterable[str] = ()) -> list[str]:
                 continue
             done.append(name)
     return done
+
+
+class Kind(Generic[T]):
+    """One kind of plugin, typed: it registers here and imports its built-in modules on first use."""
+
+    def __init__(self, kind: str, builtins: tuple[str, ...]) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown plugin kind {kind!r}; known: {', '.join(KINDS)}")
+        self.kind = kind
+        self.builtins = builtins
+        self._ready = False
+
+    def register(self, name: str, plugin: T) -> T:
+        """Register ``plugin`` under ``name``; returns it."""
+        registered_plugin: T = register(self.kind, name, plugin)
+        return registered_plugin
+
+    def get(self, name: str) -> T:
+        """The plugin called ``name`` (KeyError when unknown)."""
+        self._load()
+        found: T = _plugins[self.kind][name]
+        return found
+
+    def all(self) -> dict[str, T]:
+        """Every plugin of this kind by name, in registration order."""
+        self._load()
+        return dict(_plugins[self.kind])
+
+    def _load(self) -> None:
+        # Lazily: some built-ins are slow to import (asyncua, pymodbus) and not every process needs them.
+        if not self._ready:
+            for module in self.builtins:
+                importlib.import_module(module)
+            self._ready = True

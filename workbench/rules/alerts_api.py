@@ -18,6 +18,7 @@ from workbench.api.common import (
     make_blueprint,
     not_found,
     query_args,
+    row_schema,
 )
 from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
@@ -31,28 +32,7 @@ blp = make_blueprint("alerts", "/alerts", "Alerts: list, acknowledge, resolve", 
 STATUSES = ("active", "acknowledged", "resolved", "open")
 
 
-class AlertSchema(ma.Schema):
-    """An alert as the API shows it."""
-
-    id = ma.fields.UUID(required=True)
-    device_id = ma.fields.UUID(allow_none=True)
-    rule_id = ma.fields.UUID(allow_none=True)
-    severity = ma.fields.String(required=True)
-    message = ma.fields.String(allow_none=True)
-    key = ma.fields.String(allow_none=True)
-    value = ma.fields.Float(allow_none=True)
-    threshold = ma.fields.Float(allow_none=True)
-    status = ma.fields.String(required=True)
-    acknowledged_by = ma.fields.UUID(allow_none=True)
-    acknowledged_at = ma.fields.DateTime(allow_none=True)
-    ack_comment = ma.fields.String(allow_none=True)
-    resolved_by = ma.fields.UUID(allow_none=True)
-    resolved_at = ma.fields.DateTime(allow_none=True)
-    resolve_comment = ma.fields.String(allow_none=True)
-    triggered_at = ma.fields.DateTime(allow_none=True)
-    notebook_run_id = ma.fields.UUID(allow_none=True)
-    created_at = ma.fields.DateTime(required=True)
-    metadata = ma.fields.Dict(allow_none=True)
+AlertSchema = row_schema(alerts, "AlertSchema", "An alert as the API shows it.")
 
 
 class AlertListArgs(PageArgs):

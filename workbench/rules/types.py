@@ -256,43 +256,29 @@ KIND = "rule_type"  # in workbench.plugins
 BUILTINS = ("threshold", "comparison", "statistical", "schedule")
 
 
+RULE_TYPES: plugins.Kind[RuleType] = plugins.Kind(KIND, tuple(f"workbench.rules.{m}" for m in BUILTINS))
+
+
 def register_rule_type(rule_type: RuleType | type[RuleType]) -> RuleType:
     """Register a rule type (an instance or a class); returns the instance. Replaces one of the same name."""
     instance = rule_type() if isinstance(rule_type, type) else rule_type
-    if not instance.name:
-        raise ValueError("a rule type needs a name")
-    plugins.register(KIND, instance.name, instance)
-    return instance
+    return RULE_TYPES.register(instance.name, instance)
 
 
 def rule_type(name: str) -> RuleType:
     """The registered rule type called ``name`` (KeyError when unknown)."""
-    _load_builtins()
-    found: RuleType = plugins.get(KIND, name)
-    return found
+    return RULE_TYPES.get(name)
 
 
 def rule_types() -> dict[str, RuleType]:
     """Every registered rule type by name: the built-ins first, in a fixed order, then the others."""
-    _load_builtins()
     rank = {name: i for i, name in enumerate(BUILTINS)}
-    found: dict[str, RuleType] = plugins.registered(KIND)
-    return dict(sorted(found.items(), key=lambda item: rank.get(item[0], len(rank))))
+    return dict(sorted(RULE_TYPES.all().items(), key=lambda item: rank.get(item[0], len(rank))))
 
 
 def form_types() -> list[str]:
     """Names of the registered rule types the Rules page's form builds (those implementing ``from_form``)."""
     return [name for name, t in rule_types().items() if type(t).from_form is not RuleType.from_form]
-
-
-_loaded: list[Callable[[], None]] = []
-
-
-def _load_builtins() -> None:
-    if not _loaded:
-        for module in BUILTINS:
-            importlib.import_module(f"workbench.rules.{module}")
-        _loaded.append(lambda: None)
 
 
 def new_id() -> str:
