@@ -27,6 +27,7 @@ from workbench.db.engine import make_engine
 from workbench.db.migrate import upgrade
 from workbench.live.bus import EventBus
 from workbench.platform import EXTENSION, Platform
+from workbench.runtime import configure_logging
 from workbench.settings import Settings, SettingsError
 
 # The web stack (Dash, pandas, papermill, ...) is imported inside create_app and the commands that
@@ -225,9 +226,7 @@ def serve(app: Flask, settings: Settings) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings)
 
 
 def _terminate_on_sigterm() -> None:
