@@ -93,9 +93,7 @@ class ComparisonRule(RuleType):
             sides["left"] = [float(lt[-1]), float(lv[-1])]
         if not np.isnan(rv[-1]):
             sides["right"] = [float(rt[-1]), float(rv[-1])]
-        codes = state.memory.get("codes")
-        if codes is None:  # not setdefault: that would build a DeviceCodes at every call
-            codes = state.memory["codes"] = DeviceCodes()
+        codes = state.context.device_codes()
         code = codes.code(left_dev)
         threshold = (rv + float(c.get("offset") or 0))[usable]
         with np.errstate(invalid="ignore"):

@@ -47,7 +47,7 @@ from workbench.rules.store import (
     window_aggregates,
 )
 from workbench.rules.timing import FrameTiming, StageLog
-from workbench.rules.types import Points, Rule, RuleState, RuleType, rule_type, rule_types
+from workbench.rules.types import EvalContext, Points, Rule, RuleState, RuleType, rule_type, rule_types
 from workbench.rules.windows import WindowBook
 
 log = logging.getLogger(__name__)
@@ -269,12 +269,13 @@ class RuleEngine:
         if state is None:
             state = saved if saved is not None else load_states(self.engine, [rule.id]).get(rule.id)
             state = state or RuleState()
-            state.memory["window_loader"] = self._window
-            state.memory["reference"] = self._reference
-            state.memory["codes"] = self.codes
-            state.memory["windows"] = self.windows
-            if self._loader is not None:
-                state.memory["background"] = self._loader
+            state.context = EvalContext(
+                codes=self.codes,
+                windows=self.windows,
+                window_loader=self._window,
+                reference=self._reference,
+                background=self._loader,
+            )
             self._states[rule.id] = state
         return state
 

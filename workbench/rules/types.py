@@ -16,17 +16,17 @@ third-party code, e.g. the notebook rules)::
             #   DataFrame) of one batch or backtest step, for the rule's keys and target devices;
             #   points.ordered says they are sorted by (device, ts); rules reading the same keys of the
             #   same devices are handed the same Points: read them, never modify them in place
-            # state: RuleState (per-device JSON persisted in rule_state, plus in-memory scratch; the
-            #   engine puts "codes" (DeviceCodes) and "window_loader" in state.memory)
+            # state: RuleState (per-device JSON persisted in rule_state, in-memory scratch in memory,
+            #   and state.context: EvalContext, what the engine lends: codes, windows, window_loader, ...)
             # returns events (EVENT_COLUMNS, build with events_frame): kind "fire" or "clear" per device,
             #   with ts (ns), key, value and threshold; the engine decides alerts from them
         def warm(self, rule, state, device_ids, now_ns) -> None:
             # optional: prepare in-memory state at engine start (statistical rules load their windows)
         def pending(self, state) -> bool:
             # optional: work is waiting without new points (a background history load finished); the
-            #   engine then calls evaluate() with no points. The engine puts "background" (an executor)
-            #   and "wake" (call it when such work becomes ready) in state.memory: read history there,
-            #   never on the evaluation thread, which every rule's alerts wait for
+            #   engine then calls evaluate() with no points. The engine lends state.context.background
+            #   (a HistoryLoader that wakes it when such work is ready): read history there, never on
+            #   the evaluation thread, which every rule's alerts wait for
         def retire(self, rule, state) -> None:
             # optional: the rule changed or went (its state is dropped): let go of state shared with others
         def backtest(self, rule, engine, start_ns, end_ns) -> pd.DataFrame | None:
@@ -52,7 +52,10 @@ import numpy as np
 import pandas as pd
 
 from workbench import plugins
+from workbench.rules.codes import DeviceCodes
 from workbench.rules.conditions import DEFAULT_MESSAGE, Errors
+from workbench.rules.history import HistoryLoader
+from workbench.rules.windows import WindowBook, WindowLoader
 from workbench.severity import SEVERITIES
 
 EVENT_COLUMNS = ("device_id", "kind", "ts", "key", "value", "threshold")
@@ -192,11 +195,35 @@ def normalise_actions(action: Any) -> list[dict[str, Any]]:
 
 
 @dataclass
+class EvalContext:
+    """What the engine (or a backtest) lends a rule's evaluations, typed; a rule's own scratch is ``memory``."""
+
+    codes: DeviceCodes | None = None  # device ids as small ints, shared by every rule of an engine
+    windows: WindowBook | None = None  # the engine's shared windows (statistical rules)
+    window_loader: WindowLoader | None = None  # reads a window's stored history (SQL aggregates)
+    reference: Callable[[str], float] | None = None  # a typical value of a key (keeps window sums tame)
+    background: HistoryLoader | None = None  # runs history reads off the evaluation thread
+
+    def device_codes(self) -> DeviceCodes:
+        """The shared device codes (a rule's own when no engine lends them)."""
+        if self.codes is None:
+            self.codes = DeviceCodes()
+        return self.codes
+
+    def window_book(self) -> WindowBook:
+        """The shared windows (a rule's own book when no engine lends one)."""
+        if self.windows is None:
+            self.windows = WindowBook(private=True)
+        return self.windows
+
+
+@dataclass
 class RuleState:
-    """Per-device state of one rule: ``devices`` persists in ``rule_state``; ``memory`` does not."""
+    """Per-device state of one rule: ``devices`` persists in ``rule_state``; ``memory`` and ``context`` do not."""
 
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
+    context: EvalContext = field(default_factory=EvalContext)
     dirty: set[str] = field(default_factory=set)
 
     def put(self, device_id: str, value: dict[str, Any], persist: bool = True) -> None:
