@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     from workbench.live.socket import LiveServer
     from workbench.notebooks.service import init_notebooks
     from workbench.ui import init_ui
+    from workbench.web.https import init_https
 
     settings = settings or Settings.from_env()
     if not settings.database_url:
@@ -56,16 +57,21 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     app = Flask("workbench")
     app.config["SECRET_KEY"] = settings.resolved_secret_key()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # routes may lower it (protection.py)
+    reader = None
+    if settings.database_read_url:
+        reader = make_engine(settings.database_read_url, timeout=settings.database_timeout)
     platform = Platform(
         settings=settings,
         engine=make_engine(settings.database_url, timeout=settings.database_timeout),
         bus=bus or EventBus(),
+        reader=reader,
     )
     app.extensions[EXTENSION] = platform
     plugins.load((settings.plugins or "").split(","))
     ops.register_database_check(platform)
     api_errors.init_errors(app)
     init_protection(app, settings)
+    init_https(app, settings)  # around ProxyFix (set by init_protection): it reads the scheme ProxyFix set
     app.register_blueprint(ops.blueprint)
     api = create_api(app)
     for blueprint in api_blueprints():
@@ -74,39 +80,33 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     init_ui(app)
     throttle_failed_logins(app, ["auth.login", "ui_login.login_submit"])
     init_notebooks(platform)
-    if settings.ingest_mosquitto_auth_dir is not None:
-        _connect_mosquitto_logins(platform)
+    _connect_mosquitto_logins(platform)
+    from workbench.secrets import seal_stored
+
+    seal_stored(platform.engine, app.config["SECRET_KEY"])  # secrets stored before sealing existed
     return app
 
 
 def _connect_mosquitto_logins(platform: Platform) -> None:
-    """Device API keys issued or revoked through this app become (or stop being) Mosquitto logins."""
-    import secrets
-    from urllib.parse import unquote, urlsplit
+    """Device API keys issued or revoked through this app become (or stop being) broker logins."""
+    from ingest.device_auth import connect_logins
 
-    from ingest.device_auth import MosquittoAuth, connect_key_events
-
-    settings = platform.settings
-    assert settings.ingest_mosquitto_auth_dir is not None
-    # The platform's own login is the one in MQTT_URL (if any), so ingest connects where anonymity is off.
-    given = urlsplit(settings.mqtt_url or "").password
-    password = unquote(given) if given else secrets.token_urlsafe(24)
-    auth = MosquittoAuth(settings.ingest_mosquitto_auth_dir, password)
-    platform.services.mosquitto_logins = connect_key_events(
-        auth, platform.engine, settings.ingest_mosquitto_pid_file
-    )
+    disconnect = connect_logins(platform.settings, platform.engine)
+    if disconnect is not None:
+        platform.services.mosquitto_logins = disconnect
 
 
 def api_blueprints() -> list[Any]:
     """Every flask-smorest blueprint of ``/api/v1``, in registration order."""
     from ingest import http as ingest_http
-    from workbench.api import auth, dashboards, devices, keys, telemetry, users
+    from workbench.api import auth, dashboards, devices, keys, service_tokens, telemetry, users
     from workbench.notebooks import blueprint as notebooks_api
     from workbench.reports import api as reports_api
     from workbench.rules import alerts_api
     from workbench.rules import api as rules_api
 
     own = [auth.blp, users.blp, devices.blp, telemetry.blp, dashboards.blp, keys.blp, ingest_http.blp]
+    own.append(service_tokens.blp)
     return [*own, rules_api.blp, alerts_api.blp, reports_api.blp, notebooks_api.blp]
 
 
@@ -125,9 +125,22 @@ def running_services(settings: Settings, with_broker: bool = True) -> Iterator[S
             settings = replace(settings, database_url=url)
         migrate(settings)
         if with_broker and not settings.mqtt_url:
-            broker = LocalBroker(broker_port(settings), settings.data_dir)
-            settings = replace(settings, mqtt_url=broker.start())
+            broker = LocalBroker(
+                broker_port(settings),
+                settings.data_dir,
+                allow_anonymous=settings.mqtt_allow_anonymous,
+                auth_folder=settings.ingest_mosquitto_auth_dir,
+            )
+            url = broker.start()
             stack.callback(broker.stop)
+            # The platform's clients log in with the broker's service login; key changes update its files.
+            auth_dir = broker.auth.folder if broker.auth else None
+            settings = replace(
+                settings,
+                mqtt_url=url,
+                ingest_mosquitto_auth_dir=auth_dir,
+                ingest_mosquitto_pid_file=broker.pid_file,
+            )
         yield settings
 
 
@@ -182,10 +195,21 @@ def start_background(platform: Platform, stack: contextlib.ExitStack) -> None:
     """Start the MQTT publisher, ingest, the rule engine and the report scheduler; ``stack`` stops them."""
     from ingest.service import start_in_process
     from workbench.db.retention import RetentionJob
-    from workbench.mqtt import MqttPublisher
     from workbench.notebooks.service import close_notebooks
     from workbench.reports.scheduler import start_reports
     from workbench.rules.engine import RuleEngine
+
+    _start_publisher(platform, stack)
+    stack.callback(RetentionJob(platform.engine, platform.settings.telemetry_retention).start().stop)
+    stack.callback(close_notebooks, platform)
+    stack.callback(start_in_process(platform))
+    stack.callback(RuleEngine(platform).start().stop)
+    stack.callback(start_reports(platform))
+    freeze_startup_heap()
+
+
+def _start_publisher(platform: Platform, stack: contextlib.ExitStack) -> None:
+    from workbench.mqtt import MqttPublisher
 
     if platform.settings.mqtt_url and platform.mqtt is None:
         # Device config (retained), commands and alert notifications go out through one client.
@@ -197,12 +221,6 @@ def start_background(platform: Platform, stack: contextlib.ExitStack) -> None:
         platform.mqtt = publisher
         platform.health.register("mqtt", publisher.health)
         stack.callback(publisher.stop)
-    stack.callback(RetentionJob(platform.engine, platform.settings.telemetry_retention).start().stop)
-    stack.callback(close_notebooks, platform)
-    stack.callback(start_in_process(platform))
-    stack.callback(RuleEngine(platform).start().stop)
-    stack.callback(start_reports(platform))
-    freeze_startup_heap()
 
 
 def freeze_startup_heap() -> None:
@@ -213,16 +231,58 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def serve(app: Flask, settings: Settings) -> None:
-    """Serve API, Dash and Socket.IO until interrupted."""
+def serve(factory: Callable[[], tuple[Flask, Callable[[], None]]], settings: Settings, dev: bool) -> None:
+    """Serve API, Dash and Socket.IO until interrupted: gunicorn, or Werkzeug's server with ``dev``."""
+    if not dev:
+        from workbench.web.server import serve as serve_production
+
+        # The app is built in gunicorn's worker (after its fork), with the threads it starts.
+        serve_production(factory, settings)
+        return
     from workbench.live.socket import live_server
 
-    live = live_server(app.extensions[EXTENSION])
-    assert live is not None, "create_app attaches the live server"
-    # Werkzeug's threaded server carries the WebSocket upgrade (simple-websocket) for Socket.IO.
-    live.socketio.run(
-        app, host=settings.host, port=settings.port, use_reloader=False, allow_unsafe_werkzeug=True
-    )
+    app, stop = factory()
+    try:
+        live = live_server(app.extensions[EXTENSION])
+        assert live is not None, "create_app attaches the live server"
+        # Werkzeug's threaded server carries the WebSocket upgrade (simple-websocket) for Socket.IO.
+        live.socketio.run(
+            app, host=settings.host, port=settings.port, use_reloader=False, allow_unsafe_werkzeug=True
+        )
+    finally:
+        stop()
+
+
+def platform_factory(
+    settings: Settings, background: Callable[[Platform, contextlib.ExitStack], None]
+) -> Callable[[], tuple[Flask, Callable[[], None]]]:
+    """A factory of the app with ``background`` services started; returns (app, stop)."""
+
+    def build() -> tuple[Flask, Callable[[], None]]:
+        stack = contextlib.ExitStack()
+        try:
+            app = create_app(settings)
+            background(app.extensions[EXTENSION], stack)
+        except BaseException:
+            stack.close()
+            raise
+        return app, stack.close
+
+    return build
+
+
+def start_web_background(platform: Platform, stack: contextlib.ExitStack, scheduler: bool) -> None:
+    """One of several web processes: the publisher, HTTP ingest; rules and reports with ``scheduler``."""
+    if not scheduler:
+        from ingest.service import start_in_process
+        from workbench.notebooks.service import close_notebooks
+
+        _start_publisher(platform, stack)
+        stack.callback(close_notebooks, platform)
+        stack.callback(start_in_process(platform))
+        freeze_startup_heap()
+        return
+    start_background(platform, stack)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -250,10 +310,14 @@ def cli() -> None:
     """INSA IIoT Workbench: telemetry ingest, rules, notebooks and live dashboards."""
 
 
+DEV_HELP = "Serve with Werkzeug's development server instead of gunicorn."
+
+
 @cli.command()
 @click.option("--host", help="Address to listen on (WORKBENCH_HOST).")
 @click.option("--port", type=int, help="Port to listen on (WORKBENCH_PORT).")
-def up(host: str | None, port: int | None) -> None:
+@click.option("--dev", is_flag=True, help=DEV_HELP)
+def up(host: str | None, port: int | None, dev: bool) -> None:
     """Start the whole platform: database, broker, web app, ingest, rules."""
     settings = _settings(host=host, port=port)
     _configure_logging(settings)
@@ -261,11 +325,42 @@ def up(host: str | None, port: int | None) -> None:
 
     def run() -> None:
         ensure_port_free(settings.host, settings.port, "WORKBENCH_PORT")
-        with running_services(settings) as resolved, contextlib.ExitStack() as stack:
-            app = create_app(resolved)
-            start_background(app.extensions[EXTENSION], stack)
+        with running_services(settings) as resolved:
             click.echo(f"workbench: serving on http://{resolved.host}:{resolved.port}", err=True)
-            serve(app, resolved)
+            serve(platform_factory(resolved, start_background), resolved, dev)
+
+    _guarded(run)
+
+
+@cli.command("web")
+@click.option("--host", help="Address to listen on (WORKBENCH_HOST).")
+@click.option("--port", type=int, help="Port to listen on (WORKBENCH_PORT).")
+@click.option(
+    "--scheduler/--no-scheduler",
+    default=False,
+    show_default=True,
+    help="Also run the rule engine, report schedules and retention (exactly one web process should).",
+)
+@click.option("--dev", is_flag=True, help=DEV_HELP)
+def web_command(host: str | None, port: int | None, scheduler: bool, dev: bool) -> None:
+    """Run one web process (API, UI, Socket.IO, HTTP ingest) for scale-out behind nginx; needs a database."""
+    settings = _settings(host=host, port=port)
+    _configure_logging(settings)
+    _terminate_on_sigterm()
+
+    def run() -> None:
+        if not settings.database_url:
+            raise StartupError("workbench web needs WORKBENCH_DATABASE_URL (shared by every web process)")
+        ensure_port_free(settings.host, settings.port, "WORKBENCH_PORT")
+        # MQTT telemetry belongs to `workbench ingest`; connectors to one process: here only HTTP ingest.
+        own = replace(settings, ingest_mqtt=False, connectors_enabled=False, sparkplug_enabled=False)
+        with running_services(own, with_broker=False) as resolved:
+            click.echo(f"workbench: web serving on http://{resolved.host}:{resolved.port}", err=True)
+
+            def background(platform: Platform, stack: contextlib.ExitStack) -> None:
+                start_web_background(platform, stack, scheduler)
+
+            serve(platform_factory(resolved, background), resolved, dev)
 
     _guarded(run)
 
@@ -327,7 +422,8 @@ def simulate_command(
 
 @cli.command("demo")
 @click.option("--port", type=int, help="Port of the web app (default: WORKBENCH_PORT, or a free one).")
-def demo_command(port: int | None) -> None:
+@click.option("--dev", is_flag=True, help=DEV_HELP)
+def demo_command(port: int | None, dev: bool) -> None:
     """One command: the whole platform plus a simulated plant, sample dashboards, rules and a report."""
     from ingest.simulator.demo import demo_settings, start_demo
 
@@ -336,16 +432,17 @@ def demo_command(port: int | None) -> None:
     _terminate_on_sigterm()
 
     def run() -> None:
-        with running_services(settings) as resolved, contextlib.ExitStack() as stack:
-            app = create_app(resolved)
-            platform = app.extensions[EXTENSION]
-            start_background(platform, stack)
+        with running_services(settings) as resolved:
             url = f"http://{resolved.host}:{resolved.port}"
-            stop, info = start_demo(platform, url)
-            stack.callback(stop)
-            click.echo(f"workbench: demo serving on {url}", err=True)
-            click.echo(f"workbench: log in as {info.email} with password {info.password}", err=True)
-            serve(app, resolved)
+
+            def background(platform: Platform, stack: contextlib.ExitStack) -> None:
+                start_background(platform, stack)
+                stop, info = start_demo(platform, url)
+                stack.callback(stop)
+                click.echo(f"workbench: demo serving on {url}", err=True)
+                click.echo(f"workbench: log in as {info.email} with password {info.password}", err=True)
+
+            serve(platform_factory(resolved, background), resolved, dev)
 
     _guarded(run)
 
@@ -483,6 +580,71 @@ def import_thingsboard_command(database: str | None, files: tuple[Path, ...], de
                 click.echo(f"workbench: {line}")
 
     _guarded(run)
+
+
+@cli.group()
+def certs() -> None:
+    """Device certificates (MQTT over TLS with client certificates): the CA, issue, revoke."""
+
+
+def _authority() -> Any:
+    from workbench.certs import CertAuthority
+
+    return CertAuthority(_settings().pki_dir())
+
+
+def _certs_guarded(action: Callable[[], None]) -> None:
+    from workbench.certs import CertError
+
+    try:
+        action()
+    except CertError as error:
+        _fail(str(error))
+
+
+@certs.command("init-ca")
+@click.option("--days", type=int, default=3650, show_default=True, help="Validity of the CA certificate.")
+@click.option(
+    "--force", is_flag=True, help="Replace an existing CA (every certificate it issued stops working)."
+)
+def certs_init_ca(days: int, force: bool) -> None:
+    """Create the device CA in WORKBENCH_CERTS_DIR (default DATA_DIR/pki), with an empty CRL."""
+    authority = _authority()
+    _certs_guarded(lambda: click.echo(f"workbench: CA certificate {authority.init(days, force)}"))
+
+
+@certs.command("issue")
+@click.argument("name")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Folder for the files (default: CA folder/issued/NAME)."
+)
+@click.option("--days", type=int, default=825, show_default=True, help="Validity of the certificate.")
+@click.option("--server", is_flag=True, help="A server certificate; NAME is host names/addresses: a,b,...")
+def certs_issue(name: str, out: str | None, days: int, server: bool) -> None:
+    """Issue a key + certificate for device NAME (its id: the certificate's CN), with the CA bundle."""
+    from pathlib import Path
+
+    authority = _authority()
+    folder = Path(out) if out else authority.folder / "issued" / name.split(",")[0]
+
+    def run() -> None:
+        issued = authority.issue(name, folder, days, server)
+        click.echo(f"workbench: key {issued.key}, certificate {issued.cert}, CA bundle {issued.ca}")
+
+    _certs_guarded(run)
+
+
+@certs.command("revoke")
+@click.argument("name")
+def certs_revoke(name: str) -> None:
+    """Revoke device NAME's certificates and rewrite the CRL (reload Mosquitto to apply it)."""
+    authority = _authority()
+
+    def run() -> None:
+        count = authority.revoke(name)
+        click.echo(f"workbench: revoked {count} certificate(s) of {name}; CRL {authority.crl_path}")
+
+    _certs_guarded(run)
 
 
 @cli.group()

@@ -226,7 +226,7 @@ def main() -> None:
     upgrade(url)
     folder = Path(tempfile.mkdtemp(prefix="bench-mqtt-"))
     folder.chmod(0o755)  # Mosquitto drops to its own user and keeps its persistence file here
-    broker = LocalBroker(free_port(), folder)
+    broker = LocalBroker(free_port(), folder, allow_anonymous=True)  # the bench's clients
     mqtt_url = broker.start()
     engine = make_engine(url)
     results: dict[str, Any] = {}

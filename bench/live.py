@@ -282,7 +282,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     data_dir = Path(tempfile.mkdtemp(prefix="workbench-live-bench-"))
-    broker = LocalBroker(free_port(), data_dir)
+    broker = LocalBroker(free_port(), data_dir, allow_anonymous=True)  # the bench's clients
     mqtt_url = broker.start()
     try:
         with database(args.server) as url:

@@ -1,16 +1,23 @@
-"""The local MQTT broker ``workbench up`` starts: Mosquitto when installed, else amqtt in-process."""
+"""The local MQTT broker ``workbench up`` starts: Mosquitto when installed, else amqtt in-process.
+
+Clients log in (``ingest.device_auth``): devices with id + API key, the platform as ``workbench`` with a
+password generated once in the data directory; anonymous clients only with ``allow_anonymous``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from ingest.device_auth import SERVICE_USER, MosquittoAuth, service_password
 from ingest.loop_thread import LoopThread
 
 log = logging.getLogger(__name__)
@@ -20,11 +27,16 @@ MAX_QUEUED_MESSAGES = 1_000_000
 
 
 def mosquitto_config(
-    port: int, data_dir: Path, bind: str = "127.0.0.1", auth_folder: Path | None = None
+    port: int,
+    data_dir: Path,
+    bind: str = "127.0.0.1",
+    auth_folder: Path | None = None,
+    user: str | None = None,
 ) -> str:
     """A Mosquitto config for the workbench: one listener, deep queues, persistence in ``data_dir``.
 
-    With ``auth_folder`` (see ``ingest.device_auth``), devices log in with id + API key, own topics only.
+    With ``auth_folder`` (see ``ingest.device_auth``), devices log in with id + API key, own topics only;
+    without it, anyone connects. ``user``: the account Mosquitto runs as when started by root.
     """
     access = ["allow_anonymous true"]
     if auth_folder is not None:
@@ -33,6 +45,7 @@ def mosquitto_config(
         access = auth_config(auth_folder).strip().splitlines()
     return "\n".join(
         [
+            *([f"user {user}"] if user else []),
             f"listener {port} {bind}",
             *access,
             f"max_queued_messages {MAX_QUEUED_MESSAGES}",
@@ -60,21 +73,38 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
 
 
 class LocalBroker:
-    """A broker on ``127.0.0.1:port``; ``start`` picks Mosquitto or amqtt, ``stop`` ends it."""
+    """A broker on ``127.0.0.1:port``; ``start`` picks Mosquitto or amqtt, ``stop`` ends it.
 
-    def __init__(self, port: int, data_dir: Path, prefer_mosquitto: bool = True) -> None:
+    Logins are required unless ``allow_anonymous``; their files live in ``auth_folder`` (default
+    ``data_dir/broker-auth``), and ``url`` carries the platform's own login.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        data_dir: Path,
+        prefer_mosquitto: bool = True,
+        allow_anonymous: bool = False,
+        auth_folder: Path | None = None,
+    ) -> None:
         self.port = port
         self.data_dir = data_dir
         self.prefer_mosquitto = prefer_mosquitto
         self.kind = ""
+        self.auth: MosquittoAuth | None = None
+        if not allow_anonymous:
+            folder = auth_folder or data_dir / "broker-auth"
+            self.auth = MosquittoAuth(folder.resolve(), service_password(data_dir))
+        self.pid_file: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._broker: Any = None
         self._amqtt = LoopThread("amqtt-broker")
 
     @property
     def url(self) -> str:
-        """The URL clients connect to."""
-        return f"mqtt://127.0.0.1:{self.port}"
+        """The URL the platform's own clients connect to (with the service login unless anonymous)."""
+        login = f"{SERVICE_USER}:{quote(self.auth.service_password, safe='')}@" if self.auth else ""
+        return f"mqtt://{login}127.0.0.1:{self.port}"
 
     def start(self) -> str:
         """Start the broker and wait until it accepts connections; returns its URL."""
@@ -93,21 +123,37 @@ class LocalBroker:
         folder.mkdir(parents=True, exist_ok=True)
         shutil.chown(folder, user="mosquitto") if _user_exists("mosquitto") else None
         config = folder / "mosquitto.conf"
-        config.write_text(mosquitto_config(self.port, folder.resolve()))
+        auth_folder = self.auth.folder if self.auth else None
+        user = None
+        if auth_folder is not None and os.geteuid() == 0 and not _others_can_reach(auth_folder):
+            # Started by root, Mosquitto drops to its own user, which could not read the login files here.
+            log.warning("the broker's login files are private to root: Mosquitto keeps root's rights")
+            user = "root"
+        config.write_text(mosquitto_config(self.port, folder.resolve(), auth_folder=auth_folder, user=user))
         self._process = subprocess.Popen([binary, "-c", str(config)], stdin=subprocess.DEVNULL)
+        self.pid_file = folder / "mosquitto.pid"  # where key changes find whom to send SIGHUP
+        self.pid_file.write_text(f"{self._process.pid}\n")
         self.kind = "mosquitto"
         log.info("started Mosquitto (pid %s) on port %s", self._process.pid, self.port)
 
     def _start_amqtt(self) -> None:
-        from amqtt.broker import Broker
+        from ingest.amqtt_auth import GuardedBroker
 
+        plugins: dict[str, Any] = {
+            "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+        }
+        if self.auth is not None:
+            plugins = {
+                "ingest.amqtt_auth.DeviceLogins": {"folder": str(self.auth.folder)},
+                "ingest.amqtt_auth.DeviceTopics": {},
+            }
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            "plugins": plugins,
         }
 
         async def boot() -> None:
-            self._broker = Broker(config, loop=asyncio.get_running_loop())
+            self._broker = GuardedBroker(config, loop=asyncio.get_running_loop())
             await self._broker.start()
 
         self._amqtt.start(boot)
@@ -127,6 +173,11 @@ class LocalBroker:
         if self._broker is not None:
             self._amqtt.stop(self._broker.shutdown())
             self._broker = None
+
+
+def _others_can_reach(folder: Path) -> bool:
+    """Whether every folder above ``folder`` lets other users through (the execute bit)."""
+    return all(parent.stat().st_mode & 0o001 for parent in folder.resolve().parents)
 
 
 def _user_exists(name: str) -> bool:

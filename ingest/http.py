@@ -36,22 +36,100 @@ DOWN_GRACE = 1.0
 IMPORT_CHARGE = 1000
 _lock = threading.Lock()
 
+# A reading's value: a number, a boolean (stored 1/0), text (for declared text keys) or null (quarantined).
+_SCALARS: list[dict[str, Any]] = [{"type": "number"}, {"type": "boolean"}, {"type": "string"}]
+_VALUE = {"oneOf": _SCALARS, "nullable": True}
+_TIME = {
+    "oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+    "description": "ISO 8601, or Unix epoch seconds/milliseconds; default: when received",
+}
+
+
+class TelemetryPointSchema(ma.Schema):
+    """One reading: ``{device_id?, key, value, timestamp?, unit?, quality?, metadata?}``."""
+
+    device_id = ma.fields.String(metadata={"format": "uuid", "description": "optional with a device key"})
+    key = ma.fields.String(required=True, metadata={"pattern": "^[A-Za-z0-9_][A-Za-z0-9_.:\\-]{0,99}$"})
+    value = ma.fields.Raw(required=True, allow_none=True, metadata=_VALUE)
+    timestamp = ma.fields.Raw(metadata=_TIME)
+    unit = ma.fields.String(allow_none=True, metadata={"maxLength": 20})
+    quality = ma.fields.Integer(allow_none=True, metadata={"minimum": 0, "maximum": 100})
+    metadata = ma.fields.Dict(keys=ma.fields.String(), allow_none=True)
+
+
+class MessageMetadataSchema(ma.Schema):
+    """The design's message metadata: quality for every reading, source and anything else kept with them."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    quality = ma.fields.Integer(metadata={"minimum": 0, "maximum": 100})
+    source = ma.fields.String(metadata={"description": "kept as each reading's metadata.source"})
+
+
+_TELEMETRY_ITEM = {
+    "oneOf": [
+        *_SCALARS,
+        {
+            "type": "object",
+            "required": ["value"],
+            "properties": {
+                "value": _VALUE,
+                "unit": {"type": "string", "maxLength": 20},
+                "timestamp": _TIME,
+                "quality": {"type": "integer", "minimum": 0, "maximum": 100},
+            },
+        },
+    ]
+}
+
+
+class TelemetryMessageSchema(ma.Schema):
+    """The design's message: ``{device_id?, timestamp?, telemetry: {key: {value, unit}}, metadata?}``."""
+
+    device_id = ma.fields.String(metadata={"format": "uuid", "description": "optional with a device key"})
+    timestamp = ma.fields.Raw(metadata=_TIME)
+    telemetry = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.Raw(metadata=_TELEMETRY_ITEM), required=True
+    )
+    metadata = ma.fields.Nested(MessageMetadataSchema)
+
+
+_ONE = {"oneOf": [TelemetryPointSchema, TelemetryMessageSchema]}
 POINT_DOC = {
     "description": "One point `{device_id, key, value, timestamp?, unit?, quality?}`, the design's message "
     "`{device_id, timestamp, telemetry: {key: {value, unit}}, metadata: {quality, source}}`, or a JSON "
     "array of either. A device key may omit `device_id` and may write only its own device. At most "
     "`WORKBENCH_INGEST_MAX_BODY_BYTES` (413 beyond); a device key's points count against its hourly budget.",
     "required": True,
-    "content": {"application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}}},
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    TelemetryPointSchema,
+                    TelemetryMessageSchema,
+                    {"type": "array", "items": _ONE, "minItems": 1},
+                ]
+            }
+        }
+    },
 }
 IMPORT_DOC = {
     "description": "History, streamed: CSV with a header (timestamp, device_id, key, value, unit, quality) "
     "or NDJSON (one point or message per line). Up to `WORKBENCH_INGEST_IMPORT_MAX_BYTES`.",
     "required": True,
     "content": {
-        "text/csv": {"schema": {"type": "string"}},
-        "application/x-ndjson": {"schema": {"type": "string"}},
+        "text/csv": {"schema": {"type": "string", "format": "binary"}},
+        "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
+        # Generic clients (openapi-python-client) upload files as octet-stream; ``format`` then says which.
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
     },
+}
+IMPORT_FORMAT = {
+    "in": "query",
+    "name": "format",
+    "description": "csv or ndjson; default: from the Content-Type (ndjson unless it names csv)",
+    "schema": {"type": "string", "enum": ["csv", "ndjson"]},
 }
 
 
@@ -268,7 +346,7 @@ def post_telemetry() -> dict[str, Any]:
 
 @blp.route("/telemetry/import", methods=["POST"])
 @require("telemetry:write")
-@blp.doc(requestBody=IMPORT_DOC, parameters=[{"in": "query", "name": "format", "schema": {"type": "string"}}])
+@blp.doc(requestBody=IMPORT_DOC, parameters=[IMPORT_FORMAT])
 @blp.response(200, IngestResultSchema)
 def import_telemetry() -> dict[str, Any]:
     """Bulk import streamed CSV or NDJSON; answers when every accepted point is committed."""
@@ -289,6 +367,8 @@ def import_telemetry() -> dict[str, Any]:
         raise ApiError(400, "bad_request", str(error)) from None
     except TimeoutError as error:
         raise ApiError(503, "unavailable", str(error)) from None
+    if report.lines == 0:
+        raise ApiError(400, "bad_request", "the body holds no points: send CSV or NDJSON lines")
     return {
         "accepted": report.accepted,
         "rejected": report.rejected,

@@ -24,6 +24,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
@@ -32,6 +33,7 @@ from workbench.mqtt import host_port, make_client
 READ_SIZE = 65536
 # CONNACK reason of a broker that does not speak the requested protocol level (MQTT 3.1.1 return code 1).
 UNSUPPORTED_PROTOCOL = 132
+UNAUTHORIZED = (134, 135)  # MQTT 5 CONNACK: bad user name or password, not authorized
 PUBACK = 0x40
 _PUBACK = struct.Struct("!BBH")
 
@@ -174,17 +176,20 @@ def make_ingest_client(
 def speaks_mqtt5(url: str, timeout: float = 5.0) -> bool | None:
     """Whether the broker at ``url`` accepts an MQTT 5 connection; None when it does not answer.
 
-    A throwaway client id with a clean start and no session expiry: the probe leaves nothing behind.
+    A throwaway client id with a clean start and no session expiry: the probe leaves nothing behind. The
+    probe carries no login (amqtt never answers an MQTT 5 CONNECT with one); a broker that refuses it
+    as unauthorized answered in MQTT 5, so it speaks it.
     """
     answer: list[bool] = []
     answered = threading.Event()
 
     def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if not reason.is_failure or reason.value == UNSUPPORTED_PROTOCOL:
-            answer.append(not reason.is_failure)
+        if not reason.is_failure or reason.value in (UNSUPPORTED_PROTOCOL, *UNAUTHORIZED):
+            answer.append(reason.value != UNSUPPORTED_PROTOCOL)
         answered.set()
 
-    client = make_client(url, f"workbench-probe-{uuid.uuid4().hex[:10]}", protocol=mqtt.MQTTv5)
+    bare = urlsplit(url)._replace(netloc=urlsplit(url).netloc.rpartition("@")[2]).geturl()
+    client = make_client(bare, f"workbench-probe-{uuid.uuid4().hex[:10]}", protocol=mqtt.MQTTv5)
     client.on_connect = on_connect
     host, port = host_port(url)
     try:

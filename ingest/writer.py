@@ -42,10 +42,12 @@ ON CONFLICT (device_id, key) DO UPDATE SET timestamp = EXCLUDED.timestamp, value
 WHERE latest_values.timestamp <= EXCLUDED.timestamp
 """
 # Joining the old row gives the status before the update, so only real changes become events.
+# Data means online, except for a connector's "degraded" (some of its points flow, some fail): that stays.
 TOUCH_DEVICES = """
-UPDATE devices d SET last_seen = now(), status = 'online'
+UPDATE devices d
+SET last_seen = now(), status = CASE WHEN d.status = 'degraded' THEN d.status ELSE 'online' END
 FROM devices old WHERE old.id = d.id AND d.id = ANY(%s::uuid[])
-RETURNING d.id, old.status
+RETURNING d.id, old.status, d.status
 """
 SET_STATUS = """
 UPDATE devices d SET status = %s, last_seen = CASE WHEN %s = 'online' THEN now() ELSE d.last_seen END
@@ -306,9 +308,9 @@ class BatchWriter:
                         touched.add(device)
             changes: list[tuple[str, str]] = []
             if touched:
-                for device_id, old in cur.execute(TOUCH_DEVICES, [sorted(touched)]).fetchall():
-                    if old != "online":
-                        changes.append((str(device_id), "online"))
+                for device_id, old, new in cur.execute(TOUCH_DEVICES, [sorted(touched)]).fetchall():
+                    if old != new:
+                        changes.append((str(device_id), new))
                 for device in touched:
                     self._touched[device] = now
             for item in batch:

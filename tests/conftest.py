@@ -23,7 +23,7 @@ from workbench.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 # Shared API auth fixtures (users of every role, their headers, a device with its key).
-pytest_plugins = ["tests.workbench.api.fixtures", "tests.workbench.notebooks.fixtures"]
+pytest_plugins = ["tests.workbench.api.fixtures", "tests.workbench.notebooks.fixtures", "tests.node_peers"]
 
 
 # Programs some tests drive, and the Debian package that brings each. `.ci/run` installs them; on a machine
@@ -32,6 +32,8 @@ NEEDS = {
     "mosquitto": ("mosquitto", "Mosquitto (MQTT 5, shared subscriptions, device logins)"),
     "mosquitto_clients": ("mosquitto-clients", "mosquitto_pub"),
     "chromium": ("chromium", "Chromium for browser tests and PDF printing"),
+    "node": ("nodejs npm", "Node.js and npm for the peers in tests/peers"),
+    "nginx": ("nginx", "nginx (the deployment tests run a private one in front of the web processes)"),
 }
 
 
@@ -40,6 +42,10 @@ def _has(marker: str) -> bool:
         return broker_kind() == "mosquitto"
     if marker == "mosquitto_clients":
         return shutil.which("mosquitto_pub") is not None
+    if marker == "node":
+        return shutil.which("node") is not None and shutil.which("npm") is not None
+    if marker == "nginx":
+        return shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
     return Path("/usr/bin/chromium").exists() or shutil.which("chromium") is not None
 
 
@@ -139,8 +145,13 @@ def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from ingest.broker import LocalBroker
 
+    # Opted into anonymous access: the tests' clients stand in for many devices and the platform at once.
+    # The secure default (logins, own topics only) is tested in tests/ingest/test_broker_logins.py.
     broker = LocalBroker(
-        free_port(), tmp_path_factory.mktemp("broker"), prefer_mosquitto=broker_kind() == "mosquitto"
+        free_port(),
+        tmp_path_factory.mktemp("broker"),
+        prefer_mosquitto=broker_kind() == "mosquitto",
+        allow_anonymous=True,
     )
     yield broker.start()
     broker.stop()

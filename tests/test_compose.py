@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -65,3 +66,34 @@ def test_one_mqtt_ingest_session_per_client_id() -> None:
         and str((service.get("environment") or {}).get("WORKBENCH_INGEST_MQTT", "true")).lower() != "false"
     ]
     assert subscribers and len(subscribers) == len(set(subscribers))
+
+
+INTERNAL = {"timescaledb", "redis", "dask-scheduler", "dask-worker", "ingest"}
+VARIABLE = re.compile(r"\$\{(\w+)(:?[?-])?[^}]*\}")
+
+
+def test_internal_services_publish_no_host_port() -> None:
+    services = _compose()["services"]
+    for name in INTERNAL:
+        assert not services[name].get("ports"), f"{name} publishes a port on the host"
+    for port in services["jupyterlab"].get("ports") or []:
+        assert str(port).startswith("127.0.0.1:"), "JupyterLab runs code: this host only"
+
+
+def test_secrets_come_from_the_env_file() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "change-me" not in text and "workbench:workbench@" not in text
+    assert "POSTGRES_PASSWORD: workbench" not in text
+    used = {match.group(1): match.group(2) for match in VARIABLE.finditer(text)}
+    assert {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "MOSQUITTO_SERVICE_PASSWORD"} <= set(used)
+    # Required (`:?`): a missing secret stops compose instead of falling back to a default.
+    assert all(kind == ":?" for kind in used.values()), used
+    example = (ROOT / ".env.example").read_text()
+    listed = {line.split("=")[0] for line in example.splitlines() if line and not line.startswith("#")}
+    assert set(used) == listed
+    assert all(line.endswith("=") for line in example.splitlines() if line and not line.startswith("#"))
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+    assert "cp .env.example .env" in (ROOT / "README.md").read_text()
+    # Redis asks for the password the platform's URL carries.
+    redis = _compose()["services"]["redis"]
+    assert "--requirepass" in redis["command"]

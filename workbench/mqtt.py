@@ -8,7 +8,7 @@ import ssl
 import threading
 import uuid
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
@@ -18,7 +18,12 @@ log = logging.getLogger(__name__)
 def make_client(
     url: str, client_id: str | None = None, protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv311
 ) -> mqtt.Client:
-    """A paho 2 client configured from ``url`` (mqtt:// or mqtts://, credentials allowed), not connected."""
+    """A paho 2 client configured from ``url`` (mqtt:// or mqtts://, credentials allowed), not connected.
+
+    An ``mqtts://`` URL may name TLS files in its query (``?ca_file=...&cert_file=...&key_file=...``;
+    ``Settings`` folds ``WORKBENCH_MQTT_CA_FILE`` and friends in): the CA that signed the broker's
+    certificate, and the platform's own client certificate where the broker requires one.
+    """
     parts = urlsplit(url)
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
@@ -28,9 +33,22 @@ def make_client(
     if parts.username:
         client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
     if parts.scheme in ("mqtts", "ssl"):
-        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        files = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+        client.tls_set(
+            ca_certs=files.get("ca_file"),
+            certfile=files.get("cert_file"),
+            keyfile=files.get("key_file"),
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
+
+
+def login_url(url: str, user: str, password: str) -> str:
+    """``url`` with its credentials replaced by ``user`` and ``password`` (a device's own login)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}").geturl()
 
 
 def host_port(url: str) -> tuple[str, int]:
@@ -47,16 +65,25 @@ class MqttPublisher:
         self.url = url
         self._client = make_client(url)
         self._connected = threading.Event()
-        self._client.on_connect = lambda *args: self._connected.set()
+        self._client.on_connect = self._on_connect
+        self._refused: str | None = None
         self._client.on_disconnect = lambda *args: self._connected.clear()
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self._refused = reason.getName() if reason.is_failure else None
+        if not reason.is_failure:  # a refused login is no connection
+            self._connected.set()
 
     def start(self, timeout: float = 10.0) -> None:
         """Connect and keep the connection (paho reconnects by itself)."""
         host, port = host_port(self.url)
+        self._refused = None
         self._client.connect_async(host, port, keepalive=30)
         self._client.loop_start()
         if not self._connected.wait(timeout):
-            raise ConnectionError(f"MQTT broker at {host}:{port} did not accept a connection")
+            self._client.loop_stop()
+            why = f" ({self._refused})" if self._refused else ""
+            raise ConnectionError(f"MQTT broker at {host}:{port} did not accept a connection{why}")
 
     def stop(self) -> None:
         """Disconnect."""

@@ -54,6 +54,12 @@ class Platform:
     health: HealthRegistry = field(default_factory=HealthRegistry)
     mqtt: MqttPublisher | None = None
     services: Services = field(default_factory=Services)
+    # A streaming replica for read-only queries (WORKBENCH_DATABASE_READ_URL); None: the primary serves all.
+    reader: Engine | None = None
+
+    def read_engine(self) -> Engine:
+        """The engine for read-only queries: the replica when configured, else the primary."""
+        return self.reader or self.engine
 
 
 def current_platform() -> Platform:

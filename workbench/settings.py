@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
+import tempfile
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 ENV_PREFIX = "WORKBENCH_"
 
@@ -32,6 +34,11 @@ class Settings:
     database_url: str | None = setting(
         None, "PostgreSQL URL (`postgresql://user:pass@host:5432/db`); unset starts an embedded server"
     )
+    database_read_url: str | None = setting(
+        None,
+        "PostgreSQL URL of a streaming replica for read-only queries (series, aggregates, exports, charts, "
+        "backtests); unset: everything on DATABASE_URL",
+    )
     database_timeout: float = setting(
         3.0, "Seconds to wait for a database connection or a free pool slot; beyond it the API answers 503"
     )
@@ -42,15 +49,68 @@ class Settings:
         None, "MQTT broker URL (`mqtt://` or `mqtts://`, user:password allowed); unset starts a local broker"
     )
     mqtt_port: int = setting(1883, "Port of the broker `workbench up` starts when `MQTT_URL` is unset")
+    mqtt_ca_file: Path | None = setting(
+        None, "CA bundle that verifies the broker of an `mqtts://` MQTT_URL; unset: the system's trust store"
+    )
+    mqtt_cert_file: Path | None = setting(
+        None, "Client certificate (PEM) of the platform's own MQTT client, where the broker requires one"
+    )
+    mqtt_key_file: Path | None = setting(None, "Private key (PEM) of `MQTT_CERT_FILE`")
+    certs_dir: Path | None = setting(
+        None,
+        "Where `workbench certs` keeps the device CA, issued certificates and the CRL; unset: DATA_DIR/pki",
+    )
+    mqtt_allow_anonymous: bool = setting(
+        False,
+        "Local broker: accept clients without a login (anyone on the host then reads and writes every topic)",
+    )
     redis_url: str | None = setting(
         None, "Redis URL: shares Socket.IO events and rate limits between web processes"
     )
     secret_key: str | None = setting(
         None, "Signs tokens and sessions; unset generates one, kept in `DATA_DIR/secret_key`"
     )
+    session_idle_timeout_s: int = setting(
+        8 * 3600, "UI sessions end after this many seconds without a request (idle timeout)"
+    )
+    session_absolute_timeout_s: int = setting(
+        7 * 24 * 3600, "UI sessions end this many seconds after sign-in, however active (absolute timeout)"
+    )
+    local_login: bool = setting(
+        True, "Sign-in with e-mail and password (UI and API); false leaves single sign-on only"
+    )
+    oidc_providers: str | None = setting(
+        None,
+        "Single sign-on: a JSON list of OpenID providers (`name`, `issuer`, `client_id`, `client_secret`, "
+        "`scopes`, `role_claim`, `roles`, `default_role`); see Security model",
+    )
+    trusted_proxies: int = setting(
+        0, "Reverse proxies in front of the app whose `X-Forwarded-For/-Proto/-Host` are believed; 0: none"
+    )
     host: str = setting("127.0.0.1", "Address the web app listens on")
     port: int = setting(5001, "Port the web app listens on")
     log_level: str = setting("INFO", "Logging level: DEBUG, INFO, WARNING, ERROR")
+    web_threads: int = setting(
+        1000, "Web: threads of the production server (each open Socket.IO WebSocket holds one)"
+    )
+    web_max_connections: int = setting(
+        10000, "Web: open connections the server holds at once (slow and idle ones included)"
+    )
+    web_timeout: int = setting(
+        60, "Web: seconds the server's event loop may stall before its worker is restarted"
+    )
+    web_graceful_timeout: int = setting(20, "Web: seconds in-flight requests get to finish after SIGTERM")
+    web_keepalive: int = setting(5, "Web: seconds an idle keep-alive connection stays open")
+    web_header_timeout: float = setting(
+        10.0, "Web: seconds a client has to send its request line and headers before it is closed"
+    )
+    web_idle_timeout: float = setting(
+        60.0, "Web: seconds a request body or WebSocket may stay silent before its connection is closed"
+    )
+    web_access_log: bool = setting(True, "Web: log one line per request (gunicorn access log) to stdout")
+    hsts_max_age: int = setting(
+        31536000, "Strict-Transport-Security max-age (seconds) on responses served over HTTPS; 0: no HSTS"
+    )
     max_body_bytes: int = setting(
         16777216, "Largest request body (bytes) on routes without a limit of their own; beyond it 413"
     )
@@ -71,6 +131,11 @@ class Settings:
     smtp_password: str | None = setting(None, "SMTP login password")
     smtp_from: str = setting("workbench@localhost", "Sender address of e-mails the workbench sends")
     smtp_tls: str = setting("starttls", "SMTP transport security: starttls, ssl (implicit TLS) or none")
+    webhook_allowed_networks: str | None = setting(
+        None,
+        "Comma-separated networks (`10.0.0.0/8,127.0.0.1`) webhook actions may reach although private, "
+        "loopback or link-local; unset: public addresses only",
+    )
     rules_action_threads: int = setting(
         4, "Rule engine: worker threads running actions (e-mail, webhooks, scripts)"
     )
@@ -109,7 +174,9 @@ class Settings:
     )
     ingest_mqtt: bool = setting(True, "Ingest: subscribe to device telemetry over MQTT")
     ingest_mosquitto_auth_dir: Path | None = setting(
-        None, "Ingest: folder of Mosquitto password/ACL files kept in step with device API keys; unset: off"
+        None,
+        "Broker password/ACL files kept in step with device API keys; unset: `DATA_DIR/broker-auth` for the "
+        "local broker, off for an external one",
     )
     ingest_mosquitto_pid_file: Path | None = setting(
         None, "Ingest: Mosquitto's `pid_file`; the broker is sent SIGHUP to reread logins after a key change"
@@ -150,20 +217,55 @@ class Settings:
         values.update(overrides)
         instance = cls(**values)
         instance.validate()
+        if instance.mqtt_url and (instance.mqtt_ca_file or instance.mqtt_cert_file):
+            # make_client is the one door of every MQTT client (also in spawned ingest workers): the files
+            # travel with the URL.
+            instance = dataclasses.replace(instance, mqtt_url=instance.mqtt_tls_url())
         return instance
+
+    def mqtt_tls_url(self) -> str | None:
+        """``MQTT_URL`` with the TLS files (``MQTT_CA_FILE``, ``_CERT_FILE``, ``_KEY_FILE``) in its query."""
+        if not self.mqtt_url:
+            return None
+        parts = urlsplit(self.mqtt_url)
+        query = dict(parse_qsl(parts.query))
+        for name in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, f"mqtt_{name}")
+            if value is not None:
+                query[name] = str(value)
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    def pki_dir(self) -> Path:
+        """The folder of the device CA (``CERTS_DIR``, else ``DATA_DIR/pki``)."""
+        return self.certs_dir or self.data_dir / "pki"
 
     def validate(self) -> None:
         """Reject values the platform cannot start with, naming the setting."""
         if self.database_url is not None:
             _check_url("DATABASE_URL", self.database_url, ("postgresql", "postgresql+psycopg", "postgres"))
+        if self.database_read_url is not None:
+            schemes = ("postgresql", "postgresql+psycopg", "postgres")
+            _check_url("DATABASE_READ_URL", self.database_read_url, schemes)
         if self.mqtt_url is not None:
             _check_url("MQTT_URL", self.mqtt_url, ("mqtt", "mqtts", "tcp", "ssl"))
+        if (self.mqtt_cert_file is None) != (self.mqtt_key_file is None):
+            raise SettingsError("WORKBENCH_MQTT_CERT_FILE and WORKBENCH_MQTT_KEY_FILE go together")
         if self.redis_url is not None:
             _check_url("REDIS_URL", self.redis_url, ("redis", "rediss"))
         for name in ("port", "mqtt_port"):
             value = getattr(self, name)
             if not 0 <= value <= 65535:
                 raise SettingsError(f"{env_name(name)}={value}: a port is between 0 and 65535")
+        for network in (self.webhook_allowed_networks or "").split(","):
+            try:
+                ipaddress.ip_network(network.strip(), strict=False) if network.strip() else None
+            except ValueError as error:
+                raise SettingsError(f"{env_name('webhook_allowed_networks')}: {error}") from None
+        for name in ("session_idle_timeout_s", "session_absolute_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{env_name(name)}={getattr(self, name)}: must be positive (seconds)")
+        if self.trusted_proxies < 0:
+            raise SettingsError(f"{env_name('trusted_proxies')}={self.trusted_proxies}: must be 0 or more")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError(f"{env_name('log_level')}={self.log_level}: not a logging level")
 
@@ -175,11 +277,19 @@ class Settings:
         if path.exists():
             return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Web processes sharing a data directory may start together: the key appears whole (a link to
+        # a finished file), and whoever loses the race reads the winner's.
+        fd, name = tempfile.mkstemp(prefix=".secret_key.", dir=self.data_dir)  # mode 0600
+        draft = Path(name)
         with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-        return key
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+        return path.read_text().strip()
 
 
 def env_name(name: str) -> str:

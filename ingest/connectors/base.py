@@ -106,18 +106,21 @@ class ConnectorStats:
         self.state = "error"
 
 
-StatusSetter = Callable[[uuid.UUID, str], None]
+StatusSetter = Callable[..., None]  # (device_id, status, detail=None)
 
 
 def device_status_setter(engine: Engine) -> StatusSetter:
-    """A function that stores a device's status (``online``, ``offline``, ``error``) in ``devices``."""
+    """A function that stores a device's status (``online``, ``degraded``, ``offline``, ``error``) and why."""
 
-    def set_status(device_id: uuid.UUID, status: str) -> None:
+    def set_status(device_id: uuid.UUID, status: str, detail: str | None = None) -> None:
         with engine.begin() as conn:
             conn.execute(
                 update(devices)
-                .where(devices.c.id == device_id, devices.c.status != status)
-                .values(status=status)
+                .where(
+                    devices.c.id == device_id,
+                    (devices.c.status != status) | devices.c.status_detail.is_distinct_from(detail),
+                )
+                .values(status=status, status_detail=detail)
             )
 
     return set_status
@@ -154,7 +157,7 @@ class DeviceConnector:
         self.sink = sink
         self._set_status = set_status
         self.stats = ConnectorStats(protocol=self.protocol)
-        self._status: str | None = None
+        self._status: tuple[str, str | None] | None = None
 
     @classmethod
     def configuration_schema(cls) -> dict[str, Any]:
@@ -176,13 +179,16 @@ class DeviceConnector:
             maximum=float(config.get("backoff_max_ms", 30_000)) / 1000,
         )
 
-    def status(self, status: str) -> None:
-        """Store the device's status when it changes (``online``, ``error``, ``offline``)."""
-        if status == self._status:
+    def status(self, status: str, detail: str | None = None) -> None:
+        """Store the device's status and why, when either changes (``online``, ``degraded``, ``error``)."""
+        if (status, detail) == self._status:
             return
         try:
-            self._set_status(self.device.id, status)
-            self._status = status
+            if detail is None:
+                self._set_status(self.device.id, status)
+            else:
+                self._set_status(self.device.id, status, detail)
+            self._status = (status, detail)
         except Exception as error:  # the database may be down; the next change retries
             self.stats.failed(f"status update failed: {error}")
 

@@ -4,7 +4,7 @@ Runs inside ``workbench ingest``. It polls ``devices`` every ``WORKBENCH_CONNECT
 compares ``updated_at``: a new device starts a connector, a changed one restarts it with the new config,
 a deleted one (or one whose protocol changed) stops it and goes ``offline``. The devices API bumps
 ``updated_at`` on every change, so no restart is needed after editing a device. With an MQTT broker
-configured it also runs the Sparkplug B primary host.
+configured it also runs the Sparkplug B primary host; and the command dispatcher (``ingest.commands``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from ingest.commands import CommandDispatcher
 from ingest.connectors import registry
 from ingest.connectors.base import DeviceConfig, ReadingSink, StatusSetter, device_status_setter
 from ingest.connectors.runner import ConnectorRunner
@@ -25,6 +26,7 @@ from ingest.connectors.sparkplug import SparkplugHost
 from workbench.db.tables import devices
 from workbench.metrics import CONNECTORS
 from workbench.platform import Platform
+from workbench.secrets import DEVICE_CONFIG, open_all
 from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class ConnectorManager:
         self.set_status = status_setter or device_status_setter(engine)
         self.runner: ConnectorRunner | None = None
         self.sparkplug: SparkplugHost | None = None
+        self.commands: CommandDispatcher | None = None
         self.versions: dict[uuid.UUID, Any] = {}
         self.failures: dict[uuid.UUID, str] = {}
         self.last_error: str | None = None
@@ -65,12 +68,17 @@ class ConnectorManager:
                 status_setter=self.set_status,
             )
             self.sparkplug.start()
+        if self.settings.connectors_enabled or self.sparkplug is not None:
+            self.commands = CommandDispatcher(self.engine, self.sparkplug)
+            self.commands.start()
 
     def stop(self) -> None:
         """Stop the reload loop, every connector (devices go ``offline``) and the Sparkplug host."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        if self.commands is not None:
+            self.commands.stop()
         if self.runner is not None:
             for device_id in list(self.runner.connectors):
                 self.runner.cancel(device_id, status="offline")
@@ -116,12 +124,14 @@ class ConnectorManager:
                 continue
             restarting = device_id in self.versions
             self.versions[device_id] = version
-            device = DeviceConfig(
-                row.id, row.name, row.protocol, row.connection_string, dict(row.config or {}), row.updated_at
-            )
             connector_class = registry.connector_for(row.protocol)
             assert connector_class is not None
             try:
+                # Secrets (an OPC-UA login) are stored sealed: opened here, where they are used.
+                config = open_all(dict(row.config or {}), DEVICE_CONFIG, self.settings.resolved_secret_key())
+                device = DeviceConfig(
+                    row.id, row.name, row.protocol, row.connection_string, config, row.updated_at
+                )
                 connector = connector_class(device, self.sink, self.set_status)
             except Exception as error:  # a bad config is reported, the device goes to error
                 self.runner.cancel(device_id)
@@ -158,6 +168,8 @@ class ConnectorManager:
         }
         if self.sparkplug is not None:
             details["sparkplug"] = self.sparkplug.health()
+        if self.commands is not None:
+            details["commands"] = self.commands.health()
         return details
 
 

@@ -12,7 +12,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from ingest.connectors.base import DeviceConfig, DeviceConnector, ReadingSink, StatusSetter
-from ingest.connectors.modbus_codec import FUNCTIONS, TYPES, Entry, Span, decode, plan
+from ingest.connectors.modbus_codec import BIT_FUNCTIONS, FUNCTIONS, TYPES, Entry, Span, decode, plan
 from ingest.connectors.registry import register
 from ingest.points import Reading
 
@@ -32,7 +32,7 @@ def modbus_address(device: DeviceConfig) -> tuple[str, int]:
 
 
 class ModbusConnector(DeviceConnector):
-    """Reads holding/input registers and coils of one Modbus TCP device."""
+    """Reads holding/input registers, coils and discrete inputs of one Modbus TCP device."""
 
     protocol = "modbus"
 
@@ -49,7 +49,7 @@ class ModbusConnector(DeviceConnector):
 
     @classmethod
     def configuration_schema(cls) -> dict[str, Any]:
-        """JSON Schema of a Modbus device's ``config``."""
+        """JSON Schema of a Modbus device's ``config`` (the API validates with ``workbench.protocols``)."""
         entry = {
             "type": "object",
             "required": ["key", "address"],
@@ -63,6 +63,8 @@ class ModbusConnector(DeviceConnector):
                 "scale": {"type": "number"},
                 "offset": {"type": "number"},
                 "unit": {"type": "string"},
+                "length": {"type": "integer", "minimum": 1},
+                "writable": {"type": "boolean"},
             },
         }
         return {
@@ -133,11 +135,13 @@ class ModbusConnector(DeviceConnector):
             response = await client.read_holding_registers(span.start, count=count, device_id=unit)
         elif span.function == "input":
             response = await client.read_input_registers(span.start, count=count, device_id=unit)
+        elif span.function == "discrete":
+            response = await client.read_discrete_inputs(span.start, count=count, device_id=unit)
         else:
             response = await client.read_coils(span.start, count=count, device_id=unit)
         if response.isError():
             raise ModbusException(f"{span.function} {span.start}+{span.count}: {response}")
-        if span.function == "coil":
+        if span.function in BIT_FUNCTIONS:
             return [int(bit) for bit in response.bits[: span.count]]
         return list(response.registers)
 

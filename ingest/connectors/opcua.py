@@ -27,6 +27,15 @@ def quality_of(status: ua.StatusCode | None) -> int:
     return 100 if severity == 0 else 50 if severity == 1 else 0
 
 
+def status_name(status: Any) -> str:
+    """A status code by name (``BadNodeIdUnknown``), not ``StatusCode(value=2150891520)``."""
+    code = getattr(status, "value", status)
+    try:
+        return str(ua.StatusCode(ua.UInt32(int(code))).name)
+    except Exception:  # not a status code after all: say what it is
+        return str(status)
+
+
 def plain(value: Any) -> Any:
     """An OPC-UA value as a plain Python number (booleans and numbers pass; other types as text)."""
     if value is None or isinstance(value, bool | int | float | str):
@@ -53,6 +62,8 @@ class OpcUaConnector(DeviceConnector):
         self.password: str | None = config.get("password")
         self.backoff = self.backoff_from(config)
         self.units: dict[str, str] = {}
+        # Configured nodes that could not be monitored, with why (status code name); the others keep flowing.
+        self.failed_nodes: dict[str, str] = {}
         self._keys: dict[str, str] = {}
         self._lost = asyncio.Event()
 
@@ -119,7 +130,7 @@ class OpcUaConnector(DeviceConnector):
                 connected = True
                 await self._subscribe(client)
                 self.backoff.reset()
-                self.status("online")
+                self.status(*self._node_status())
                 self.stats.state = "connected"
                 await self._lost.wait()
                 raise ConnectionError("connection to the OPC-UA server lost")
@@ -127,7 +138,7 @@ class OpcUaConnector(DeviceConnector):
                 raise
             except Exception as error:
                 self.stats.failed(error)
-                self.status("error")
+                self.status("error", str(error)[:1000] or type(error).__name__)
                 self.stats.reconnects += 1
                 delay = self.backoff.next_delay()
                 log.info("opcua %s: %s; retrying in %.1f s", self.device.name, error, delay)
@@ -140,20 +151,46 @@ class OpcUaConnector(DeviceConnector):
             await asyncio.sleep(delay)
 
     async def _subscribe(self, client: Client) -> None:
-        nodes = [client.get_node(node_id) for node_id in self.nodes]
+        """Monitor every configured node that exists; a bad node is recorded, never stops the others."""
+        self.failed_nodes = {}
+        nodes: list[Node] = []
+        keys: dict[str, str] = {}
+        for node_id, key in self.nodes.items():
+            try:
+                node = client.get_node(node_id)
+            except Exception as error:  # a NodeId the library cannot parse
+                self.failed_nodes[node_id] = f"invalid NodeId: {error}"
+                continue
+            nodes.append(node)
+            keys[node.nodeid.to_string()] = key
         for node in nodes:
             unit = await _unit(node)
             if unit:
                 self.units[node.nodeid.to_string()] = unit
-        subscription = await client.create_subscription(self.sampling_ms, self)
-        keys = {node.nodeid.to_string(): key for node, key in zip(nodes, self.nodes.values(), strict=True)}
         self._keys = keys
-        results = await subscription.subscribe_data_change(
-            nodes, sampling_interval=ua.Double(self.sampling_ms)
-        )
-        for node, result in zip(nodes, results if isinstance(results, list) else [results], strict=True):
-            if not isinstance(result, int):
-                raise ConnectionError(f"cannot subscribe to {node.nodeid.to_string()}: {result}")
+        if nodes:
+            subscription = await client.create_subscription(self.sampling_ms, self)
+            results = await subscription.subscribe_data_change(
+                nodes, sampling_interval=ua.Double(self.sampling_ms)
+            )
+            for node, result in zip(nodes, results if isinstance(results, list) else [results], strict=True):
+                if not isinstance(result, int):
+                    self.failed_nodes[node.nodeid.to_string()] = status_name(result)
+        if len(self.failed_nodes) == len(self.nodes):
+            raise ConnectionError(f"no node can be monitored: {self._failures()}")
+
+    def _failures(self) -> str:
+        return "; ".join(f"{node_id}: {why}" for node_id, why in sorted(self.failed_nodes.items()))
+
+    def _node_status(self) -> tuple[str, str | None]:
+        """``online``, or ``degraded`` naming the nodes that fail while the others flow."""
+        if not self.failed_nodes:
+            return "online", None
+        return "degraded", f"nodes failing: {self._failures()}"[:1000]
+
+    def health(self) -> dict[str, Any]:
+        """Counters plus the nodes that fail (NodeId → status code name) for ``/healthz``."""
+        return {**super().health(), "failed_nodes": dict(self.failed_nodes)}
 
     def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
         """asyncua callback: one monitored item changed."""

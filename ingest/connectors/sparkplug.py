@@ -185,6 +185,7 @@ class SparkplugHost:
         aliases, catalogue = self._catalogue(message)
         path = device_path(group, node)
         row = register(self.engine, path, catalogue, self.auto_register, is_node=True)
+        self._registered(row)
         bd_seq = next((int(m.long_value) for m in message.metrics if m.name == "bdSeq"), None)
         state = NodeState(node=Entity(row or path, aliases, catalogue), seq=int(message.seq), bd_seq=bd_seq)
         self.nodes[(group, node)] = state
@@ -197,9 +198,16 @@ class SparkplugHost:
         aliases, catalogue = self._catalogue(message)
         path = device_path(group, node, device)
         row = register(self.engine, path, catalogue, self.auto_register, is_node=False)
+        self._registered(row)
         entity = Entity(row or path, aliases, catalogue)
         state.devices[device] = entity
         self._emit(entity, message, birth=True)
+
+    def _registered(self, device_id: uuid.UUID | None) -> None:
+        """Make a birth's registration (new row or new text keys) visible to the pipeline's next lookup."""
+        directory = getattr(self.sink, "directory", None)
+        if device_id is not None and directory is not None:
+            directory.changed(device_id)
 
     def _data(self, group: str, node: str, device: str | None, message: Any) -> None:
         state = self._in_sequence(group, node, message)
@@ -246,6 +254,20 @@ class SparkplugHost:
             )
             self._request_rebirth(group, node, state)
         return state
+
+    def send_command(
+        self, group: str, node: str, device: str | None, metric: str, datatype: int, value: Any
+    ) -> str:
+        """Publish one typed metric as NCMD (node) or DCMD (device); returns the topic (QoS 0, no answer)."""
+        if not self._client.is_connected():
+            raise ConnectionError("the Sparkplug host is not connected to the broker")
+        payload = spb.Payload(timestamp=int(time.time() * 1000))
+        spb.set_metric_value(payload.metrics.add(name=metric, timestamp=payload.timestamp), datatype, value)
+        topic = f"{NAMESPACE}/{group}/{'DCMD' if device else 'NCMD'}/{node}" + (
+            f"/{device}" if device else ""
+        )
+        self._client.publish(topic, payload.SerializeToString(), qos=0)
+        return topic
 
     def _request_rebirth(self, group: str, node: str, state: NodeState | None) -> None:
         now = time.monotonic()

@@ -6,6 +6,7 @@ import json
 import threading
 from pathlib import Path
 
+from ingest.device_auth import connect_logins
 from ingest.simulator.faults import Fault
 from ingest.simulator.live import Endpoints, Simulator
 from ingest.simulator.plant import PlantSpec, demo_plant
@@ -36,6 +37,8 @@ def simulate(
     assert settings.database_url, "simulate needs the platform's database"
     mqtt_url = settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_port}"
     engine = make_engine(settings.database_url, pool_size=2)
+    # The keys the simulator issues its devices become logins of `workbench up`'s broker.
+    disconnect = connect_logins(settings, engine)
     endpoints = Endpoints(mqtt_url=mqtt_url, http_url=http_url or f"http://{settings.host}:{settings.port}")
     simulator = Simulator(plant, engine, endpoints, speed=speed, interval=interval)
     simulator.start()
@@ -46,5 +49,7 @@ def simulate(
         pass
     finally:
         simulator.stop()
+        if disconnect is not None:
+            disconnect()
         engine.dispose()
     return simulator

@@ -94,17 +94,25 @@ class Simulator:
             by_transport.setdefault(transport, []).append((name, kind))
         prefix = self.plant.name
         transports: list[Transport] = []
+        # MQTT devices and the Sparkplug node log in with an API key each (the broker's logins follow keys).
         if by_transport.get("mqtt") and self.endpoints.mqtt_url:
             ids = {n: _upsert(self.engine, f"{prefix}/{n}", k, "mqtt") for n, k in by_transport["mqtt"]}
             self.ids.update(ids)
-            transports.append(MqttJson(self.endpoints.mqtt_url, ids))
+            logins = {n: create_key(self.engine, ids[n], "simulator")[1] for n in ids}
+            transports.append(MqttJson(self.endpoints.mqtt_url, ids, logins))
         if by_transport.get("sparkplug") and self.endpoints.mqtt_url:
             for n, k in by_transport["sparkplug"]:
                 path = device_path(prefix, SPARKPLUG_NODE, n)
                 self.ids[n] = _upsert(self.engine, f"{prefix}/{n}", k, "sparkplug", connection_string=path)
+            node_path = device_path(prefix, SPARKPLUG_NODE)
+            node_name = f"{prefix}/{SPARKPLUG_NODE}"  # the name ingest gives a node it registers on NBIRTH
+            node_id = _upsert(self.engine, node_name, "gateway", "sparkplug", connection_string=node_path)
+            node_key = create_key(self.engine, node_id, "simulator")[1]
             names = [n for n, _ in by_transport["sparkplug"]]
             transports.append(
-                Sparkplug(self.endpoints.mqtt_url, prefix, SPARKPLUG_NODE, {n: keys[n] for n in names})
+                Sparkplug(
+                    self.endpoints.mqtt_url, prefix, SPARKPLUG_NODE, {n: keys[n] for n in names}, node_key
+                )
             )
         if by_transport.get("http") and self.endpoints.http_url:
             http_keys: dict[str, tuple[uuid.UUID, str]] = {}

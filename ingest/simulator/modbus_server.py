@@ -22,7 +22,12 @@ class ModbusServer:
     def __init__(self, entries: list[Entry], port: int, host: str = "127.0.0.1", unit_id: int = 1) -> None:
         self.entries = {entry.key: entry for entry in entries}
         self.host, self.port, self.unit_id = host, port, unit_id
-        self.image: dict[str, list[int]] = {"holding": [0] * SIZE, "input": [0] * SIZE, "coil": [0] * SIZE}
+        self.image: dict[str, list[int]] = {
+            "holding": [0] * SIZE,
+            "input": [0] * SIZE,
+            "coil": [0] * SIZE,
+            "discrete": [0] * SIZE,
+        }
         # Seconds to wait before answering: a slow or hung device, to exercise client timeouts.
         self.delay = 0.0
         self.requests = 0
@@ -50,8 +55,9 @@ class ModbusServer:
         if self.delay:
             await asyncio.sleep(self.delay)
         with self._lock:
-            if function_code == 1:
-                bits = [bool(b) for b in self.image["coil"][: len(current_registers) * 16]]
+            if function_code in (1, 2):
+                table = self.image["coil" if function_code == 1 else "discrete"]
+                bits = [bool(b) for b in table[start_address : start_address + len(current_registers) * 16]]
                 bits += [False] * (len(current_registers) * 16 - len(bits))
                 current_registers[:] = SimUtils.bitsToRegisters(bits)[: len(current_registers)]
             elif function_code in (3, 4):
@@ -64,7 +70,7 @@ class ModbusServer:
         bits = SimData(0, values=[False] * SIZE, datatype=DataType.BITS)
         words = SimData(0, count=SIZE, values=0, datatype=DataType.REGISTERS)
         words_in = SimData(0, count=SIZE, values=0, datatype=DataType.REGISTERS)
-        discrete = SimData(0, values=[False] * 16, datatype=DataType.BITS)
+        discrete = SimData(0, values=[False] * SIZE, datatype=DataType.BITS)
         return SimDevice(id=0, simdata=([bits], [discrete], [words], [words_in]), action=self._action)
 
     async def _boot(self) -> None:

@@ -17,7 +17,7 @@ from ingest.simulator.modbus_server import ModbusServer
 from ingest.simulator.model import UNITS, Sample
 from ingest.simulator.opcua_server import OpcUaServer
 from ingest.simulator.sparkplug_node import EdgeNode, MetricSpec
-from workbench.mqtt import host_port, make_client
+from workbench.mqtt import host_port, login_url, make_client
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,19 @@ def design_message(
 
 
 class MqttJson:
-    """Publishes the design's JSON message on ``insa/devices/{id}/telemetry`` (QoS 1) and online status."""
+    """Publishes the design's JSON message on ``insa/devices/{id}/telemetry`` (QoS 1) and online status.
 
-    def __init__(self, mqtt_url: str, ids: dict[str, uuid.UUID]) -> None:
+    Each device has its own connection, logged in with its id and API key (``keys``), as a real one would.
+    """
+
+    def __init__(self, mqtt_url: str, ids: dict[str, uuid.UUID], keys: dict[str, str]) -> None:
         self.ids = ids
         self.devices = set(ids)
         self.mqtt_url = mqtt_url
-        self.client = make_client(mqtt_url, f"simulator-{uuid.uuid4().hex[:8]}")
+        self.clients = {
+            name: make_client(login_url(mqtt_url, str(device_id), keys[name]), f"simulator-{device_id}")
+            for name, device_id in ids.items()
+        }
         self.sent = 0
 
     def prime(self, now: datetime, sample: Sample) -> None:
@@ -67,37 +73,39 @@ class MqttJson:
 
     def start(self) -> None:
         """Connect and announce every device online."""
-        self.client.connect(*host_port(self.mqtt_url), keepalive=30)
-        self.client.loop_start()
-        for device_id in self.ids.values():
-            self.client.publish(f"insa/devices/{device_id}/status", "online", qos=1, retain=True)
+        for name, client in self.clients.items():
+            client.connect_async(*host_port(self.mqtt_url), keepalive=30)  # retried until the login works
+            client.loop_start()
+            client.publish(f"insa/devices/{self.ids[name]}/status", "online", qos=1, retain=True)
 
     def send(self, now: datetime, sample: Sample) -> None:
         """Publish one message per device present in ``sample``."""
         for name, device_id in self.ids.items():
             if name in sample:
                 payload = json.dumps(design_message(now, device_id, sample[name], "simulator"))
-                self.client.publish(f"insa/devices/{device_id}/telemetry", payload, qos=1)
+                self.clients[name].publish(f"insa/devices/{device_id}/telemetry", payload, qos=1)
                 self.sent += 1
 
     def stop(self) -> None:
         """Announce offline and disconnect."""
-        for device_id in self.ids.values():
-            self.client.publish(f"insa/devices/{device_id}/status", "offline", qos=1, retain=True)
-        self.client.disconnect()
-        self.client.loop_stop()
+        for name, client in self.clients.items():
+            client.publish(f"insa/devices/{self.ids[name]}/status", "offline", qos=1, retain=True)
+            client.disconnect()
+            client.loop_stop()
 
 
 class Sparkplug:
     """One Sparkplug B edge node whose devices are the simulated ones."""
 
-    def __init__(self, mqtt_url: str, group: str, node: str, keys: dict[str, list[str]]) -> None:
+    def __init__(
+        self, mqtt_url: str, group: str, node: str, keys: dict[str, list[str]], node_key: str
+    ) -> None:
         self.devices = set(keys)
         metrics: dict[str, list[MetricSpec]] = {
             device: [(key, spb.DOUBLE, UNITS.get(key)) for key in device_keys]
             for device, device_keys in keys.items()
         }
-        self.node = EdgeNode(mqtt_url, group, node, metrics)
+        self.node = EdgeNode(login_url(mqtt_url, node, node_key), group, node, metrics)  # logs in as the node
 
     def prime(self, now: datetime, sample: Sample) -> None:
         """The values the first DBIRTH carries."""

@@ -6,23 +6,23 @@ import shutil
 import threading
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from ingest.broker import LocalBroker, mosquitto_config
 from tests.conftest import free_port
+from workbench.mqtt import host_port, make_client
 
 
-def _roundtrip(port: int) -> bytes:
+def _roundtrip(url: str) -> bytes:
     received: list[bytes] = []
     done = threading.Event()
-    subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    subscriber = make_client(url)
     subscriber.on_message = lambda client, userdata, message: (received.append(message.payload), done.set())
-    subscriber.connect("127.0.0.1", port)
+    subscriber.connect(*host_port(url))
     subscriber.subscribe("wb/test", qos=1)
     subscriber.loop_start()
-    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    publisher.connect("127.0.0.1", port)
+    publisher = make_client(url)
+    publisher.connect(*host_port(url))
     publisher.loop_start()
     subscribed = threading.Event()
     subscriber.on_subscribe = lambda *args: subscribed.set()
@@ -40,7 +40,7 @@ def test_in_process_broker_delivers(tmp_path: Path) -> None:
     broker.start()
     try:
         assert broker.kind == "amqtt"
-        assert _roundtrip(broker.port) == b"42"
+        assert _roundtrip(broker.url) == b"42"  # with the service login the URL carries
     finally:
         broker.stop()
 
@@ -54,7 +54,7 @@ def test_mosquitto_broker_delivers(tmp_path: Path) -> None:
     broker.start()
     try:
         assert broker.kind == "mosquitto"
-        assert _roundtrip(broker.port) == b"42"
+        assert _roundtrip(broker.url) == b"42"
     finally:
         broker.stop()
 

@@ -56,3 +56,13 @@ def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert Settings.from_env({}, data_dir=tmp_path).resolved_secret_key() == first
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
     assert Settings.from_env({}, secret_key="given").resolved_secret_key() == "given"
+
+
+def test_processes_starting_together_share_one_secret_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = Settings.from_env({}, data_dir=tmp_path / "shared")
+    with ThreadPoolExecutor(16) as pool:
+        keys = set(pool.map(lambda _: settings.resolved_secret_key(), range(64)))
+    assert len(keys) == 1 and len(keys.pop()) > 40
+    assert [p.name for p in (tmp_path / "shared").iterdir()] == ["secret_key"]

@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-import functools
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
 from flask import current_app, request
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from workbench.api.common import Strict, make_blueprint
 from workbench.api.errors import ApiError
 from workbench.api.users import UserCreateSchema, UserSchema, insert_user
-from workbench.auth import tokens
+from workbench.auth import access, tokens
 from workbench.auth.guard import public, require
-from workbench.auth.passwords import hash_password, verify_password
+from workbench.auth.users import check_login
 from workbench.db.tables import users
 from workbench.platform import current_platform
 
 blp = make_blueprint("auth", "/auth", "Login, token refresh, logout and registration")
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    # Checked when the e-mail is unknown, so both paths cost one argon2 verify (no user probing by timing).
-    return hash_password(uuid.uuid4().hex)
 
 
 class LoginSchema(Strict):
@@ -58,14 +50,15 @@ class TokenPairSchema(ma.Schema):
     role = ma.fields.String(required=True)
 
 
-def _pair(user_id: uuid.UUID, role: str, email: str) -> dict[str, Any]:
+def _pair(user: access.ActiveUser) -> dict[str, Any]:
     secret = current_app.config["SECRET_KEY"]
+    version = user.token_version
     return {
-        "access_token": tokens.issue(secret, user_id, role, email),
-        "refresh_token": tokens.issue(secret, user_id, role, email, kind="refresh"),
+        "access_token": tokens.issue(secret, user.id, user.role, user.email, version=version),
+        "refresh_token": tokens.issue(secret, user.id, user.role, user.email, "refresh", version),
         "token_type": "Bearer",
         "expires_in": int(tokens.ACCESS_TTL.total_seconds()),
-        "role": role,
+        "role": user.role,
     }
 
 
@@ -81,16 +74,14 @@ def _unauthorized(message: str) -> ApiError:
 def login(body: dict[str, Any]) -> dict[str, Any]:
     """Exchange e-mail and password for an access token (15 min) and a refresh token (7 days)."""
     engine = current_platform().engine
-    with engine.connect() as conn:
-        row = conn.execute(select(users).where(users.c.email == body["email"].lower())).first()
-    if row is None:
-        verify_password(_dummy_hash(), body["password"])
-        raise _unauthorized("wrong e-mail or password")
-    if not verify_password(row.password_hash, body["password"]) or row.disabled:
+    if not current_platform().settings.local_login:
+        raise ApiError(403, "forbidden", "sign-in with a password is switched off: use single sign-on")
+    user = check_login(engine, body["email"], body["password"])
+    if user is None:
         raise _unauthorized("wrong e-mail or password")
     with engine.begin() as conn:
-        conn.execute(update(users).where(users.c.id == row.id).values(last_login=datetime.now(UTC)))
-    return _pair(row.id, row.role, row.email)
+        conn.execute(update(users).where(users.c.id == user.id).values(last_login=datetime.now(UTC)))
+    return _pair(user)
 
 
 @blp.route("/refresh", methods=["POST"])
@@ -104,14 +95,12 @@ def refresh(body: dict[str, Any]) -> dict[str, Any]:
         claims = tokens.decode(current_app.config["SECRET_KEY"], body["refresh_token"], kind="refresh")
     except tokens.TokenError as error:
         raise _unauthorized(str(error)) from None
-    if tokens.is_revoked(engine, claims["jti"]):
-        raise _unauthorized("token revoked")
-    with engine.connect() as conn:
-        row = conn.execute(select(users).where(users.c.id == uuid.UUID(claims["sub"]))).first()
-    if row is None or row.disabled:
-        raise _unauthorized("user disabled or removed")
+    # Revoked, or its user changed password/role, was disabled or removed since: refused.
+    user = access.token_user(engine, claims)
+    if user is None:
+        raise _unauthorized("token revoked, or its user was changed, disabled or removed")
     tokens.revoke(engine, claims)
-    return _pair(row.id, row.role, row.email)
+    return _pair(user)
 
 
 @blp.route("/logout", methods=["POST"])

@@ -43,6 +43,15 @@ class Strict(ma.Schema):
         unknown = ma.RAISE
 
 
+class Changes(Strict):
+    """A PUT body: at least one field, so an empty or missing body is refused instead of changing nothing."""
+
+    @ma.validates_schema
+    def _not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ma.ValidationError("send at least one field to change")
+
+
 def Timestamp(**kwargs: Any) -> ma.fields.AwareDateTime:
     """An ISO 8601 instant; naive values are taken as UTC; limited to a range the database can hold."""
     return ma.fields.AwareDateTime(

@@ -9,6 +9,7 @@ import marshmallow as ma
 from sqlalchemy import ColumnElement, delete, insert, select
 
 from workbench.api.common import (
+    Changes,
     PageArgs,
     PageSchema,
     Strict,
@@ -34,6 +35,10 @@ class DashboardFields(Strict):
     layout = ma.fields.Dict(keys=ma.fields.String())
     widgets = ma.fields.List(ma.fields.Dict(keys=ma.fields.String()), validate=ma.validate.Length(max=200))
     is_public = ma.fields.Boolean()
+
+
+class DashboardChanges(DashboardFields, Changes):
+    """Changes to a dashboard (at least one field)."""
 
 
 class DashboardCreateSchema(DashboardFields):
@@ -124,7 +129,7 @@ def get(dashboard_id: uuid.UUID) -> dict[str, Any]:
 
 @blp.route("/<uuid:dashboard_id>", methods=["PUT"])
 @require("dashboards:write")
-@blp.arguments(DashboardFields)
+@blp.arguments(DashboardChanges)
 @blp.response(200, DashboardSchema)
 def update_dashboard(body: dict[str, Any], dashboard_id: uuid.UUID) -> dict[str, Any]:
     """Change a dashboard (owner, engineer or admin)."""

@@ -21,14 +21,17 @@ from workbench.api.common import (
     query_args,
     update_row,
 )
+from workbench.api.errors import ApiError
 from workbench.auth import api_keys
 from workbench.auth.guard import current_principal, require
-from workbench.db.tables import devices, latest_values, telemetry
+from workbench.db.tables import device_commands, devices, latest_values, telemetry
 from workbench.platform import current_platform
+from workbench.protocols import commands, config_errors
+from workbench.secrets import DEVICE_CONFIG, merge, redact
 
 blp = make_blueprint("devices", "/devices", "Device registry, status, configuration and commands")
 
-STATUSES = ("online", "offline", "error", "maintenance")
+STATUSES = ("online", "offline", "error", "maintenance", "degraded")
 _NAME = ma.validate.Length(min=1, max=255)
 
 
@@ -71,6 +74,7 @@ class DeviceSchema(ma.Schema):
     config = ma.fields.Dict(allow_none=True)
     metadata = ma.fields.Dict(allow_none=True)
     status = ma.fields.String(required=True)
+    status_detail = ma.fields.String(allow_none=True, metadata={"description": "why (e.g. which nodes fail)"})
     last_seen = ma.fields.DateTime(allow_none=True)
     created_at = ma.fields.DateTime(required=True)
     updated_at = ma.fields.DateTime(required=True)
@@ -104,6 +108,7 @@ class StatusSchema(ma.Schema):
 
     id = ma.fields.UUID(required=True)
     status = ma.fields.String(required=True)
+    status_detail = ma.fields.String(allow_none=True, metadata={"description": "why (e.g. which nodes fail)"})
     last_seen = ma.fields.DateTime(allow_none=True)
     keys = ma.fields.Integer(required=True, metadata={"description": "telemetry keys with a latest value"})
     latest_timestamp = ma.fields.DateTime(allow_none=True)
@@ -122,6 +127,34 @@ class CommandSchema(Strict):
     params = ma.fields.Dict(keys=ma.fields.String(), load_default=dict)
 
 
+class DeviceCommandSchema(ma.Schema):
+    """A command and how its delivery went."""
+
+    id = ma.fields.UUID(required=True)
+    device_id = ma.fields.UUID(required=True)
+    command = ma.fields.String(required=True)
+    protocol = ma.fields.String(required=True, metadata={"description": "mqtt, modbus, opcua or sparkplug"})
+    params = ma.fields.Dict(required=True, metadata={"description": "the delivery plan (checked parameters)"})
+    status = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(commands.STATUSES),
+        metadata={"enum": list(commands.STATUSES)},
+    )
+    reason = ma.fields.String(allow_none=True, metadata={"description": "why it failed"})
+    result = ma.fields.Raw(
+        allow_none=True, metadata={"description": "what the device answered", "type": "object"}
+    )
+    issued_by = ma.fields.UUID(allow_none=True)
+    created_at = ma.fields.DateTime(required=True)
+    updated_at = ma.fields.DateTime(required=True)
+
+
+class DeviceCommandListSchema(ma.Schema):
+    """A device's recent commands."""
+
+    items = ma.fields.List(ma.fields.Nested(DeviceCommandSchema), required=True)
+
+
 class PublishedSchema(ma.Schema):
     """What was published, where."""
 
@@ -129,11 +162,33 @@ class PublishedSchema(ma.Schema):
     payload = ma.fields.Dict(required=True)
 
 
+def _check_config(protocol: str | None, config: Any) -> None:
+    """422 with field errors when ``config`` is not what a ``protocol`` connector can use."""
+    errors = config_errors(protocol, config)
+    if errors:
+        raise ApiError(
+            422,
+            "unprocessable_entity",
+            f"invalid {protocol} config",
+            {"fields": {"json": {"config": errors}}},
+        )
+
+
 def _row(device_id: uuid.UUID) -> dict[str, Any]:
     row = fetch_row(devices, device_id, "device")
     if not current_principal().may_touch_device(device_id):
         raise not_found("device", device_id)
     return row
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A device as every role reads it: its config's secrets only as ``{"set": true}``."""
+    return {**row, "config": redact(row.get("config"), DEVICE_CONFIG)}
+
+
+def _sealed(config: Any, stored: Any) -> Any:
+    """The config to store for a write of ``config`` over ``stored`` (secrets kept, sealed)."""
+    return merge(config, stored, DEVICE_CONFIG, current_platform().settings.resolved_secret_key())
 
 
 @blp.route("", methods=["GET"])
@@ -148,7 +203,8 @@ def list_devices(args: dict[str, Any]) -> dict[str, Any]:
     principal = current_principal()
     if principal.is_device:
         where.append(devices.c.id == principal.device_id)
-    return fetch_page(devices, where, [devices.c.name, devices.c.id], args)
+    page = fetch_page(devices, where, [devices.c.name, devices.c.id], args)
+    return {**page, "items": [_shown(item) for item in page["items"]]}
 
 
 @blp.route("", methods=["POST"])
@@ -158,19 +214,22 @@ def list_devices(args: dict[str, Any]) -> dict[str, Any]:
 def create(body: dict[str, Any]) -> dict[str, Any]:
     """Register a device; the answer carries its API key, shown this once."""
     rate_limit = body.pop("rate_limit")
+    _check_config(body.get("protocol"), body.get("config"))
+    if "config" in body:
+        body["config"] = _sealed(body["config"], None)
     engine = current_platform().engine
     with engine.begin() as conn:
         row = conn.execute(insert(devices).values(**body).returning(devices)).one()
     key_id, raw = api_keys.create_key(engine, row.id, f"{row.name} key", rate_limit=rate_limit)
-    return {**row._mapping, "api_key": raw, "api_key_id": key_id}
+    return {**_shown(dict(row._mapping)), "api_key": raw, "api_key_id": key_id}
 
 
 @blp.route("/<uuid:device_id>", methods=["GET"])
 @require("devices:read")
 @blp.response(200, DeviceSchema)
 def get(device_id: uuid.UUID) -> dict[str, Any]:
-    """One device."""
-    return _row(device_id)
+    """One device (secrets in its config shown as set, never read back)."""
+    return _shown(_row(device_id))
 
 
 @blp.route("/<uuid:device_id>", methods=["PUT"])
@@ -178,9 +237,13 @@ def get(device_id: uuid.UUID) -> dict[str, Any]:
 @blp.arguments(DeviceFields)
 @blp.response(200, DeviceSchema)
 def update_device(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
-    """Change a device's fields (only those sent)."""
-    _row(device_id)
-    return update_row(devices, device_id, "device", body)
+    """Change a device's fields (only those sent); config secrets not sent are kept."""
+    current = _row(device_id)
+    if "protocol" in body or "config" in body:
+        _check_config(body.get("protocol", current["protocol"]), body.get("config", current["config"]))
+    if "config" in body:
+        body["config"] = _sealed(body["config"], current["config"])
+    return _shown(update_row(devices, device_id, "device", body))
 
 
 @blp.route("/<uuid:device_id>", methods=["DELETE"])
@@ -211,6 +274,7 @@ def status(device_id: uuid.UUID) -> dict[str, Any]:
     return {
         "id": device_id,
         "status": device["status"],
+        "status_detail": device["status_detail"],
         "last_seen": device["last_seen"],
         "keys": keys,
         "latest_timestamp": latest,
@@ -223,16 +287,21 @@ def status(device_id: uuid.UUID) -> dict[str, Any]:
 @blp.response(200, PublishedSchema)
 @blp.alt_response(503, description="No MQTT broker connected")
 def push_config(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
-    """Store the device's config and publish it retained to ``insa/devices/{id}/config``."""
-    _row(device_id)
+    """Store the device's config and publish it retained to ``insa/devices/{id}/config``.
+
+    Secrets in it are stored sealed and published (and answered) only as ``{"set": true}``.
+    """
+    _check_config(_row(device_id)["protocol"], body["config"])
+    stored = _sealed(body["config"], _row(device_id)["config"])
     topic = f"insa/devices/{device_id}/config"
-    payload = {"timestamp": datetime.now(UTC).isoformat(), "device_id": str(device_id), **body}
+    shown = redact(stored, DEVICE_CONFIG)
+    payload = {"timestamp": datetime.now(UTC).isoformat(), "device_id": str(device_id), "config": shown}
     publish(topic, payload, retain=True)
     with current_platform().engine.begin() as conn:
         conn.execute(
             update(devices)
             .where(devices.c.id == device_id)
-            .values(config=body["config"], updated_at=datetime.now(UTC))
+            .values(config=stored, updated_at=datetime.now(UTC))
         )
     return {"topic": topic, "payload": payload}
 
@@ -240,18 +309,44 @@ def push_config(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
 @blp.route("/<uuid:device_id>/command", methods=["POST"])
 @require("devices:command")
 @blp.arguments(CommandSchema)
-@blp.response(202, PublishedSchema)
+@blp.response(202, DeviceCommandSchema)
 @blp.alt_response(503, description="No MQTT broker connected")
 def command(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
-    """Publish a command to ``insa/devices/{id}/command`` (QoS 1, not retained)."""
+    """Send a command in the device's protocol; its status is followed under ``/commands/{id}``.
+
+    MQTT devices get JSON on ``insa/devices/{id}/command`` (``sent``). Modbus (``write`` {key, value}),
+    OPC-UA (``write`` {node or key, value}, ``call`` {method, args}) and Sparkplug (``write`` {metric, value}
+    as DCMD/NCMD, ``rebirth``) commands are ``pending`` until ingest delivers them; writes reach only what
+    the device's config declares writable."""
+    device = _row(device_id)
+    try:
+        return commands.issue(
+            current_platform(), device, body["command"], body["params"], current_principal().id
+        )
+    except commands.CommandError as error:
+        raise ApiError(
+            422, "unprocessable_entity", str(error), {"fields": {"json": {error.field: [str(error)]}}}
+        ) from None
+    except ConnectionError as error:
+        raise ApiError(503, "broker_unavailable", f"{error}; try again later") from None
+
+
+@blp.route("/<uuid:device_id>/commands", methods=["GET"])
+@require("devices:read")
+@blp.response(200, DeviceCommandListSchema)
+def list_commands(device_id: uuid.UUID) -> dict[str, Any]:
+    """The device's last 50 commands, newest first, with their status."""
     _row(device_id)
-    topic = f"insa/devices/{device_id}/command"
-    payload = {
-        "id": uuid.uuid4().hex,
-        "timestamp": datetime.now(UTC).isoformat(),
-        "device_id": str(device_id),
-        "issued_by": str(current_principal().id),
-        **body,
-    }
-    publish(topic, payload, retain=False)
-    return {"topic": topic, "payload": payload}
+    return {"items": commands.recent(current_platform().engine, device_id)}
+
+
+@blp.route("/<uuid:device_id>/commands/<uuid:command_id>", methods=["GET"])
+@require("devices:read")
+@blp.response(200, DeviceCommandSchema)
+def get_command(device_id: uuid.UUID, command_id: uuid.UUID) -> dict[str, Any]:
+    """One command and its status (``pending``, ``sending``, ``sent``, ``acknowledged``, ``failed``)."""
+    _row(device_id)
+    row = fetch_row(device_commands, command_id, "command")
+    if row["device_id"] != device_id:
+        raise not_found("command", command_id)
+    return row

@@ -46,6 +46,11 @@ class KeyCreateSchema(Strict):
     rate_limit = ma.fields.Integer(load_default=1000, validate=ma.validate.Range(min=1, max=10_000_000))
     expires_at = Timestamp(allow_none=True, load_default=None)
 
+    @ma.validates("expires_at")
+    def _in_the_future(self, value: datetime | None, **kwargs: Any) -> None:
+        if value is not None and value <= datetime.now(UTC):
+            raise ma.ValidationError("must be in the future (a key born expired is useless)")
+
 
 KeySchema = row_schema(
     keys_table,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, Response
+import swagger_ui_bundle
+from flask import Blueprint, Flask, Response, send_from_directory
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
@@ -51,6 +52,10 @@ class WorkbenchApi(Api):
         response: Response = error_response(error.code or 500, code, message, details)
         for name, value in (data.get("headers") or {}).items():
             response.headers[name] = value
+        for name in ("Allow", "Retry-After", "WWW-Authenticate"):  # 405 names the methods it takes
+            value = error.get_response().headers.get(name)
+            if value and name not in response.headers:
+                response.headers[name] = value
         return response
 
 
@@ -72,8 +77,10 @@ def create_api(app: Flask) -> WorkbenchApi:
         OPENAPI_URL_PREFIX=API_PREFIX,
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Served from the installed swagger-ui-bundle: the docs work on a plant network without internet.
+        OPENAPI_SWAGGER_UI_URL=f"{API_PREFIX}/docs/assets/",
     )
+    app.register_blueprint(_docs_assets())
     api = WorkbenchApi(
         app,
         spec_kwargs={
@@ -89,6 +96,18 @@ def create_api(app: Flask) -> WorkbenchApi:
     from workbench.auth.guard import public
 
     for endpoint, view in app.view_functions.items():
-        if endpoint.startswith("api-docs."):
+        if endpoint.startswith(("api-docs.", "api-docs-assets.")):
             public(view)
     return api
+
+
+def _docs_assets() -> Blueprint:
+    """Swagger UI's JavaScript and CSS, from the ``swagger-ui-bundle`` package."""
+    assets = Blueprint("api-docs-assets", __name__)
+
+    @assets.route(f"{API_PREFIX}/docs/assets/<path:filename>")
+    def swagger_ui_asset(filename: str) -> Response:
+        """One Swagger UI file (cached a day: they change only with the package)."""
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86_400)
+
+    return assets

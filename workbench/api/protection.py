@@ -13,6 +13,7 @@ from flask_limiter.util import get_remote_address
 from limits import RateLimitItemPerHour
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from workbench.api.errors import API_PREFIX, ApiError, error_response, own_retry_after
 from workbench.auth.guard import resolve_principal
@@ -60,29 +61,41 @@ def _key_id() -> str:
 
 
 LIMITER = "workbench.limiter"
-# Failed logins per client address and e-mail, API and sign-in form together; successful logins do not count.
-LOGIN_THROTTLE = "5 per 15 minutes"
+# Failed logins (API and sign-in form together; successful logins do not count), in three counts:
+# per address and e-mail (one guesser), per e-mail from anywhere (guessers spread over addresses),
+# per address over any e-mail (password spraying). Addresses are the client's, through ProxyFix.
+LOGIN_THROTTLES = {
+    "login": ("5 per 15 minutes", lambda: f"login:{get_remote_address()}:{_login_email()}"),
+    "login-account": ("10 per 15 minutes", lambda: f"login-account:{_login_email()}"),
+    "login-address": ("20 per 15 minutes", lambda: f"login-address:{get_remote_address()}"),
+}
 
 
-def login_throttle_key() -> str:
-    """Failed logins count per client address and e-mail, so one attacker cannot lock everyone out."""
+def _login_email() -> str:
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else request.form.get("email")
-    return f"login:{get_remote_address()}:{str(email or '').strip().lower()[:255]}"
+    return str(email or "").strip().lower()[:255]
 
 
 def throttle_failed_logins(app: Flask, endpoints: list[str]) -> None:
-    """Throttle failed logins on ``endpoints`` (registered views): one count per address and e-mail."""
+    """Throttle failed logins on ``endpoints`` (registered views), counted by :data:`LOGIN_THROTTLES`."""
     limiter: Limiter = app.extensions[LIMITER]
     for endpoint in endpoints:
-        throttle = limiter.shared_limit(
-            LOGIN_THROTTLE,
-            scope="login",
-            key_func=login_throttle_key,
-            deduct_when=lambda response: response.status_code == 401,
-        )
         view: Any = app.view_functions[endpoint]
-        app.view_functions[endpoint] = throttle(view)
+        for scope, (limit, key) in LOGIN_THROTTLES.items():
+            throttle = limiter.shared_limit(
+                limit, scope=scope, key_func=key, deduct_when=lambda response: response.status_code == 401
+            )
+            view = throttle(view)
+        app.view_functions[endpoint] = view
+
+
+def trust_proxies(app: Flask, count: int) -> None:
+    """Believe ``X-Forwarded-For/-Proto/-Host/-Port`` from ``count`` reverse proxies (0: none)."""
+    if count > 0:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count
+        )
 
 
 def limit_body(blueprint: Blueprint, max_bytes: int = MAX_JSON_BODY) -> Blueprint:
@@ -173,8 +186,10 @@ def init_protection(app: Flask, settings: Settings) -> None:
     # window's reset on every response of a device key, which would tell a device to wait an hour after a 503.
     app.after_request(own_retry_after)
     app.before_request(_limit_auth_bodies)  # before the limiter's hooks, which may read a login body
+    _retry_after_only_when_refused(app)  # before init_app: its hook then runs after the limiter's
     limiter.init_app(app)
     app.extensions[LIMITER] = limiter
+    trust_proxies(app, settings.trusted_proxies)
     origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
     if origins:
         CORS(
@@ -198,4 +213,14 @@ def init_protection(app: Flask, settings: Settings) -> None:
         if request.path.startswith(API_PREFIX) and not request.path.startswith(f"{API_PREFIX}/docs"):
             response.headers.setdefault("Content-Security-Policy", API_CSP)
             response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _retry_after_only_when_refused(app: Flask) -> None:
+    """Keep ``Retry-After`` (which the limiter adds to every keyed response) on 429 and 503 only."""
+
+    @app.after_request
+    def _strip(response: Response) -> Response:
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)
         return response

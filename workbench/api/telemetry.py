@@ -24,7 +24,13 @@ from workbench.platform import current_platform
 
 blp = make_blueprint("telemetry_query", "/telemetry", "Telemetry queries, aggregates, chart series, exports")
 
-_KEY = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
+# No control characters (NUL above all: PostgreSQL refuses it, which a streamed export would hit mid-answer).
+_KEY = ma.fields.String(
+    validate=[
+        ma.validate.Length(min=1, max=100),
+        ma.validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters"),
+    ]
+)
 MAX_RAW_PAGE = 10_000
 DEFAULT_WINDOW = timedelta(hours=1)
 
@@ -65,6 +71,9 @@ class PointSchema(ma.Schema):
     text_value = ma.fields.String(allow_none=True)
     unit = ma.fields.String(allow_none=True)
     quality = ma.fields.Integer(allow_none=True)
+    metadata = ma.fields.Dict(
+        allow_none=True, metadata={"description": "what came with the reading (the message's source, ...)"}
+    )
 
 
 class RawPageSchema(ma.Schema):
@@ -190,13 +199,13 @@ def raw(args: dict[str, Any]) -> dict[str, Any]:
     order = telemetry.c.timestamp.asc() if args["order"] == "asc" else telemetry.c.timestamp.desc()
     size = args["page_size"]
     query = (
-        select(*(telemetry.c[name] for name in series.EXPORT_COLUMNS))
+        select(*(telemetry.c[name] for name in series.EXPORT_COLUMNS), telemetry.c.metadata)
         .where(*where)
         .order_by(order, telemetry.c.key)
         .limit(size + 1)
         .offset((args["page"] - 1) * size)
     )
-    with current_platform().engine.connect() as conn:
+    with current_platform().read_engine().connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
     return {"items": rows[:size], "page": args["page"], "page_size": size, "has_more": len(rows) > size}
 
@@ -223,7 +232,7 @@ def latest(args: dict[str, Any]) -> dict[str, Any]:
         .order_by(latest_values.c.device_id, latest_values.c.key)
         .limit(args["limit"])
     )
-    with current_platform().engine.connect() as conn:
+    with current_platform().read_engine().connect() as conn:
         return {"items": [dict(r._mapping) for r in conn.execute(query)]}
 
 
@@ -240,7 +249,7 @@ def aggregate(args: dict[str, Any]) -> Response:
     try:
         step = series.parse_interval(args["interval"])
         items = series.aggregate(
-            current_platform().engine,
+            current_platform().read_engine(),
             args["device_id"],
             args["keys"],
             args["start"],
@@ -275,8 +284,9 @@ def downsample(args: dict[str, Any]) -> dict[str, Any]:
     """A chart-ready series of at most ``points`` points (LTTB over per-bucket min/max)."""
     _own(args["device_id"])
     check_range(args["start"], args["end"])
+    engine = current_platform().read_engine()
     points = series.downsample(
-        current_platform().engine, args["device_id"], args["key"], args["start"], args["end"], args["points"]
+        engine, args["device_id"], args["key"], args["start"], args["end"], args["points"]
     )
     return {
         "device_id": args["device_id"],
@@ -307,7 +317,7 @@ def export(args: dict[str, Any]) -> Response:
     """Every reading of a range as CSV or Parquet, streamed from a server-side cursor."""
     _own(args["device_id"])
     check_range(args["start"], args["end"])
-    engine = current_platform().engine
+    engine = current_platform().read_engine()
     rows = (args["device_id"], args.get("keys"), args["start"], args["end"])
     name = f"telemetry-{args['device_id']}.{args['format']}"
     if args["format"] == "parquet":

@@ -10,6 +10,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from workbench.api.common import (
+    Changes,
     PageArgs,
     PageSchema,
     Strict,
@@ -20,6 +21,7 @@ from workbench.api.common import (
 )
 from workbench.api.common import query_args as _query_args
 from workbench.api.errors import ApiError
+from workbench.auth import access
 from workbench.auth.guard import current_principal, require
 from workbench.auth.passwords import hash_password
 from workbench.auth.users import ROLES
@@ -40,7 +42,7 @@ class UserCreateSchema(Strict):
     role = ma.fields.String(required=True, validate=ma.validate.OneOf(ROLES))
 
 
-class UserUpdateSchema(Strict):
+class UserUpdateSchema(Changes):
     """Changes to a user (every field optional)."""
 
     password = ma.fields.String(load_only=True, validate=_PASSWORD)
@@ -135,13 +137,19 @@ def update_user(body: dict[str, Any], user_id: uuid.UUID) -> dict[str, Any]:
     ):
         raise ApiError(409, "conflict", "admins cannot demote or disable themselves")
     with current_platform().engine.begin() as conn:
+        before = conn.execute(
+            select(users.c.role, users.c.disabled).where(users.c.id == user_id).with_for_update()
+        ).first()
+        if before is None:
+            raise not_found("user", user_id)
         if values:
-            changed = update(users).where(users.c.id == user_id).values(**values).returning(*_COLUMNS)
-            row = conn.execute(changed).first()
-        else:
-            row = conn.execute(select(*_COLUMNS).where(users.c.id == user_id)).first()
-    if row is None:
-        raise not_found("user", user_id)
+            conn.execute(update(users).where(users.c.id == user_id).values(**values))
+        # A new password, another role or disabling ends every token and UI session the user holds.
+        if "password_hash" in values or any(
+            values[k] != getattr(before, k) for k in ("role", "disabled") if k in values
+        ):
+            access.end_access(conn, user_id)
+        row = conn.execute(select(*_COLUMNS).where(users.c.id == user_id)).one()
     return dict(row._mapping)
 
 

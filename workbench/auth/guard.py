@@ -1,15 +1,19 @@
-"""Flask side of auth: who is calling (JWT, API key, UI session) and the ``require``/``public`` decorators."""
+"""Flask side of auth: who is calling (JWT, API key, UI session) and the ``require``/``public`` decorators.
+
+The one place a request's user is loaded: tokens and the UI session name a user and an epoch, and the
+user row decides (exists, enabled, same epoch, its current role). See :mod:`workbench.auth.access`.
+"""
 
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from flask import current_app, g, request, session
 
-from workbench.auth import api_keys, tokens
+from workbench.auth import access, api_keys, service_tokens, tokens
 from workbench.auth.permissions import allowed
 from workbench.auth.principal import Principal
 from workbench.errors import ApiError
@@ -55,20 +59,35 @@ def _from_bearer() -> Principal | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "unauthorized", "Authorization header must be 'Bearer <token>'")
-    platform = current_platform()
+    if service_tokens.is_service_token(token.strip()):
+        service = service_principal(token.strip())
+        if service is None:
+            raise ApiError(401, "unauthorized", "service token revoked, expired or unknown")
+        return service
     try:
         claims = tokens.decode(current_app.config["SECRET_KEY"], token.strip())
     except tokens.TokenError as error:
         raise ApiError(401, "unauthorized", str(error)) from None
-    if tokens.is_revoked(platform.engine, claims["jti"]):
-        raise ApiError(401, "unauthorized", "token revoked")
-    return Principal(
-        kind="user",
-        id=uuid.UUID(claims["sub"]),
-        role=claims["role"],
-        email=claims.get("email"),
-        claims=claims,
-    )
+    principal = token_principal(claims)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "token revoked, or its user was changed, disabled or removed")
+    return principal
+
+
+def token_principal(claims: dict[str, Any]) -> Principal | None:
+    """The user behind decoded token ``claims`` while their access holds (the database decides the role)."""
+    user = access.token_user(current_platform().engine, claims)
+    if user is None:
+        return None
+    return Principal(kind="user", id=user.id, role=user.role, email=user.email, claims=claims)
+
+
+def service_principal(raw: str) -> Principal | None:
+    """The caller behind a service token while it is neither revoked nor expired."""
+    token = service_tokens.authenticate(current_platform().engine, raw)
+    if token is None:
+        return None
+    return Principal(kind="service", id=token.id, role="service", claims={"scopes": token.scopes})
 
 
 def _from_api_key() -> Principal | None:
@@ -91,11 +110,60 @@ def _from_api_key() -> Principal | None:
 
 def _from_session() -> Principal | None:
     # The UI's cookie session authenticates only safe methods: API writes need a token or key (no CSRF).
-    if request.method not in ("GET", "HEAD", "OPTIONS") or "user_id" not in session:
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
         return None
-    return Principal(
-        kind="user", id=uuid.UUID(session["user_id"]), role=session["role"], email=session.get("email")
+    return session_principal()
+
+
+SESSION_KEY = "sid"
+
+
+def session_principal() -> Principal | None:
+    """The UI session's user while the session holds (epoch, enabled, idle and absolute timeouts)."""
+    if "session_principal" in g:
+        cached: Principal | None = g.session_principal
+        return cached
+    principal = None
+    raw = session.get(SESSION_KEY)
+    if raw is not None:
+        settings = current_platform().settings
+        user = access.session_user(
+            current_platform().engine,
+            raw,
+            idle=timedelta(seconds=settings.session_idle_timeout_s),
+            absolute=timedelta(seconds=settings.session_absolute_timeout_s),
+        )
+        if user is None:
+            session.clear()  # ended on the server: the browser's copy goes too
+        else:
+            claims = {"ver": user.token_version}
+            principal = Principal(kind="user", id=user.id, role=user.role, email=user.email, claims=claims)
+    g.session_principal = principal
+    return principal
+
+
+def start_session(user: access.ActiveUser) -> None:
+    """Sign ``user`` in to the UI: a new server-side session, its random id in a fresh cookie."""
+    engine, settings = current_platform().engine, current_platform().settings
+    # Sessions nobody signed out of would stay forever: each sign-in sweeps the timed-out ones.
+    access.purge_sessions(
+        engine,
+        idle=timedelta(seconds=settings.session_idle_timeout_s),
+        absolute=timedelta(seconds=settings.session_absolute_timeout_s),
     )
+    session.clear()
+    session[SESSION_KEY] = access.start_session(engine, user)
+    session.permanent = True
+    g.pop("session_principal", None)
+
+
+def end_session() -> None:
+    """Sign the UI session out on the server, so a copy of the cookie is worthless too."""
+    raw = session.get(SESSION_KEY)
+    if isinstance(raw, str):
+        access.end_session(current_platform().engine, raw)
+    session.clear()
+    g.pop("session_principal", None)
 
 
 def require(permission: str) -> Callable[[F], F]:
@@ -108,8 +176,9 @@ def require(permission: str) -> Callable[[F], F]:
             principal = resolve_principal()
             if principal is None:
                 raise ApiError(401, "unauthorized", "authentication required (Bearer token or X-API-Key)")
-            if not allowed(principal.role, permission):
-                raise ApiError(403, "forbidden", f"role {principal.role} lacks {permission}")
+            if not principal.may(permission):
+                who = "this service token" if principal.kind == "service" else f"role {principal.role}"
+                raise ApiError(403, "forbidden", f"{who} lacks {permission}")
             if principal.is_device and not _key_grants(principal, permission):
                 raise ApiError(403, "forbidden", f"this API key's permissions exclude {permission}")
             return func(*args, **kwargs)

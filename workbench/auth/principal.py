@@ -6,12 +6,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.auth.permissions import allowed
+
 
 @dataclass(frozen=True)
 class Principal:
     """An authenticated caller and what it may do."""
 
-    kind: str  # "user" or "device"
+    kind: str  # "user", "device" or "service" (a service token: its scopes are its permissions)
     id: uuid.UUID
     role: str
     email: str | None = None
@@ -19,6 +21,13 @@ class Principal:
     key_id: uuid.UUID | None = None
     rate_limit: int | None = None
     claims: dict[str, Any] = field(default_factory=dict)
+
+    def may(self, permission: str) -> bool:
+        """Whether this caller holds ``permission``: its role's, or a service token's scopes."""
+        if self.kind == "service":
+            allowed("admin", permission)  # an unknown permission raises, as for roles
+            return permission in self.claims.get("scopes", ())
+        return allowed(self.role, permission)
 
     @property
     def is_device(self) -> bool:

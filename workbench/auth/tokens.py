@@ -21,8 +21,10 @@ class TokenError(ValueError):
     """A token is malformed, expired, of the wrong type or revoked."""
 
 
-def issue(secret: str, user_id: uuid.UUID, role: str, email: str, kind: str = "access") -> str:
-    """A signed token of ``kind`` (access or refresh) for the user."""
+def issue(
+    secret: str, user_id: uuid.UUID, role: str, email: str, kind: str = "access", version: int = 0
+) -> str:
+    """A signed token of ``kind`` (access or refresh) for the user at epoch ``version`` (token_version)."""
     now = datetime.now(UTC)
     ttl = ACCESS_TTL if kind == "access" else REFRESH_TTL
     claims = {
@@ -30,6 +32,7 @@ def issue(secret: str, user_id: uuid.UUID, role: str, email: str, kind: str = "a
         "role": role,
         "email": email,
         "type": kind,
+        "ver": version,
         "jti": uuid.uuid4().hex,
         "iat": now,
         "nbf": now,

@@ -7,6 +7,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from workbench.metrics import observe_engine
+
 # Seconds to wait for a connection (libpq connect, or a free pool slot) unless the caller says otherwise.
 CONNECT_TIMEOUT = 3.0
 
@@ -24,12 +26,12 @@ def libpq_url(url: str) -> str:
 
 
 def make_engine(url: str, pool_size: int = 10, timeout: float = CONNECT_TIMEOUT) -> Engine:
-    """An engine with a bounded pool that checks connections before use (they survive DB restarts).
+    """A bounded pool checking connections before use (they survive DB restarts); statements are timed.
 
     Connecting and waiting for a pool slot each give up after ``timeout`` seconds, so a database
     that is down or saturated fails a request quickly (the API answers 503) instead of holding it.
     """
-    return create_engine(
+    engine = create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=10,
@@ -38,6 +40,8 @@ def make_engine(url: str, pool_size: int = 10, timeout: float = CONNECT_TIMEOUT)
         pool_timeout=timeout,
         connect_args={"connect_timeout": max(2, round(timeout))},  # libpq: whole seconds, at least 2
     )
+    observe_engine(engine)
+    return engine
 
 
 def unreachable(error: BaseException) -> bool:

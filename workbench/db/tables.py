@@ -51,6 +51,8 @@ users = Table(
     Column("disabled", Boolean, nullable=False, server_default=text("false")),
     _now("created_at"),
     Column("last_login", DateTime(timezone=True)),
+    # The user's epoch: tokens and UI sessions carry it and are refused once it moves on.
+    Column("token_version", Integer, nullable=False, server_default=text("0")),
 )
 
 devices = Table(
@@ -65,6 +67,8 @@ devices = Table(
     Column("connection_string", Text),
     Column("config", JSONB),
     Column("status", String(20), nullable=False, server_default="offline"),
+    # Why a connector set the status (which OPC-UA nodes fail, by status code name); None when all is well.
+    Column("status_detail", Text),
     Column("last_seen", DateTime(timezone=True)),
     Column("metadata", JSONB),
     _now("created_at"),
@@ -238,6 +242,18 @@ revoked_tokens = Table(
     _now("revoked_at"),
 )
 
+# Signed-in UI sessions (the cookie holds only a random id; this row is the session).
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the id in the cookie
+    Column("user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_version", Integer, nullable=False),
+    _now("created_at"),
+    _now("last_seen"),
+    Index("idx_user_sessions_user", "user_id"),
+)
+
 quarantine = Table(
     "quarantine",
     metadata,
@@ -251,6 +267,26 @@ quarantine = Table(
     Column("replayed_at", DateTime(timezone=True)),
     Index("idx_quarantine_received", text("received_at DESC")),
     Index("idx_quarantine_device", "device_id"),
+)
+
+# Commands to devices, delivered in the device's own protocol (MQTT JSON, Sparkplug DCMD/NCMD, Modbus and
+# OPC-UA writes, OPC-UA method calls): pending -> sent -> acknowledged, or failed with the reason.
+device_commands = Table(
+    "device_commands",
+    metadata,
+    _uuid_pk(),
+    Column("device_id", UUID(as_uuid=True), ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    Column("command", String(100), nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("protocol", String(50), nullable=False),
+    Column("status", String(20), nullable=False, server_default="pending"),
+    Column("reason", Text),
+    Column("result", JSONB),
+    Column("issued_by", UUID(as_uuid=True)),
+    _now("created_at"),
+    _now("updated_at"),
+    Index("idx_device_commands_device", "device_id", text("created_at DESC")),
+    Index("idx_device_commands_pending", "created_at", postgresql_where=text("status = 'pending'")),
 )
 
 action_log = Table(
@@ -341,4 +377,20 @@ import_checkpoints = Table(
     Column("last_ts", BigInteger, nullable=False),
     Column("rows", BigInteger, nullable=False, server_default=text("0")),
     _now("updated_at"),
+)
+
+# Named, scoped, expiring credentials for machines (historians, BI tools, Grafana, scripts): shown once.
+service_tokens = Table(
+    "service_tokens",
+    metadata,
+    _uuid_pk(),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scopes", JSONB, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("last_used", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("created_by", UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")),
+    _now("created_at"),
 )

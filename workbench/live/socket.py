@@ -16,15 +16,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, request
 from flask_socketio import SocketIO, join_room, leave_room
 from socketio import Manager
+from socketio import exceptions as socketio_exceptions
 
-from workbench.auth import tokens
+from workbench.auth import access, service_tokens, tokens
+from workbench.auth.guard import service_principal, session_principal, token_principal
 from workbench.auth.permissions import allowed
 from workbench.live.bus import ALERT, ALERT_UPDATE, DEVICE_STATUS, TELEMETRY_BATCH
 from workbench.live.events import DeviceStatus, TelemetryBatch
 from workbench.metrics import SOCKET_CONNECTIONS
+from workbench.periodic import Periodic
 from workbench.platform import Platform
 from workbench.severity import SEVERITIES
 
@@ -34,6 +37,11 @@ log = logging.getLogger(__name__)
 SUBSCRIPTION_PERMISSION = {"device": "telemetry:read", "alerts": "alerts:read", "devices": "devices:read"}
 QUEUE_LIMIT = 20_000
 SERVICE = "live"
+# How often connected clients' users are checked: a deleted, disabled or changed user's socket ends within it.
+ACCESS_SWEEP_S = 5.0
+# How often connected clients' tokens are checked; an expired one is told why, then disconnected.
+EXPIRY_CHECK_S = 1.0
+AUTH_EXPIRED = "auth_expired"
 
 
 @dataclass
@@ -44,6 +52,17 @@ class Client:
     role: str
     email: str | None
     rooms: set[str] = field(default_factory=set)
+    token_version: int = 0  # the user's epoch at connect; the access sweep disconnects it once it moves on
+    scopes: frozenset[str] | None = None  # a service token's: its permissions (None for users)
+    expires_at: float | None = None  # the token's ``exp`` (Unix seconds); None for a UI session
+
+    def may(self, permission: str) -> bool:
+        """Whether this client holds ``permission`` (its role's, or its service token's scopes)."""
+        return permission in self.scopes if self.scopes is not None else allowed(self.role, permission)
+
+
+class Refused(socketio_exceptions.ConnectionRefusedError):
+    """A refused connection; the client's ``connect_error`` carries ``{"message": reason}``."""
 
 
 def telemetry_room(device_id: str, key: str | None = None) -> str:
@@ -61,8 +80,13 @@ def alert_room(severity: str | None) -> str:
     return f"alerts:{severity or '*'}"
 
 
+def alert_updates_room(severity: str | None) -> str:
+    """Room of alert status changes of one severity, or (``None``) of every severity."""
+    return f"alerts:updates:{severity or '*'}"
+
+
 STATUS_ROOM = "devices:status"
-ALERT_UPDATES_ROOM = "alerts:updates"
+ALERT_UPDATES_ROOM = alert_updates_room(None)
 
 
 class RateMeter:
@@ -126,6 +150,39 @@ class LiveServer:
             self._unsubscribe.append(bus.subscribe(topic, self._enqueue))
         self._worker = threading.Thread(target=self._drain, name="socketio-fanout", daemon=True)
         self._worker.start()
+        self._access_sweep = Periodic("socketio-access", ACCESS_SWEEP_S, self.drop_ended_users).start()
+
+    def drop_ended_users(self) -> int:
+        """Disconnect clients whose user was removed, disabled or changed since they connected."""
+        connected = {sid: client for sid, client in list(self.clients.items())}
+        if not connected:
+            return 0
+        people = {(c.user_id, c.token_version) for c in connected.values() if c.scopes is None}
+        holding = access.users_holding(self.platform.engine, people)
+        machines = {c.user_id for c in connected.values() if c.scopes is not None}
+        holding |= {(token_id, 0) for token_id in service_tokens.valid_ids(self.platform.engine, machines)}
+        dropped = 0
+        for sid, client in connected.items():
+            if (client.user_id, client.token_version) not in holding and self.socketio.server is not None:
+                self.socketio.server.disconnect(sid)
+                dropped += 1
+        return dropped
+        threading.Thread(target=self._expire_tokens, name="socketio-expiry", daemon=True).start()
+
+    def _expire_tokens(self) -> None:
+        """Tell clients whose token expired why (``auth_expired``), then disconnect them."""
+        while True:
+            time.sleep(EXPIRY_CHECK_S)
+            now = time.time()
+            for sid, client in list(self.clients.items()):
+                if client.expires_at is not None and client.expires_at <= now:
+                    try:
+                        self.socketio.emit(AUTH_EXPIRED, {"reason": "token expired"}, to=sid)
+                        self.socketio.server.disconnect(sid, namespace="/")
+                    except Exception:  # the client left meanwhile
+                        log.debug("expiring %s failed", sid, exc_info=True)
+                    if self.clients.pop(sid, None) is not None:
+                        SOCKET_CONNECTIONS.dec()
 
     # -- bus side ---------------------------------------------------------------------------------------
 
@@ -181,7 +238,9 @@ class LiveServer:
             severity = event.get("severity")
             self._emit("alert", event, [alert_room(None), alert_room(severity)], everywhere=True)
         elif topic == ALERT_UPDATE:
-            self._emit("alert_update", jsonable(_as_dict(payload)), [ALERT_UPDATES_ROOM], everywhere=True)
+            event = jsonable(_as_dict(payload))
+            rooms = [ALERT_UPDATES_ROOM, alert_updates_room(event.get("severity"))]
+            self._emit("alert_update", event, rooms, everywhere=True)
 
     def _emit(self, event: str, data: dict[str, Any], rooms: list[str], everywhere: bool) -> None:
         if everywhere and self.platform.settings.redis_url:
@@ -214,33 +273,66 @@ class LiveServer:
         sio.on_event("disconnect", self._on_disconnect)
         sio.on_event("subscribe", self._on_subscribe)
         sio.on_event("unsubscribe", self._on_unsubscribe)
+        sio.on_event("refresh_token", self._on_refresh)
 
     def _on_connect(self, auth: dict[str, Any] | None = None) -> bool:
-        client = self._authenticate(auth)
-        if client is None:
-            return False  # refused: the client sees a connect_error
+        client = self._authenticate(auth)  # raises Refused: the client's connect_error says why
         self.clients[request.sid] = client  # type: ignore[attr-defined]
         SOCKET_CONNECTIONS.inc()
         return True
+
+    def _on_refresh(self, data: Any) -> dict[str, Any]:
+        """A fresh access token for the same user: the connection and its subscriptions stay."""
+        client = self.clients.get(request.sid)  # type: ignore[attr-defined]
+        if client is None:
+            return {"ok": False, "error": "not authenticated"}
+        token = data.get("token") if isinstance(data, dict) else None
+        try:
+            fresh = self._from_token(str(token or ""))
+        except Refused as error:
+            return {"ok": False, "error": str(error)}
+        if fresh.user_id != client.user_id:
+            return {"ok": False, "error": "the token is another user's"}
+        client.role, client.email, client.expires_at = fresh.role, fresh.email, fresh.expires_at
+        client.token_version = fresh.token_version
+        return {"ok": True, "expires_at": fresh.expires_at, "rooms": sorted(client.rooms)}
 
     def _on_disconnect(self, reason: Any = None) -> None:
         if self.clients.pop(request.sid, None) is not None:  # type: ignore[attr-defined]
             SOCKET_CONNECTIONS.dec()
 
-    def _authenticate(self, auth: dict[str, Any] | None) -> Client | None:
+    def _authenticate(self, auth: dict[str, Any] | None) -> Client:
         token = (auth or {}).get("token") if isinstance(auth, dict) else None
         token = token or request.args.get("token")
+        if token and service_tokens.is_service_token(str(token)):
+            service = service_principal(str(token))
+            if service is None:
+                raise Refused("unauthorized: service token revoked, expired or unknown")
+            return Client(str(service.id), "service", None, scopes=frozenset(service.claims["scopes"]))
         if token:
-            try:
-                claims = tokens.decode(current_app.config["SECRET_KEY"], str(token))
-            except tokens.TokenError:
-                return None
-            if tokens.is_revoked(self.platform.engine, claims["jti"]):
-                return None
-            return Client(user_id=claims["sub"], role=claims["role"], email=claims.get("email"))
-        if "user_id" in session and "role" in session:
-            return Client(user_id=session["user_id"], role=session["role"], email=session.get("email"))
-        return None
+            return self._from_token(str(token))
+        principal = session_principal()
+        if principal is None:
+            raise Refused("unauthorized: no token and no session (or the session ended)")
+        version = int(principal.claims.get("ver", -1))
+        return Client(str(principal.id), principal.role, principal.email, token_version=version)
+
+    def _from_token(self, token: str) -> Client:
+        try:
+            claims = tokens.decode(current_app.config["SECRET_KEY"], token)
+        except tokens.TokenError as error:
+            reason = str(error)
+            raise Refused(reason if reason == "token expired" else f"unauthorized: {reason}") from None
+        principal = token_principal(claims)
+        if principal is None:
+            raise Refused("unauthorized: token revoked, or its user was changed, disabled or removed")
+        return Client(
+            user_id=str(principal.id),
+            role=principal.role,
+            email=principal.email,
+            token_version=int(claims.get("ver", -1)),
+            expires_at=float(claims["exp"]),
+        )
 
     def _on_subscribe(self, data: Any) -> dict[str, Any]:
         client = self.clients.get(request.sid)  # type: ignore[attr-defined]
@@ -251,7 +343,7 @@ class LiveServer:
         except ValueError as error:
             return {"ok": False, "error": str(error)}
         permission = SUBSCRIPTION_PERMISSION[data["type"]]
-        if not allowed(client.role, permission):
+        if not client.may(permission):
             return {"ok": False, "error": f"role {client.role} lacks {permission}"}
         for room in rooms:
             join_room(room)
@@ -292,7 +384,8 @@ def subscription_rooms(data: Any) -> set[str]:
         unknown = [s for s in severities if s not in SEVERITIES]
         if unknown:
             raise ValueError(f"unknown severity {unknown[0]!r}")
-        return ({alert_room(s) for s in severities} or {alert_room(None)}) | {ALERT_UPDATES_ROOM}
+        wanted = severities or [None]
+        return {alert_room(s) for s in wanted} | {alert_updates_room(s) for s in wanted}
     return {STATUS_ROOM}
 
 

@@ -251,6 +251,54 @@ def alert(
     return payload
 
 
+def save_rule(
+    name: str,
+    notebook: str,
+    parameters: dict[str, Any],
+    device: str | uuid.UUID,
+    keys: Sequence[str],
+    *,
+    window: str = "1h",
+    every: str = "1m",
+    severity: str = "warning",
+    enabled: bool = False,
+    description: str | None = None,
+) -> uuid.UUID:
+    """Write a ``notebook`` rule for one device (validated as the rules API does); returns its id.
+
+    It runs ``notebook`` with ``parameters`` on new points of ``keys`` (at most ``every``) over the last
+    ``window``; written disabled unless ``enabled``; the engine loads it at its next reload."""
+    from psycopg.types.json import Jsonb
+
+    import workbench.notebooks.rule_type  # noqa: F401  (registers the notebook rule type)
+    from workbench.rules.validation import validate_rule
+
+    ident = device_id(device)
+    body = {
+        "name": name,
+        "type": "notebook",
+        "device_id": str(ident),
+        "condition": {
+            "notebook": notebook,
+            "parameters": _jsonable(parameters),
+            "keys": list(keys),
+            "window": window,
+            "every": every,
+        },
+        "action": {"type": "alert", "severity": severity},
+        "enabled": enabled,
+    }
+    errors = validate_rule(body)
+    if errors:
+        raise ValueError(f"invalid rule: {errors}")
+    row = _connection().execute(
+        "INSERT INTO rules (name, description, type, device_id, condition, action, enabled)"
+        " VALUES (%s, %s, 'notebook', %s, %s, %s, %s) RETURNING id",
+        (name, description, ident, Jsonb(body["condition"]), Jsonb(body["action"]), enabled),
+    ).fetchone()
+    return uuid.UUID(str(row[0]))
+
+
 def record(name: str, value: Any) -> None:
     """Record a named value (a score, a count, a small table) in the run result."""
     clean = _jsonable(value)

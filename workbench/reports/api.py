@@ -142,6 +142,17 @@ def catalog() -> dict[str, Any]:
 
 @blp.route("/<string:format_name>", methods=["POST"])
 @require("reports:generate")
+@blp.doc(
+    parameters=[
+        {
+            "in": "path",
+            "name": "format_name",
+            "required": True,
+            "description": "a registered report format",
+            "schema": {"type": "string", "enum": formats.names()},
+        }
+    ]
+)
 @blp.arguments(RunSchema)
 @blp.response(202, ReportSchema)
 @blp.alt_response(201, schema=ReportSchema, description="rendered before answering (`wait`)")

@@ -18,7 +18,7 @@ from sqlalchemy import func, insert, select, update
 
 from workbench.db.tables import notebook_runs, reports
 from workbench.live.bus import REPORT_PROGRESS
-from workbench.metrics import REPORT_RUNS
+from workbench.metrics import REPORT_RUNS, queue_probe
 from workbench.notebooks.parameters import supplied
 from workbench.platform import Platform
 from workbench.reports import formats, params, runner
@@ -59,6 +59,14 @@ class ReportService:
         self.tick_seconds = 1.0
         # Each render holds a kernel and a PDF engine: bound how many run at once in this process.
         self._slots = threading.BoundedSemaphore(max_parallel)
+        queue_probe("reports", self.queued)
+
+    def queued(self) -> int:
+        """Reports waiting to be rendered."""
+        with self.platform.engine.connect() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(reports).where(reports.c.status == "queued")).scalar_one()
+            )
 
     def notebooks(self) -> list[str]:
         """The report notebooks that can be run, by name."""

@@ -29,6 +29,7 @@ from workbench.rules.backtest import InvalidRule, backtest
 from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.types import Rule, rule_types
 from workbench.rules.validation import validate_rule
+from workbench.secrets import merge_actions, open_actions, redact_actions
 
 # Only the app-wide body cap applies here (unchanged from before these routes used workbench.api.common).
 blp = make_blueprint(
@@ -50,6 +51,16 @@ _EDITABLE = (
 )
 
 
+# An action ({type, ...}) or a list of them, described fully so generated clients type it.
+_ACTION = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {"type": {"type": "string"}},
+    "additionalProperties": {},
+}
+ACTION_DOC = {"oneOf": [_ACTION, {"type": "array", "items": _ACTION}]}
+
+
 class RuleFields(Strict):
     """Fields of a rule a client sets (checked further by the rule type and action plugins)."""
 
@@ -64,7 +75,9 @@ class RuleFields(Strict):
         },
     )
     condition = ma.fields.Dict(metadata={"description": "the rule type's condition (design §5.1)"})
-    action = ma.fields.Raw(metadata={"description": "an action object {type, ...} or a list of them (§5.2)"})
+    action = ma.fields.Raw(
+        metadata={"description": "an action object {type, ...} or a list of them (§5.2)", **ACTION_DOC}
+    )
     enabled = ma.fields.Boolean()
     priority = ma.fields.Integer(validate=ma.validate.Range(min=0, max=1000))
     cooldown_seconds = ma.fields.Integer(validate=ma.validate.Range(min=0, max=30 * 86400))
@@ -77,7 +90,7 @@ class RuleCreateSchema(RuleFields):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=255))
     type = ma.fields.String(required=True)
     condition = ma.fields.Dict(required=True)
-    action = ma.fields.Raw(required=True)
+    action = ma.fields.Raw(required=True, metadata=ACTION_DOC)
 
 
 class RuleSchema(ma.Schema):
@@ -90,7 +103,7 @@ class RuleSchema(ma.Schema):
     device_id = ma.fields.UUID(allow_none=True)
     target = ma.fields.Dict(allow_none=True)
     condition = ma.fields.Dict(required=True)
-    action = ma.fields.Raw(required=True)
+    action = ma.fields.Raw(required=True, metadata=ACTION_DOC)
     enabled = ma.fields.Boolean(required=True)
     priority = ma.fields.Integer(required=True)
     cooldown_seconds = ma.fields.Integer(required=True)
@@ -171,8 +184,37 @@ def _row(rule_id: uuid.UUID) -> dict[str, Any]:
     return fetch_row(rules, rule_id, "rule")
 
 
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A rule as every role reads it: action secrets and header values only as ``{"set": true}``."""
+    return {**row, "action": redact_actions(row.get("action"))}
+
+
+def _key() -> str:
+    return current_platform().settings.resolved_secret_key()
+def _device_from_target(body: dict[str, Any]) -> None:
+    """``device_id`` mirrors ``target.device_id`` (one device); another kind of target clears it."""
+    target = body.get("target")
+    if "target" not in body or not isinstance(target, dict):
+        return
+    named = target.get("device_id")
+    if named is None:
+        if body.get("device_id") is None:
+            body["device_id"] = None
+        return
+    try:
+        device = uuid.UUID(str(named))
+    except ValueError:
+        raise _invalid({"target": "device_id must be a UUID"}) from None
+    if body.get("device_id") is not None and body["device_id"] != device:
+        raise _invalid({"device_id": "differs from target.device_id"})
+    body["device_id"] = device
+
+
 def _checked(body: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``body`` (its action secrets opened, as the plugins see them); returns it."""
     document = {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in body.items()}
+    if "action" in document:
+        document["action"] = open_actions(document["action"], _key())
     errors = validate_rule(document)
     if errors:
         raise _invalid(errors)
@@ -190,7 +232,8 @@ def _changed() -> None:
 def list_rules(args: dict[str, Any]) -> dict[str, Any]:
     """Rules, highest priority first, filtered by type or enabled."""
     where = [rules.c[k] == args[k] for k in ("type", "enabled") if k in args]
-    return fetch_page(rules, where, [rules.c.priority.desc(), rules.c.name, rules.c.id], args)
+    page = fetch_page(rules, where, [rules.c.priority.desc(), rules.c.name, rules.c.id], args)
+    return {**page, "items": [_shown(item) for item in page["items"]]}
 
 
 @blp.route("/types", methods=["GET"])
@@ -211,7 +254,9 @@ def list_types() -> dict[str, Any]:
 @blp.arguments(RuleCreateSchema)
 @blp.response(201, RuleSchema)
 def create(body: dict[str, Any]) -> dict[str, Any]:
-    """Create a rule (validated by its type and its actions' plugins)."""
+    """Create a rule (validated by its type and its actions' plugins); action secrets stored sealed."""
+    body["action"] = merge_actions(body["action"], None, _key())
+    _device_from_target(body)
     _checked(body)
     principal = current_principal()
     with current_platform().engine.begin() as conn:
@@ -225,15 +270,15 @@ def create(body: dict[str, Any]) -> dict[str, Any]:
             .one()
         )
     _changed()
-    return dict(row)
+    return _shown(dict(row))
 
 
 @blp.route("/<uuid:rule_id>", methods=["GET"])
 @require("rules:read")
 @blp.response(200, RuleSchema)
 def get(rule_id: uuid.UUID) -> dict[str, Any]:
-    """One rule."""
-    return _row(rule_id)
+    """One rule (action secrets shown as set, never read back)."""
+    return _shown(_row(rule_id))
 
 
 @blp.route("/<uuid:rule_id>", methods=["PUT"])
@@ -243,12 +288,15 @@ def get(rule_id: uuid.UUID) -> dict[str, Any]:
 def update_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
     """Change a rule's fields (only those sent); the whole rule is validated again."""
     current = _row(rule_id)
+    if "action" in body:  # secrets not sent (or sent back as {"set": true}) are kept
+        body["action"] = merge_actions(body["action"], current["action"], _key())
+    _device_from_target(body)
     merged = {k: current[k] for k in _EDITABLE}
     merged.update(body)
     _checked(merged)
     row = update_row(rules, rule_id, "rule", body)
     _changed()
-    return row
+    return _shown(row)
 
 
 @blp.route("/<uuid:rule_id>", methods=["DELETE"])
@@ -278,7 +326,7 @@ def test_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
         )
     rule = Rule.from_row(_row(rule_id))
     try:
-        result = backtest(current_platform().engine, rule, start, end)
+        result = backtest(current_platform().read_engine(), rule, start, end)
     except InvalidRule as error:
         raise _invalid(error.errors) from None
     return {"rule_id": rule_id, "start": start, "end": end, **result}

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from workbench.db.tables import latest_values
 from workbench.live.bus import ALERT_UPDATE, RULES_CHANGED, TELEMETRY_BATCH
 from workbench.live.events import TelemetryBatch
-from workbench.metrics import RULE_EVALUATIONS
+from workbench.metrics import RULE_EVALUATIONS, queue_probe
 from workbench.platform import Platform
 from workbench.rules import alerts as alert_rows
 from workbench.rules.actions.base import ActionContext
@@ -86,6 +86,8 @@ class RuleEngine:
         self.windows = WindowBook()  # statistical windows, shared by the rules over the same key and window
         # (time the bus handed it over, batch); None as batch: a history load finished, evaluate anyway.
         self._queue: queue.Queue[tuple[float, TelemetryBatch | None]] = queue.Queue(maxsize=100_000)
+        queue_probe("rule_batches", self._queue.qsize)
+        queue_probe("rule_actions", lambda: self.worker.pending)
         self._loader: HistoryLoader | None = None
         self._evaluating = threading.Lock()  # the loop and direct callers (tests, tools) take turns
         self._references: dict[str, float] = {}

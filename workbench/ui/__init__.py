@@ -7,10 +7,12 @@ from typing import Any, cast
 
 import dash
 from dash import ClientsideFunction, Input, Output, State, dcc
-from flask import Flask
+from dash.exceptions import DependencyException
+from flask import Flask, Response, jsonify, request
 
 from workbench.ui import shell
-from workbench.ui.login import UI_PREFIX, init_login
+from workbench.ui.csp import init_csp, inline_scripts, script_hash
+from workbench.ui.login import PAGE, UI_PREFIX, init_login
 from workbench.ui.pages import alerts, dashboards, device, overview, reports, rules
 from workbench.ui.session import current_user
 
@@ -35,7 +37,40 @@ def init_ui(app: Flask) -> dash.Dash:
     _register_shell(ui)
     for page in PAGES:
         page.register(ui)
+    _refuse_malformed_dash_requests(app, ui)
+    # After every callback is registered: Dash hashes its inline scripts (clientside callbacks, renderer).
+    init_csp(app, [*ui.csp_hashes(), *map(script_hash, inline_scripts(PAGE))])
     return ui
+
+
+def _refuse_malformed_dash_requests(app: Flask, ui: dash.Dash) -> None:
+    """Probes of Dash's endpoints get 404/400, never a 500: unknown component paths, foreign callbacks."""
+    dispatch = f"{UI_PREFIX}_dash-update-component"
+
+    @app.errorhandler(DependencyException)
+    def _no_such_component_file(error: DependencyException) -> Response:
+        return _json_error(404, "not_found", "no such component file")
+
+    @app.before_request
+    def _callback_shape() -> Response | None:
+        if request.path != dispatch or request.method != "POST":
+            return None
+        body = request.get_json(silent=True)
+        lists = ("inputs", "state", "outputs", "changedPropIds")
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("output"), str)
+            or body["output"] not in ui.callback_map
+            or any(not isinstance(body.get(name, []), list | dict) for name in lists)
+        ):
+            return _json_error(400, "bad_request", "not a callback of this app")
+        return None
+
+
+def _json_error(status: int, code: str, message: str) -> Response:
+    response = jsonify(error={"code": code, "message": message})
+    response.status_code = status
+    return response
 
 
 def route(pathname: str | None) -> tuple[Any, list[dict[str, Any]]]:

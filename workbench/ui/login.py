@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, jsonify, redirect, render_template_string, request, session
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    has_request_context,
+    jsonify,
+    redirect,
+    render_template_string,
+    request,
+    session,
+    url_for,
+)
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import update
 
-from workbench.auth.passwords import verify_password
-from workbench.auth.users import find_user
+from workbench.auth.guard import end_session, session_principal, start_session
+from workbench.auth.users import check_login
 from workbench.db.tables import users
-from workbench.platform import current_platform
+from workbench.platform import EXTENSION, current_platform
+from workbench.ui.sso import LOGOUT_KEY, init_sso, provider_logout_url, providers_of
 
 UI_PREFIX = "/ui/"
 blueprint = Blueprint("ui_login", __name__)
@@ -28,6 +42,10 @@ JSON.parse(localStorage.getItem("wb-theme"))||"light"}catch(e){}</script>
 <main class="container" style="max-width: 24rem; margin-top: 12vh">
 <h1 class="h4 mb-3">IIoT Workbench</h1>
 {% if error %}<div class="alert alert-danger" role="alert">{{ error }}</div>{% endif %}
+{% for provider in providers %}<a class="btn btn-outline-primary w-100 mb-2" id="sso-{{ provider.slug }}"
+ href="/login/sso/{{ provider.slug }}?next={{ next | urlencode }}">Sign in with {{ provider.name }}</a>
+{% endfor %}
+{% if local_login %}{% if providers %}<div class="text-center text-body-secondary my-2">or</div>{% endif %}
 <form method="post" action="/login">
 <input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="next" value="{{ next }}">
 <div class="mb-3"><label class="form-label" for="email">E-mail</label>
@@ -37,23 +55,37 @@ JSON.parse(localStorage.getItem("wb-theme"))||"light"}catch(e){}</script>
 <input class="form-control" id="password" name="password" type="password" autocomplete="current-password"
  required></div>
 <button class="btn btn-primary w-100" id="login" type="submit">Sign in</button>
-</form></main></body></html>"""
+</form>{% endif %}</main></body></html>"""
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed cookie, marked ``Secure`` whenever the request came over HTTPS (ProxyFix tells)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """``Secure`` when configured, or when this request is HTTPS."""
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (has_request_context() and request.is_secure)
 
 
 def init_login(app: Flask) -> None:
     """Register the login/logout routes and the gate that sends anonymous UI visitors to the login page."""
+    settings = app.extensions[EXTENSION].settings
     # Lax keeps the session cookie off cross-site POSTs, so Dash callbacks cannot be forged from elsewhere.
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # (Flask defines the key as None, so this is set, not defaulted.)
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
+    # The cookie holds only a session id; the server ends the session sooner (idle timeout, sign-out).
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=settings.session_absolute_timeout_s)
+    app.session_interface = SessionCookies()
     app.register_blueprint(blueprint)
     app.before_request(_gate)
+    init_sso(app)
 
 
 def _gate() -> Response | None:
     path = request.path
     if not path.startswith(UI_PREFIX) or path.startswith(UI_PREFIX + "assets/"):
         return None
-    if "user_id" in session:
+    if session_principal() is not None:
         return None
     if path.startswith(UI_PREFIX + "_dash-"):
         response = jsonify(error={"code": "unauthorized", "message": "log in first"})
@@ -85,40 +117,57 @@ def login_form() -> str:
 def login_submit() -> Response | tuple[str, int]:
     """Check the password and start a session carrying the user's id, role and e-mail."""
     target = _safe_next(request.form.get("next"))
+    if not current_platform().settings.local_login:
+        return _render("Sign-in with a password is switched off here.", target), 403
     if not secrets.compare_digest(request.form.get("csrf", ""), session.get("login_csrf", "")):
         return _render("The form expired; try again.", target), 400
-    email = request.form.get("email", "").strip()
     engine = current_platform().engine
-    user = find_user(engine, email) if email else None
-    if (
-        not user
-        or user["disabled"]
-        or not verify_password(user["password_hash"], request.form.get("password", ""))
-    ):
+    # The same check as the API: an unknown e-mail costs the same password verification as a known one.
+    user = check_login(engine, request.form.get("email", ""), request.form.get("password", ""))
+    if user is None:
         return _render("Wrong e-mail or password.", target), 401
-    session.clear()
-    session.update(user_id=str(user["id"]), role=user["role"], email=user["email"])
-    session.permanent = True
+    start_session(user)
     with engine.begin() as conn:
-        conn.execute(update(users).where(users.c.id == user["id"]).values(last_login=datetime.now(UTC)))
+        conn.execute(update(users).where(users.c.id == user.id).values(last_login=datetime.now(UTC)))
     return redirect(target)  # type: ignore[return-value]
 
 
 @blueprint.errorhandler(429)
 def too_many_attempts(error: Exception) -> tuple[str, int]:
     """The login throttle answered: the form again, saying why."""
-    message = "Too many failed sign-ins for this e-mail; try again in a few minutes."
+    message = "Too many failed sign-ins; try again in a few minutes."
     return _render(message, _safe_next(request.form.get("next"))), 429
 
 
 @blueprint.get("/logout")
 def logout() -> Response:
-    """End the session."""
-    session.clear()
-    return redirect("/login")  # type: ignore[return-value]
+    """End the session (on the server: a copied cookie stops working too)."""
+    signed_out = session.get(LOGOUT_KEY)
+    end_session()
+    back_to = url_for("ui_login.login_form", _external=True)
+    provider = provider_logout_url(current_app, signed_out, back_to)
+    return redirect(provider or "/login")  # type: ignore[return-value]
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: same-site UI paths only."""
+    return _safe_next(target)
+
+
+def refuse_sign_in(message: str) -> tuple[str, int]:
+    """The sign-in page saying why a sign-in was refused (403)."""
+    return _render(message, UI_PREFIX), 403
 
 
 def _render(error: str | None, target: str) -> str:
     token = session.get("login_csrf") or secrets.token_urlsafe(24)
     session["login_csrf"] = token
-    return render_template_string(PAGE, error=error, next=target, csrf=token, prefix=UI_PREFIX)
+    return render_template_string(
+        PAGE,
+        error=error,
+        next=target,
+        csrf=token,
+        prefix=UI_PREFIX,
+        providers=providers_of(current_app),
+        local_login=current_platform().settings.local_login,
+    )

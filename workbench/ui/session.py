@@ -1,11 +1,10 @@
-"""Who is using the UI: the Flask session the login page fills, and what that role may do."""
+"""Who is using the UI: the server-side session the login page opens, and what that role may do."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import session
-
+from workbench.auth.guard import session_principal
 from workbench.auth.permissions import allowed
 
 
@@ -23,10 +22,11 @@ class UiUser:
 
 
 def current_user() -> UiUser | None:
-    """The session's user, or None when nobody is logged in."""
-    if "user_id" not in session or "role" not in session:
+    """The session's user as the database says now, or None (nobody logged in, or the session ended)."""
+    principal = session_principal()
+    if principal is None:
         return None
-    return UiUser(user_id=session["user_id"], role=session["role"], email=session.get("email", ""))
+    return UiUser(user_id=str(principal.id), role=principal.role, email=principal.email or "")
 
 
 class Forbidden(PermissionError):

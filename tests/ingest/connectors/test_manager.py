@@ -82,7 +82,7 @@ def test_manager_follows_the_devices_table_and_writes_through_the_pipeline(
                 )
             )
         wait_until(lambda: device_status(engine, device_id) == "error")
-        assert "type must be" in manager.health()["invalid"][str(device_id)]
+        assert "type: Must be one of" in manager.health()["invalid"][str(device_id)]
 
         with engine.begin() as conn:
             conn.execute(delete(devices).where(devices.c.id == device_id))

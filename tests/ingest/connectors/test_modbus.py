@@ -50,7 +50,7 @@ def _connector(engine: Engine, port: int, sink: Any, **extra: object) -> ModbusC
 
 
 def test_codec_round_trips_every_type_and_order() -> None:
-    for kind in ("int16", "uint16", "int32", "uint32", "float32"):
+    for kind in ("int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"):
         for byte_order in ("big", "little"):
             for word_order in ("big", "little"):
                 entry = Entry("k", 0, type=kind, byte_order=byte_order, word_order=word_order, scale=0.5)
@@ -60,8 +60,59 @@ def test_codec_round_trips_every_type_and_order() -> None:
     assert decode(Entry("k", 0, type="float32"), [0x4148, 0x0000]) == 12.5
     assert decode(Entry("k", 0, type="float32", word_order="little"), [0x0000, 0x4148]) == 12.5
     assert decode(Entry("k", 0, type="int16", byte_order="little"), [0xFFFE]) == -257
-    with pytest.raises(RegisterMapError, match="type must be"):
-        Entry.parse({"key": "x", "address": 1, "type": "float64"})
+    with pytest.raises(RegisterMapError, match="type: Must be one of"):
+        Entry.parse({"key": "x", "address": 1, "type": "float128"})
+    # 64-bit values in the four word orders a device may document (ABCD, CDAB, BADC, DCBA).
+    pi = [0x4009, 0x21FB, 0x5444, 0x2D18]
+    assert decode(Entry("k", 0, type="float64"), pi) == pytest.approx(3.141592653589793)
+    assert decode(Entry("k", 0, type="float64", word_order="little"), pi[::-1]) == pytest.approx(
+        3.14159265358979
+    )
+    swapped = [int.from_bytes(w.to_bytes(2, "big"), "little") for w in pi]
+    assert decode(Entry("k", 0, type="float64", byte_order="little"), swapped) == pytest.approx(
+        3.14159265358979
+    )
+    assert decode(Entry("k", 0, type="uint64"), [0xFFFF] * 4) == float(2**64 - 1)
+    assert decode(Entry("k", 0, type="int64"), [0xFFFF] * 4) == -1.0
+    text = Entry("k", 0, type="string", length=4)
+    assert encode(text, "PUMP-7") == [0x5055, 0x4D50, 0x2D37, 0]
+    assert decode(text, encode(text, "PUMP-7")) == "PUMP-7"
+    assert decode(Entry("k", 0, type="string", length=2, byte_order="little"), [0x5550, 0x504D]) == "PUMP"
+    with pytest.raises(RegisterMapError, match="longer than 8 bytes"):
+        encode(text, "much too long")
+    with pytest.raises(RegisterMapError, match="does not fit int16"):
+        encode(Entry("k", 0, type="int16"), 40000)
+
+
+def test_polls_64_bit_values_strings_and_discrete_inputs(engine, pipeline, runner) -> None:
+    registers = [
+        {"key": "energy", "address": 0, "type": "float64", "word_order": "little", "unit": "kWh"},
+        {"key": "hours", "address": 4, "type": "uint64"},
+        {"key": "serial", "address": 20, "function": "input", "type": "string", "length": 5},
+        {"key": "door_open", "address": 7, "function": "discrete"},
+    ]
+    srv = ModbusServer([Entry.parse(r) for r in registers], free_port())
+    srv.start()
+    try:
+        for key, value in {
+            "energy": 123456.789,
+            "hours": 2**40 + 5,
+            "serial": "SN-4711",
+            "door_open": 1,
+        }.items():
+            srv.set(key, value)  # type: ignore[arg-type]
+        config = {"registers": registers, "interval_ms": 50, "timeout_ms": 300}
+        device_id = make_device(engine, "modbus", config, f"tcp://127.0.0.1:{srv.port}")
+        device = DeviceConfig(device_id, "meter", "modbus", f"tcp://127.0.0.1:{srv.port}", config)
+        runner.start(ModbusConnector(device, pipeline, device_status_setter(engine)))
+        rows = wait_until(lambda: len(telemetry(engine, device_id)) >= 4 and telemetry(engine, device_id))
+        got = {r.key: r for r in rows[:4]}
+        assert got["energy"].value == pytest.approx(123456.789) and got["energy"].unit == "kWh"
+        assert got["hours"].value == float(2**40 + 5)
+        assert got["serial"].value is None and got["serial"].text_value == "SN-4711"
+        assert got["door_open"].value == 1.0
+    finally:
+        srv.stop()
 
 
 def test_polls_the_register_map_with_types_orders_and_scaling(engine, pipeline, server, runner) -> None:

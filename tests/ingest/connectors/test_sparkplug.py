@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -152,3 +153,29 @@ def test_undecodable_payload_is_quarantined_with_its_topic(host, engine, mqtt_ur
     found = wait_until(rows)
     assert found[0].source == "sparkplug" and "not a Sparkplug B payload" in found[0].reason
     assert found[0].payload == b"\xff\xff not protobuf"
+
+
+def _birth(seq: int, metrics: list[tuple[str, int, Any]]) -> bytes:
+    payload = spb.Payload(timestamp=int(time.time() * 1000), seq=seq)
+    for name, datatype, value in metrics:
+        spb.set_metric_value(payload.metrics.add(name=name, timestamp=payload.timestamp), datatype, value)
+    return payload.SerializeToString()
+
+
+def test_dbirth_right_after_nbirth_is_stored_not_quarantined(engine, pipeline, mqtt_url) -> None:
+    """The normal start-up order: NBIRTH (with node metrics), then DBIRTH well within a second."""
+    spb_host = SparkplugHost(engine, pipeline, mqtt_url, host_id=f"wb-{uuid.uuid4().hex[:6]}")
+    group = f"order-{uuid.uuid4().hex[:6]}"
+    spb_host.handle(
+        f"spBv1.0/{group}/NBIRTH/edge1",
+        _birth(0, [("bdSeq", spb.INT64, 0), ("Uptime", spb.INT32, 5)]),
+    )
+    node_id = wait_until(lambda: (_row(engine, f"spBv1.0/{group}/edge1") or {}).get("id"))
+    # The node's birth reading went through the pipeline (its lookup missed, then found the new row).
+    wait_until(lambda: telemetry(engine, node_id))
+    spb_host.handle(f"spBv1.0/{group}/DBIRTH/edge1/tank", _birth(1, [("Level", spb.DOUBLE, 42.5)]))
+    device = _row(engine, f"spBv1.0/{group}/edge1/tank")
+    assert device is not None and device["status"] == "online"
+    stored = wait_until(lambda: telemetry(engine, device["id"]) or quarantined(engine, device["id"]))
+    assert not quarantined(engine, device["id"]), "the DBIRTH was refused as an unknown device"
+    assert [(r.key, r.value) for r in stored] == [("Level", 42.5)]

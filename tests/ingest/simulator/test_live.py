@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 import threading
 import uuid
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from sqlalchemy import text
 
+from ingest.broker import LocalBroker
 from ingest.connectors.manager import start_connectors
+from ingest.device_auth import connect_key_events
 from ingest.service import IngestService
 from ingest.simulator.live import Endpoints, Simulator
 from ingest.simulator.plant import PlantSpec, PumpSpec, TankSpec, ValveSpec
+from tests.conftest import broker_kind, free_port
 from tests.ingest.connectors.conftest import wait_until
 from workbench.db.engine import make_engine
 from workbench.live.bus import EventBus
@@ -99,4 +104,52 @@ def test_simulated_plant_reaches_postgres_over_every_transport(settings, mqtt_ur
         simulator.stop()
         stop_connectors()
         service.stop()
+        engine.dispose()
+
+
+def test_simulated_devices_log_in_to_a_broker_that_requires_it(settings) -> None:
+    """On the default (login-only) broker, MQTT devices and the Sparkplug node use keys of their own."""
+    folder = Path(tempfile.mkdtemp(prefix="workbench-test-sim-logins-"))
+    folder.chmod(0o755)
+    broker = LocalBroker(free_port(), folder, prefer_mosquitto=broker_kind() == "mosquitto")
+    url = broker.start()
+    assert broker.auth is not None and settings.database_url
+    config = dataclasses.replace(settings, mqtt_url=url, sparkplug_host_id=f"h{uuid.uuid4().hex[:6]}")
+    engine = make_engine(settings.database_url)
+    disconnect = connect_key_events(broker.auth, engine, broker.pid_file)
+    platform = Platform(settings=config, engine=engine, bus=EventBus())
+    service = IngestService(config, engine, platform.bus)
+    service.start()
+    platform.services.pipeline = service.pipeline
+    stop_connectors = start_connectors(platform)
+    plant = _plant()
+    plant.pumps = [p for p in plant.pumps if p.transport != "modbus"]
+    simulator = Simulator(plant, engine, Endpoints(mqtt_url=url), speed=30, interval=0.2)
+    try:
+        simulator.start()
+        node = f"{plant.name}/edge-1"
+        assert {str(simulator.ids["p-json"]), "edge-1"} <= broker.auth.users()  # logins, not anonymous
+        with engine.connect() as conn:
+            assert (
+                conn.execute(text("SELECT count(*) FROM devices WHERE name = :n"), {"n": node}).scalar() == 1
+            )
+
+        def protocols() -> set[str]:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT DISTINCT d.protocol FROM telemetry t JOIN devices d ON d.id = t.device_id "
+                        "WHERE d.name LIKE :prefix"
+                    ),
+                    {"prefix": f"{plant.name}/%"},
+                ).scalars()
+                return set(rows)
+
+        wait_until(lambda: protocols() == {"mqtt", "sparkplug"}, timeout=20)
+    finally:
+        simulator.stop()
+        stop_connectors()
+        service.stop()
+        disconnect()
+        broker.stop()
         engine.dispose()

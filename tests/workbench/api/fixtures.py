@@ -17,11 +17,13 @@ from dataclasses import dataclass
 
 import pytest
 from flask import Flask
-from sqlalchemy import insert
+from flask.testing import FlaskClient
+from sqlalchemy import insert, select
 
-from workbench.auth import api_keys, tokens
+from workbench.auth import access, api_keys, tokens
+from workbench.auth.guard import SESSION_KEY
 from workbench.auth.users import create_user
-from workbench.db.tables import devices
+from workbench.db.tables import devices, users
 from workbench.platform import EXTENSION, Platform
 
 USER_ROLES = ("admin", "engineer", "operator", "viewer")
@@ -72,6 +74,15 @@ def make_device(app: Flask, name: str, rate_limit: int = 1_000_000) -> ApiDevice
     return ApiDevice(id=device_id, name=name, key_id=key_id, api_key=raw)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_login_throttles(request: pytest.FixtureRequest) -> None:
+    """Each test that uses the session's app starts with no failed logins counted against 127.0.0.1."""
+    if "app" in request.fixturenames:
+        from workbench.api.protection import LIMITER
+
+        request.getfixturevalue("app").extensions[LIMITER].reset()
+
+
 @pytest.fixture(scope="session")
 def api_users(app: Flask) -> dict[str, ApiUser]:
     """One user per role (admin, engineer, operator, viewer) in the session database."""
@@ -99,6 +110,19 @@ def other_api_device(app: Flask) -> ApiDevice:
 def user_token(app: Flask, user: ApiUser) -> str:
     """A fresh access token for ``user``."""
     return tokens.issue(app.config["SECRET_KEY"], user.id, user.role, user.email)
+
+
+def sign_in(app: Flask, client: FlaskClient, user_id: uuid.UUID) -> str:
+    """Open a UI session for the user on ``client`` as the login form would; returns the session id."""
+    engine = _platform(app).engine
+    with engine.connect() as conn:
+        row = conn.execute(select(users).where(users.c.id == user_id)).one()
+    user = access.ActiveUser(row.id, row.email, row.role, row.token_version)
+    raw = access.start_session(engine, user)
+    with client.session_transaction() as session:
+        session.clear()
+        session[SESSION_KEY] = raw
+    return raw
 
 
 @pytest.fixture

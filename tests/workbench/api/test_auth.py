@@ -117,7 +117,7 @@ def test_sign_in_form_shares_the_login_throttle(app: Flask, client: FlaskClient)
     status, page = sign_in(PASSWORD)
     assert status == 429 and "Too many failed sign-ins" in page
     with client.session_transaction() as session:
-        assert "user_id" not in session  # the right password did not get through either
+        assert "sid" not in session  # the right password did not get through either
     assert client.get("/ui/").status_code == 302
 
 
@@ -131,3 +131,44 @@ def test_each_app_keeps_its_own_rate_limit_storage(app: Flask, client: FlaskClie
     create_app(replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     response = client.post("/api/v1/auth/login", json={"email": "nobody@example.com", "password": "x"})
     assert response.status_code == 401
+
+
+def _from(app: Flask, address: str) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_failed_logins_are_throttled_per_account_across_addresses(app: Flask) -> None:
+    email = f"spread-{uuid.uuid4().hex[:6]}@example.com"
+    create_user(app.extensions[EXTENSION].engine, email, "viewer", PASSWORD)
+    wrong = {"email": email, "password": "guess"}
+    # Ten guessers, one guess each from its own address: each under its own limit, together over.
+    statuses = [
+        _from(app, f"192.0.2.{i}").post("/api/v1/auth/login", json=wrong).status_code for i in range(11)
+    ]
+    assert statuses == [401] * 10 + [429]
+    assert _from(app, "192.0.2.200").post("/api/v1/auth/login", json=wrong).status_code == 429
+
+
+def test_password_spraying_from_one_address_is_throttled(app: Flask) -> None:
+    engine = app.extensions[EXTENSION].engine
+    emails = [f"spray{i}-{uuid.uuid4().hex[:6]}@example.com" for i in range(8)]
+    for email in emails[:2]:
+        create_user(engine, email, "viewer", PASSWORD)
+    sprayer = _from(app, "198.18.0.1")
+    # 24 tries over 8 accounts: three per account, never five on one, yet twenty failures from one address.
+    statuses = [
+        sprayer.post("/api/v1/auth/login", json={"email": email, "password": f"guess{n}"}).status_code
+        for n in range(3)
+        for email in emails
+    ]
+    assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}
+    # The address stays throttled even with a right password; the account is not locked elsewhere.
+    assert (
+        sprayer.post("/api/v1/auth/login", json={"email": emails[0], "password": PASSWORD}).status_code == 429
+    )
+    elsewhere = _from(app, "198.18.0.2").post(
+        "/api/v1/auth/login", json={"email": emails[0], "password": PASSWORD}
+    )
+    assert elsewhere.status_code == 200

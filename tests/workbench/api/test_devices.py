@@ -92,6 +92,7 @@ def test_status(client: FlaskClient, headers_for: Headers) -> None:
     assert status == {
         "id": device["id"],
         "status": "offline",
+        "status_detail": None,
         "last_seen": None,
         "keys": 0,
         "latest_timestamp": None,
@@ -156,3 +157,95 @@ def test_config_is_published_retained_and_commands_reach_the_device(
     finally:
         subscriber.loop_stop()
         subscriber.disconnect()
+
+
+def test_protocol_configs_are_validated_with_field_errors(client: FlaskClient, headers_for: Headers) -> None:
+    engineer = headers_for("engineer")
+    bad = {
+        "registers": [
+            {"key": "ok", "address": 0, "type": "float64", "word_order": "little"},
+            {"key": "x", "address": 70000, "type": "float128", "function": "coil", "writable": "maybe"},
+            {"key": "s", "address": 1, "function": "discrete", "type": "string"},
+        ],
+        "unit_id": 300,
+    }
+    body = {"name": "plc", "type": "plc", "protocol": "modbus", "config": bad}
+    refused = client.post("/api/v1/devices", json=body, headers=engineer)
+    assert refused.status_code == 422, refused.get_json()
+    fields = refused.get_json()["error"]["details"]["fields"]["json"]["config"]
+    assert set(fields) == {"registers", "unit_id"}
+    assert set(fields["registers"]) == {"1", "2"}  # entry 0 (float64, word order little) is fine
+    assert set(fields["registers"]["1"]) == {"address", "type", "writable"}
+    assert "holding or input" in fields["registers"]["2"]["type"][0]
+
+    good = {
+        "registers": [bad["registers"][0], {"key": "serial", "address": 8, "type": "string", "length": 4}]
+    }
+    device = _create(client, headers_for, protocol="modbus", config=good)
+    # An update is checked against the stored protocol; so is a pushed config.
+    update = client.put(
+        f"/api/v1/devices/{device['id']}", json={"config": {"registers": "all"}}, headers=engineer
+    )
+    assert (
+        update.status_code == 422
+        and "registers" in update.get_json()["error"]["details"]["fields"]["json"]["config"]
+    )
+    switch = client.put(f"/api/v1/devices/{device['id']}", json={"protocol": "opcua"}, headers=engineer)
+    assert (
+        switch.status_code == 422
+        and "nodes" in switch.get_json()["error"]["details"]["fields"]["json"]["config"]
+    )
+    pushed = client.post(
+        f"/api/v1/devices/{device['id']}/config",
+        json={"config": {"registers": [{"key": "k", "address": 1, "type": "float"}]}},
+        headers=engineer,
+    )
+    assert pushed.status_code == 422
+    opcua = {
+        "name": "srv",
+        "type": "plc",
+        "protocol": "opcua",
+        "config": {"nodes": {"ns=2;x=1": "t", "ns=2;s=T": "bad key!"}},
+    }
+    refused = client.post("/api/v1/devices", json=opcua, headers=engineer)
+    nodes = refused.get_json()["error"]["details"]["fields"]["json"]["config"]["nodes"]
+    assert refused.status_code == 422 and set(nodes) == {"ns=2;x=1", "ns=2;s=T"}
+
+
+def test_commands_in_the_device_protocol_are_checked_recorded_and_listed(
+    client: FlaskClient, headers_for: Headers
+) -> None:
+    registers = [
+        {"key": "speed", "address": 4, "type": "uint16", "scale": 0.1, "writable": True},
+        {"key": "pressure", "address": 0, "type": "float32"},
+    ]
+    device = _create(client, headers_for, protocol="modbus", config={"registers": registers})
+    base = f"/api/v1/devices/{device['id']}"
+    engineer = headers_for("engineer")
+    refused = client.post(
+        f"{base}/command",
+        json={"command": "write", "params": {"key": "pressure", "value": 1}},
+        headers=engineer,
+    )
+    assert refused.status_code == 422
+    assert (
+        "not declared writable" in refused.get_json()["error"]["details"]["fields"]["json"]["params.key"][0]
+    )
+    # No broker needed: ingest delivers Modbus commands; the answer is the pending record.
+    sent = client.post(
+        f"{base}/command",
+        json={"command": "write", "params": {"key": "speed", "value": 150}},
+        headers=engineer,
+    )
+    assert sent.status_code == 202, sent.get_json()
+    record = sent.get_json()
+    assert (record["status"], record["protocol"], record["params"]["words"]) == ("pending", "modbus", [1500])
+    one = client.get(f"{base}/commands/{record['id']}", headers=headers_for("viewer")).get_json()
+    assert one["id"] == record["id"] and one["status"] == "pending"
+    listed = client.get(f"{base}/commands", headers=headers_for("viewer")).get_json()["items"]
+    assert [c["id"] for c in listed] == [record["id"]]
+    other = _create(client, headers_for)
+    assert (
+        client.get(f"/api/v1/devices/{other['id']}/commands/{record['id']}", headers=engineer).status_code
+        == 404
+    )

@@ -140,3 +140,13 @@ def test_the_app_wide_body_limit_follows_the_setting(app: Flask, headers_for: He
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "request_entity_too_large"
     assert client.put(path, json={"comment": "x"}, headers=headers_for("admin")).status_code == 404
+
+
+def test_retry_after_only_on_refusals(app: Flask, client: FlaskClient) -> None:
+    keyed = make_device(app, f"retry-{uuid.uuid4().hex[:6]}", rate_limit=2)
+    point = {"key": "t", "value": 1.0}
+    answers = [client.post("/api/v1/telemetry", json=point, headers=keyed.headers) for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    for answer in answers[:2]:
+        assert "Retry-After" not in answer.headers and answer.headers["X-RateLimit-Limit"] == "2"
+    assert int(answers[2].headers["Retry-After"]) > 0

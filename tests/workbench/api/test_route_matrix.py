@@ -1,4 +1,4 @@
-"""Every /api/v1 route x every role and anonymous: 2xx/401/403 exactly as the permission matrix says.
+"""Every /api/v1 route and the UI's write callbacks x every role: allowed or refused as the matrix says.
 
 The walk is driven by the app's URL map, so routes other modules register are covered as they land.
 A route without a declared permission (``require(...)`` or ``public``) fails the suite. For the routes
@@ -14,19 +14,29 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 
-from tests.workbench.api.fixtures import ALL_CALLERS, PASSWORD, ApiDevice, ApiUser, make_device
+from tests.workbench.api.fixtures import (
+    ALL_CALLERS,
+    PASSWORD,
+    USER_ROLES,
+    ApiDevice,
+    ApiUser,
+    make_device,
+    sign_in,
+)
+from tests.workbench.ui import callbacks
 from workbench.auth import api_keys, tokens
 from workbench.auth.guard import permission_of
 from workbench.auth.passwords import hash_password
 from workbench.auth.permissions import allowed
-from workbench.db.tables import dashboards, users
+from workbench.db.tables import alerts, dashboards, devices, rules, users
 from workbench.mqtt import MqttPublisher
 from workbench.platform import EXTENSION, Platform
 
@@ -262,3 +272,74 @@ def test_route_by_role_follows_the_matrix(
             failures.append(f"{method} {path} [{permission}] as {caller}: {status}")
     assert failures == []
     assert checked_2xx > 0 or caller == "anonymous" or caller == "device"
+
+
+# The UI's write actions, fired as forged Dash callbacks: (permission, fire(client, ctx) -> check()).
+# ``check()`` says whether the write happened; the matrix decides whether it should have.
+def _ui_disable_rule(client: FlaskClient, ctx: Ctx) -> Callable[[], bool]:
+    with ctx.engine.begin() as conn:
+        rule_id = conn.execute(
+            insert(rules)
+            .values(name="m", condition={"key": "t", "operator": ">", "value": 1}, action={}, enabled=True)
+            .returning(rules.c.id)
+        ).scalar_one()
+    callbacks.disable_rule(client, str(rule_id))
+
+    def done() -> bool:
+        with ctx.engine.connect() as conn:
+            return not conn.execute(select(rules.c.enabled).where(rules.c.id == rule_id)).scalar_one()
+
+    return done
+
+
+def _ui_ack_alert(client: FlaskClient, ctx: Ctx) -> Callable[[], bool]:
+    with ctx.engine.begin() as conn:
+        alert_id = conn.execute(
+            insert(alerts)
+            .values(severity="warning", message="m", status="active", triggered_at=datetime.now(UTC))
+            .returning(alerts.c.id)
+        ).scalar_one()
+    callbacks.acknowledge_alert(client, str(alert_id))
+
+    def done() -> bool:
+        with ctx.engine.connect() as conn:
+            status = conn.execute(select(alerts.c.status).where(alerts.c.id == alert_id)).scalar_one()
+        return bool(status == "acknowledged")
+
+    return done
+
+
+def _ui_save_config(client: FlaskClient, ctx: Ctx) -> Callable[[], bool]:
+    device = ctx.fresh_device()
+    callbacks.save_device_config(client, str(device.id), '{"rate": 7}')
+
+    def done() -> bool:
+        with ctx.engine.connect() as conn:
+            config = conn.execute(select(devices.c.config).where(devices.c.id == device.id)).scalar_one()
+        return bool(config == {"rate": 7})
+
+    return done
+
+
+UI_WRITES: dict[str, tuple[str, Callable[[FlaskClient, Ctx], Callable[[], bool]]]] = {
+    "disable a rule": ("rules:write", _ui_disable_rule),
+    "acknowledge an alert": ("alerts:ack", _ui_ack_alert),
+    "save a device's config": ("devices:write", _ui_save_config),
+}
+
+
+@pytest.mark.parametrize("caller", [*USER_ROLES, "anonymous"])
+def test_ui_write_callbacks_follow_the_matrix(
+    app: Flask, caller: str, api_users: dict[str, ApiUser], api_device: ApiDevice
+) -> None:
+    ctx = Ctx(app, app.extensions[EXTENSION].engine, api_users, api_device, caller)
+    failures = []
+    for action, (permission, fire) in UI_WRITES.items():
+        client = app.test_client()
+        if caller != "anonymous":
+            sign_in(app, client, api_users[caller].id)
+        done = fire(client, ctx)
+        should = caller != "anonymous" and allowed(caller, permission)
+        if done() != should:
+            failures.append(f"{caller} {action} [{permission}]: {'done' if done() else 'refused'}")
+    assert failures == []

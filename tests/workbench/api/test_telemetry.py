@@ -156,3 +156,22 @@ def test_devices_cannot_read_telemetry(
     for own in (plant, other_api_device):
         response = client.get(f"/api/v1/telemetry/latest?device_id={plant.id}", headers=own.headers)
         assert response.status_code == 403
+
+
+def test_the_message_metadata_source_reads_back(
+    app: Flask, client: FlaskClient, headers_for: Headers
+) -> None:
+    device = make_device(app, f"sourced-{uuid.uuid4().hex[:6]}")
+    message = {
+        "timestamp": "2026-01-01T00:00:00Z",
+        "telemetry": {"temperature": {"value": 25.5, "unit": "C"}},
+        "metadata": {"quality": 90, "source": "sensor-1"},
+    }
+    assert client.post("/api/v1/telemetry", json=message, headers=device.headers).get_json()["accepted"] == 1
+    items = client.get(
+        f"/api/v1/telemetry?device_id={device.id}&start=2025-12-31T00:00:00Z&end=2026-01-02T00:00:00Z",
+        headers=headers_for("viewer"),
+    ).get_json()["items"]
+    assert [(i["key"], i["quality"], i["metadata"]) for i in items] == [
+        ("temperature", 90, {"source": "sensor-1"})
+    ]

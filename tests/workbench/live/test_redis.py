@@ -18,6 +18,7 @@ from app import create_app
 from tests.conftest import ROOT, free_port
 from tests.workbench.live.serving import make_user, serve
 from workbench.auth import tokens
+from workbench.auth.users import find_user
 from workbench.live.bridge import RedisBridge
 from workbench.platform import EXTENSION, Platform
 from workbench.settings import Settings
@@ -80,7 +81,9 @@ def test_events_of_one_process_reach_clients_of_another(settings: Settings, redi
     try:
         assert peer.stdout is not None and peer.stdout.readline().strip() == "ready"
         email, _ = make_user(platform.engine, "viewer")
-        token = tokens.issue(local.config["SECRET_KEY"], uuid.uuid4(), "viewer", email)
+        user = find_user(platform.engine, email)
+        assert user is not None
+        token = tokens.issue(local.config["SECRET_KEY"], user["id"], "viewer", email)
         with serve(local) as base:
             client.connect(base, auth={"token": token}, transports=["polling"], wait_timeout=5)
             assert client.call("subscribe", {"type": "device", "device_id": device}, timeout=5)["ok"]

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import jwt
 import pandas as pd
 import pytest
 import requests
@@ -17,6 +18,7 @@ from flask import Flask
 
 from tests.workbench.live.serving import make_user
 from workbench.auth import tokens
+from workbench.auth.users import find_user
 from workbench.live.bus import ALERT, ALERT_UPDATE, DEVICE_STATUS, TELEMETRY_BATCH
 from workbench.live.events import BATCH_COLUMNS, DeviceStatus, TelemetryBatch
 from workbench.platform import Platform
@@ -57,8 +59,9 @@ class Listener:
 
 def token_for(app: Flask, platform: Platform, role: str) -> str:
     email, _ = make_user(platform.engine, role)
-    user_id = uuid.uuid4()
-    return tokens.issue(app.config["SECRET_KEY"], user_id, role, email)
+    user = find_user(platform.engine, email)
+    assert user is not None
+    return tokens.issue(app.config["SECRET_KEY"], user["id"], role, email)
 
 
 @pytest.fixture
@@ -87,6 +90,67 @@ def test_bad_and_missing_credentials_are_refused(base_url: str, app: Flask, list
     refresh = tokens.issue(app.config["SECRET_KEY"], uuid.uuid4(), "admin", "x@example.com", kind="refresh")
     with pytest.raises(socketio.exceptions.ConnectionError):
         listeners().connect(base_url, auth={"token": refresh})
+
+
+def _refusal(listener: Listener, url: str, **kwargs: Any) -> str:
+    reasons: list[Any] = []
+    listener.client.on("connect_error", reasons.append)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        listener.connect(url, **kwargs)
+    assert reasons, "no connect_error"
+    data = reasons[0]
+    return str(data.get("message") if isinstance(data, dict) else data)
+
+
+def test_a_refused_connection_says_why(base_url: str, app: Flask, listeners: Any) -> None:
+    assert _refusal(listeners(), base_url) == "unauthorized: no token and no session"
+    assert _refusal(listeners(), base_url, auth={"token": "not-a-jwt"}).startswith(
+        "unauthorized: invalid token"
+    )
+    expired = jwt.encode(
+        {
+            "sub": str(uuid.uuid4()),
+            "role": "viewer",
+            "type": "access",
+            "jti": "x",
+            "exp": int(time.time()) - 5,
+        },
+        app.config["SECRET_KEY"],
+        algorithm="HS256",
+    )
+    assert _refusal(listeners(), base_url, auth={"token": expired}) == "token expired"
+
+
+def _short_token(app: Flask, user: str, seconds: float) -> str:
+    claims = {"sub": user, "role": "viewer", "type": "access", "jti": uuid.uuid4().hex}
+    return jwt.encode({**claims, "exp": time.time() + seconds}, app.config["SECRET_KEY"], algorithm="HS256")
+
+
+def test_token_refresh_keeps_the_subscriptions_and_expiry_disconnects_with_a_reason(
+    base_url: str, app: Flask, platform: Platform, listeners: Any
+) -> None:
+    user = str(uuid.uuid4())
+    client = listeners().connect(base_url, auth={"token": _short_token(app, user, 2)})
+    expired: queue.Queue[Any] = queue.Queue()
+    client.client.on("auth_expired", expired.put)
+    assert client.call("subscribe", {"type": "alerts"})["ok"]
+    # Another user's token is no refresh; the same user's is, and the subscriptions stay.
+    assert client.call("refresh_token", {"token": _short_token(app, str(uuid.uuid4()), 60)})["ok"] is False
+    answer = client.call("refresh_token", {"token": _short_token(app, user, 5)})
+    assert answer["ok"] and "alerts:*" in answer["rooms"]
+    now = datetime.now(UTC)
+    deadline = time.monotonic() + 3.2  # the first token's expiry (2 s) and one check (1 s) pass
+    while time.monotonic() < deadline and expired.empty():
+        time.sleep(0.1)
+    assert expired.empty(), "the refreshed connection was expired with the first token"
+    platform.bus.publish(ALERT, {"id": "a1", "severity": "info", "message": "m", "timestamp": now})
+    assert client.next()[0] == "alert"
+    # Without a refresh the connection ends, and the client is told why first.
+    assert expired.get(timeout=5) == {"reason": "token expired"}
+    deadline = time.monotonic() + 5
+    while client.client.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not client.client.connected
 
 
 def test_revoked_token_is_refused(base_url: str, app: Flask, platform: Platform, listeners: Any) -> None:
@@ -149,9 +213,16 @@ def test_alerts_follow_the_severity_filter(
     name, data = client.next()
     assert (name, data["id"], data["severity"]) == ("alert", critical, "critical")
     assert data["timestamp"] == now.isoformat()
-    platform.bus.publish(ALERT_UPDATE, {"id": critical, "status": "acknowledged", "timestamp": now})
+    # Updates follow the filter too: a warning's acknowledgement does not reach a critical-only subscriber.
+    platform.bus.publish(
+        ALERT_UPDATE,
+        {"id": str(uuid.uuid4()), "status": "acknowledged", "severity": "warning", "timestamp": now},
+    )
+    platform.bus.publish(
+        ALERT_UPDATE, {"id": critical, "status": "acknowledged", "severity": "critical", "timestamp": now}
+    )
     name, data = client.next()
-    assert (name, data["status"]) == ("alert_update", "acknowledged")
+    assert (name, data["id"], data["status"]) == ("alert_update", critical, "acknowledged")
     assert client.quiet(0.3)
 
 
@@ -206,3 +277,28 @@ def test_open_connections_are_counted_in_metrics(
     while gauge() != before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert gauge() == before
+
+
+def test_a_removed_users_socket_is_disconnected(
+    base_url: str, app: Flask, platform: Platform, listeners: Any
+) -> None:
+    from sqlalchemy import delete
+
+    from workbench.db.tables import users
+
+    kept = listeners().connect(base_url, auth={"token": token_for(app, platform, "viewer")})
+    email, _ = make_user(platform.engine, "admin")
+    user = find_user(platform.engine, email)
+    assert user is not None
+    token = tokens.issue(app.config["SECRET_KEY"], user["id"], "admin", email)
+    gone = listeners().connect(base_url, auth={"token": token})
+    assert gone.call("subscribe", {"type": "devices"})["ok"]
+    with platform.engine.begin() as conn:
+        conn.execute(delete(users).where(users.c.id == user["id"]))
+    assert platform.services.live.drop_ended_users() == 1  # the sweep runs every ACCESS_SWEEP_S too
+    deadline = time.monotonic() + 5
+    while gone.client.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not gone.client.connected and kept.client.connected
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        listeners().connect(base_url, auth={"token": token})

@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from tests.workbench.api.fixtures import ApiUser, make_device
+from tests.workbench.api.fixtures import ApiUser, make_device, sign_in
 from tests.workbench.notebooks.fixtures import write_notebook
 from workbench.db.tables import notebook_runs
 from workbench.notebooks import rule_type as notebook_rules
@@ -148,8 +148,7 @@ def test_alert_links_to_its_executed_notebook_through_api_and_ui(
     links = [part for part in parts if getattr(part, "id", None) == "alert-notebook-link"]
     assert links and links[0].href == run.json["html_url"]
     operator_user = api_users["operator"]
-    with client.session_transaction() as session:
-        session.update(user_id=str(operator_user.id), role="operator", email=operator_user.email)
+    sign_in(app, client, operator_user.id)
     assert "flow: EWMA" in client.get(links[0].href).get_data(as_text=True)  # no token: the UI session
     with client.session_transaction() as session:
         session.clear()

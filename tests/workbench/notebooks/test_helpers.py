@@ -86,3 +86,23 @@ def test_the_former_name_is_the_same_module() -> None:
     from workbench.notebooks import helpers
 
     assert former is helpers  # one _state and connection, whichever name a notebook imports
+
+
+def test_save_rule_writes_a_valid_notebook_rule_and_refuses_an_invalid_one(skab_pump: SkabPump) -> None:
+    from sqlalchemy import select
+
+    from workbench.db.engine import make_engine
+    from workbench.db.tables import rules
+
+    ident = api.save_rule("pca on pump", "rules/pca_t2_q.ipynb", {"margin": 1.5}, skab_pump.name, [FLOW])
+    with pytest.raises(ValueError, match=r"condition\.notebook"):
+        api.save_rule("nothing", "rules/no_such_rule.ipynb", {}, skab_pump.name, [FLOW])
+    engine = make_engine(api.database_url(), pool_size=1)
+    with engine.connect() as conn:
+        row = conn.execute(select(rules).where(rules.c.id == ident)).mappings().one()
+        refused = conn.execute(select(rules.c.id).where(rules.c.name == "nothing")).all()
+    engine.dispose()
+    assert row["type"] == "notebook" and row["enabled"] is False and row["device_id"] == skab_pump.id
+    assert row["condition"]["parameters"] == {"margin": 1.5} and row["condition"]["keys"] == [FLOW]
+    assert row["action"] == {"type": "alert", "severity": "warning"}
+    assert refused == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,12 @@ Point = tuple[float, str, str, float]  # (seconds after the base time, device id
 
 @pytest.fixture(scope="session")
 def rules_platform(settings: Settings) -> Iterator[Platform]:
-    """A platform (engine, bus) of its own on the session database: no MQTT unless a test adds one."""
+    """A platform (engine, bus) of its own on the session database: no MQTT unless a test adds one.
+
+    Its webhooks may reach loopback, where the tests' receivers listen (test_webhook_targets.py checks
+    the default, which refuses it).
+    """
+    settings = replace(settings, webhook_allowed_networks="127.0.0.0/8")
     platform = Platform(settings=settings, engine=make_engine(settings.database_url or "", 5), bus=EventBus())
     yield platform
     platform.engine.dispose()

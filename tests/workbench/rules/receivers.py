@@ -24,9 +24,10 @@ from tests.conftest import free_port
 class HttpReceiver:
     """Records every POST (headers, body); answers the queued statuses first, then 200."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.statuses: list[int] = []
+        self.redirect_to: str | None = None  # answer 307 to this URL instead
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,15 +35,17 @@ class HttpReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.requests.append(({k: v for k, v in self.headers.items()}, body))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
+                self.send_response(307 if receiver.redirect_to else status)
+                if receiver.redirect_to:
+                    self.send_header("Location", receiver.redirect_to)
                 self.end_headers()
                 self.wfile.write(b"{}")
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.server = ThreadingHTTPServer((host, free_port()), Handler)
+        self.url = f"http://{host}:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def json(self, index: int = -1) -> Any:

@@ -152,3 +152,20 @@ def test_alerts_list_ack_resolve(
     )
     assert client.get(f"/api/v1/alerts/{uuid.uuid4()}", headers=auth_headers["viewer"]).status_code == 404
     assert alerts_of(platform, rule)[0]["resolved_by"] == api_users["operator"].id
+
+
+def test_target_device_id_reads_back_as_device_id(
+    client: FlaskClient, auth_headers: Headers, rig: Rig
+) -> None:
+    d, e = rig.devices(2)
+    engineer = auth_headers["engineer"]
+    created = client.post("/api/v1/rules", json=_rule(d), headers=engineer)
+    assert created.status_code == 201 and created.json["device_id"] == d
+    rule_id = created.json["id"]
+    assert client.get(f"/api/v1/rules/{rule_id}", headers=engineer).json["device_id"] == d
+    moved = client.put(f"/api/v1/rules/{rule_id}", json={"target": {"device_id": e}}, headers=engineer)
+    assert moved.status_code == 200 and moved.json["device_id"] == e
+    widened = client.put(f"/api/v1/rules/{rule_id}", json={"target": {"area": "north"}}, headers=engineer)
+    assert widened.status_code == 200 and widened.json["device_id"] is None
+    clash = client.post("/api/v1/rules", json={**_rule(d), "device_id": e}, headers=engineer)
+    assert clash.status_code == 422 and "device_id" in clash.json["error"]["details"]["fields"]

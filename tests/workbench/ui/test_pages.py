@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from tests.workbench.ui.conftest import Plant, shot
 from workbench.db.tables import alerts, dashboards, devices, rules
 from workbench.live.bus import ALERT, ALERT_UPDATE
 from workbench.mqtt import host_port, make_client
 from workbench.rules.alerts import as_json as alert_json
+from workbench.secrets import DEVICE_CONFIG, merge, open_all
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
@@ -92,8 +93,12 @@ def test_device_goes_online_and_a_value_arrives_live_after_an_mqtt_publish(
     started = time.monotonic()
     publisher.send(plant.pump, {"temperature": value})
     # Poll every 20 ms in the page: expect()'s own back-off would blur the measurement.
+    # A function, not an expression: Playwright evaluates interval-polled expressions with eval(), which
+    # the UI's Content-Security-Policy forbids.
     page.wait_for_function(
-        "document.querySelector('td[data-key=temperature]').textContent === '55.25'", polling=20, timeout=2000
+        "() => document.querySelector('td[data-key=temperature]').textContent === '55.25'",
+        polling=20,
+        timeout=2000,
     )
     elapsed = time.monotonic() - started
     publisher.close()  # after the clock: paho's loop_stop waits up to a second for its thread
@@ -296,7 +301,7 @@ def test_dashboard_widgets_follow_socketio_without_refetching(
     started = time.monotonic()
     publisher.send(plant.pump, {"temperature": value})
     page.wait_for_function(
-        f"{PLOT_VALUE}('{gauge}') === {value} && {PLOT_VALUE}('{stat}') === {value}"
+        f"() => {PLOT_VALUE}('{gauge}') === {value} && {PLOT_VALUE}('{stat}') === {value}"
         f" && document.getElementById('w-{ids['table']}-v0').textContent === '{value}'",
         polling=20,
         timeout=2000,
@@ -445,8 +450,16 @@ def test_viewer_gets_no_edit_controls(plant: Plant, login: Callable[[str], Page]
 
 
 def test_engineer_sees_config_and_command_controls(plant: Plant, login: Callable[[str], Page]) -> None:
+    from workbench.protocols import commands
+
+    # A command that failed shows with its status and reason on the device page.
+    engine = plant.platform.engine
+    row = commands.record(engine, uuid.UUID(plant.pump), "write", "modbus", {"key": "speed"}, None)
+    commands.finish(engine, row["id"], "failed", reason="cannot connect to 10.0.0.9:502")
     page = login("engineer")
     page.goto(f"{plant.base}/ui/device/{plant.pump}")
+    expect(page.locator("#command-table")).to_contain_text("failed")
+    expect(page.locator("#command-table")).to_contain_text("cannot connect to 10.0.0.9:502")
     expect(page.locator("#config-text")).to_contain_text("setpoint")
     page.fill("#config-text", '{"setpoint": 45}')
     page.click("#config-save")
@@ -456,6 +469,29 @@ def test_engineer_sees_config_and_command_controls(plant: Plant, login: Callable
     assert config == {"setpoint": 45}
     expect(page.locator("#command-form")).to_be_visible()
     shot(page, "device-engineer")
+
+
+def test_the_config_editor_never_shows_a_secret_and_keeps_it(
+    plant: Plant, login: Callable[[str], Page]
+) -> None:
+    key = plant.platform.settings.resolved_secret_key()
+    stored = merge({"setpoint": 40, "password": "ui-pa55word"}, None, DEVICE_CONFIG, key)
+    with plant.platform.engine.begin() as conn:
+        conn.execute(update(devices).where(devices.c.id == uuid.UUID(plant.pump)).values(config=stored))
+    page = login("engineer")
+    page.goto(f"{plant.base}/ui/device/{plant.pump}")
+    expect(page.locator("#config-text")).to_contain_text('"set": true')
+    assert "ui-pa55word" not in page.content() and "$sealed" not in page.content()
+    page.fill("#config-text", '{"setpoint": 41, "password": {"set": true}}')
+    page.click("#config-save")
+    expect(page.locator("#config-result")).to_contain_text("Saved")
+    with plant.platform.engine.connect() as conn:
+        config = conn.execute(select(devices.c.config).where(devices.c.id == uuid.UUID(plant.pump))).scalar()
+    assert open_all(config, DEVICE_CONFIG, key) == {"setpoint": 41, "password": "ui-pa55word"}
+    with plant.platform.engine.begin() as conn:
+        conn.execute(
+            update(devices).where(devices.c.id == uuid.UUID(plant.pump)).values(config={"setpoint": 45})
+        )
 
 
 def test_engineer_creates_backtests_and_disables_a_rule(plant: Plant, login: Callable[[str], Page]) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from flask import Flask
 from sqlalchemy import insert, select
 
+from tests.workbench.api.fixtures import sign_in
 from tests.workbench.live.serving import make_user
 from workbench.auth.users import find_user
 from workbench.db.tables import alerts
@@ -49,8 +50,7 @@ def test_viewer_cannot_acknowledge_through_a_forged_callback(app: Flask) -> None
         user = find_user(platform.engine, email)
         assert user is not None
         client = app.test_client()
-        with client.session_transaction() as session:
-            session.update(user_id=str(user["id"]), role=role, email=email)
+        sign_in(app, client, user["id"])
         answer = callback(client, str(alert_id))
         assert answer.status_code == 200, answer.get_data(as_text=True)
         with platform.engine.connect() as conn:

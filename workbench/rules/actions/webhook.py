@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import urllib.error
 import urllib.request
 from typing import Any
 
 from workbench.rules.actions.base import Action, ActionContext, register_action
+from workbench.rules.actions.outbound import parse_networks, post
+from workbench.secrets import ACTION, open_all
 
 SIGNATURE_HEADER = "X-Workbench-Signature"
 
@@ -58,17 +59,15 @@ class WebhookAction(Action):
 
     def notify(self, context: ActionContext, config: dict[str, Any]) -> dict[str, Any] | None:
         """POST once; a non-2xx answer or a network error raises."""
+        config = open_all(config, ACTION, context.platform.settings.resolved_secret_key())  # stored sealed
         body = json.dumps(self.body(context, config), default=str).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "insa-workbench"}
         headers.update({str(k): str(v) for k, v in (config.get("headers") or {}).items()})
         if config.get("secret"):
             headers[SIGNATURE_HEADER] = signature(config["secret"], body)
         request = urllib.request.Request(config["url"], data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=float(config.get("timeout", 5))) as response:
-                return {"status": response.status}
-        except urllib.error.HTTPError as error:
-            raise ConnectionError(f"HTTP {error.code} from {config['url']}") from None
+        allowed = parse_networks(context.platform.settings.webhook_allowed_networks)
+        return {"status": post(request, float(config.get("timeout", 5)), allowed)}
 
 
 class N8nAction(WebhookAction):

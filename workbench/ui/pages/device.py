@@ -11,6 +11,8 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from workbench.platform import current_platform
+from workbench.protocols import commands
+from workbench.secrets import DEVICE_CONFIG, redact
 from workbench.ui import charts, queries
 from workbench.ui.pages.overview import status_badge
 from workbench.ui.session import Forbidden, UiUser, require_user
@@ -116,6 +118,11 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
             f"{device['type']} · {device['area'] or ''} · {device['location'] or ''}",
             className="text-body-secondary mb-3",
         ),
+        *(
+            [dbc.Alert(device["status_detail"], color="warning", id="device-status-detail", className="py-2")]
+            if device.get("status_detail")
+            else []
+        ),
         dcc.Store(id="device-id", data=device_id),
         dbc.Row(
             [
@@ -126,9 +133,10 @@ def page(user: UiUser, device_id: str = "", *_: str) -> tuple[Any, list[dict[str
         history,
     ]
     if user.may("devices:write"):
-        sections.append(_config_editor(device.get("config") or {}))
+        # Secrets (an OPC-UA login) show as {"set": true}: left so, they are kept on save.
+        sections.append(_config_editor(redact(device.get("config") or {}, DEVICE_CONFIG)))
     if user.may("devices:command"):
-        sections.append(_command_form())
+        sections.append(_command_form(command_table(commands.recent(engine, device["id"], 10))))
     sub = {
         "type": "device",
         "device_id": device_id,
@@ -157,7 +165,34 @@ def _config_editor(config: dict[str, Any]) -> Any:
     )
 
 
-def _command_form() -> Any:
+def command_table(rows: list[dict[str, Any]]) -> Any:
+    """The device's recent commands and their status (sent, acknowledged, failed with the reason)."""
+    if not rows:
+        return html.Div("No commands yet.", className="text-body-secondary small")
+    colors = {"acknowledged": "success", "sent": "info", "failed": "danger"}
+    head = html.Thead(html.Tr([html.Th("when"), html.Th("command"), html.Th("status"), html.Th("why")]))
+    body = html.Tbody(
+        [
+            html.Tr(
+                [
+                    html.Td(f"{row['created_at']:%Y-%m-%d %H:%M:%S}"),
+                    html.Td(f"{row['command']} {json.dumps(row['params'])[:80]}"),
+                    html.Td(dbc.Badge(row["status"], color=colors.get(row["status"], "secondary"))),
+                    html.Td(row["reason"] or ""),
+                ]
+            )
+            for row in rows
+        ]
+    )
+    return dbc.Table(
+        [head, body],
+        size="sm",
+        className="mt-2 mb-0",
+        id="command-table",
+    )
+
+
+def _command_form(table: Any) -> Any:
     return dbc.Card(
         dbc.CardBody(
             [
@@ -176,6 +211,7 @@ def _command_form() -> Any:
                     className="g-2",
                 ),
                 html.Div(id="command-result", className="mt-2"),
+                html.Div(table, id="command-list"),
             ]
         ),
         className="mb-3",
@@ -197,7 +233,7 @@ def register(ui: dash.Dash) -> None:
         if not key:
             return charts.line([], [])
         end = datetime.now(UTC)
-        data = queries.series(current_platform().engine, device_id, key, end - RANGES[span], end)
+        data = queries.series(current_platform().read_engine(), device_id, key, end - RANGES[span], end)
         return charts.band(data, height=300)
 
     @ui.callback(
@@ -220,6 +256,7 @@ def register(ui: dash.Dash) -> None:
 
     @ui.callback(
         Output("command-result", "children"),
+        Output("command-list", "children"),
         Input("command-send", "n_clicks"),
         State("command-name", "value"),
         State("command-params", "value"),
@@ -232,7 +269,10 @@ def register(ui: dash.Dash) -> None:
             if not name:
                 raise ValueError("name the command")
             parameters = json.loads(params) if params else {}
-            send_command(current_platform(), device_id, name, parameters, user.email)
+            if not isinstance(parameters, dict):
+                raise ValueError("parameters must be a JSON object")
+            sent = send_command(current_platform(), device_id, name, parameters, user.user_id)
         except (Forbidden, ValueError, ConnectionError) as error:
-            return dbc.Alert(str(error), color="danger")
-        return dbc.Alert(f"Sent {name}.", color="success", duration=4000)
+            return dbc.Alert(str(error), color="danger"), dash.no_update
+        rows = commands.recent(current_platform().engine, sent["device_id"], 10)
+        return dbc.Alert(f"{name}: {sent['status']}.", color="success", duration=4000), command_table(rows)

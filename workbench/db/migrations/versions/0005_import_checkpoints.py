@@ -1,7 +1,7 @@
 """Import checkpoints: how far each imported series has come, so imports resume and reruns add nothing.
 
-Revision ID: 0006
-Revises: 0003
+Revision ID: 0005
+Revises: 0004_user_epoch
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004_user_epoch"
 branch_labels = None
 depends_on = None
 
