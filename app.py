@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import click
 from flask import Flask
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ingest.broker import LocalBroker
 from workbench import plugins
@@ -231,6 +231,19 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def _hint_first_admin(settings: Settings) -> None:
+    from workbench.auth.users import FIRST_ADMIN_COMMAND, has_admin
+
+    assert settings.database_url
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        if not has_admin(engine):
+            hint = f"workbench: no administrator yet; create one: .venv/bin/{FIRST_ADMIN_COMMAND}"
+            click.echo(hint, err=True)
+    finally:
+        engine.dispose()
+
+
 def serve(factory: Callable[[], tuple[Flask, Callable[[], None]]], settings: Settings, dev: bool) -> None:
     """Serve API, Dash and Socket.IO until interrupted: gunicorn, or Werkzeug's server with ``dev``."""
     if not dev:
@@ -290,10 +303,15 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _terminate_on_sigterm() -> None:
+    from workbench import logs
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        logs.stopping.set()  # clients of servers that stop first may complain now: expected
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    # Also when started with SIGINT ignored (a background job of a script): Ctrl-C or kill -INT stops it.
+    signal.signal(signal.SIGINT, handler)
 
 
 def _guarded(action: Callable[[], None]) -> None:
@@ -303,6 +321,20 @@ def _guarded(action: Callable[[], None]) -> None:
         _fail(str(error))
     except KeyboardInterrupt:
         log.info("stopped")
+    except Exception as error:  # anything unforeseen is still one line; the traceback is at DEBUG level
+        log.debug("unexpected failure", exc_info=True)
+        _fail(unexpected_failure(error))
+
+
+def unexpected_failure(error: BaseException) -> str:
+    """One line for an unforeseen error: what failed and how to see more."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    first = (str(cause).strip().splitlines() or [""])[0][:300]
+    where = "database error" if isinstance(error, DBAPIError) else "unexpected error"
+    return (
+        f"{where}: {type(cause).__name__}: {first} "
+        "(run again with WORKBENCH_LOG_LEVEL=DEBUG for the traceback, and report it)"
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -327,6 +359,7 @@ def up(host: str | None, port: int | None, dev: bool) -> None:
         ensure_port_free(settings.host, settings.port, "WORKBENCH_PORT")
         with running_services(settings) as resolved:
             click.echo(f"workbench: serving on http://{resolved.host}:{resolved.port}", err=True)
+            _hint_first_admin(resolved)
             serve(platform_factory(resolved, start_background), resolved, dev)
 
     _guarded(run)

@@ -29,6 +29,7 @@ class FastRows:
         self.now = now or datetime.now(UTC)
         self.low = self.now - validator.bounds.max_age
         self.high = self.now + validator.bounds.max_future
+        self.limit = validator.bounds.max_abs_value
         self.validator = validator
         self.rows: list[Row] = []
         self._devices: dict[str, Any] = {}
@@ -92,10 +93,12 @@ class FastRows:
             return False
         kind = type(value)
         if kind is int:
-            if not -1e308 < value < 1e308:
+            if not -self.limit <= value <= self.limit:
                 return False
             value = float(value)
-        elif kind is not float or value - value != 0.0:  # not a number, or NaN/inf
+        elif (
+            kind is not float or not -self.limit <= value <= self.limit
+        ):  # also NaN/inf  # not a number, or NaN/inf
             return False
         self.rows.append((self.now, device[0], key, value, None, 100, None, None, device[1]))
         return True
@@ -113,10 +116,10 @@ class FastRows:
         value: Any = item.get("value")
         kind = type(value)
         if kind is int:
-            if not -1e308 < value < 1e308:
+            if not -self.limit <= value <= self.limit:
                 return False
             value = float(value)
-        elif kind is not float or value - value != 0.0:
+        elif kind is not float or not -self.limit <= value <= self.limit:  # also NaN/inf
             return False
         unit = item.get("unit")
         if unit is not None and unit not in self.validator.good_units and not self._unit(unit):
@@ -170,6 +173,7 @@ class FastRows:
             return False
         good_keys, good_units = self.validator.good_keys, self.validator.good_units
         uid, text = device
+        limit = self.limit
         rows: list[Row] = []
         append = rows.append
         value: Any
@@ -188,10 +192,10 @@ class FastRows:
                 return False
             kind = type(value)
             if kind is int:
-                if not -1e308 < value < 1e308:
+                if not -limit <= value <= limit:
                     return False
                 value = float(value)
-            elif kind is not float or value - value != 0.0:
+            elif kind is not float or not -limit <= value <= limit:  # also NaN/inf
                 return False
             append((stamp, uid, key, value, unit, quality, blob, None, text))
         self.rows.extend(rows)

@@ -136,8 +136,8 @@ class MqttIngest:
                 raise ConnectionError(f"MQTT broker at {host}:{port} does not speak MQTT 5")
             if self.shared_group:
                 raise mqtt5_only(host, port, f"the shared group {self.shared_group!r}")
-            log.warning(
-                "MQTT broker at %s:%s refused MQTT 5: ingest uses MQTT 3.1.1 (persistent session, acks after "
+            log.info(
+                "MQTT broker at %s:%s speaks MQTT 3.1.1 only: ingest uses it (persistent session, acks after "
                 "the commit) without shared subscriptions, session expiry or receive maximum, so only one "
                 "ingest process may run; Mosquitto is recommended",
                 host,

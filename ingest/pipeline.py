@@ -71,6 +71,7 @@ class Pipeline:
             Bounds(
                 max_age=timedelta(days=settings.ingest_max_age_days),
                 max_future=timedelta(seconds=settings.ingest_max_future_s),
+                max_abs_value=settings.ingest_max_abs_value,
             ),
         )
         self.writer = BatchWriter(

@@ -14,10 +14,13 @@ from workbench.metrics import ACTIVE_DEVICES
 
 log = logging.getLogger(__name__)
 
-# Works across ingest processes: the database's last_seen is the truth, whoever wrote it.
+# Works across ingest processes: the database's last_seen is the truth, whoever wrote it. A Sparkplug
+# node (a gateway row) sends no points of its own, only its devices' data: it is online from its NBIRTH to
+# its NDEATH (its MQTT will), which the Sparkplug host applies, so silence does not apply to it.
 MARK_OFFLINE = text(
     "UPDATE devices SET status = 'offline' "
     "WHERE status = 'online' AND (last_seen IS NULL OR last_seen < now() - make_interval(secs => :after)) "
+    "AND NOT (protocol = 'sparkplug' AND type = 'gateway') "
     "RETURNING id"
 )
 COUNT_ONLINE = text("SELECT count(*) FROM devices WHERE status = 'online'")

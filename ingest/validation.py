@@ -40,12 +40,17 @@ class Validated:
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
+# The largest finite double: the default magnitude bound accepts every finite value.
+MAX_FLOAT = 1.7976931348623157e308
+
+
 @dataclass(frozen=True)
 class Bounds:
-    """Accepted timestamp window relative to the time of receipt."""
+    """Accepted timestamp window relative to the time of receipt, and the largest accepted |value|."""
 
     max_age: timedelta
     max_future: timedelta
+    max_abs_value: float = MAX_FLOAT
 
 
 class Validator:
@@ -68,6 +73,7 @@ class Validator:
         meta_cache: dict[int, bytes | None] = {}
         devices: dict[Any, tuple[uuid.UUID, str]] = {}
         good_keys, good_units = self.good_keys, self.good_units
+        limit = self.bounds.max_abs_value
         append = rows.append
         for index, reading in enumerate(readings):
             # Fast path for the common reading (known device, seen key and unit, finite number, cached
@@ -76,9 +82,9 @@ class Validator:
                 device = devices.get(reading.device_id)
                 value = reading.value
                 kind = type(value)
-                if kind is int:
+                if kind is int and -limit <= value <= limit:
                     value = float(value)
-                elif kind is not float or value - value != 0.0:
+                elif kind is not float or not -limit <= value <= limit:  # also NaN/inf
                     device = None
                 raw_ts = reading.timestamp
                 stamp: datetime | None
@@ -143,6 +149,11 @@ class Validator:
             if len(self.good_keys) < 100_000:
                 self.good_keys.add(key)
         value, text = _value(reading.value, key, device.text_keys)
+        if value is not None and abs(value) > self.bounds.max_abs_value:
+            raise Rejected(
+                f"value of {key!r} beyond the magnitude bound {self.bounds.max_abs_value:g} "
+                "(WORKBENCH_INGEST_MAX_ABS_VALUE)"
+            )
         raw_ts = reading.timestamp
         if raw_ts is None:
             stamp = now

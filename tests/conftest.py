@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import socket
@@ -9,6 +10,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -34,6 +36,8 @@ NEEDS = {
     "chromium": ("chromium", "Chromium for browser tests and PDF printing"),
     "node": ("nodejs npm", "Node.js and npm for the peers in tests/peers"),
     "nginx": ("nginx", "nginx (the deployment tests run a private one in front of the web processes)"),
+    "redis": ("redis-server", "Redis (live events and limits shared by web processes)"),
+    "pango": ("libpango-1.0-0", "WeasyPrint's Pango (PDFs from the HTML page)"),
 }
 
 
@@ -46,6 +50,14 @@ def _has(marker: str) -> bool:
         return shutil.which("node") is not None and shutil.which("npm") is not None
     if marker == "nginx":
         return shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
+    if marker == "redis":
+        return shutil.which("redis-server") is not None
+    if marker == "pango":
+        try:
+            import weasyprint  # noqa: F401 - loads Pango through cffi; OSError without it
+        except (ImportError, OSError):
+            return False
+        return True
     return Path("/usr/bin/chromium").exists() or shutil.which("chromium") is not None
 
 
@@ -65,6 +77,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker, (package, what) in NEEDS.items():
             if item.get_closest_marker(marker) and not _has(marker):
                 item.add_marker(pytest.mark.skip(reason=f"needs {what}: apt-get install {package}"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One screen at the end: how many tests were skipped for each reason, and what brings them back."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: collections.Counter[str] = collections.Counter()
+    for report in skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    packages = sorted({package for package, _ in NEEDS.values() if any(package in r for r in reasons)})
+    terminalreporter.write_sep("=", f"{len(skipped)} skipped, by reason", bold=True)
+    for reason, count in reasons.most_common(12):
+        terminalreporter.write_line(f"{count:4d}  {reason[:150]}")
+    if len(reasons) > 12:
+        terminalreporter.write_line(
+            f"      ... and {len(reasons) - 12} other reasons (pytest -rs lists them)"
+        )
+    if packages:
+        terminalreporter.write_line(f"To run them all: apt-get install {' '.join(packages)}")
 
 
 def free_port() -> int:

@@ -3,19 +3,17 @@ one logging set-up and one way to run until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from typing import Any
 
+from workbench import logs
 from workbench.settings import Settings
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def configure_logging(settings: Settings) -> None:
-    """Log to stderr at ``WORKBENCH_LOG_LEVEL`` in the house format (once per process)."""
-    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    """Log to stderr at ``WORKBENCH_LOG_LEVEL``; library chatter only at DEBUG (:mod:`workbench.logs`)."""
+    logs.configure(settings.log_level)
 
 
 def stop_on_signals() -> threading.Event:

@@ -160,6 +160,9 @@ class Settings:
     )
     ingest_max_age_days: int = setting(3650, "Ingest: reject points whose timestamp is older (days)")
     ingest_max_future_s: int = setting(300, "Ingest: reject points this many seconds or more ahead")
+    ingest_max_abs_value: float = setting(
+        1e100, "Ingest: quarantine values whose magnitude is larger (any finite double up to 1.79e308)"
+    )
     ingest_auto_register: bool = setting(
         False, "Ingest: register unknown device ids (UUIDs) on first data instead of quarantining it"
     )
@@ -266,6 +269,11 @@ class Settings:
                 raise SettingsError(f"{env_name(name)}={getattr(self, name)}: must be positive (seconds)")
         if self.trusted_proxies < 0:
             raise SettingsError(f"{env_name('trusted_proxies')}={self.trusted_proxies}: must be 0 or more")
+        if not 0 < self.ingest_max_abs_value <= 1.7976931348623157e308:
+            raise SettingsError(
+                f"{env_name('ingest_max_abs_value')}={self.ingest_max_abs_value}: "
+                "a positive finite number up to 1.79e308"
+            )
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError(f"{env_name('log_level')}={self.log_level}: not a logging level")
 

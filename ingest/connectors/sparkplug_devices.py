@@ -60,6 +60,7 @@ def register(
                     connection_string=path,
                     config={"sparkplug": {"metrics": catalogue}, "text_keys": text_keys},
                     status="online",
+                    last_seen=func.now(),
                     metadata={"registered_by": "sparkplug-birth"},
                 )
                 .returning(devices.c.id)
@@ -72,8 +73,10 @@ def register(
             conn.execute(
                 update(devices)
                 .where(devices.c.id == row.id)
-                .values(config=config, status="online", updated_at=func.now())
+                .values(config=config, status="online", last_seen=func.now(), updated_at=func.now())
             )
         else:
-            conn.execute(update(devices).where(devices.c.id == row.id).values(status="online"))
+            conn.execute(
+                update(devices).where(devices.c.id == row.id).values(status="online", last_seen=func.now())
+            )
         return uuid.UUID(str(row.id))

@@ -30,7 +30,8 @@ def validator_and_device(engine: Engine) -> tuple[Validator, uuid.UUID]:
     device = make_device(engine, ["mode"])
     directory = DeviceDirectory(engine)
     directory.load()
-    return Validator(directory, Bounds(timedelta(days=30), timedelta(seconds=300))), device
+    # The default magnitude bound, so the agreement properties below cover values beyond it too.
+    return Validator(directory, Bounds(timedelta(days=30), timedelta(seconds=300), 1e100)), device
 
 
 def full_path(validator: Validator, topic: str, payload: bytes) -> tuple[list[Row], int] | None:
@@ -100,6 +101,24 @@ def test_unusual_messages_decline(
 ) -> None:
     validator, device = validator_and_device
     assert not check(validator, device, body, key)
+
+
+def test_values_beyond_the_magnitude_bound_are_quarantined_with_their_reason(
+    validator_and_device: tuple[Validator, uuid.UUID],
+) -> None:
+    from ingest.points import Reading
+
+    validator, device = validator_and_device
+    for value in (1e200, -1e101, 10**101):
+        assert not check(validator, device, {"telemetry": {"t": value}})
+        assert not FastRows(validator, NOW).point({"key": "t", "value": value}, str(device))
+        result = validator.validate([Reading(str(device), "t", value)], NOW)
+        assert result.rows == []
+        [(_, reason)] = result.rejected
+        assert "magnitude bound 1e+100" in reason and "WORKBENCH_INGEST_MAX_ABS_VALUE" in reason
+    for value in (1e100, -1e100, 5e-324, -0.0):  # the bound itself, subnormals and -0.0 are stored
+        assert check(validator, device, {"telemetry": {"t": value}})
+        assert validator.validate([Reading(str(device), "t", value)], NOW).rows[0][3] == value
 
 
 def test_unknown_device_declines(validator_and_device: tuple[Validator, uuid.UUID]) -> None:

@@ -6,7 +6,7 @@ import functools
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, true
 
 from workbench.auth.access import ActiveUser
 from workbench.auth.passwords import hash_password, verify_password
@@ -60,3 +60,15 @@ def check_login(engine: Engine, email: str, password: str) -> ActiveUser | None:
     if row is None or not matches or row.disabled:
         return None
     return ActiveUser(id=row.id, email=row.email, role=row.role, token_version=row.token_version)
+
+
+def has_admin(engine: Engine) -> bool:
+    """Whether an enabled administrator exists (a fresh installation has none)."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(users.c.id).where(users.c.role == "admin", users.c.disabled.isnot(true())).limit(1)
+        ).first()
+    return found is not None
+
+
+FIRST_ADMIN_COMMAND = "workbench user create --email you@example.com --role admin"

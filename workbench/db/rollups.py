@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, Table, func, select, text
 
@@ -67,27 +68,70 @@ class Resolution:
 
 RESOLUTIONS = (Resolution(telemetry_1m, timedelta(minutes=1)), Resolution(telemetry_1h, timedelta(hours=1)))
 
+# PostgreSQL raises on float8 overflow (and on a product's underflow) where numpy gives inf (and 0), so
+# one stored 1e200 made every rebuild fail. Sums of values beyond BIG, and sums that may leave the
+# double range, are taken in exact numeric (float8's text form is its shortest exact decimal) and
+# brought back with a clamp: beyond the largest double is +-Infinity, below half the smallest subnormal 0.
+BIG = "1e100"
+_MAX = "1.7976931348623157e308"
+
+
+def _to_float8(numeric: str) -> str:
+    return (
+        f"(CASE WHEN {numeric} > {_MAX} THEN 'Infinity'::float8 WHEN {numeric} < -{_MAX} "
+        f"THEN '-Infinity'::float8 WHEN abs({numeric}) <= 2.4703282292062328e-324 THEN 0::float8 "
+        f"ELSE CAST({numeric} AS float8) END)"
+    )
+
+
+def _safe_sum(small_term: str, big_term: str) -> str:
+    """sum() of a term: float8 over rows with |value| < BIG, exact numeric over the others."""
+    small = f"sum({small_term}) FILTER (WHERE abs(value) < {BIG})"
+    big = f"sum({big_term}) FILTER (WHERE abs(value) >= {BIG})"
+    combined = _to_float8(f"(coalesce(CAST(CAST({small} AS text) AS numeric), 0) + {big})")
+    return f"(CASE WHEN {big} IS NULL THEN {small} ELSE {combined} END)"
+
+
+def _safe_add(left: str, right: str) -> str:
+    """left + right on float8 without the overflow error (an infinite or NaN side adds as float8)."""
+    exact = _to_float8(f"(CAST(CAST({left} AS text) AS numeric) + CAST(CAST({right} AS text) AS numeric))")
+    return (
+        f"(CASE WHEN abs({left}) <= 8e307 AND abs({right}) <= 8e307 THEN {left} + {right} "
+        f"WHEN NOT ({left} < 'Infinity' AND {left} > '-Infinity' AND {right} < 'Infinity' "
+        f"AND {right} > '-Infinity') THEN {left} + {right} ELSE {exact} END)"
+    )
+
+
+_NUMERIC_VALUE = "CAST(CAST(value AS text) AS numeric)"
+_REBUILD_SUM = _safe_sum("value", _NUMERIC_VALUE)
+# Squares below 1e-300 count as 0 (PostgreSQL raises on the underflow; numpy gives 0 too).
+_REBUILD_SUMSQ = _safe_sum(
+    "CASE WHEN abs(value) < 1e-150 THEN 0 ELSE value * value END", f"{_NUMERIC_VALUE} * {_NUMERIC_VALUE}"
+)
+
 
 def partials(frame: pd.DataFrame, resolution: Resolution) -> pd.DataFrame:
     """Per (device_id, key, bucket) partial aggregates of numeric points, one row per bucket."""
     numeric = frame[frame["value"].notna()]
     if numeric.empty:
         return pd.DataFrame(columns=["device_id", "key", "bucket", *PARTIAL_COLUMNS])
-    numeric = numeric.sort_values("timestamp", kind="stable").assign(
-        bucket=lambda f: f["timestamp"].dt.floor(resolution.freq), sq=lambda f: f["value"] ** 2
-    )
+    with np.errstate(over="ignore", under="ignore"):  # beyond the double range a square is inf, as in SQL
+        numeric = numeric.sort_values("timestamp", kind="stable").assign(
+            bucket=lambda f: f["timestamp"].dt.floor(resolution.freq), sq=lambda f: f["value"] ** 2
+        )
     groups = numeric.groupby(["device_id", "key", "bucket"], sort=False)
-    out = groups.agg(
-        count=("value", "size"),
-        sum=("value", "sum"),
-        sumsq=("sq", "sum"),
-        min=("value", "min"),
-        max=("value", "max"),
-        first=("value", "first"),
-        first_at=("timestamp", "first"),
-        last=("value", "last"),
-        last_at=("timestamp", "last"),
-    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = groups.agg(
+            count=("value", "size"),
+            sum=("value", "sum"),
+            sumsq=("sq", "sum"),
+            min=("value", "min"),
+            max=("value", "max"),
+            first=("value", "first"),
+            first_at=("timestamp", "first"),
+            last=("value", "last"),
+            last_at=("timestamp", "last"),
+        )
     out["min_at"] = numeric.loc[groups["value"].idxmin().to_numpy(), "timestamp"].to_numpy()
     out["max_at"] = numeric.loc[groups["value"].idxmax().to_numpy(), "timestamp"].to_numpy()
     return out.reset_index()[["device_id", "key", "bucket", *PARTIAL_COLUMNS]]
@@ -102,7 +146,8 @@ def upsert(engine: Engine, resolution: Resolution, frame: pd.DataFrame) -> None:
         f"INSERT INTO {name} AS r (device_id, key, bucket, {', '.join(PARTIAL_COLUMNS)}) "
         f"SELECT * FROM unnest({_CASTS}) "
         "ON CONFLICT (device_id, key, bucket) DO UPDATE SET "
-        "count = r.count + excluded.count, sum = r.sum + excluded.sum, sumsq = r.sumsq + excluded.sumsq, "
+        f"count = r.count + excluded.count, sum = {_safe_add('r.sum', 'excluded.sum')}, "
+        f"sumsq = {_safe_add('r.sumsq', 'excluded.sumsq')}, "
         "min_at = CASE WHEN excluded.min < r.min THEN excluded.min_at ELSE r.min_at END, "
         "min = least(r.min, excluded.min), "
         "max_at = CASE WHEN excluded.max > r.max THEN excluded.max_at ELSE r.max_at END, "
@@ -126,8 +171,6 @@ def upsert(engine: Engine, resolution: Resolution, frame: pd.DataFrame) -> None:
 
 def rebuild(engine: Engine, start: datetime, end: datetime) -> None:
     """Recompute every rollup bucket overlapping [start, end) from raw telemetry."""
-    # PostgreSQL raises on float8 underflow (a square below 1e-308), where numpy gives 0: squares of
-    # tiny values count as 0 here too.
     for resolution in RESOLUTIONS:
         name = resolution.table.name
         step = resolution.step
@@ -143,7 +186,7 @@ def rebuild(engine: Engine, start: datetime, end: datetime) -> None:
                 text(
                     f"INSERT INTO {name} (device_id, key, bucket, {', '.join(PARTIAL_COLUMNS)}) "
                     "SELECT device_id, key, date_bin(:step, timestamp, TIMESTAMPTZ '2000-01-01') AS b, "
-                    "count(*), sum(value), sum(CASE WHEN abs(value) < 1e-150 THEN 0 ELSE value * value END), "
+                    f"count(*), {_REBUILD_SUM}, {_REBUILD_SUMSQ}, "
                     "min(value), max(value), "
                     "(array_agg(timestamp ORDER BY value, timestamp))[1], "
                     "(array_agg(timestamp ORDER BY value DESC, timestamp))[1], "

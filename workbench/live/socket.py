@@ -151,6 +151,7 @@ class LiveServer:
         self._worker = threading.Thread(target=self._drain, name="socketio-fanout", daemon=True)
         self._worker.start()
         self._access_sweep = Periodic("socketio-access", ACCESS_SWEEP_S, self.drop_ended_users).start()
+        threading.Thread(target=self._expire_tokens, name="socketio-expiry", daemon=True).start()
 
     def drop_ended_users(self) -> int:
         """Disconnect clients whose user was removed, disabled or changed since they connected."""
@@ -167,7 +168,6 @@ class LiveServer:
                 self.socketio.server.disconnect(sid)
                 dropped += 1
         return dropped
-        threading.Thread(target=self._expire_tokens, name="socketio-expiry", daemon=True).start()
 
     def _expire_tokens(self) -> None:
         """Tell clients whose token expired why (``auth_expired``), then disconnect them."""
@@ -313,7 +313,7 @@ class LiveServer:
             return self._from_token(str(token))
         principal = session_principal()
         if principal is None:
-            raise Refused("unauthorized: no token and no session (or the session ended)")
+            raise Refused("unauthorized: no token and no session")
         version = int(principal.claims.get("ver", -1))
         return Client(str(principal.id), principal.role, principal.email, token_version=version)
 

@@ -31,7 +31,7 @@ def config_errors(protocol: str | None, config: Any) -> dict[str, Any]:
 
 
 def _secrets_as_text(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with stored (sealed) or kept (``{"set": true}``) secrets standing as text, as they will."""
+    """``config`` as it will be stored: sealed or kept (`{"set": true}`) secrets as text, nulled ones gone."""
     copy = copy_module.deepcopy(config)
     for path in DEVICE_CONFIG:
         holder: Any = copy
@@ -39,6 +39,8 @@ def _secrets_as_text(config: dict[str, Any]) -> dict[str, Any]:
             holder = holder.get(step) if isinstance(holder, dict) else None
         if isinstance(holder, dict) and isinstance(holder.get(path[-1]), dict):
             holder[path[-1]] = "secret"
+        elif isinstance(holder, dict) and path[-1] in holder and holder[path[-1]] is None:
+            del holder[path[-1]]  # null removes a stored secret
     return copy
 
 

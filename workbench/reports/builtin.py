@@ -11,7 +11,7 @@ import nbformat
 
 from workbench.reports.excel import write_workbook
 from workbench.reports.formats import ExecutedReport, ReportFormat, get, register
-from workbench.reports.html import html_to_pdf
+from workbench.reports.html import PdfEngineUnavailable, html_to_pdf
 
 
 @register
@@ -29,15 +29,20 @@ class HtmlFormat(ReportFormat):
 
 @register
 class PdfFormat(ReportFormat):
-    """The HTML page printed to PDF (A4, page numbers, provenance footer)."""
+    """The HTML page printed to PDF (A4, page numbers, provenance footer); pure Python without Pango/Chromium."""
 
     name = "pdf"
     extension = "pdf"
     media_type = "application/pdf"
 
     def render(self, report: ExecutedReport, target: Path, options: dict[str, Any]) -> None:
-        """Print the page."""
-        html_to_pdf(report.html, target, report.work_dir)
+        """Print the page with WeasyPrint or Chromium, else lay the notebook out with fpdf2."""
+        try:
+            html_to_pdf(report.html, target, report.work_dir)
+        except PdfEngineUnavailable:
+            from workbench.reports.simple_pdf import notebook_pdf
+
+            notebook_pdf(report, target)
 
 
 @register

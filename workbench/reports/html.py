@@ -1,4 +1,4 @@
-"""Executed notebook to HTML (code hidden) and HTML to PDF (WeasyPrint, headless Chromium as fallback)."""
+"""Executed notebook to HTML (code hidden) and HTML to PDF (WeasyPrint, else headless Chromium)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from workbench.reports.formats import ExecutedReport
 
 log = logging.getLogger(__name__)
+
+
+class PdfEngineUnavailable(RuntimeError):
+    """Neither WeasyPrint (with Pango) nor Chromium can print here; the pure-Python engine takes over."""
 
 # Print-friendly tables and figures, for the screen and for the PDF.
 REPORT_CSS = """
@@ -70,13 +74,17 @@ def html_to_pdf(page: str, target: Path, base_url: Path) -> None:
     try:
         from weasyprint import HTML
     except (ImportError, OSError) as error:  # OSError: missing pango/cairo system libraries
-        log.warning("WeasyPrint unavailable (%s); printing with headless Chromium", error)
+        if _chromium() is None:
+            raise PdfEngineUnavailable(f"WeasyPrint cannot load ({error}) and no chromium is installed") from None
+        log.debug("WeasyPrint unavailable (%s); printing with headless Chromium", error)
         chromium_pdf(page, target)
         return
     try:
         HTML(string=page, base_url=str(base_url)).write_pdf(str(target))
     except Exception as error:
         if _chromium() is None:
+            if isinstance(error, OSError):  # a system library WeasyPrint loads late
+                raise PdfEngineUnavailable(f"WeasyPrint cannot print ({error})") from error
             raise
         log.warning("WeasyPrint failed (%s); printing with headless Chromium", error)
         chromium_pdf(page, target)
@@ -90,7 +98,7 @@ def chromium_pdf(page: str, target: Path) -> None:
     """Print ``page`` with headless Chromium (``chromium`` or ``chromium-browser`` on PATH)."""
     binary = _chromium()
     if binary is None:
-        raise RuntimeError("no PDF engine: WeasyPrint failed and no chromium is installed")
+        raise PdfEngineUnavailable("no PDF engine: WeasyPrint failed and no chromium is installed")
     with tempfile.TemporaryDirectory(prefix="workbench-print-") as folder:
         source = Path(folder) / "report.html"
         source.write_text(page, encoding="utf-8")

@@ -23,7 +23,7 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import update
 
 from workbench.auth.guard import end_session, session_principal, start_session
-from workbench.auth.users import check_login
+from workbench.auth.users import FIRST_ADMIN_COMMAND, check_login, has_admin
 from workbench.db.tables import users
 from workbench.platform import EXTENSION, current_platform
 from workbench.ui.sso import LOGOUT_KEY, init_sso, provider_logout_url, providers_of
@@ -42,6 +42,9 @@ JSON.parse(localStorage.getItem("wb-theme"))||"light"}catch(e){}</script>
 <main class="container" style="max-width: 24rem; margin-top: 12vh">
 <h1 class="h4 mb-3">IIoT Workbench</h1>
 {% if error %}<div class="alert alert-danger" role="alert">{{ error }}</div>{% endif %}
+{% if first_admin %}<div class="alert alert-info" role="status" id="no-admin">No administrator exists yet.
+Create the first one on the server, in the repository:
+<code>.venv/bin/{{ first_admin }}</code></div>{% endif %}
 {% for provider in providers %}<a class="btn btn-outline-primary w-100 mb-2" id="sso-{{ provider.slug }}"
  href="/login/sso/{{ provider.slug }}?next={{ next | urlencode }}">Sign in with {{ provider.name }}</a>
 {% endfor %}
@@ -162,12 +165,14 @@ def refuse_sign_in(message: str) -> tuple[str, int]:
 def _render(error: str | None, target: str) -> str:
     token = session.get("login_csrf") or secrets.token_urlsafe(24)
     session["login_csrf"] = token
+    first_admin = None if has_admin(current_platform().engine) else FIRST_ADMIN_COMMAND
     return render_template_string(
         PAGE,
         error=error,
         next=target,
         csrf=token,
         prefix=UI_PREFIX,
+        first_admin=first_admin,
         providers=providers_of(current_app),
         local_login=current_platform().settings.local_login,
     )

@@ -179,3 +179,23 @@ def test_dbirth_right_after_nbirth_is_stored_not_quarantined(engine, pipeline, m
     stored = wait_until(lambda: telemetry(engine, device["id"]) or quarantined(engine, device["id"]))
     assert not quarantined(engine, device["id"]), "the DBIRTH was refused as an unknown device"
     assert [(r.key, r.value) for r in stored] == [("Level", 42.5)]
+
+
+def test_a_born_node_is_online_with_last_seen_and_silence_does_not_take_it_offline(
+    host, node, engine
+) -> None:
+    """The node (the gateway) sends only its devices' data: it stays online from NBIRTH to NDEATH."""
+    from ingest.status import StatusWatcher
+    from workbench.live.bus import EventBus
+
+    node.start()
+    path = f"spBv1.0/{node.group}/edge1"
+    row = wait_until(lambda: _row(engine, path))
+    assert row["status"] == "online" and row["last_seen"] is not None
+    watcher = StatusWatcher(engine, EventBus(), offline_after=0.001)
+    with engine.begin() as conn:  # as silent as can be: born long ago
+        conn.execute(devices.update().where(devices.c.id == row["id"]).values(last_seen=None))
+    watcher.sweep()
+    assert _row(engine, path)["status"] == "online"
+    node.stop()
+    wait_until(lambda: _row(engine, path)["status"] == "offline")  # its NDEATH does it

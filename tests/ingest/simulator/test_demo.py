@@ -49,7 +49,11 @@ def test_demo_brings_live_data_within_a_minute_and_an_alert_within_two(
         text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr or []], daemon=True).start()
+    everything: list[str] = []
+    threading.Thread(
+        target=lambda: [(lines.put(line), everything.append(line)) for line in process.stderr or []],
+        daemon=True,
+    ).start()
     engine = make_engine(url, pool_size=1)
     try:
         serving = login = None
@@ -87,6 +91,11 @@ def test_demo_brings_live_data_within_a_minute_and_an_alert_within_two(
             timeout=10,
         )
         assert response.status_code == 200, response.text
+        with engine.connect() as conn:  # the Sparkplug gateway is online since its birth
+            gateway = conn.execute(
+                text("SELECT status, last_seen FROM devices WHERE name = 'demo-plant/edge-1'")
+            ).one()
+        assert gateway.status == "online" and gateway.last_seen is not None, gateway
 
         alert = None
         while alert is None and time.monotonic() - started < 120:
@@ -103,6 +112,15 @@ def test_demo_brings_live_data_within_a_minute_and_an_alert_within_two(
                 )
             ).one()
         assert counts[0] >= 4 and counts[1] == 2 and counts[2] == 1
+
+        report = None  # the scheduled report also runs once right after the start
+        while (report is None or report.status in ("queued", "running")) and time.monotonic() - started < 240:
+            with engine.connect() as conn:
+                report = conn.execute(
+                    text("SELECT status, error, format FROM reports WHERE schedule_id IS NOT NULL LIMIT 1")
+                ).first()
+            time.sleep(1)
+        assert report is not None and report.status == "done" and report.format == "pdf", report
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -111,8 +129,11 @@ def test_demo_brings_live_data_within_a_minute_and_an_alert_within_two(
             process.kill()
             process.wait()
         engine.dispose()
+        time.sleep(0.2)
         with psycopg.connect(libpq_url(postgres_server_url), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    output = "".join(everything)
+    assert "Traceback" not in output and " ERROR " not in output, output  # a normal start and stop
 
 
 def test_demo_dashboards_are_laid_out_on_the_builder_grid() -> None:

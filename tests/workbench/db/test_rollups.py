@@ -102,3 +102,56 @@ def test_bus_batches_fold_into_the_same_rollups_as_a_rebuild(engine: Engine) -> 
             conn.execute(delete(table).where(table.c.device_id == device_id))
     rebuild(engine, datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC))
     assert _rollup(engine, device_id) == folded
+
+
+EXTREMES = [
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+    1e308,
+    -1e308,
+    1e200,
+    -1e200,
+    5e-324,
+    -5e-324,
+    -0.0,
+    0.0,
+]
+
+
+def test_extreme_values_never_break_a_rebuild_or_a_fold(engine: Engine) -> None:
+    """The double range's edges: the rebuild and the upsert clamp to +-inf or 0 instead of raising."""
+    with engine.begin() as conn:
+        device_id = conn.execute(
+            insert(devices).values(name="extreme", type="sensor").returning(devices.c.id)
+        ).scalar_one()
+    start = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
+    rows = [
+        {"timestamp": start + timedelta(seconds=index), "device_id": device_id, "key": "v", "value": value}
+        for index, value in enumerate(EXTREMES * 2)
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(telemetry), rows)
+    rebuild(engine, start, start + timedelta(hours=1))
+    with engine.connect() as conn:
+        hour = conn.execute(select(telemetry_1h).where(telemetry_1h.c.device_id == device_id)).one()
+    assert hour.count == len(rows)
+    assert hour.sum == 0.0  # every value comes with its opposite: the exact sum is 0
+    assert hour.sumsq == float("inf")
+    assert (hour.min, hour.max) == (-1.7976931348623157e308, 1.7976931348623157e308)
+
+    # Folding the same points again through the bus adds finite sums beyond the double range.
+    frame = pd.DataFrame(rows).assign(device_id=str(device_id), unit=None, quality=100)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    big = frame[frame["value"] > 1e250]
+    bus = EventBus()
+    maintainer = RollupMaintainer(engine, bus, flush_seconds=60, repair=False).start()
+    for _ in range(2):
+        bus.publish(TELEMETRY_BATCH, TelemetryBatch(big.reset_index(drop=True), "test", datetime.now(UTC)))
+        maintainer.flush()
+    maintainer.stop()
+    with engine.connect() as conn:
+        minute = conn.execute(
+            select(telemetry_1m).where(telemetry_1m.c.device_id == device_id, telemetry_1m.c.key == "v")
+        ).one()
+    assert minute.count == len(rows) + 2 * len(big)
+    assert minute.sum == float("inf")

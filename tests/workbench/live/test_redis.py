@@ -23,6 +23,8 @@ from workbench.live.bridge import RedisBridge
 from workbench.platform import EXTENSION, Platform
 from workbench.settings import Settings
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -121,21 +121,28 @@ def test_a_refused_connection_says_why(base_url: str, app: Flask, listeners: Any
     assert _refusal(listeners(), base_url, auth={"token": expired}) == "token expired"
 
 
+def _real_user(platform: Platform) -> uuid.UUID:
+    email, _ = make_user(platform.engine, "viewer")
+    found = find_user(platform.engine, email)
+    assert found is not None
+    return uuid.UUID(str(found["id"]))
+
+
 def _short_token(app: Flask, user: str, seconds: float) -> str:
-    claims = {"sub": user, "role": "viewer", "type": "access", "jti": uuid.uuid4().hex}
+    claims = {"sub": user, "role": "viewer", "type": "access", "jti": uuid.uuid4().hex, "ver": 0}
     return jwt.encode({**claims, "exp": time.time() + seconds}, app.config["SECRET_KEY"], algorithm="HS256")
 
 
 def test_token_refresh_keeps_the_subscriptions_and_expiry_disconnects_with_a_reason(
     base_url: str, app: Flask, platform: Platform, listeners: Any
 ) -> None:
-    user = str(uuid.uuid4())
+    user, other = (str(_real_user(platform)) for _ in range(2))  # tokens name users that exist
     client = listeners().connect(base_url, auth={"token": _short_token(app, user, 2)})
     expired: queue.Queue[Any] = queue.Queue()
     client.client.on("auth_expired", expired.put)
     assert client.call("subscribe", {"type": "alerts"})["ok"]
     # Another user's token is no refresh; the same user's is, and the subscriptions stay.
-    assert client.call("refresh_token", {"token": _short_token(app, str(uuid.uuid4()), 60)})["ok"] is False
+    assert client.call("refresh_token", {"token": _short_token(app, other, 60)})["ok"] is False
     answer = client.call("refresh_token", {"token": _short_token(app, user, 5)})
     assert answer["ok"] and "alerts:*" in answer["rooms"]
     now = datetime.now(UTC)

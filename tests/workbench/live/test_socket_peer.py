@@ -14,6 +14,7 @@ from flask import Flask
 from tests.node_peers import NodePeer
 from tests.workbench.live.serving import make_user
 from workbench.auth import tokens
+from workbench.auth.users import find_user
 from workbench.live.bus import ALERT, ALERT_UPDATE
 from workbench.platform import Platform
 
@@ -48,7 +49,9 @@ def test_alert_updates_follow_the_severity_filter(
     base_url: str, app: Flask, platform: Platform, peer: Callable[..., NodePeer]
 ) -> None:
     email, _ = make_user(platform.engine, "viewer")
-    token = tokens.issue(app.config["SECRET_KEY"], uuid.uuid4(), "viewer", email)
+    user = find_user(platform.engine, email)
+    assert user is not None
+    token = tokens.issue(app.config["SECRET_KEY"], user["id"], "viewer", email)
     client = peer("socketio_client.js", base_url, token, "critical")
     assert client.expect(_event("subscribed"))["ack"]["ok"] is True
     now = datetime.now(UTC)

@@ -28,9 +28,9 @@ from workbench.notebooks.runner import NotebookRunner
 from workbench.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
-SKAB_DIR = Path(
-    os.environ.get("WORKBENCH_TEST_SKAB_DIR", ROOT.parent / "shared" / "data" / "skab" / "valve1")
-)
+# The one recording the tests use is kept in the repository (tests/data/skab, see its README);
+# WORKBENCH_TEST_SKAB_DIR points at a full copy of SKAB's valve1 folder instead.
+SKAB_DIR = Path(os.environ.get("WORKBENCH_TEST_SKAB_DIR", ROOT / "tests" / "data" / "skab" / "valve1"))
 SKAB_FILE = "3.csv"
 BASELINE_ROWS = 400
 FLOW = "Volume_Flow_RateRMS"
