@@ -279,7 +279,13 @@ def platform_factory(
         except BaseException:
             stack.close()
             raise
-        return app, stack.close
+        def stop() -> None:
+            from workbench import logs
+
+            logs.stopping.set()  # clients of servers that stop first may complain now: expected
+            stack.close()
+
+        return app, stop
 
     return build
 

@@ -87,7 +87,7 @@ class Server:
                 if requests.get(f"{self.base}/healthz", timeout=2).status_code == 200:
                     time.sleep(0.5)
                     return list(self.stderr)
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or gunicorn's worker not ready yet
                 pass
             time.sleep(0.3)
         raise AssertionError("workbench up never became healthy:\n" + "".join(self.stderr))

@@ -321,7 +321,7 @@ def test_workbench_up_ingests_through_amqtt(
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         try:
             response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or gunicorn's worker not ready yet
             return None
         return response.json() if response.status_code == 200 else None
 

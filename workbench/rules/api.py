@@ -59,6 +59,9 @@ _ACTION = {
     "additionalProperties": {},
 }
 ACTION_DOC = {"oneOf": [_ACTION, {"type": "array", "items": _ACTION}]}
+# What a read may show: also no action at all ({}), as rules stored without one (by SQL, say) have.
+_NO_ACTION = {"type": "object", "maxProperties": 0}
+ACTION_READ_DOC = {"oneOf": [_ACTION, {"type": "array", "items": _ACTION}, _NO_ACTION]}
 
 
 class RuleFields(Strict):
@@ -103,7 +106,7 @@ class RuleSchema(ma.Schema):
     device_id = ma.fields.UUID(allow_none=True)
     target = ma.fields.Dict(allow_none=True)
     condition = ma.fields.Dict(required=True)
-    action = ma.fields.Raw(required=True, metadata=ACTION_DOC)
+    action = ma.fields.Raw(required=True, metadata=ACTION_READ_DOC)
     enabled = ma.fields.Boolean(required=True)
     priority = ma.fields.Integer(required=True)
     cooldown_seconds = ma.fields.Integer(required=True)
