@@ -279,6 +279,7 @@ def platform_factory(
         except BaseException:
             stack.close()
             raise
+
         def stop() -> None:
             from workbench import logs
 
