@@ -20,12 +20,14 @@ from flask import Flask
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ingest.broker import LocalBroker
+from workbench import plugins
 from workbench.auth.users import ROLES, UserError, create_user
 from workbench.db.embedded import EmbeddedPostgres
 from workbench.db.engine import make_engine
 from workbench.db.migrate import upgrade
 from workbench.live.bus import EventBus
 from workbench.platform import EXTENSION, Platform
+from workbench.runtime import configure_logging
 from workbench.settings import Settings, SettingsError
 
 # The web stack (Dash, pandas, papermill, ...) is imported inside create_app and the commands that
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
         reader=reader,
     )
     app.extensions[EXTENSION] = platform
+    plugins.load((settings.plugins or "").split(","))
     ops.register_database_check(platform)
     api_errors.init_errors(app)
     init_protection(app, settings)
@@ -90,7 +93,7 @@ def _connect_mosquitto_logins(platform: Platform) -> None:
 
     disconnect = connect_logins(platform.settings, platform.engine)
     if disconnect is not None:
-        platform.services["mosquitto_logins"] = disconnect
+        platform.services.mosquitto_logins = disconnect
 
 
 def api_blueprints() -> list[Any]:
@@ -303,9 +306,7 @@ def start_web_background(platform: Platform, stack: contextlib.ExitStack, schedu
 
 
 def _configure_logging(settings: Settings) -> None:
-    from workbench import logs
-
-    logs.configure(settings.log_level)
+    configure_logging(settings)
 
 
 def _terminate_on_sigterm() -> None:

@@ -302,7 +302,7 @@ def _http_phase(settings: Any, service: Any, device: str, api_key: str) -> tuple
 
     app = create_app(settings, bus=service.bus)
     platform = app.extensions[EXTENSION]
-    platform.services["pipeline"] = service.pipeline  # one writer, as in `workbench up`
+    platform.services.pipeline = service.pipeline  # one writer, as in `workbench up`
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

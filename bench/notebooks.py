@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from workbench.db.engine import libpq_url  # noqa: E402
 from workbench.db.migrate import upgrade  # noqa: E402
-from workbench.notebooks.api import DATABASE_ENV  # noqa: E402
+from workbench.notebooks.helpers import DATABASE_ENV  # noqa: E402
 from workbench.notebooks.runner import NotebookRunner  # noqa: E402
 from workbench.settings import Settings  # noqa: E402
 

@@ -7,10 +7,10 @@ Same as ``workbench ingest`` for an already-migrated database and a running brok
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from ingest.service import run_standalone
+from workbench.runtime import configure_logging
 from workbench.settings import Settings, SettingsError
 
 
@@ -30,9 +30,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings)
     try:
         run_standalone(settings, args.workers)
     except SettingsError as error:  # e.g. --workers N on a broker without MQTT 5

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from ingest.validation import Row
+from workbench.db.copy_format import HEADER, PG_EPOCH, TRAILER
 
 COPY_ORDER = ("device_id", "key", "unit", "timestamp", "value", "quality", "metadata", "text_value")
-SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
-TRAILER = b"\xff\xff"
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 MAX_PREFIXES = 200_000
 
@@ -45,7 +43,7 @@ class CopyEncoder:
         if len(prefixes) > MAX_PREFIXES:
             prefixes.clear()
         micros: dict[int, int] = {}
-        parts = [SIGNATURE]
+        parts = [HEADER]
         append = parts.append
         pack = _NUMBER.pack
         for row in rows:

@@ -199,11 +199,11 @@ class ReplayResultSchema(ma.Schema):
 def pipeline_of(platform: Platform) -> Pipeline:
     """The platform's pipeline: the in-process ingest service's, else one started for HTTP on first use."""
     with _lock:
-        pipeline = platform.services.get("pipeline")
+        pipeline = platform.services.pipeline
         if pipeline is None:
             pipeline = Pipeline(platform.settings, platform.engine, platform.bus)
             pipeline.start()
-            platform.services["pipeline"] = pipeline
+            platform.services.pipeline = pipeline
             platform.health.register("ingest_http", pipeline.health)
     assert isinstance(pipeline, Pipeline)
     return pipeline

@@ -25,6 +25,7 @@ from workbench.live.bridge import RedisBridge
 from workbench.live.bus import EventBus
 from workbench.mqtt import host_port
 from workbench.platform import Platform
+from workbench.runtime import configure_logging, run_until_signal, stop_on_signals
 from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,11 +106,19 @@ class IngestService:
 
 
 def start_in_process(platform: Platform) -> Callable[[], None]:
-    """Run ingest inside the web process (``workbench up``) on its bus; returns the stop function."""
+    """Run ingest inside the web process (``workbench up``) on its bus; returns the stop function.
+
+    Start it before serving: a pipeline already on the platform (HTTP ingest makes one on first use when no
+    ingest runs in the process) would otherwise be a second writer, so that is refused.
+    """
+    if platform.services.pipeline is not None:
+        raise RuntimeError(
+            "this platform already has an ingest pipeline: start ingest before serving requests"
+        )
     service = IngestService(platform.settings, platform.engine, platform.bus)
     service.start()
-    platform.services["ingest"] = service
-    platform.services["pipeline"] = service.pipeline
+    platform.services.ingest = service
+    platform.services.pipeline = service.pipeline
     platform.health.register("ingest", service.health)
     stops: list[Callable[[], None]] = [service.stop]
     stops.insert(0, start_connectors(platform))
@@ -137,20 +146,6 @@ def run_standalone(settings: Settings, workers: int = 1) -> None:
     _run_one(settings, None, 1, stop_on_signals())
 
 
-def stop_on_signals() -> threading.Event:
-    """An event that SIGTERM and SIGINT set (call from the main thread)."""
-    # Not an exception raised from the handler: it lands wherever the main thread is, and inside a
-    # weakref callback or a finaliser Python ignores it, leaving the process running.
-    stop = threading.Event()
-
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return stop
-
-
 def _run_one(settings: Settings, worker: int | None, workers: int, stop: threading.Event) -> None:
     assert settings.database_url
     engine = make_engine(settings.database_url, pool_size=2, timeout=settings.database_timeout)
@@ -168,8 +163,7 @@ def _run_one(settings: Settings, worker: int | None, workers: int, stop: threadi
     if connectors is not None:
         connectors.start()
     try:
-        while not stop.wait(0.5):
-            pass
+        run_until_signal(stop)
     finally:
         if connectors is not None:
             connectors.stop()
@@ -199,7 +193,5 @@ def _run_workers(settings: Settings, workers: int, stop: threading.Event) -> Non
 
 
 def _worker_main(settings: Settings, worker: int, workers: int) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings)
     _run_one(settings, worker, workers, stop_on_signals())

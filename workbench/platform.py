@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import Engine
@@ -13,7 +13,35 @@ from workbench.live.bus import EventBus
 from workbench.mqtt import MqttPublisher
 from workbench.settings import Settings
 
+if TYPE_CHECKING:  # the services' own modules import this one
+    from workbench.live.socket import LiveServer
+    from workbench.notebooks.rule_schedule import NotebookScheduler
+    from workbench.notebooks.runner import NotebookRunner
+    from workbench.reports.scheduler import ReportScheduler
+    from workbench.reports.service import ReportService
+    from workbench.rules.engine import RuleEngine
+
 EXTENSION = "workbench"
+
+
+@dataclass
+class Services:
+    """The running parts of one platform, by name and type; None until the part that runs it starts it."""
+
+    notebooks: NotebookRunner | None = None
+    notebook_scheduler: NotebookScheduler | None = None
+    rules: RuleEngine | None = None
+    reports: ReportService | None = None
+    report_scheduler: ReportScheduler | None = None
+    live: LiveServer | None = None
+    # Ingest's parts (``workbench`` never imports ``ingest``, so they are typed there, not here): the
+    # in-process IngestService, the Pipeline every in-process source writes through (HTTP, connectors,
+    # the simulator), the ConnectorManager, the demo Simulator and the Mosquitto login sync's stop function.
+    ingest: Any = None
+    pipeline: Any = None
+    connectors: Any = None
+    simulator: Any = None
+    mosquitto_logins: Any = None
 
 
 @dataclass
@@ -25,7 +53,7 @@ class Platform:
     bus: EventBus
     health: HealthRegistry = field(default_factory=HealthRegistry)
     mqtt: MqttPublisher | None = None
-    services: dict[str, Any] = field(default_factory=dict)
+    services: Services = field(default_factory=Services)
     # A streaming replica for read-only queries (WORKBENCH_DATABASE_READ_URL); None: the primary serves all.
     reader: Engine | None = None
 

@@ -204,6 +204,9 @@ class Settings:
     report_execution: str = setting(
         "warm", "How report notebooks run: `warm` (kernels kept for reports), `cold` (fresh kernel) or `dask`"
     )
+    plugins: str | None = setting(
+        None, "Plugin modules to import at start (comma-separated), beside `workbench.plugins` entry points"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -176,19 +176,19 @@ class ConnectorManager:
 def start_connectors(platform: Platform) -> Callable[[], None]:
     """Run a connector manager on the platform's ingest pipeline; register its health; return ``stop``.
 
-    Needs ``platform.services["pipeline"]`` (the ingest service puts it there). Idempotent: a manager
+    Needs ``platform.services.pipeline`` (the ingest service puts it there). Idempotent: a manager
     already running is left alone.
     """
-    existing = platform.services.get("connectors")
+    existing = platform.services.connectors
     if existing is not None:
         return lambda: None
-    manager = ConnectorManager(platform.engine, platform.services["pipeline"], platform.settings)
+    manager = ConnectorManager(platform.engine, platform.services.pipeline, platform.settings)
     manager.start()
-    platform.services["connectors"] = manager
+    platform.services.connectors = manager
     platform.health.register("connectors", manager.health)
 
     def stop() -> None:
         manager.stop()
-        platform.services.pop("connectors", None)
+        platform.services.connectors = None
 
     return stop

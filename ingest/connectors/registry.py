@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-import importlib
-
 from ingest.connectors.base import DeviceConnector
+from workbench import plugins
 
-_CONNECTORS: dict[str, type[DeviceConnector]] = {}
+CONNECTORS: plugins.Kind[type[DeviceConnector]] = plugins.Kind(
+    "connector", ("ingest.connectors.modbus", "ingest.connectors.opcua")
+)
 
 
 def register(cls: type[DeviceConnector]) -> type[DeviceConnector]:
     """Register a connector class under its ``protocol`` (usable as a class decorator)."""
     if not cls.protocol:
         raise ValueError(f"{cls.__name__} has no protocol name")
-    _CONNECTORS[cls.protocol] = cls
-    return cls
+    return CONNECTORS.register(cls.protocol, cls)
 
 
 def connector_for(protocol: str | None) -> type[DeviceConnector] | None:
     """The connector class for ``protocol``, or None when the platform polls no such protocol."""
-    _load_builtins()
-    return _CONNECTORS.get(protocol or "")
+    return CONNECTORS.all().get(protocol or "")
 
 
 def protocols() -> list[str]:
     """Every protocol with a registered connector."""
-    _load_builtins()
-    return sorted(_CONNECTORS)
-
-
-def _load_builtins() -> None:
-    # Imported lazily: asyncua and pymodbus take a moment to import and not every process needs them.
-    for name in ("modbus", "opcua"):
-        importlib.import_module(f"ingest.connectors.{name}")
+    return sorted(CONNECTORS.all())

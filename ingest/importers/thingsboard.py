@@ -31,7 +31,7 @@ SOURCE = "thingsboard"
 CHUNK_ROWS = 250_000
 KEY_MAX = 100  # telemetry.key is varchar(100)
 SCOPES = {1: "CLIENT_SCOPE", 2: "SERVER_SCOPE", 3: "SHARED_SCOPE"}
-SEVERITIES = {"CRITICAL": "critical", "MAJOR": "critical", "MINOR": "warning", "WARNING": "warning"}
+FROM_THINGSBOARD = {"CRITICAL": "critical", "MAJOR": "critical", "MINOR": "warning", "WARNING": "warning"}
 
 # One expression per workbench column, over a ts_kv-shaped row (``json_v`` may be missing: see _values).
 _TIMESTAMP = "TIMESTAMPTZ 'epoch' + ts * INTERVAL '1 millisecond'"
@@ -301,7 +301,7 @@ class ThingsBoardImport:
                     (
                         alarm_id,
                         device_id,
-                        SEVERITIES.get(str(severity).upper(), "info"),
+                        FROM_THINGSBOARD.get(str(severity).upper(), "info"),
                         kind,
                         status,
                         _instant(start or created),

@@ -28,8 +28,8 @@ from ingest.simulator.live import Endpoints, Simulator
 from ingest.simulator.plant import PlantSpec, demo_plant
 from workbench.auth.users import create_user
 from workbench.db.tables import dashboards, report_schedules, rules, users
+from workbench.live.bus import RULES_CHANGED
 from workbench.platform import Platform
-from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.validation import validate_rule
 from workbench.settings import Settings
 from workbench.ui.dashboards_db import COLUMNS, DEFAULT_H, split
@@ -320,11 +320,11 @@ def start_demo(
 ) -> tuple[Callable[[], None], DemoInfo]:
     """Start connectors (when ingest has none), the simulator with its faults, and seed content."""
     from ingest.connectors.manager import start_connectors
-    from workbench.notebooks.service import SERVICE, notebook_runner
+    from workbench.notebooks.service import notebook_runner
 
     settings = platform.settings
     stops: list[Callable[[], None]] = [start_connectors(platform)]  # stopped first: clients before servers
-    if SERVICE not in platform.services:
+    if platform.services.notebooks is None:
         notebook_runner(platform)  # the notebook rule needs the platform's runner
     # The warm kernels close with the platform (start_background), after the rule engine has stopped:
     # closing them here, before it, failed its last notebook evaluations with a traceback at every stop.
@@ -334,7 +334,7 @@ def start_demo(
     simulator = Simulator(plant, platform.engine, Endpoints(mqtt_url=settings.mqtt_url, http_url=url))
     simulator.start(wait=False)  # the URL prints while the OPC-UA server is still starting
     stops.append(simulator.stop)
-    platform.services["simulator"] = simulator
+    platform.services.simulator = simulator
     email, password, created = ensure_admin(platform.engine, settings.data_dir)
     with platform.engine.connect() as conn:
         admin_id = conn.execute(select(users.c.id).where(users.c.email == ADMIN_EMAIL)).scalar()

@@ -152,7 +152,7 @@ def test_app_connects_the_logins_when_the_folder_is_set(
         assert lines[SERVICE_USER] == mosquitto_hash("p@ss", base64.b64decode(salt))
         assert str(device) in lines
     finally:
-        platform.services["mosquitto_logins"]()
+        platform.services.mosquitto_logins()
 
 
 def test_deleting_a_device_removes_its_login(

@@ -202,7 +202,7 @@ def test_http_answers_503_at_once_while_the_database_is_down_and_never_500(
         stop.set()
         thread.join(10) if thread.is_alive() else None
         server.start(database="outage")
-        platform.services["pipeline"].stop()
+        platform.services.pipeline.stop()
         platform.engine.dispose()
     assert 500 not in statuses and set(statuses) <= {200, 503}
     assert statuses[-1] == 200

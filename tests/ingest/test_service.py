@@ -7,8 +7,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select, update
 
+from ingest.http import pipeline_of
 from ingest.service import start_in_process
 from ingest.status import StatusWatcher
 from tests.ingest.conftest import make_device, wait_until
@@ -17,6 +19,17 @@ from workbench.db.tables import devices
 from workbench.live.bus import DEVICE_STATUS, TELEMETRY_BATCH, EventBus
 from workbench.platform import Platform
 from workbench.settings import Settings
+
+
+def test_in_process_ingest_refuses_a_second_pipeline(settings: Settings, engine: Engine) -> None:
+    platform = Platform(settings=settings, engine=engine, bus=EventBus())
+    first = pipeline_of(platform)  # HTTP ingest's own, as when a request came before ingest started
+    try:
+        with pytest.raises(RuntimeError, match="already has an ingest pipeline"):
+            start_in_process(platform)
+        assert platform.services.pipeline is first and platform.services.ingest is None
+    finally:
+        first.stop()
 
 
 def test_in_process_ingest_publishes_on_the_web_bus(
@@ -28,7 +41,7 @@ def test_in_process_ingest_publishes_on_the_web_bus(
     platform.bus.subscribe(TELEMETRY_BATCH, lambda topic, payload: batches.append(payload))
     stop = start_in_process(platform)
     try:
-        assert platform.services["pipeline"] is platform.services["ingest"].pipeline
+        assert platform.services.pipeline is platform.services.ingest.pipeline
         device = make_device(engine)
         publish(mqtt_url, [(f"insa/devices/{device}/telemetry/rpm", "1500", 1)])
         wait_until(lambda: any(str(device) in set(b.frame["device_id"]) for b in batches))

@@ -151,3 +151,33 @@ def publish(topic: str, payload: Any, retain: bool) -> None:
         mqtt.publish(topic, payload, qos=1, retain=retain)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise ApiError(503, "broker_unavailable", f"MQTT publish failed: {error}") from None
+
+
+_FIELD_TYPES: dict[str, type[ma.fields.Field]] = {
+    "UUID": ma.fields.UUID,
+    "String": ma.fields.String,
+    "Text": ma.fields.String,
+    "Float": ma.fields.Float,
+    "Integer": ma.fields.Integer,
+    "BigInteger": ma.fields.Integer,
+    "Boolean": ma.fields.Boolean,
+    "DateTime": ma.fields.DateTime,
+    "JSONB": ma.fields.Dict,
+}
+
+
+def row_schema(
+    table: Table, name: str, doc: str, exclude: Sequence[str] = (), **fields: ma.fields.Field
+) -> type[ma.Schema]:
+    """The schema of ``table``'s rows as the API shows them: a field per column (NOT NULL ones required,
+    the others nullable), minus ``exclude``, with ``fields`` replacing or adding some."""
+    declared: dict[str, ma.fields.Field] = {}
+    for column in table.columns:
+        if column.key in exclude:
+            continue
+        kind = _FIELD_TYPES[type(column.type).__name__]
+        declared[column.key] = kind(required=True) if not column.nullable else kind(allow_none=True)
+    declared.update(fields)
+    schema = ma.Schema.from_dict(declared, name=name)
+    schema.__doc__ = doc
+    return schema

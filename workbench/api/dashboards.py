@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import ColumnElement, delete, insert, or_, select, true
+from sqlalchemy import ColumnElement, delete, insert, select
 
 from workbench.api.common import (
     Changes,
@@ -21,13 +21,11 @@ from workbench.api.common import (
 )
 from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
+from workbench.dashboards import NOT_YOURS, may_edit, visible
 from workbench.db.tables import dashboards
 from workbench.platform import current_platform
 
 blp = make_blueprint("dashboards", "/dashboards", "Dashboards: layout and widgets, public or private")
-
-# Roles that may see and edit every dashboard, not only their own and public ones.
-CURATORS = ("admin", "engineer")
 
 
 class DashboardFields(Strict):
@@ -81,9 +79,7 @@ class DashboardPageSchema(PageSchema):
 
 def _visible() -> ColumnElement[bool]:
     principal = current_principal()
-    if principal.role in CURATORS:
-        return true()
-    return or_(dashboards.c.is_public.is_(True), dashboards.c.user_id == principal.id)
+    return visible(principal.role, principal.id)
 
 
 def _load(dashboard_id: uuid.UUID, edit: bool) -> dict[str, Any]:
@@ -92,9 +88,10 @@ def _load(dashboard_id: uuid.UUID, edit: bool) -> dict[str, Any]:
     if row is None:
         raise not_found("dashboard", dashboard_id)
     principal = current_principal()
-    if edit and principal.role not in CURATORS and row.user_id != principal.id:
-        raise ApiError(403, "forbidden", "only the owner, an engineer or an admin may change this dashboard")
-    return dict(row._mapping)
+    found = dict(row._mapping)
+    if edit and not may_edit(principal.role, principal.id, found):
+        raise ApiError(403, "forbidden", NOT_YOURS)
+    return found
 
 
 @blp.route("", methods=["GET"])

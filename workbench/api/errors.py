@@ -12,26 +12,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from workbench.db.engine import unreachable
+from workbench.errors import ApiError
+
+__all__ = ["ApiError", "database_unavailable", "error_response", "init_errors", "own_retry_after"]
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 # Seconds a client is told to wait (Retry-After) when the database cannot be reached.
 DATABASE_RETRY_AFTER = 5
-
-
-class ApiError(Exception):
-    """An error to return to the client with a status, a machine code and details."""
-
-    def __init__(
-        self, status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-        self.headers = headers or {}
 
 
 def database_unavailable(message: str = "the database cannot be reached; try again shortly") -> ApiError:

@@ -18,6 +18,7 @@ from workbench.api.common import (
     fetch_row,
     make_blueprint,
     query_args,
+    row_schema,
 )
 from workbench.api.errors import ApiError
 from workbench.auth import api_keys
@@ -51,25 +52,19 @@ class KeyCreateSchema(Strict):
             raise ma.ValidationError("must be in the future (a key born expired is useless)")
 
 
-class KeySchema(ma.Schema):
-    """A key as listed (never the secret; ``prefix`` helps to recognise it)."""
-
-    id = ma.fields.UUID(required=True)
-    prefix = ma.fields.String(required=True)
-    name = ma.fields.String(required=True)
-    device_id = ma.fields.UUID(allow_none=True)
-    permissions = ma.fields.Dict(allow_none=True)
-    rate_limit = ma.fields.Integer(required=True)
-    expires_at = ma.fields.DateTime(allow_none=True)
-    last_used = ma.fields.DateTime(allow_none=True)
-    revoked_at = ma.fields.DateTime(allow_none=True)
-    created_at = ma.fields.DateTime(required=True)
-
-
-class CreatedKeySchema(KeySchema):
-    """A new key with its secret, shown this once."""
-
-    api_key = ma.fields.String(required=True, metadata={"description": "shown once; stored only hashed"})
+KeySchema = row_schema(
+    keys_table,
+    "KeySchema",
+    "A key as listed (never the secret; ``prefix`` helps to recognise it).",
+    ("key_hash",),
+)
+CreatedKeySchema = row_schema(
+    keys_table,
+    "CreatedKeySchema",
+    "A new key with its secret, shown this once.",
+    exclude=("key_hash",),
+    api_key=ma.fields.String(required=True, metadata={"description": "shown once; stored only hashed"}),
+)
 
 
 class KeyListArgs(PageArgs):

@@ -15,10 +15,10 @@ import marshmallow as ma
 from flask import Response, jsonify, stream_with_context
 from sqlalchemy import ColumnElement, select
 
-from workbench.api import series
 from workbench.api.common import Strict, Timestamp, check_range, make_blueprint, query_args
 from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
+from workbench.db import series
 from workbench.db.tables import latest_values, telemetry
 from workbench.platform import current_platform
 

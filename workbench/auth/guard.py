@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request, session
 
-from workbench.api.errors import ApiError
 from workbench.auth import access, api_keys, service_tokens, tokens
 from workbench.auth.permissions import allowed
 from workbench.auth.principal import Principal
+from workbench.errors import ApiError
 from workbench.platform import current_platform
 
 F = TypeVar("F", bound=Callable[..., Any])

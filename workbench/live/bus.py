@@ -12,11 +12,13 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[str, Any], None]
 
-# Topics published on the bus; payload shapes are documented where they are published.
-TELEMETRY_BATCH = "telemetry.batch"
-DEVICE_STATUS = "device.status"
-ALERT = "alert"
-ALERT_UPDATE = "alert.update"
+# Every topic published on the bus, declared here once; payloads are documented where they are published.
+TELEMETRY_BATCH = "telemetry.batch"  # workbench.live.events.TelemetryBatch
+DEVICE_STATUS = "device.status"  # workbench.live.events.DeviceStatus
+ALERT = "alert"  # a new alert row (JSON values)
+ALERT_UPDATE = "alert.update"  # an alert row whose status changed (JSON values)
+RULES_CHANGED = "rules.changed"  # rules were created, changed or deleted; payload: the rule id (or None)
+REPORT_PROGRESS = "report.progress"  # a report request's progress (workbench.reports.service)
 
 
 class EventBus:

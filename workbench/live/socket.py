@@ -29,10 +29,10 @@ from workbench.live.events import DeviceStatus, TelemetryBatch
 from workbench.metrics import SOCKET_CONNECTIONS
 from workbench.periodic import Periodic
 from workbench.platform import Platform
+from workbench.severity import SEVERITIES
 
 log = logging.getLogger(__name__)
 
-SEVERITIES = ("info", "warning", "critical")
 # What a subscription of each type needs from the role matrix.
 SUBSCRIPTION_PERMISSION = {"device": "telemetry:read", "alerts": "alerts:read", "devices": "devices:read"}
 QUEUE_LIMIT = 20_000
@@ -144,7 +144,7 @@ class LiveServer:
         if self.platform.settings.redis_url:
             options.update(message_queue=self.platform.settings.redis_url, channel="workbench-socketio")
         self.socketio.init_app(app, **options)
-        self.platform.services[SERVICE] = self
+        self.platform.services.live = self
         bus = self.platform.bus
         for topic in (TELEMETRY_BATCH, DEVICE_STATUS, ALERT, ALERT_UPDATE):
             self._unsubscribe.append(bus.subscribe(topic, self._enqueue))
@@ -481,5 +481,4 @@ def jsonable(data: dict[str, Any]) -> dict[str, Any]:
 
 def live_server(platform: Platform) -> LiveServer | None:
     """The platform's live server, when one was started."""
-    server: LiveServer | None = platform.services.get(SERVICE)
-    return server
+    return platform.services.live

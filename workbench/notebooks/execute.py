@@ -12,7 +12,7 @@ from typing import Any
 
 import nbformat
 
-from workbench.notebooks.api import CONTEXT_ENV, DATABASE_ENV
+from workbench.notebooks.helpers import CONTEXT_ENV, DATABASE_ENV
 from workbench.notebooks.parameters import plain
 from workbench.notebooks.result import describe_failure
 

@@ -17,13 +17,13 @@ CELL_MIME = "application/vnd.workbench.cell-end+json"
 
 
 def run_cells(sources: list[str], context: dict[str, Any]) -> None:
-    """Reset the namespace for a new run (see ``api._begin``), then run ``sources`` in order."""
+    """Reset the namespace for a new run (see ``helpers._begin``), then run ``sources`` in order."""
     from IPython import get_ipython
     from IPython.display import display
 
-    from workbench.notebooks import api
+    from workbench.notebooks import helpers
 
-    api._begin(context)
+    helpers._begin(context)
     shell = get_ipython()
     for index, source in enumerate(sources):
         count = shell.execution_count

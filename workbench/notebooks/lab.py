@@ -1,7 +1,7 @@
 """``workbench lab``: JupyterLab on the repository, its kernels wired to the running platform.
 
 Kernels started from this JupyterLab inherit ``WORKBENCH_DATABASE_URL`` (and the Dask scheduler when one is
-configured), so ``from workbench.notebooks import api`` reads the platform's telemetry and notebooks can
+configured), so ``from workbench.notebooks import helpers`` reads the platform's telemetry and notebooks can
 backtest rules with the same runner the platform uses.
 """
 

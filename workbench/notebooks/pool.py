@@ -3,7 +3,7 @@
 A cold papermill run pays about a second to start its kernel; a warm kernel runs a small notebook in tens of
 milliseconds. A run is one execute request (:mod:`workbench.notebooks.kernel_side` runs the cells one by
 one and marks where each ends), not one per cell. Isolation between runs: before each run the user
-namespace is emptied (``api._begin``: cheaper than ``%reset -f``) and the helper API forgets the previous
+namespace is emptied (``helpers._begin``: cheaper than ``%reset -f``) and the helper API forgets the previous
 run's alerts and records. Modules stay imported (that is the point of keeping the kernel warm), so a
 notebook that mutates a module's globals affects later runs: rule notebooks must not. Each run has a
 deadline; a run that overruns gets its kernel killed and replaced in the background.
@@ -31,10 +31,10 @@ from workbench.notebooks.result import NotebookError, describe_failure
 
 PRELOAD = (
     "import numpy, pandas, scipy.stats\n"
-    "from workbench.notebooks import api as _wb_api, kernel_side as _wb_ks\n"
+    "from workbench.notebooks import helpers as _wb_api, kernel_side as _wb_ks\n"
     "del _wb_api, _wb_ks"
 )
-RESET = "import workbench.notebooks.api as _wb_api\n_wb_api._begin({context})\n"
+RESET = "import workbench.notebooks.helpers as _wb_api\n_wb_api._begin({context})\n"
 BATCH = "import workbench.notebooks.kernel_side as _wb_ks\n_wb_ks.run_cells({sources}, {context})\n"
 # Kernels keep no history file: runs are recorded by the platform, and sqlite writes cost time per cell.
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]

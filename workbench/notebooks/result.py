@@ -7,7 +7,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from workbench.notebooks.api import ALERT_MIME, RECORD_MIME
+from workbench.notebooks.helpers import ALERT_MIME, RECORD_MIME
 
 
 class NotebookError(RuntimeError):

@@ -2,7 +2,7 @@
 
 Runs where the rule engine runs (the rules and devices are the engine's; the events go through its
 lifecycle), and each due time once across processes: the process whose ``schedule_leases`` insert lands
-runs it (:func:`workbench.rules.scheduler.take_lease`). Due times missed while stopped are not replayed.
+runs it (:func:`workbench.db.leases.take_lease`). Due times missed while stopped are not replayed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from workbench.periodic import Periodic
 from workbench.platform import Platform
 from workbench.rules.engine import engine_of
 from workbench.rules.schedule import due_times
-from workbench.rules.scheduler import take_lease
+from workbench.db.leases import take_lease
 from workbench.rules.types import Rule, rule_type
 
 log = logging.getLogger(__name__)

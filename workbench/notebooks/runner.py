@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from workbench.db.engine import make_engine
 from workbench.db.tables import notebook_runs
 from workbench.metrics import NOTEBOOK_RUNS
-from workbench.notebooks.api import _jsonable
+from workbench.notebooks.helpers import _jsonable
 from workbench.notebooks.execute import Outcome, execute_cold, kernel_env, notebook_hash, prepare
 from workbench.notebooks.parameters import check, supplied
 from workbench.notebooks.pool import KernelPool

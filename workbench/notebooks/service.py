@@ -5,8 +5,7 @@ from __future__ import annotations
 from workbench.notebooks.runner import NotebookRunner
 from workbench.platform import Platform
 
-SERVICE = "notebooks"
-SCHEDULER = "notebook_rule_scheduler"
+SERVICE = "notebooks"  # its health check's name
 
 
 def init_notebooks(platform: Platform) -> NotebookRunner:
@@ -17,16 +16,16 @@ def init_notebooks(platform: Platform) -> NotebookRunner:
     from workbench.notebooks.rule_schedule import NotebookScheduler
 
     runner = NotebookRunner(platform.settings, engine=platform.engine)
-    platform.services[SERVICE] = runner
+    platform.services.notebooks = runner
     rule_type.use_runner(runner, platform)
-    platform.services[SCHEDULER] = NotebookScheduler(platform).start()
+    platform.services.notebook_scheduler = NotebookScheduler(platform).start()
     return runner
 
 
 def notebook_runner(platform: Platform) -> NotebookRunner:
     """The platform's runner (created on first use when the app did not wire it)."""
-    runner = platform.services.get(SERVICE)
-    return runner if isinstance(runner, NotebookRunner) else init_notebooks(platform)
+    runner = platform.services.notebooks
+    return runner if runner is not None else init_notebooks(platform)
 
 
 def close_notebooks(platform: Platform) -> None:
@@ -34,11 +33,11 @@ def close_notebooks(platform: Platform) -> None:
     from workbench.notebooks import rule_type
     from workbench.notebooks.cluster import close_clients
 
-    scheduler = platform.services.pop(SCHEDULER, None)
+    scheduler, platform.services.notebook_scheduler = platform.services.notebook_scheduler, None
     if scheduler is not None:
         scheduler.stop()
-    runner = platform.services.pop(SERVICE, None)
-    if isinstance(runner, NotebookRunner):
+    runner, platform.services.notebooks = platform.services.notebooks, None
+    if runner is not None:
         rule_type.release_runner(runner)
         runner.close()
 

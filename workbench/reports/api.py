@@ -17,10 +17,11 @@ from workbench.api.common import (
     make_blueprint,
     not_found,
     query_args,
+    row_schema,
 )
 from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
-from workbench.db.tables import reports
+from workbench.db.tables import report_schedules, reports
 from workbench.platform import current_platform
 from workbench.reports import formats
 from workbench.reports.schedules import create_schedule, list_schedules, next_run
@@ -49,24 +50,15 @@ class RunSchema(Strict):
     )
 
 
-class ReportSchema(ma.Schema):
-    """A report in the archive: parameters, status, progress, provenance and where to download it."""
-
-    id = ma.fields.UUID(required=True)
-    notebook = ma.fields.String(required=True)
-    format = ma.fields.String(required=True)
-    parameters = ma.fields.Dict(required=True)
-    status = ma.fields.String(required=True, metadata={"description": "queued, running, done or failed"})
-    progress = ma.fields.Float(required=True)
-    error = ma.fields.String(allow_none=True)
-    notebook_hash = ma.fields.String(allow_none=True)
-    data_hash = ma.fields.String(allow_none=True)
-    schedule_id = ma.fields.UUID(allow_none=True)
-    requested_by = ma.fields.UUID(allow_none=True)
-    created_at = ma.fields.DateTime(required=True)
-    finished_at = ma.fields.DateTime(allow_none=True)
-    download_url = ma.fields.String(allow_none=True)
-    url = ma.fields.String(required=True)
+ReportSchema = row_schema(
+    reports,
+    "ReportSchema",
+    "A report in the archive: parameters, status, progress, provenance and where to download it.",
+    exclude=("path",),
+    status=ma.fields.String(required=True, metadata={"description": "queued, running, done or failed"}),
+    download_url=ma.fields.String(allow_none=True),
+    url=ma.fields.String(required=True),
+)
 
 
 class ListArgs(PageArgs):
@@ -102,22 +94,13 @@ class ScheduleCreateSchema(Strict):
     recipients = ma.fields.List(ma.fields.Email(), load_default=list, validate=ma.validate.Length(max=100))
 
 
-class ScheduleSchema(ma.Schema):
-    """A report schedule."""
-
-    id = ma.fields.UUID(required=True)
-    name = ma.fields.String(required=True)
-    notebook = ma.fields.String(required=True)
-    format = ma.fields.String(required=True)
-    cron = ma.fields.String(required=True)
-    timezone = ma.fields.String(required=True)
-    parameters = ma.fields.Dict(required=True)
-    recipients = ma.fields.List(ma.fields.String(), required=True)
-    enabled = ma.fields.Boolean(required=True)
-    last_run = ma.fields.DateTime(allow_none=True)
-    next_run = ma.fields.DateTime(required=True)
-    created_by = ma.fields.UUID(allow_none=True)
-    created_at = ma.fields.DateTime(required=True)
+ScheduleSchema = row_schema(
+    report_schedules,
+    "ScheduleSchema",
+    "A report schedule.",
+    recipients=ma.fields.List(ma.fields.String(), required=True),
+    next_run=ma.fields.DateTime(required=True),
+)
 
 
 class ScheduleListSchema(ma.Schema):

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import nbformat
 
+from workbench import plugins
 from workbench.reports.kit import Table
 
 
@@ -72,30 +73,23 @@ class ReportFormat(ABC):
         """Write the report to ``target`` (a temporary path the caller renames on success)."""
 
 
-_REGISTRY: dict[str, type[ReportFormat]] = {}
+FORMATS: plugins.Kind[type[ReportFormat]] = plugins.Kind("report_format", ("workbench.reports.builtin",))
 
 
 def register(format_class: type[ReportFormat]) -> type[ReportFormat]:
     """Register a format under its ``name`` (usable as a class decorator)."""
-    _REGISTRY[format_class.name] = format_class
-    return format_class
+    return FORMATS.register(format_class.name, format_class)
 
 
 def get(name: str) -> ReportFormat:
     """A fresh instance of the named format; ``KeyError`` names the known ones."""
-    _load_builtins()
     try:
-        return _REGISTRY[name]()
+        format_class = FORMATS.get(name)
     except KeyError:
-        raise KeyError(f"unknown report format {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+        raise KeyError(f"unknown report format {name!r}; known: {', '.join(names())}") from None
+    return format_class()
 
 
 def names() -> list[str]:
     """Every registered format name."""
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def _load_builtins() -> None:
-    # Imported lazily so the registry module stays light; the built-ins call register() on import.
-    from workbench.reports import builtin  # noqa: F401
+    return sorted(FORMATS.all())

@@ -136,17 +136,17 @@ class ReportKit:
 
     def telemetry(self, keys: Sequence[str] = ()) -> pd.DataFrame:
         """Telemetry rows in the window for the devices in scope, local timestamps, ordered by time."""
-        from workbench.notebooks import api
+        from workbench.notebooks import helpers
 
         ids, names = self._scope()
         columns = ["timestamp", "device", "device_id", "key", "value", "unit", "quality"]
         if not ids:
             return self._empty_telemetry()
         # The notebook helper API reads the database named in the environment; point it at ours.
-        os.environ[api.DATABASE_ENV] = self.database_url
+        os.environ[helpers.DATABASE_ENV] = self.database_url
         frames = []
         for ident in ids:
-            rows = api.telemetry(ident, list(keys) or None, self.start_utc, self.end_utc, wide=False)
+            rows = helpers.telemetry(ident, list(keys) or None, self.start_utc, self.end_utc, wide=False)
             frames.append(rows.assign(device_id=ident))
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         if frame.empty:  # typed, so notebooks can use .dt and arithmetic on a quiet window too

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from workbench.db.tables import report_schedules, reports, schedule_leases
+from workbench.db.leases import claim, holder_name
+from workbench.db.tables import report_schedules, reports
 from workbench.mail import send
 from workbench.notebooks.parameters import supplied
 from workbench.periodic import Periodic
@@ -45,7 +46,7 @@ class ReportScheduler:
         self.platform = platform
         self.reports = reports or service(platform)
         self.interval = interval
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.holder = holder or holder_name()
         self._periodic = Periodic("report-scheduler", interval, self._pass, run_first=True)
         self.last_pass: datetime | None = None
 
@@ -74,19 +75,14 @@ class ReportScheduler:
 
     def _claim(self, schedule_id: uuid.UUID, fired: datetime) -> bool:
         with self.platform.engine.begin() as conn:
-            won = conn.execute(
-                pg_insert(schedule_leases)
-                .values(name=f"{LEASE_PREFIX}{schedule_id}", due_at=fired, holder=self.holder)
-                .on_conflict_do_nothing()
-                .returning(schedule_leases.c.name)
-            ).first()
-            if won is not None:
+            won = claim(conn, f"{LEASE_PREFIX}{schedule_id}", fired, self.holder)
+            if won:
                 conn.execute(
                     update(report_schedules)
                     .where(report_schedules.c.id == schedule_id)
                     .values(last_run=fired)
                 )
-        return won is not None
+        return won
 
     def _run(self, schedule: dict[str, Any], fired: datetime) -> uuid.UUID:
         # The schedule's timezone is the notebook's too, when it declares one and the schedule sets none.
@@ -147,7 +143,7 @@ def start_reports(platform: Platform, interval: float = 30.0) -> Callable[[], No
     """Start the report scheduler of a running platform; returns the function that stops it (and the
     report kernels). ``workbench up`` calls this once per process; leases keep several processes safe."""
     scheduler = ReportScheduler(platform, interval=interval)
-    platform.services["report_scheduler"] = scheduler
+    platform.services.report_scheduler = scheduler
     platform.health.register("report_scheduler", scheduler.health)
     scheduler.start()
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from workbench.db.tables import notebook_runs, reports
+from workbench.live.bus import REPORT_PROGRESS
 from workbench.metrics import REPORT_RUNS, queue_probe
 from workbench.notebooks.parameters import supplied
 from workbench.platform import Platform
@@ -28,10 +29,11 @@ log = logging.getLogger(__name__)
 
 # The report notebooks live in the repository's reports/ folder.
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "reports"
-PROGRESS_TOPIC = "report.progress"
+PROGRESS_TOPIC = REPORT_PROGRESS  # the name tests and callers know
 # Progress estimate for a notebook's first run, before any duration is known.
 DEFAULT_RUN_SECONDS = 30.0
-SERVICE = "reports"
+SERVICE = "reports"  # the attribute of Platform.services that holds it
+_CREATING = threading.Lock()
 
 
 class ReportRequestError(ValueError):
@@ -39,7 +41,7 @@ class ReportRequestError(ValueError):
 
 
 class ReportService:
-    """Requests, runs and archives reports for one platform; ``platform.services['reports']`` holds it."""
+    """Requests, runs and archives reports for one platform; ``platform.services.reports`` holds it."""
 
     def __init__(self, platform: Platform, notebooks_dir: Path | None = None, max_parallel: int = 2) -> None:
         self.platform = platform
@@ -281,7 +283,7 @@ class ReportService:
 
 def service(platform: Platform) -> ReportService:
     """The platform's report service, created on first use."""
-    found = platform.services.get(SERVICE)
-    if not isinstance(found, ReportService):
-        found = platform.services.setdefault(SERVICE, ReportService(platform))
-    return found
+    with _CREATING:
+        if platform.services.reports is None:
+            platform.services.reports = ReportService(platform)
+        return platform.services.reports

@@ -208,6 +208,20 @@ def publish_update(platform: Platform, row: dict[str, Any]) -> None:
     platform.bus.publish(ALERT_UPDATE, {**body, "timestamp": datetime.now(UTC).isoformat()})
 
 
+def change(
+    platform: Platform, alert_id: uuid.UUID, status: str, user_id: uuid.UUID | None, comment: str | None
+) -> dict[str, Any] | None:
+    """Acknowledge or resolve an alert and announce it: the one path of the API and the UI.
+
+    None when the alert is absent; ValueError on a forbidden transition. The ``alert.update`` event carries
+    the whole row (``rule_id`` and ``device_id`` included, which the engine's cooldowns need).
+    """
+    row = transition(platform.engine, alert_id, status, user_id, comment)
+    if row is not None:
+        publish_update(platform, row)
+    return row
+
+
 def publish_new(platform: Platform, row: dict[str, Any]) -> None:
     """Announce a new alert on the bus (``alert``) and on MQTT ``insa/alerts/{severity}``."""
     body = as_json(row)

@@ -18,41 +18,21 @@ from workbench.api.common import (
     make_blueprint,
     not_found,
     query_args,
+    row_schema,
 )
 from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
 from workbench.db.tables import alerts
 from workbench.platform import current_platform
 from workbench.rules import alerts as alert_rows
-from workbench.rules.conditions import SEVERITIES
+from workbench.severity import SEVERITIES
 
 # Only the app-wide body cap applies here (unchanged from before these routes used workbench.api.common).
 blp = make_blueprint("alerts", "/alerts", "Alerts: list, acknowledge, resolve", max_body=None)
 STATUSES = ("active", "acknowledged", "resolved", "open")
 
 
-class AlertSchema(ma.Schema):
-    """An alert as the API shows it."""
-
-    id = ma.fields.UUID(required=True)
-    device_id = ma.fields.UUID(allow_none=True)
-    rule_id = ma.fields.UUID(allow_none=True)
-    severity = ma.fields.String(required=True)
-    message = ma.fields.String(allow_none=True)
-    key = ma.fields.String(allow_none=True)
-    value = ma.fields.Float(allow_none=True)
-    threshold = ma.fields.Float(allow_none=True)
-    status = ma.fields.String(required=True)
-    acknowledged_by = ma.fields.UUID(allow_none=True)
-    acknowledged_at = ma.fields.DateTime(allow_none=True)
-    ack_comment = ma.fields.String(allow_none=True)
-    resolved_by = ma.fields.UUID(allow_none=True)
-    resolved_at = ma.fields.DateTime(allow_none=True)
-    resolve_comment = ma.fields.String(allow_none=True)
-    triggered_at = ma.fields.DateTime(allow_none=True)
-    notebook_run_id = ma.fields.UUID(allow_none=True)
-    created_at = ma.fields.DateTime(required=True)
-    metadata = ma.fields.Dict(allow_none=True)
+AlertSchema = row_schema(alerts, "AlertSchema", "An alert as the API shows it.")
 
 
 class AlertListArgs(PageArgs):
@@ -114,12 +94,11 @@ def _transition(alert_id: uuid.UUID, status: str, comment: str | None) -> dict[s
     platform = current_platform()
     principal = current_principal()
     try:
-        row = alert_rows.transition(platform.engine, alert_id, status, principal.id, comment)
+        row = alert_rows.change(platform, alert_id, status, principal.id, comment)
     except ValueError as error:
         raise ApiError(409, "conflict", str(error)) from None
     if row is None:
         raise not_found("alert", alert_id)
-    alert_rows.publish_update(platform, row)
     return row
 
 

@@ -61,7 +61,7 @@ def backtest(engine: Engine, rule: Rule, start: datetime, end: datetime) -> dict
         count = min(len(frame), MAX_POINTS)
         frame = frame.iloc[:MAX_POINTS]
         state = RuleState()
-        codes = state.memory["codes"] = DeviceCodes()
+        codes = state.context.device_codes()
         points = Points(
             codes.encode(frame["device_id"].astype(str)),
             frame["device_id"].astype(str).to_numpy(dtype=object),
@@ -69,7 +69,7 @@ def backtest(engine: Engine, rule: Rule, start: datetime, end: datetime) -> dict
             frame["ts"].to_numpy(dtype=np.int64),
             frame["value"].to_numpy(dtype=np.float64),
         )
-        state.memory["window_loader"] = partial(window_aggregates, engine)
+        state.context.window_loader = partial(window_aggregates, engine)
         for chunk in _steps(points, kind.backtest_step_seconds(rule.condition), start_ns, end_ns):
             decisions.extend(decide(rule, kind.evaluate(rule, chunk, state), book))
     return {

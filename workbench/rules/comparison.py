@@ -27,6 +27,15 @@ class ComparisonRule(RuleType):
 
     name = "comparison"
 
+    def from_form(self, values: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The form's device and key against the right device and key; no single target device."""
+        condition = {
+            "left": {"device": values.get("device"), "key": values.get("key")},
+            "operator": values["operator"],
+            "right": {"device": values.get("right_device"), "key": values.get("right_key")},
+        }
+        return condition, None
+
     def validate(self, condition: dict[str, Any]) -> Errors:
         """Errors naming the field."""
         errors: Errors = {}
@@ -84,9 +93,7 @@ class ComparisonRule(RuleType):
             sides["left"] = [float(lt[-1]), float(lv[-1])]
         if not np.isnan(rv[-1]):
             sides["right"] = [float(rt[-1]), float(rv[-1])]
-        codes = state.memory.get("codes")
-        if codes is None:  # not setdefault: that would build a DeviceCodes at every call
-            codes = state.memory["codes"] = DeviceCodes()
+        codes = state.context.device_codes()
         code = codes.code(left_dev)
         threshold = (rv + float(c.get("offset") or 0))[usable]
         with np.errstate(invalid="ignore"):

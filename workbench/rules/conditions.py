@@ -19,7 +19,6 @@ OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
-SEVERITIES = ("info", "warning", "critical")
 DEFAULT_MESSAGE = "{rule}: {device} {key} = {value} (threshold {threshold})"
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

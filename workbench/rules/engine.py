@@ -27,7 +27,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from workbench.db.tables import latest_values
-from workbench.live.bus import ALERT_UPDATE, TELEMETRY_BATCH
+from workbench.live.bus import ALERT_UPDATE, RULES_CHANGED, TELEMETRY_BATCH
 from workbench.live.events import TelemetryBatch
 from workbench.metrics import RULE_EVALUATIONS, queue_probe
 from workbench.platform import Platform
@@ -47,12 +47,11 @@ from workbench.rules.store import (
     window_aggregates,
 )
 from workbench.rules.timing import FrameTiming, StageLog
-from workbench.rules.types import Points, Rule, RuleState, RuleType, rule_type, rule_types
+from workbench.rules.types import EvalContext, Points, Rule, RuleState, RuleType, rule_type, rule_types
 from workbench.rules.windows import WindowBook
 
 log = logging.getLogger(__name__)
 
-RULES_CHANGED = "rules.changed"  # published by the rules API; payload: the rule id (or None)
 AUTO_RESOLVE_COMMENT = "auto-resolved: condition cleared"
 SERVICE = "rules"
 
@@ -138,7 +137,7 @@ class RuleEngine:
         self._thread = threading.Thread(target=self._loop, name="rule-engine", daemon=True)
         self._thread.start()
         self.scheduler.start()
-        self.platform.services[SERVICE] = self
+        self.platform.services.rules = self
         self.platform.health.register(SERVICE, self.health)
         return self
 
@@ -272,12 +271,13 @@ class RuleEngine:
         if state is None:
             state = saved if saved is not None else load_states(self.engine, [rule.id]).get(rule.id)
             state = state or RuleState()
-            state.memory["window_loader"] = self._window
-            state.memory["reference"] = self._reference
-            state.memory["codes"] = self.codes
-            state.memory["windows"] = self.windows
-            if self._loader is not None:
-                state.memory["background"] = self._loader
+            state.context = EvalContext(
+                codes=self.codes,
+                windows=self.windows,
+                window_loader=self._window,
+                reference=self._reference,
+                background=self._loader,
+            )
             self._states[rule.id] = state
         return state
 
@@ -480,5 +480,4 @@ def rule_type_or_none(name: str) -> bool:
 
 def engine_of(platform: Platform) -> RuleEngine | None:
     """The running engine of a platform, if any."""
-    found = platform.services.get(SERVICE)
-    return found if isinstance(found, RuleEngine) else None
+    return platform.services.rules

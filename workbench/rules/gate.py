@@ -57,9 +57,7 @@ class GateArrays:
 
 def arrays_of(state: RuleState) -> GateArrays:
     """The state's gate arrays (built on first use from the persisted per-device state)."""
-    codes: DeviceCodes | None = state.memory.get("codes")
-    if codes is None:  # not setdefault: that would build a DeviceCodes at every call
-        codes = state.memory["codes"] = DeviceCodes()
+    codes = state.context.device_codes()
     found = state.memory.get("gate")
     if found is None:
         found = state.memory["gate"] = GateArrays(state, codes)

@@ -12,25 +12,13 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from workbench.db.tables import rules, schedule_leases
+from workbench.db.leases import holder_name, take_lease
+from workbench.db.tables import rules
 from workbench.periodic import Periodic
 from workbench.rules.schedule import due_times
 from workbench.rules.types import Rule
 
 log = logging.getLogger(__name__)
-HOLDER = f"{socket.gethostname()}:{os.getpid()}"
-
-
-def take_lease(engine: Engine, name: str, due_at: datetime, holder: str = HOLDER) -> bool:
-    """Claim ``(name, due_at)``; True for exactly one caller across processes."""
-    statement = (
-        pg_insert(schedule_leases)
-        .values(name=name, due_at=due_at, holder=holder)
-        .on_conflict_do_nothing(index_elements=[schedule_leases.c.name, schedule_leases.c.due_at])
-        .returning(schedule_leases.c.name)
-    )
-    with engine.begin() as conn:
-        return conn.execute(statement).first() is not None
 
 
 class Scheduler:
@@ -47,7 +35,7 @@ class Scheduler:
         self.engine = engine
         self.rules_of = rules_of
         self.fire = fire
-        self.holder = holder or f"{HOLDER}:{uuid.uuid4().hex[:6]}"
+        self.holder = holder or holder_name()
         self._checked: dict[str, datetime] = {}
         self._periodic = Periodic("rule-scheduler", tick, self.tick)
         self.last_tick: datetime | None = None

@@ -15,7 +15,7 @@ PostgreSQL after a restart, aggregated in SQL (the engine gives the evaluator a 
 
 History is read when the engine starts (the windows ending now) and for a device first seen with points
 older than that (a replay, a backfill, a device added later). In the engine those reads run on its loader
-threads (``state.memory["background"]``): the device's points wait in the window until it is loaded and are
+threads (``state.context.background``): the device's points wait in the window until it is loaded and are
 evaluated then, while every other device and rule goes on. A device first seen with points newer than the
 start's load needs no read: nothing older can be stored that the start's load or the live batches did not
 bring. Without a background loader (backtests) the reads happen inline.
@@ -50,6 +50,17 @@ class StatisticalRule(RuleType):
 
     name = "statistical"
 
+    def from_form(self, values: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """Key, function over a window, operator and value, on the form's device."""
+        condition = {
+            "key": values.get("key"),
+            "function": values.get("function"),
+            "window": values.get("window"),
+            "operator": values["operator"],
+            "value": values.get("value"),
+        }
+        return condition, values.get("device")
+
     def validate(self, condition: dict[str, Any]) -> Errors:
         """Errors naming the field."""
         errors: Errors = {}
@@ -77,7 +88,7 @@ class StatisticalRule(RuleType):
     def pending(self, state: RuleState) -> bool:
         """A background window read finished: its devices' held points can be evaluated."""
         window: Window | None = state.memory.get("window")
-        book: WindowBook | None = state.memory.get("windows")
+        book = state.context.windows
         if window is None or book is None or book.get(window.key, window.window) is not window:
             return False
         if window.done_loads():
@@ -88,7 +99,7 @@ class StatisticalRule(RuleType):
 
     def retire(self, rule: Rule, state: RuleState) -> None:
         """The rule changed or went: its window is read again (a device it alone read may have a gap)."""
-        book: WindowBook | None = state.memory.get("windows")
+        book = state.context.windows
         if book is not None:
             book.drop(str(rule.condition["key"]), int(parse_window(rule.condition["window"]) * 1e9))
 
@@ -100,7 +111,7 @@ class StatisticalRule(RuleType):
         """Add the points to the shared window, compute the statistic per touched device, emit changes."""
         c = rule.condition
         window = _window(rule, state, points)
-        book: WindowBook = state.memory["windows"]
+        book = state.context.window_book()
         if book.private:
             book.frame += 1
         window.begin(book.frame)
@@ -139,24 +150,21 @@ class StatisticalRule(RuleType):
 
 def _window(rule: Rule, state: RuleState, points: Points | None) -> Window:
     """The shared window of the rule's key and length (the engine's book, or the rule's own)."""
-    mem = state.memory
-    book: WindowBook | None = mem.get("windows")
-    if book is None:
-        book = mem["windows"] = WindowBook(private=True)
+    mem, context = state.memory, state.context
+    book = context.window_book()
     spec = mem.get("spec")
     if spec is None:  # parsed once: the state is dropped when the rule changes
         spec = mem["spec"] = (str(rule.condition["key"]), int(parse_window(rule.condition["window"]) * 1e9))
     key, length = spec
-    found: DeviceCodes | None = mem.get("codes")
-    codes: DeviceCodes = found if found is not None else mem.setdefault("codes", DeviceCodes())
+    codes = context.device_codes()
 
     def build() -> Window:
-        reference = mem.get("reference")
+        reference = context.reference
         if reference is not None:
             ref = float(reference(key))
         else:  # any value of the key keeps the sums tame
             ref = float(points.value[0]) if points is not None and len(points) else 0.0
-        return Window(key, length, ref, codes, mem.get("window_loader"), mem.get("background"))
+        return Window(key, length, ref, codes, context.window_loader, context.background)
 
     window = mem["window"] = book.make(key, length, build)
     return window

@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from workbench.db.tables import devices, rule_state, rules
+from workbench.db.copy_format import copy_out, tuples
 from workbench.rules.types import Rule, RuleState
 
 
@@ -206,7 +207,6 @@ _WINDOW_ROW = np.dtype(
     [("fields", ">i2")]
     + [field for name, kind in _WINDOW_COLUMNS for field in ((f"{name}_len", ">i4"), (name, ">" + kind))]
 )
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
 def window_aggregates(
@@ -226,23 +226,12 @@ def window_aggregates(
         "width": width,
         "ref": ref,
     }
-    raw = engine.raw_connection()
-    try:
-        conn: Any = raw.driver_connection  # psycopg's Connection (COPY is not in the DB-API)
-        with conn.cursor() as cursor, cursor.copy(_WINDOW_SQL, params) as copy:
-            data = b"".join(bytes(block) for block in copy)
-    finally:
-        raw.close()
-    return parse_window_copy(data)
+    return parse_window_copy(copy_out(engine, _WINDOW_SQL, params))
 
 
 def parse_window_copy(data: bytes) -> dict[str, np.ndarray]:
     """The columns of a binary COPY of window aggregates (every field 8 bytes, none NULL)."""
-    if not data.startswith(_COPY_SIGNATURE):
-        raise ValueError("not a binary COPY stream")
-    extension = int.from_bytes(data[15:19], "big")
-    body = data[19 + extension : -2]  # the trailer is a field count of -1
-    rows = np.frombuffer(body, dtype=_WINDOW_ROW)
+    rows = np.frombuffer(tuples(data), dtype=_WINDOW_ROW)
     widths = [rows[f"{name}_len"] for name, _ in _WINDOW_COLUMNS]
     if len(rows) and not ((rows["fields"] == len(_WINDOW_COLUMNS)).all() and (np.array(widths) == 8).all()):
         raise ValueError("unexpected window aggregate row (a NULL or a column of another width)")

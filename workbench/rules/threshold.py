@@ -29,6 +29,13 @@ class ThresholdRule(RuleType):
             errors[f"condition.{extra}"] = "unknown field"
         return errors
 
+    def from_form(self, values: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """Key, operator, value and an optional duration, on the form's device."""
+        condition = {"key": values.get("key"), "operator": values["operator"], "value": values.get("value")}
+        if values.get("duration"):
+            condition["duration_seconds"] = values["duration"]
+        return condition, values.get("device")
+
     def evaluate(self, rule: Rule, points: Points, state: RuleState) -> pd.DataFrame:
         """Fire when the condition has held for the duration (see ``workbench.rules.gate``)."""
         condition = rule.condition

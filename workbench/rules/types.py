@@ -16,17 +16,17 @@ third-party code, e.g. the notebook rules)::
             #   DataFrame) of one batch or backtest step, for the rule's keys and target devices;
             #   points.ordered says they are sorted by (device, ts); rules reading the same keys of the
             #   same devices are handed the same Points: read them, never modify them in place
-            # state: RuleState (per-device JSON persisted in rule_state, plus in-memory scratch; the
-            #   engine puts "codes" (DeviceCodes) and "window_loader" in state.memory)
+            # state: RuleState (per-device JSON persisted in rule_state, in-memory scratch in memory,
+            #   and state.context: EvalContext, what the engine lends: codes, windows, window_loader, ...)
             # returns events (EVENT_COLUMNS, build with events_frame): kind "fire" or "clear" per device,
             #   with ts (ns), key, value and threshold; the engine decides alerts from them
         def warm(self, rule, state, device_ids, now_ns) -> None:
             # optional: prepare in-memory state at engine start (statistical rules load their windows)
         def pending(self, state) -> bool:
             # optional: work is waiting without new points (a background history load finished); the
-            #   engine then calls evaluate() with no points. The engine puts "background" (an executor)
-            #   and "wake" (call it when such work becomes ready) in state.memory: read history there,
-            #   never on the evaluation thread, which every rule's alerts wait for
+            #   engine then calls evaluate() with no points. The engine lends state.context.background
+            #   (a HistoryLoader that wakes it when such work is ready): read history there, never on
+            #   the evaluation thread, which every rule's alerts wait for
         def retire(self, rule, state) -> None:
             # optional: the rule changed or went (its state is dropped): let go of state shared with others
         def backtest(self, rule, engine, start_ns, end_ns) -> pd.DataFrame | None:
@@ -51,7 +51,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from workbench.rules.conditions import DEFAULT_MESSAGE, SEVERITIES, Errors
+from workbench import plugins
+from workbench.rules.codes import DeviceCodes
+from workbench.rules.conditions import DEFAULT_MESSAGE, Errors
+from workbench.rules.history import HistoryLoader
+from workbench.rules.windows import WindowBook, WindowLoader
+from workbench.severity import SEVERITIES
 
 EVENT_COLUMNS = ("device_id", "kind", "ts", "key", "value", "threshold")
 
@@ -190,11 +195,35 @@ def normalise_actions(action: Any) -> list[dict[str, Any]]:
 
 
 @dataclass
+class EvalContext:
+    """What the engine (or a backtest) lends a rule's evaluations, typed; a rule's own scratch is ``memory``."""
+
+    codes: DeviceCodes | None = None  # device ids as small ints, shared by every rule of an engine
+    windows: WindowBook | None = None  # the engine's shared windows (statistical rules)
+    window_loader: WindowLoader | None = None  # reads a window's stored history (SQL aggregates)
+    reference: Callable[[str], float] | None = None  # a typical value of a key (keeps window sums tame)
+    background: HistoryLoader | None = None  # runs history reads off the evaluation thread
+
+    def device_codes(self) -> DeviceCodes:
+        """The shared device codes (a rule's own when no engine lends them)."""
+        if self.codes is None:
+            self.codes = DeviceCodes()
+        return self.codes
+
+    def window_book(self) -> WindowBook:
+        """The shared windows (a rule's own book when no engine lends one)."""
+        if self.windows is None:
+            self.windows = WindowBook(private=True)
+        return self.windows
+
+
+@dataclass
 class RuleState:
-    """Per-device state of one rule: ``devices`` persists in ``rule_state``; ``memory`` does not."""
+    """Per-device state of one rule: ``devices`` persists in ``rule_state``; ``memory`` and ``context`` do not."""
 
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
+    context: EvalContext = field(default_factory=EvalContext)
     dirty: set[str] = field(default_factory=set)
 
     def put(self, device_id: str, value: dict[str, Any], persist: bool = True) -> None:
@@ -244,39 +273,39 @@ class RuleType:
         """Replay history in steps of this many seconds (None: one step, the evaluator is exact)."""
         return None
 
+    def from_form(self, values: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The condition and target device of the Rules page's form values (types without a form raise)."""
+        raise NotImplementedError
 
-_REGISTRY: dict[str, RuleType] = {}
+
+KIND = "rule_type"  # in workbench.plugins
+# The built-in rule types: each is the module of that name in workbench.rules.
+BUILTINS = ("threshold", "comparison", "statistical", "schedule")
+
+
+RULE_TYPES: plugins.Kind[RuleType] = plugins.Kind(KIND, tuple(f"workbench.rules.{m}" for m in BUILTINS))
 
 
 def register_rule_type(rule_type: RuleType | type[RuleType]) -> RuleType:
     """Register a rule type (an instance or a class); returns the instance. Replaces one of the same name."""
     instance = rule_type() if isinstance(rule_type, type) else rule_type
-    if not instance.name:
-        raise ValueError("a rule type needs a name")
-    _REGISTRY[instance.name] = instance
-    return instance
+    return RULE_TYPES.register(instance.name, instance)
 
 
 def rule_type(name: str) -> RuleType:
     """The registered rule type called ``name`` (KeyError when unknown)."""
-    _load_builtins()
-    return _REGISTRY[name]
+    return RULE_TYPES.get(name)
 
 
 def rule_types() -> dict[str, RuleType]:
-    """Every registered rule type by name."""
-    _load_builtins()
-    return dict(_REGISTRY)
+    """Every registered rule type by name: the built-ins first, in a fixed order, then the others."""
+    rank = {name: i for i, name in enumerate(BUILTINS)}
+    return dict(sorted(RULE_TYPES.all().items(), key=lambda item: rank.get(item[0], len(rank))))
 
 
-_loaded: list[Callable[[], None]] = []
-
-
-def _load_builtins() -> None:
-    if not _loaded:
-        for module in ("threshold", "comparison", "statistical", "schedule"):
-            importlib.import_module(f"workbench.rules.{module}")
-        _loaded.append(lambda: None)
+def form_types() -> list[str]:
+    """Names of the registered rule types the Rules page's form builds (those implementing ``from_form``)."""
+    return [name for name, t in rule_types().items() if type(t).from_form is not RuleType.from_form]
 
 
 def new_id() -> str:

@@ -6,13 +6,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, Engine, insert, select, update
 
+from workbench import dashboards as rules
 from workbench.db.tables import dashboards
 from workbench.ui.session import UiUser
 
-# Roles that see and edit every dashboard (as /api/v1/dashboards).
-CURATORS = ("admin", "engineer")
 WIDGET_TYPES = {
     "line": "Line chart",
     "area": "Area chart",
@@ -35,18 +34,12 @@ CELL_PREFIX = "cell-"
 
 
 def _visible(user: UiUser) -> ColumnElement[bool]:
-    if user.role in CURATORS:
-        return true()
-    return or_(dashboards.c.is_public.is_(True), dashboards.c.user_id == uuid.UUID(user.user_id))
+    return rules.visible(user.role, user.user_id)
 
 
 def may_edit(user: UiUser, row: dict[str, Any] | None) -> bool:
     """Owners, engineers and admins edit a dashboard; creating one needs dashboards:write."""
-    if not user.may("dashboards:write"):
-        return False
-    if row is None or user.role in CURATORS:
-        return True
-    return str(row.get("user_id")) == user.user_id
+    return rules.may_edit(user.role, user.user_id, row)
 
 
 def list_for(engine: Engine, user: UiUser) -> list[dict[str, Any]]:
@@ -87,7 +80,7 @@ def save(
     if dashboard_id:
         current = load(engine, user, dashboard_id)
         if current is None or not may_edit(user, current):
-            raise PermissionError("only the owner, an engineer or an admin may change this dashboard")
+            raise PermissionError(rules.NOT_YOURS)
         with engine.begin() as conn:
             conn.execute(update(dashboards).where(dashboards.c.id == current["id"]).values(**values))
         return dashboard_id

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, case, func, select
 
-from workbench.api import series as series_queries
+from workbench.db import series as series_queries
 from workbench.db.tables import alerts, devices, latest_values, rules, telemetry
 from workbench.rules.alerts import OPEN
 

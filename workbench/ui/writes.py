@@ -1,4 +1,4 @@
-"""Writes the UI makes: device config, commands, alert acknowledgement and resolution."""
+"""Writes the UI makes: device config and commands (alerts change via ``workbench.rules.alerts.change``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from workbench.db.tables import alerts, devices
-from workbench.live.bus import ALERT_UPDATE
+from workbench.db.tables import devices
 from workbench.platform import Platform
 from workbench.protocols import commands, config_errors
 from workbench.secrets import DEVICE_CONFIG, merge, redact
@@ -51,48 +50,3 @@ def send_command(
     if device is None:
         raise ValueError("no such device")
     return commands.issue(platform, device, name, parameters, uuid.UUID(user_id))
-
-
-class AlertStateError(ValueError):
-    """The alert cannot move to the asked state."""
-
-
-def change_alert(
-    platform: Platform, alert_id: str, action: str, user_id: str, comment: str
-) -> dict[str, Any]:
-    """Acknowledge or resolve an alert, then announce it as ``alert.update`` on the bus."""
-    now = datetime.now(UTC)
-    key = uuid.UUID(alert_id)
-    with platform.engine.begin() as conn:
-        row = conn.execute(select(alerts.c.status, alerts.c.severity).where(alerts.c.id == key)).first()
-        if row is None:
-            raise AlertStateError("no such alert")
-        if action == "acknowledge":
-            if row.status != "active":
-                raise AlertStateError(f"an alert that is {row.status} cannot be acknowledged")
-            values = {
-                "status": "acknowledged",
-                "acknowledged_by": uuid.UUID(user_id),
-                "acknowledged_at": now,
-                "ack_comment": comment,
-            }
-        elif action == "resolve":
-            if row.status == "resolved":
-                raise AlertStateError("the alert is already resolved")
-            values = {
-                "status": "resolved",
-                "resolved_by": uuid.UUID(user_id),
-                "resolved_at": now,
-                "resolve_comment": comment,
-            }
-        else:
-            raise AlertStateError(f"unknown action {action}")
-        conn.execute(update(alerts).where(alerts.c.id == key).values(**values))
-    event = {
-        "id": alert_id,
-        "status": values["status"],
-        "timestamp": now.isoformat(),
-        "severity": row.severity,
-    }
-    platform.bus.publish(ALERT_UPDATE, event)
-    return event

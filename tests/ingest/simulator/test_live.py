@@ -50,7 +50,7 @@ def test_simulated_plant_reaches_postgres_over_every_transport(settings, mqtt_ur
     platform = Platform(settings=config, engine=engine, bus=EventBus())
     service = IngestService(config, engine, platform.bus)
     service.start()
-    platform.services["pipeline"] = service.pipeline
+    platform.services.pipeline = service.pipeline
     stop_connectors = start_connectors(platform)
     plant = _plant()
     simulator = Simulator(plant, engine, Endpoints(mqtt_url=mqtt_url), speed=30, interval=0.2)
@@ -124,7 +124,7 @@ def test_simulated_devices_log_in_to_a_broker_that_requires_it(settings) -> None
     platform = Platform(settings=config, engine=engine, bus=EventBus())
     service = IngestService(config, engine, platform.bus)
     service.start()
-    platform.services["pipeline"] = service.pipeline
+    platform.services.pipeline = service.pipeline
     stop_connectors = start_connectors(platform)
     plant = _plant()
     plant.pumps = [p for p in plant.pumps if p.transport != "modbus"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, create_engine, insert
 
-from workbench.api import series
+from workbench.db import series
 from workbench.db.engine import sqlalchemy_url
 from workbench.db.rollups import rebuild
 from workbench.db.tables import devices, telemetry

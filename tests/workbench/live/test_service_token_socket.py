@@ -11,7 +11,6 @@ import socketio
 
 from tests.workbench.live.test_socket import Listener
 from workbench.auth import service_tokens
-from workbench.live.socket import SERVICE
 from workbench.platform import Platform
 
 
@@ -33,7 +32,7 @@ def test_service_token_subscribes_within_its_scopes_until_revoked(
     assert not refused["ok"] and "alerts:read" in refused["error"]
 
     service_tokens.revoke(platform.engine, token_id)
-    assert platform.services[SERVICE].drop_ended_users() == 1
+    assert platform.services.live.drop_ended_users() == 1
     deadline = time.monotonic() + 5
     while listener.client.connected and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -292,7 +292,6 @@ def test_a_removed_users_socket_is_disconnected(
     from sqlalchemy import delete
 
     from workbench.db.tables import users
-    from workbench.live.socket import SERVICE
 
     kept = listeners().connect(base_url, auth={"token": token_for(app, platform, "viewer")})
     email, _ = make_user(platform.engine, "admin")
@@ -303,7 +302,7 @@ def test_a_removed_users_socket_is_disconnected(
     assert gone.call("subscribe", {"type": "devices"})["ok"]
     with platform.engine.begin() as conn:
         conn.execute(delete(users).where(users.c.id == user["id"]))
-    assert platform.services[SERVICE].drop_ended_users() == 1  # the sweep runs every ACCESS_SWEEP_S too
+    assert platform.services.live.drop_ended_users() == 1  # the sweep runs every ACCESS_SWEEP_S too
     deadline = time.monotonic() + 5
     while gone.client.connected and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -27,7 +27,7 @@ from workbench.notebooks.rule_schedule import NotebookScheduler
 from workbench.notebooks.runner import NotebookRunner
 from workbench.notebooks.service import notebook_runner
 from workbench.platform import EXTENSION, Platform
-from workbench.rules.engine import SERVICE, RuleEngine
+from workbench.rules.engine import RuleEngine
 from workbench.rules.types import Rule, rule_type
 from workbench.settings import Settings
 
@@ -57,7 +57,7 @@ def engine_on_app(app: Flask, notebook_runner: NotebookRunner) -> Iterator[tuple
     assert isinstance(kind, notebook_rules.NotebookRuleType)
     kind.wait()
     engine.stop()
-    platform.services.pop(SERVICE, None)
+    platform.services.rules = None
     notebook_rules.use_runner(own, platform)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.workbench.notebooks.fixtures import ROOT
-from workbench.notebooks.api import DATABASE_ENV
+from workbench.notebooks.helpers import DATABASE_ENV
 from workbench.notebooks.lab import LabUnavailable, lab_command, lab_environment, lab_installed, run_lab
 from workbench.settings import Settings
 

@@ -118,6 +118,6 @@ def test_platform_wiring_shares_one_runner(settings: Settings) -> None:
     finally:
         close_notebooks(platform)
         platform.engine.dispose()
-    assert "notebooks" not in platform.services
+    assert platform.services.notebooks is None
     with pytest.raises(RuntimeError, match="use_runner"):
         notebook_rules.current_runner()

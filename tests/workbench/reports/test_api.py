@@ -26,9 +26,9 @@ def reports_app(app: Flask, tiny_service: ReportService) -> Iterator[tuple[Flask
     """The whole app, its reports endpoints running the tiny notebooks (a warm service shared with the
     service tests) instead of the report notebooks in reports/."""
     platform: Platform = app.extensions[EXTENSION]
-    platform.services[SERVICE] = tiny_service
+    platform.services.reports = tiny_service
     yield app, tiny_service
-    platform.services.pop(SERVICE, None)
+    platform.services.reports = None
 
 
 @pytest.fixture

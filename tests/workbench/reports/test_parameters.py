@@ -28,9 +28,9 @@ ALLOWED = "allowed: start, end, timezone, devices, area"
 def client(app: Flask, tiny_service: ReportService) -> Iterator[FlaskClient]:
     """A client of the app whose reports run the tiny notebooks."""
     platform: Platform = app.extensions[EXTENSION]
-    platform.services[SERVICE] = tiny_service
+    platform.services.reports = tiny_service
     yield app.test_client()
-    platform.services.pop(SERVICE, None)
+    platform.services.reports = None
 
 
 def test_report_requests_refuse_parameters_that_are_not_data(

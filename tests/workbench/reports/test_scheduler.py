@@ -176,7 +176,7 @@ def test_scheduler_thread_starts_and_stops(report_platform: Platform, tiny_noteb
 
 def test_start_reports_runs_the_scheduler_until_stopped(report_platform: Platform) -> None:
     stop = start_reports(report_platform, interval=3600)
-    scheduler = report_platform.services.pop("report_scheduler")
+    scheduler, report_platform.services.report_scheduler = report_platform.services.report_scheduler, None
     try:
         assert isinstance(scheduler, ReportScheduler)
         assert scheduler.running

@@ -23,7 +23,7 @@ from tests.workbench.rules.receivers import HttpReceiver, SmtpReceiver
 from workbench.db.tables import action_log
 from workbench.live.bus import EventBus
 from workbench.mqtt import MqttPublisher, host_port, make_client
-from workbench.platform import Platform
+from workbench.platform import Platform, Services
 from workbench.rules.validation import validate_actions
 
 
@@ -32,7 +32,7 @@ def action_platform(rules_platform: Platform, mqtt_url: str) -> Iterator[Platfor
     """The rules platform with an MQTT publisher connected to the test broker."""
     publisher = MqttPublisher(mqtt_url)
     publisher.start()
-    platform = replace(rules_platform, bus=EventBus(), mqtt=publisher, services={})
+    platform = replace(rules_platform, bus=EventBus(), mqtt=publisher, services=Services())
     yield platform
     publisher.stop()
 

@@ -15,7 +15,7 @@ from ingest.service import IngestService
 from tests.workbench.rules.conftest import Rig, alerts_of
 from workbench.live.bus import EventBus
 from workbench.mqtt import MqttPublisher
-from workbench.platform import Platform
+from workbench.platform import Platform, Services
 from workbench.rules.engine import RuleEngine
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ def plant(rules_platform: Platform, mqtt_url: str) -> Iterator[tuple[Platform, M
     settings = replace(
         rules_platform.settings, mqtt_url=mqtt_url, ingest_client_id=f"e2e-{uuid.uuid4().hex[:6]}"
     )
-    platform = replace(rules_platform, settings=settings, bus=EventBus(), services={})
+    platform = replace(rules_platform, settings=settings, bus=EventBus(), services=Services())
     service = IngestService(settings, platform.engine, platform.bus)
     service.start()
     sender = MqttPublisher(mqtt_url)

@@ -26,7 +26,7 @@ from tests.workbench.rules.conftest import Rig
 from workbench.rules.codes import DeviceCodes
 from workbench.rules.statistical import FUNCTIONS
 from workbench.rules.store import window_aggregates
-from workbench.rules.types import Points, Rule, RuleState, rule_type
+from workbench.rules.types import EvalContext, Points, Rule, RuleState, rule_type
 from workbench.rules.windows import Window, WindowBook, bucket_ns
 
 S = 1_000_000_000
@@ -185,7 +185,7 @@ def test_rules_over_the_same_window_share_it_and_add_points_once() -> None:
         Rule(id="a", name="a", type="statistical", condition={**base, "function": "stddev"}, actions=[]),
         Rule(id="b", name="b", type="statistical", condition={**base, "function": "mean"}, actions=[]),
     ]
-    shared = [RuleState(memory={"codes": codes, "windows": book}) for _ in rules]
+    shared = [RuleState(context=EvalContext(codes=codes, windows=book)) for _ in rules]
     alone = [RuleState() for _ in rules]
     rng = np.random.default_rng(7)
     for step in range(20):
@@ -196,7 +196,7 @@ def test_rules_over_the_same_window_share_it_and_add_points_once() -> None:
             # Rule "b" reads only the first two devices.
             mine = [r for r in rows if rule.id == "a" or r[0] != DEVICES[2]]
             got = kind.evaluate(rule, points_of(mine, codes), state)
-            own_codes = own.memory.setdefault("codes", DeviceCodes())
+            own_codes = own.context.device_codes()
             expected = kind.evaluate(rule, points_of(mine, own_codes), own)
             assert_same_events(got, expected)
     [window] = book.windows.values()

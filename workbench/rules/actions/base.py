@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+from workbench import plugins
 from workbench.platform import Platform
 from workbench.rules.conditions import Errors
 from workbench.rules.types import Rule
@@ -100,29 +101,22 @@ class Action:
         raise NotImplementedError
 
 
-_ACTIONS: dict[str, Action] = {}
+ACTIONS: plugins.Kind[Action] = plugins.Kind(
+    "action", tuple(f"workbench.rules.actions.{m}" for m in ("builtin", "email", "script", "webhook"))
+)
 
 
 def register_action(action: Action | type[Action]) -> Action:
     """Register an action plugin (class or instance) under its name; returns the instance."""
     instance = action() if isinstance(action, type) else action
-    if not instance.name:
-        raise ValueError("an action needs a name")
-    _ACTIONS[instance.name] = instance
-    return instance
+    return ACTIONS.register(instance.name, instance)
 
 
 def action(name: str) -> Action:
     """The plugin called ``name`` (KeyError when unknown)."""
-    _load_builtins()
-    return _ACTIONS[name]
+    return ACTIONS.get(name)
 
 
 def actions() -> dict[str, Action]:
     """Every registered action plugin by name."""
-    _load_builtins()
-    return dict(_ACTIONS)
-
-
-def _load_builtins() -> None:
-    from workbench.rules.actions import builtin, email, script, webhook  # noqa: F401 - registers them
+    return ACTIONS.all()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.rules.actions.base import Action, ActionContext, register_action
-from workbench.rules.conditions import SEVERITIES, render
+from workbench.rules.conditions import render
+from workbench.severity import SEVERITIES
 
 
 class AlertAction(Action):

@@ -15,12 +15,12 @@ from sqlalchemy import select
 from workbench.db.tables import alerts, devices, notebook_runs, rules
 from workbench.platform import current_platform
 from workbench.rules import alerts as alert_rows
+from workbench.severity import SEVERITIES
 from workbench.ui import charts, queries, timefmt
 from workbench.ui.session import Forbidden, UiUser, current_user, require_user
 
 PATH = "alerts"
 PERMISSION = "alerts:read"  # the API permission behind this page
-SEVERITIES = ("info", "warning", "critical")
 STATUSES = {
     "open": "Open",
     "active": "Active",
@@ -255,8 +255,8 @@ def register(ui: dash.Dash) -> None:
         status = "acknowledged" if dash.ctx.triggered_id == "alert-ack" else "resolved"
         platform = current_platform()
         try:
-            row = alert_rows.transition(
-                platform.engine,
+            row = alert_rows.change(
+                platform,
                 uuid.UUID(selected[0]["id"]),
                 status,
                 uuid.UUID(user.user_id),
@@ -266,7 +266,6 @@ def register(ui: dash.Dash) -> None:
             return dbc.Alert(str(error), color="danger"), dash.no_update
         if row is None:
             return dbc.Alert("The alert is gone.", color="warning"), dash.no_update
-        alert_rows.publish_update(platform, row)
         updated = {**selected[0], "status": row["status"]}
         return (
             dbc.Alert(f"Alert {status}.", color="success", duration=4000, id="alert-done"),

@@ -16,18 +16,19 @@ from dash import Input, Output, State, dcc, html
 from sqlalchemy import func, insert, select, update
 
 from workbench.db.tables import devices, rules
+from workbench.live.bus import RULES_CHANGED
 from workbench.platform import current_platform
 from workbench.rules.backtest import InvalidRule, backtest
-from workbench.rules.engine import RULES_CHANGED
-from workbench.rules.types import Rule
+from workbench.rules.conditions import OPERATORS
+from workbench.rules.statistical import FUNCTIONS
+from workbench.rules.types import Rule, form_types, rule_type
 from workbench.rules.validation import validate_rule
+from workbench.severity import SEVERITIES
 from workbench.ui import charts, queries, timefmt
 from workbench.ui.session import Forbidden, UiUser, require_user
 
 PATH = "rules"
 PERMISSION = "rules:read"  # the API permission behind this page
-OPERATORS = (">", ">=", "<", "<=", "==", "!=")
-FUNCTIONS = ("mean", "stddev", "min", "max", "range", "zscore")
 COLUMNS = [
     {"field": "name", "flex": 1, "minWidth": 160},
     {"field": "type", "width": 120},
@@ -115,7 +116,7 @@ def _form() -> Any:
                         field(dbc.Input(id="rule-name", placeholder="name"), md=4),
                         field(
                             dcc.Dropdown(
-                                ["threshold", "comparison", "statistical"],
+                                form_types(),
                                 "threshold",
                                 id="rule-type",
                                 clearable=False,
@@ -124,7 +125,7 @@ def _form() -> Any:
                         ),
                         field(
                             dcc.Dropdown(
-                                ["info", "warning", "critical"],
+                                list(SEVERITIES),
                                 "warning",
                                 id="rule-severity",
                                 clearable=False,
@@ -213,26 +214,7 @@ def rule_body(values: dict[str, Any]) -> dict[str, Any]:
     """A rules row from the form's values (design §5.1 shapes)."""
     kind = values["type"]
     action = {"type": "alert", "severity": values["severity"], "message": values.get("message") or ""}
-    device = values.get("device")
-    if kind == "comparison":
-        condition: dict[str, Any] = {
-            "left": {"device": device, "key": values.get("key")},
-            "operator": values["operator"],
-            "right": {"device": values.get("right_device"), "key": values.get("right_key")},
-        }
-        device = None
-    elif kind == "statistical":
-        condition = {
-            "key": values.get("key"),
-            "function": values.get("function"),
-            "window": values.get("window"),
-            "operator": values["operator"],
-            "value": values.get("value"),
-        }
-    else:
-        condition = {"key": values.get("key"), "operator": values["operator"], "value": values.get("value")}
-        if values.get("duration"):
-            condition["duration_seconds"] = values["duration"]
+    condition, device = rule_type(kind).from_form(values)
     return {
         "name": values.get("name") or "",
         "type": kind,

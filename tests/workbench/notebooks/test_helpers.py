@@ -1,4 +1,4 @@
-"""The helper API notebooks import, called in-process against the session database."""
+"""The helper library notebooks import, called in-process against the session database."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.workbench.notebooks.fixtures import FLOW, SkabPump
-from workbench.notebooks import api
+from workbench.notebooks import helpers as api
 
 
 @pytest.fixture(autouse=True)
@@ -79,6 +79,13 @@ def test_alerts_and_records_are_collected_as_json() -> None:
     assert api.context() == {"run_id": "r1", "dry_run": True}
     with pytest.raises(ValueError, match="severity"):
         api.alert("urgent", "nope")
+
+
+def test_the_former_name_is_the_same_module() -> None:
+    from workbench.notebooks import api as former
+    from workbench.notebooks import helpers
+
+    assert former is helpers  # one _state and connection, whichever name a notebook imports
 
 
 def test_save_rule_writes_a_valid_notebook_rule_and_refuses_an_invalid_one(skab_pump: SkabPump) -> None:
