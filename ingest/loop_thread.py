@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import logging
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 Boot = Callable[[], Coroutine[Any, Any, Any]]
 
@@ -69,6 +73,9 @@ class LoopThread:
             if shutdown is not None:
                 asyncio.run_coroutine_threadsafe(shutdown, loop).result(timeout)
             asyncio.run_coroutine_threadsafe(_cancel_remaining_tasks(), loop).result(timeout)
+        except concurrent.futures.TimeoutError:
+            # Stopping is best effort: a peer that never answers its goodbye must not fail the process's exit.
+            log.warning("%s: shutting down took over %g s; stopping its loop anyway", self.name, timeout)
         finally:
             loop.call_soon_threadsafe(loop.stop)
             if self._thread is not None:

@@ -35,7 +35,16 @@ def _all_builtins() -> dict[str, set[str]]:
     import workbench.notebooks.rule_type  # noqa: F401 - the notebook rule type registers on import
 
     rule_types(), actions(), formats.names(), protocols()
-    return {kind: set(plugins.registered(kind)) for kind in plugins.KINDS}
+    return {
+        kind: {name for name, plugin in plugins.registered(kind).items() if not _from_tests(plugin)}
+        for kind in plugins.KINDS
+    }
+
+
+def _from_tests(plugin: object) -> bool:
+    """Plugins other tests register for themselves (the registry is process-wide) are not the product's."""
+    module = plugin.__module__ if isinstance(plugin, type) else type(plugin).__module__
+    return module.startswith("tests.")
 
 
 def _readme_table() -> dict[str, set[str]]:
