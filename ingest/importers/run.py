@@ -35,9 +35,8 @@ def import_thingsboard(
         finally:
             for bar in bars:
                 bar.close()
-        first, last = job.imported_span
-        if first is not None and last is not None:
-            spans.append((first, last))
+        if job.imported_span is not None:
+            spans.append(job.imported_span)
     if files and not device:
         raise ValueError("JSON files need --device (the device's name or id)")
     for path in files:

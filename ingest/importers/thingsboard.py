@@ -82,6 +82,8 @@ class ThingsBoardImport:
         self.target_url = target_url
         self.chunk_rows = chunk_rows
         self.summary = Summary()
+        # The first and last source timestamp (ms) this run copied; None until a chunk is copied.
+        self.imported_span: tuple[int, int] | None = None
 
     def run(self, start_progress: Callable[[int], Progress] | None = None) -> Summary:
         """Import everything; ``start_progress(total_rows)`` returns a callback told of each chunk's rows."""
@@ -96,14 +98,10 @@ class ThingsBoardImport:
             done = checkpoints.load(dst, SOURCE)
             remaining = sum(s.rows for s in series if f"{s.entity_id}/{s.key}" not in done)
             advance = start_progress(remaining) if start_progress else (lambda rows: None)
-            span = [None, None]
             for one in series:
-                self._copy_series(
-                    src, dst, columns, one, done.get(f"{one.entity_id}/{one.key}"), advance, span
-                )
+                self._copy_series(src, dst, columns, one, done.get(f"{one.entity_id}/{one.key}"), advance)
             self._latest(src, dst, columns, devices)
             self._alarms(src, dst, columns, devices)
-        self.imported_span = span
         return self.summary
 
     # -- devices and attributes ---------------------------------------------------------------------
@@ -201,7 +199,6 @@ class ThingsBoardImport:
         series: _Series,
         last: int | None,
         advance: Progress,
-        span: list[Any],
     ) -> None:
         name = f"{series.entity_id}/{series.key}"
         last = -(2**63) if last is None else last
@@ -237,8 +234,8 @@ class ThingsBoardImport:
                 checkpoints.advance(dst, SOURCE, name, upto, rows)
             self.summary.rows += rows
             advance(rows)
-            span[0] = first if span[0] is None else min(span[0], first)
-            span[1] = upto if span[1] is None else max(span[1], upto)
+            old = self.imported_span
+            self.imported_span = (first, upto) if old is None else (min(old[0], first), max(old[1], upto))
             last = upto
 
     # -- latest values and alarms -------------------------------------------------------------------

@@ -7,7 +7,6 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Engine, and_, insert, select, update
 
@@ -87,14 +86,6 @@ def authenticate(engine: Engine, raw: str) -> ServiceToken | None:
             conn.execute(update(service_tokens).where(service_tokens.c.id == row.id).values(last_used=now))
             conn.commit()
     return ServiceToken(id=row.id, name=row.name, scopes=frozenset(row.scopes))
-
-
-def listing(engine: Engine) -> list[dict[str, Any]]:
-    """Every token without its secret, newest first."""
-    columns = [c for c in service_tokens.c if c.name != "token_hash"]
-    with engine.connect() as conn:
-        rows = conn.execute(select(*columns).order_by(service_tokens.c.created_at.desc()))
-        return [dict(row._mapping) for row in rows]
 
 
 def revoke(engine: Engine, token_id: uuid.UUID) -> bool:
