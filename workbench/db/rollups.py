@@ -111,30 +111,68 @@ _REBUILD_SUMSQ = _safe_sum(
 
 
 def partials(frame: pd.DataFrame, resolution: Resolution) -> pd.DataFrame:
-    """Per (device_id, key, bucket) partial aggregates of numeric points, one row per bucket."""
-    numeric = frame[frame["value"].notna()]
-    if numeric.empty:
+    """Per (device_id, key, bucket) partial aggregates of numeric points, one row per bucket.
+
+    One stable sort by (series, bucket, time) and numpy reductions over the runs it makes (a pandas
+    groupby per aggregate cost ingest a third of its CPU); rows come out ordered by device, key and
+    bucket, so concurrent upserts lock rollup rows in the same order.
+    """
+    values = frame["value"].to_numpy(dtype="float64")
+    keep = ~np.isnan(values)
+    if not keep.any():
         return pd.DataFrame(columns=["device_id", "key", "bucket", *PARTIAL_COLUMNS])
-    with np.errstate(over="ignore", under="ignore"):  # beyond the double range a square is inf, as in SQL
-        numeric = numeric.sort_values("timestamp", kind="stable").assign(
-            bucket=lambda f: f["timestamp"].dt.floor(resolution.freq), sq=lambda f: f["value"] ** 2
-        )
-    groups = numeric.groupby(["device_id", "key", "bucket"], sort=False)
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = groups.agg(
-            count=("value", "size"),
-            sum=("value", "sum"),
-            sumsq=("sq", "sum"),
-            min=("value", "min"),
-            max=("value", "max"),
-            first=("value", "first"),
-            first_at=("timestamp", "first"),
-            last=("value", "last"),
-            last_at=("timestamp", "last"),
-        )
-    out["min_at"] = numeric.loc[groups["value"].idxmin().to_numpy(), "timestamp"].to_numpy()
-    out["max_at"] = numeric.loc[groups["value"].idxmax().to_numpy(), "timestamp"].to_numpy()
-    return out.reset_index()[["device_id", "key", "bucket", *PARTIAL_COLUMNS]]
+    values = values[keep]
+    stamps = frame["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64")[keep]
+    step = int(resolution.step.total_seconds()) * 1_000_000_000
+    buckets = np.floor_divide(stamps, step)
+    device_codes, devices = pd.factorize(frame["device_id"].to_numpy()[keep], sort=True)
+    key_codes, keys = pd.factorize(frame["key"].to_numpy()[keep], sort=True)
+    series = device_codes.astype("int64") * len(keys) + key_codes
+    order = np.lexsort((stamps, buckets, series))
+    series, buckets, stamps, values = series[order], buckets[order], stamps[order], values[order]
+    size = len(values)
+    change = np.ones(size, dtype=bool)
+    change[1:] = (series[1:] != series[:-1]) | (buckets[1:] != buckets[:-1])
+    starts = np.flatnonzero(change)
+    lasts = np.append(starts[1:], size) - 1
+    group = np.cumsum(change) - 1
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # beyond the double range: inf, as SQL
+        mins = np.minimum.reduceat(values, starts)
+        maxs = np.maximum.reduceat(values, starts)
+        sums = np.add.reduceat(values, starts)
+        sumsqs = np.add.reduceat(values * values, starts)
+    firsts = series[starts]
+    return pd.DataFrame(
+        {
+            "device_id": pd.Series(devices[firsts // len(keys)], dtype=object),
+            "key": pd.Series(keys[firsts % len(keys)], dtype=object),
+            "bucket": _utc(buckets[starts] * step),
+            "count": lasts - starts + 1,
+            "sum": sums,
+            "sumsq": sumsqs,
+            "min": mins,
+            "max": maxs,
+            "min_at": _utc(stamps[_first_where(values == mins[group], group)]),
+            "max_at": _utc(stamps[_first_where(values == maxs[group], group)]),
+            "first": values[starts],
+            "first_at": _utc(stamps[starts]),
+            "last": values[lasts],
+            "last_at": _utc(stamps[lasts]),
+        }
+    )
+
+
+def _first_where(mask: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Index of the first true element of each group (groups are consecutive; each has one)."""
+    hits = np.flatnonzero(mask)
+    hit_groups = group[hits]
+    first = np.ones(len(hits), dtype=bool)
+    first[1:] = hit_groups[1:] != hit_groups[:-1]
+    return hits[first]
+
+
+def _utc(nanoseconds: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(nanoseconds.astype("datetime64[ns]")).tz_localize("UTC")
 
 
 def upsert(engine: Engine, resolution: Resolution, frame: pd.DataFrame) -> None:
