@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -17,26 +18,25 @@ MICROSECOND = timedelta(microseconds=1)
 
 def batch_frame(rows: list[Row]) -> pd.DataFrame:
     """The TelemetryBatch frame (columns of BATCH_COLUMNS) for committed rows."""
-    stamps, _, keys, values, units, qualities, _, _, devices = zip(*rows, strict=True)
-    # Epoch microseconds through numpy is far cheaper than pandas parsing datetime objects one by one.
-    # Rows share timestamp objects (one per message, or the receipt time): convert each object once.
-    seen: dict[int, int] = {}
-    for stamp in stamps:
-        if id(stamp) not in seen:
-            seen[id(stamp)] = (stamp - EPOCH) // MICROSECOND
-    micros = np.array([seen[id(stamp)] for stamp in stamps], dtype="int64")
-    frame = pd.DataFrame(
+    count = len(rows)
+    # Rows share timestamp objects (one per message, or the receipt time): each distinct instant is
+    # converted once, and the columns are taken with C-level maps (a Python loop per row cost 3x more).
+    stamps = list(map(itemgetter(0), rows))
+    micros_of = {stamp: (stamp - EPOCH) // MICROSECOND for stamp in set(stamps)}
+    micros = np.fromiter(map(micros_of.__getitem__, stamps), dtype="int64", count=count)
+    return pd.DataFrame(
         {
-            "timestamp": pd.to_datetime(micros, unit="us", utc=True).astype("datetime64[ns, UTC]"),
-            "device_id": pd.Series(devices, dtype=object),
-            "key": pd.Series(keys, dtype=object),
-            "value": np.array(values, dtype="float64"),
-            "unit": pd.Series(units, dtype=object),
-            "quality": np.array(qualities, dtype="int64"),
+            "timestamp": pd.DatetimeIndex(micros.astype("datetime64[us]"))
+            .tz_localize("UTC")
+            .astype("datetime64[ns, UTC]"),
+            "device_id": pd.Series(list(map(itemgetter(8), rows)), dtype=object),
+            "key": pd.Series(list(map(itemgetter(2), rows)), dtype=object),
+            "value": np.array(list(map(itemgetter(3), rows)), dtype="float64"),  # None (text) is NaN
+            "unit": pd.Series(list(map(itemgetter(4), rows)), dtype=object),
+            "quality": np.fromiter(map(itemgetter(5), rows), dtype="int64", count=count),
         },
         columns=list(BATCH_COLUMNS),
     )
-    return frame
 
 
 def publish_batch(bus: EventBus, rows: list[Row], source: str, committed_at: datetime) -> None:

@@ -18,8 +18,6 @@ import orjson
 from ingest.validation import KEY_PATTERN, MAX_UNIT, Rejected, Row, Validator, parse_timestamp
 
 _UNSEEN = object()
-# Keys of a telemetry item that change the reading; an item carrying them takes the full path.
-_ITEM_OVERRIDES = ("timestamp", "quality")
 
 
 class FastRows:
@@ -173,29 +171,28 @@ class FastRows:
             return False
         good_keys, good_units = self.validator.good_keys, self.validator.good_units
         uid, text = device
-        limit = self.limit
         rows: list[Row] = []
         append = rows.append
         value: Any
+        low, high = -self.limit, self.limit
         for key, item in telemetry.items():
             if type(item) is dict:
+                if "timestamp" in item or "quality" in item:  # they change the reading: full path
+                    return False
                 value = item.get("value")
                 unit = item.get("unit")
                 if unit is not None and unit not in good_units and not self._unit(unit):
                     return False
-                for name in _ITEM_OVERRIDES:
-                    if name in item:
-                        return False
             else:
                 value, unit = item, None
             if key not in good_keys and not self._key(key):
                 return False
-            kind = type(value)
-            if kind is int:
-                if not -limit <= value <= limit:
+            if type(value) is float:
+                if not low <= value <= high:  # also NaN
                     return False
+            elif type(value) is int and low <= value <= high:
                 value = float(value)
-            elif kind is not float or not -limit <= value <= limit:  # also NaN/inf
+            else:
                 return False
             append((stamp, uid, key, value, unit, quality, blob, None, text))
         self.rows.extend(rows)

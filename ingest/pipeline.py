@@ -80,6 +80,7 @@ class Pipeline:
             batch_size=settings.ingest_batch_size,
             flush_ms=settings.ingest_flush_ms,
             max_queue_points=settings.ingest_queue_points,
+            lanes=settings.ingest_writers,
         )
         self._lock = threading.Lock()
         self._started = False

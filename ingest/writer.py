@@ -1,4 +1,10 @@
-"""The batch writer: one thread, binary COPY, latest values, device status, then acks and bus events."""
+"""The batch writer: binary COPY on a few connections, latest values, device status, then acks and events.
+
+Several writer threads ("lanes", each with its own connection) take batches from one queue, so one batch
+is copied while another commits and the database works on both. Whatever order they commit in, the
+work after each commit (acks, callbacks, bus events) runs in the order the batches were taken: MQTT
+wants acknowledgements in the order the messages arrived, and subscribers see batches in that order.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import psycopg
 
 from ingest import events
 from ingest.copy_binary import COPY_ORDER, CopyEncoder
+from ingest.latest import CREATE_STAGE, REPAIR, UPSERT, LatestValues, Series
 from ingest.validation import Row
 from workbench.db.engine import libpq_url
 from workbench.live.bus import EventBus
@@ -25,22 +32,7 @@ log = logging.getLogger(__name__)
 COPY_TELEMETRY = f"COPY telemetry ({', '.join(COPY_ORDER)}) FROM STDIN (FORMAT BINARY)"
 COPY_QUARANTINE = "COPY quarantine (source, topic, device_id, reason, payload) FROM STDIN (FORMAT BINARY)"
 QUARANTINE_TYPES = ("varchar", "text", "varchar", "text", "bytea")
-# The newest value per series goes through a per-connection staging table filled by binary COPY (arrays
-# of parameters cost more to build in Python than the whole telemetry COPY).
-CREATE_LATEST_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS latest_stage (device_id uuid, key varchar, unit varchar,
-    timestamp timestamptz, value float8, quality int4, metadata bytea, text_value text) ON COMMIT DELETE ROWS
-"""
 COPY_LATEST_STAGE = f"COPY latest_stage ({', '.join(COPY_ORDER)}) FROM STDIN (FORMAT BINARY)"
-UPSERT_LATEST = """
-INSERT INTO latest_values (device_id, key, timestamp, value, unit, quality, text_value)
-SELECT u.device_id, u.key, u.timestamp, u.value, u.unit, u.quality, u.text_value FROM latest_stage u
-JOIN devices d ON d.id = u.device_id
-ORDER BY u.device_id, u.key
-ON CONFLICT (device_id, key) DO UPDATE SET timestamp = EXCLUDED.timestamp, value = EXCLUDED.value,
-    unit = EXCLUDED.unit, quality = EXCLUDED.quality, text_value = EXCLUDED.text_value
-WHERE latest_values.timestamp <= EXCLUDED.timestamp
-"""
 # Joining the old row gives the status before the update, so only real changes become events.
 # Data means online, except for a connector's "degraded" (some of its points flow, some fail): that stays.
 TOUCH_DEVICES = """
@@ -56,27 +48,11 @@ RETURNING d.id, old.status
 """
 # last_seen is written at most this often per device: offline detection works in minutes, not ms.
 TOUCH_EVERY = 1.0
-# Under load the newest value per series is upserted at most this often (with the batch then in hand):
-# each upsert rewrites a row per series, which cost a fifth of the telemetry COPY when done every batch.
-# A series seen for the first time, or a batch that empties the queue, upserts at once, so an idle
-# platform's latest values are as current as its telemetry.
-LATEST_EVERY = 0.5
-# Series whose latest value this writer has upserted; beyond this many the set starts again.
-MAX_KNOWN_SERIES = 200_000
-# At start, series whose newest telemetry is newer than their latest value (an upsert held back when the
-# last process died) take it from telemetry: one index probe per series.
-REPAIR_LATEST = """
-UPDATE latest_values lv SET timestamp = n.timestamp, value = n.value, unit = n.unit, quality = n.quality,
-    text_value = n.text_value
-FROM latest_values o CROSS JOIN LATERAL (
-    SELECT t.timestamp, t.value, t.unit, t.quality, t.text_value FROM telemetry t
-    WHERE t.device_id = o.device_id AND t.key = o.key ORDER BY t.timestamp DESC LIMIT 1) n
-WHERE lv.device_id = o.device_id AND lv.key = o.key AND n.timestamp > o.timestamp
-"""
 
 QuarantineRow = tuple[str, str | None, str | None, str, bytes]
 # Committed batches at most waiting for the bus; beyond, the writer waits (backpressure).
 MAX_PENDING_EVENTS = 32
+Changes = list[tuple[str, str]]
 
 
 class _Abandon(Exception):
@@ -99,8 +75,18 @@ class _Committed:
     """A committed batch on its way to the bus: rows by source, status changes, commit time."""
 
     rows: dict[str, list[Row]]
-    changes: list[tuple[str, str]]
+    changes: Changes
     at: datetime
+
+
+@dataclass
+class _Lane:
+    """One writer thread's connection and per-connection state."""
+
+    name: str
+    conn: psycopg.Connection | None = None
+    staged: psycopg.Connection | None = None  # the connection that has the latest-values staging table
+    encoder: CopyEncoder = field(default_factory=CopyEncoder)
 
 
 class BatchWriter:
@@ -113,6 +99,7 @@ class BatchWriter:
         batch_size: int = 5000,
         flush_ms: int = 250,
         max_queue_points: int = 200_000,
+        lanes: int = 2,
     ) -> None:
         self.url = libpq_url(database_url)
         self.bus = bus
@@ -123,19 +110,20 @@ class BatchWriter:
         self._queued_points = 0
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._conn: psycopg.Connection | None = None
-        self._staged: psycopg.Connection | None = None  # the connection that has the staging table
-        self._encoder = CopyEncoder()
+        self._lanes = [_Lane(f"ingest-writer-{n}") for n in range(max(1, lanes))]
+        self._threads: list[threading.Thread] = []
+        self._latest = LatestValues()
+        self._repaired = threading.Lock()
+        self._repair_done = False
         self._touched: dict[str, float] = {}
-        # Committed rows not yet in latest_values: the newest per (device, key).
-        self._latest: dict[tuple[str, str], Row] = {}
-        self._latest_at = 0.0
-        self._known: set[tuple[str, str]] = set()
-        self._repaired = False
         self.committed_points = 0
         self.last_error: str | None = None
         self.down_since: float | None = None
+        # Batches are numbered as they are taken; their after-commit work runs in that order.
+        self._taken = 0
+        self._next_done = 0
+        self._done: dict[int, list[tuple[list[WorkItem], Changes]]] = {}
+        self._done_lock = threading.Lock()
         # Committed batches waiting to be published on the bus (by the events thread, in commit order).
         self._events: deque[_Committed] = deque()
         self._events_cond = threading.Condition()
@@ -143,26 +131,30 @@ class BatchWriter:
         self._events_thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the writer thread and the thread that publishes committed batches."""
+        """Start the writer threads and the thread that publishes committed batches."""
         self._events_thread = threading.Thread(target=self._publish_loop, name="ingest-events", daemon=True)
         self._events_thread.start()
-        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
-        self._thread.start()
+        for lane in self._lanes:
+            thread = threading.Thread(target=self._run, args=(lane,), name=lane.name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Flush what is queued (while the database answers), publish what is committed, and stop."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         with self._events_cond:
             self._events_done = True
             self._events_cond.notify_all()
         if self._events_thread is not None:
             self._events_thread.join(timeout)
-        if self._conn is not None:
-            self._conn.close()
+        for lane in self._lanes:
+            if lane.conn is not None:
+                lane.conn.close()
 
     def put(self, item: WorkItem, timeout: float | None = None) -> bool:
         """Queue ``item``; blocks while the queue is full (backpressure). False on timeout."""
@@ -185,27 +177,28 @@ class BatchWriter:
         """Points and quarantine rows waiting to be committed."""
         return self._queued_points
 
-    def _take(self) -> list[WorkItem] | None:
+    def _take(self) -> tuple[int, list[WorkItem]] | None:
+        """The next batch and its number; an empty batch writes held-back latest values; None: stop."""
         with self._cond:
             while not self._queue:
+                if self._latest.overdue or (self._stopping and self._latest.held):
+                    break
                 if self._stopping:
-                    return None if not self._latest else []
-                if self._latest and time.monotonic() - self._latest_at >= LATEST_EVERY:
-                    return []  # a write of no rows: the held-back latest values
-                self._cond.wait(LATEST_EVERY if self._latest else 0.5)
+                    return None
+                self._cond.wait(0.1 if self._latest.held else 0.5)
             # Adaptive batching: take what is queued; under load the queue grows while we write.
             deadline = time.monotonic() + self.flush_seconds
             batch: list[WorkItem] = []
             points = 0
-            while points < self.batch_size:
-                if not self._queue:
-                    break
+            while points < self.batch_size and self._queue:
                 item = self._queue.popleft()
                 batch.append(item)
                 points += len(item.rows) + len(item.quarantine)
                 if time.monotonic() > deadline:
                     break
-            return batch
+            number = self._taken
+            self._taken += 1
+            return number, batch
 
     def _release(self, batch: list[WorkItem]) -> None:
         with self._cond:
@@ -213,45 +206,60 @@ class BatchWriter:
             QUEUE_DEPTH.set(self._queued_points)
             self._cond.notify_all()
 
-    def _run(self) -> None:
+    def _run(self, lane: _Lane) -> None:
         while True:
-            batch = self._take()
-            if batch is None:
+            taken = self._take()
+            if taken is None:
                 return
+            number, batch = taken
+            done: list[tuple[list[WorkItem], Changes]] = []
             parts = [batch]
-            while parts:
-                part = parts.pop(0)
-                try:
-                    changes = self._write_retrying(part)
-                except _Abandon:
-                    return
-                except Exception as error:
-                    # The server (or a dumper) refused the data itself: halve until the item at fault is
-                    # alone (log2(n) rounds; the others commit normally), then quarantine its points.
-                    log.warning("batch refused (%s); isolating the item at fault", error)
-                    self._reset()
-                    if not part:  # only held-back latest values: their rows are committed already
-                        log.error("latest values not updated for %d series: %s", len(self._latest), error)
-                        self._latest = {}
-                        continue
-                    if len(part) > 1:
-                        half = len(part) // 2
-                        parts[:0] = [part[:half], part[half:]]
+            try:
+                while parts:
+                    part = parts.pop(0)
+                    try:
+                        changes = self._write_retrying(lane, part)
+                    except _Abandon:
+                        raise
+                    except Exception as error:
+                        # The server (or a dumper) refused the data itself: halve until the item at fault
+                        # is alone (log2(n) rounds; the others commit normally), then quarantine its points.
+                        log.warning("batch refused (%s); isolating the item at fault", error)
+                        self._reset(lane)
+                        if not part:  # only held-back latest values, whose rows are committed already
+                            log.error("latest values not updated: %s", error)
+                            continue
+                        if len(part) > 1:
+                            half = len(part) // 2
+                            parts[:0] = [part[:half], part[half:]]
+                            continue
+                        self._release(part)
+                        replacement = self._quarantined(part[0], error)
+                        done.append(([replacement], self._try_refused(lane, replacement)))
                         continue
                     self._release(part)
-                    replacement = self._quarantined(part[0], error)
-                    self._after_commit([replacement], self._try_refused(replacement))
-                    continue
-                self._release(part)
-                self._after_commit(part, changes)
+                    done.append((part, changes))
+            except _Abandon:
+                self._finish(number, done)  # later batches may still be acknowledged
+                return
+            self._finish(number, done)
 
-    def _write_retrying(self, part: list[WorkItem]) -> list[tuple[str, str]]:
+    def _finish(self, number: int, done: list[tuple[list[WorkItem], Changes]]) -> None:
+        """Run the after-commit work of batch ``number`` and of every later one ready, in order."""
+        with self._done_lock:
+            self._done[number] = done
+            while self._next_done in self._done:
+                for part, changes in self._done.pop(self._next_done):
+                    self._after_commit(part, changes)
+                self._next_done += 1
+
+    def _write_retrying(self, lane: _Lane, part: list[WorkItem]) -> Changes:
         delay = 0.1
         while True:
             try:
-                changes = self._write(part)
+                changes = self._write(lane, part)
             except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-                self._fail(error)
+                self._fail(lane, error)
                 if self._stopping and self.down_since and time.monotonic() - self.down_since > 5:
                     log.error("stopping with %d uncommitted items (not acknowledged)", len(part))
                     raise _Abandon from None
@@ -273,77 +281,91 @@ class BatchWriter:
         refused += [(src, None, device, reason, payload) for src, _, device, _, payload in item.quarantine]
         return WorkItem(item.source, [], refused, [], item.on_committed)
 
-    def _try_refused(self, replacement: WorkItem) -> list[tuple[str, str]]:
+    def _try_refused(self, lane: _Lane, replacement: WorkItem) -> Changes:
         try:
-            return self._write_retrying([replacement])
+            return self._write_retrying(lane, [replacement])
         except _Abandon:
             raise
         except Exception as again:
             # Even the quarantine rows were refused: log them rather than stall all ingest behind them.
-            self._reset()
+            self._reset(lane)
             log.error("dropping %d rows the database refused twice: %s", len(replacement.quarantine), again)
             return []
 
-    def _reset(self) -> None:
-        if self._conn is not None:
+    def _reset(self, lane: _Lane) -> None:
+        if lane.conn is not None:
             with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
+                lane.conn.close()
+            lane.conn = None
 
-    def _fail(self, error: BaseException) -> None:
+    def _fail(self, lane: _Lane, error: BaseException) -> None:
         if self.down_since is None:
             self.down_since = time.monotonic()
             log.error("batch write failed, retrying (nothing acknowledged): %s", error)
         self.last_error = str(error).strip().splitlines()[0] if str(error) else type(error).__name__
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
+        self._reset(lane)
 
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.url, connect_timeout=5)
-        return self._conn
+    def _connection(self, lane: _Lane) -> psycopg.Connection:
+        if lane.conn is None or lane.conn.closed:
+            lane.conn = psycopg.connect(self.url, connect_timeout=5)
+        if not self._repair_done:
+            with self._repaired:  # once per process, before the first batch (see ingest.latest.REPAIR)
+                if not self._repair_done:
+                    with lane.conn.transaction():
+                        lane.conn.execute(REPAIR)
+                    self._repair_done = True
+        return lane.conn
 
-    def _write(self, batch: list[WorkItem]) -> list[tuple[str, str]]:
+    def _write(self, lane: _Lane, batch: list[WorkItem]) -> Changes:
         started = time.perf_counter()
-        conn = self._connection()
-        if not self._repaired:
-            with conn.transaction():
-                conn.execute(REPAIR_LATEST)
-            self._repaired = True
+        conn = self._connection(lane)
         rows = [row for item in batch for row in item.rows]
+        claim = self._latest.claim(rows, urgent=not self._queue or self._stopping)
+        try:
+            changes = self._transaction(lane, conn, batch, rows, None if claim is None else claim.rows)
+        except BaseException:
+            if claim is not None:
+                self._latest.settle(claim, committed=False)
+            raise
+        if claim is not None:
+            self._latest.settle(claim, committed=True)
+        else:
+            self._latest.hold(rows)
+        WRITE_LATENCY.observe(time.perf_counter() - started)
+        return changes
+
+    def _transaction(
+        self,
+        lane: _Lane,
+        conn: psycopg.Connection,
+        batch: list[WorkItem],
+        rows: list[Row],
+        latest: dict[Series, Row] | None,
+    ) -> Changes:
         touched: set[str] = set()
         now = time.monotonic()
         staged = True
-        latest = self._newest(rows)
-        due = bool(latest) and (
-            now - self._latest_at >= LATEST_EVERY
-            or not self._queue
-            or self._stopping
-            or not self._known.issuperset(latest)
-        )
+        changes: Changes = []
         with conn.transaction(), conn.cursor() as cur:
             if rows:
                 with cur.copy(COPY_TELEMETRY) as copy:
-                    copy.write(self._encoder.encode(rows))
+                    copy.write(lane.encoder.encode(rows))
             if any(item.quarantine for item in batch):
                 with cur.copy(COPY_QUARANTINE) as copy:
                     copy.set_types(QUARANTINE_TYPES)
                     for item in batch:
                         for qrow in item.quarantine:
                             copy.write_row(qrow)
-            if due:
-                staged = self._staged is conn
+            if latest:
+                staged = lane.staged is conn
                 if not staged:
-                    cur.execute(CREATE_LATEST_STAGE)
+                    cur.execute(CREATE_STAGE)
                 with cur.copy(COPY_LATEST_STAGE) as copy:
-                    copy.write(self._encoder.encode(latest.values()))
-                cur.execute(UPSERT_LATEST)
+                    copy.write(lane.encoder.encode(latest.values()))
+                cur.execute(UPSERT)
             for device in {row[8] for row in rows}:
                 if now - self._touched.get(device, 0.0) >= TOUCH_EVERY:
                     touched.add(device)
-            changes: list[tuple[str, str]] = []
             if touched:
                 for device_id, old, new in cur.execute(TOUCH_DEVICES, [sorted(touched)]).fetchall():
                     if old != new:
@@ -357,29 +379,10 @@ class BatchWriter:
                             changes.append((str(device_id), status))
                     self._touched.pop(device, None)
         if not staged:  # committed: the staging table exists on this connection from now on
-            self._staged = conn
-        if due:
-            if len(self._known) > MAX_KNOWN_SERIES:
-                self._known.clear()
-            self._known.update(latest)
-            self._latest = {}
-            self._latest_at = now
-        else:
-            self._latest = latest
-        WRITE_LATENCY.observe(time.perf_counter() - started)
+            lane.staged = conn
         return changes
 
-    def _newest(self, rows: list[Row]) -> dict[tuple[str, str], Row]:
-        """The held-back latest rows merged with ``rows``: the newest per series (ties: the later row)."""
-        latest = dict(self._latest)
-        for row in rows:
-            series = (row[8], row[2])
-            held = latest.get(series)
-            if held is None or held[0] <= row[0]:
-                latest[series] = row
-        return latest
-
-    def _after_commit(self, batch: list[WorkItem], changes: list[tuple[str, str]]) -> None:
+    def _after_commit(self, batch: list[WorkItem], changes: Changes) -> None:
         by_source: dict[str, list[Row]] = {}
         for item in batch:
             if item.rows:
@@ -424,4 +427,3 @@ class BatchWriter:
                     events.publish_status(self.bus, device_id, status, committed.at)
             except Exception:  # a failing subscriber must not stop the events of later batches
                 log.exception("publishing a committed batch failed")
-

@@ -140,6 +140,9 @@ class Settings:
         4, "Rule engine: worker threads running actions (e-mail, webhooks, scripts)"
     )
     ingest_batch_size: int = setting(5000, "Ingest: most points written in one COPY transaction")
+    ingest_writers: int = setting(
+        2, "Ingest: writer connections committing batches side by side (acks still go in arrival order)"
+    )
     ingest_flush_ms: int = setting(250, "Ingest: longest a point waits in the writer before it commits")
     ingest_queue_points: int = setting(
         200000, "Ingest: points queued for the writer before producers block (backpressure)"

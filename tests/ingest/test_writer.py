@@ -57,7 +57,9 @@ def test_a_new_process_takes_latest_values_a_crash_held_back(settings: Any, engi
     with engine.begin() as conn:
         conn.execute(insert(latest_values).values(device_id=device, key="t", timestamp=stale, value=1.0))
         # Committed (and acknowledged) telemetry whose latest-value upsert the dead process still held.
-        conn.execute(insert(telemetry).values(device_id=device, key="t", timestamp=fresh, value=2.0, unit="C"))
+        conn.execute(
+            insert(telemetry).values(device_id=device, key="t", timestamp=fresh, value=2.0, unit="C")
+        )
     pipeline = Pipeline(settings, engine, EventBus())
     pipeline.start()
     try:
@@ -65,5 +67,37 @@ def test_a_new_process_takes_latest_values_a_crash_held_back(settings: Any, engi
         pipeline.submit([Reading(str(other), "x", 1.0)], "test", done.set)
         assert done.wait(10)
         assert _latest(engine, device) == {"t": (fresh, 2.0)}
+    finally:
+        pipeline.stop()
+
+
+def test_commits_on_several_connections_are_acknowledged_in_arrival_order(
+    settings: Any, engine: Engine
+) -> None:
+    device = make_device(engine)
+    d = str(device)
+    pipeline = Pipeline(settings, engine, EventBus())
+    pipeline.writer.batch_size = 20  # batches of two items, spread over the writer connections
+    acknowledged: list[int] = []
+    all_done = threading.Event()
+    submits = 80
+
+    def ack(n: int) -> None:
+        acknowledged.append(n)
+        if len(acknowledged) == submits:
+            all_done.set()
+
+    pipeline.start()
+    try:
+        for n in range(submits):
+            readings = [
+                Reading(d, f"k{k}", float(n), (START + timedelta(seconds=n)).isoformat()) for k in range(10)
+            ]
+            pipeline.submit(readings, "test", lambda n=n: ack(n))  # type: ignore[misc]
+        assert all_done.wait(30), f"only {len(acknowledged)} of {submits} acknowledged"
+        assert acknowledged == list(range(submits))
+        with engine.connect() as conn:
+            stored = conn.execute(select(telemetry.c.value).where(telemetry.c.device_id == device)).scalars()
+            assert sorted(stored) == sorted(float(n) for n in range(submits) for _ in range(10))
     finally:
         pipeline.stop()
