@@ -95,7 +95,8 @@ def test_a_device_key_reads_its_own_config_and_pending_commands_only(
     ):
         refused = get(path)
         assert refused.status_code == 404, (path, refused.text)
-        assert theirs["id"] not in refused.text and "plc-secret" not in refused.text
+        assert refused.json()["error"]["code"] == "not_found"
+        assert other["name"] not in refused.text and "words" not in refused.text
 
     # Reading is all it gained: the device still changes nothing about itself.
     assert (
