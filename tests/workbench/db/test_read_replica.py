@@ -17,11 +17,13 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import psycopg
 import pytest
 from flask import Flask
+from sqlalchemy import insert
 
 from tests.conftest import free_port
 from tests.workbench.api.fixtures import ApiDevice, make_device
@@ -29,6 +31,7 @@ from tests.workbench.notebooks.fixtures import write_notebook
 from workbench.auth import tokens
 from workbench.auth.users import create_user
 from workbench.db.migrate import upgrade
+from workbench.db.tables import dashboards
 from workbench.notebooks.runner import NotebookRunner
 from workbench.platform import EXTENSION, Platform
 from workbench.reports.service import ReportService
@@ -317,6 +320,52 @@ def test_reports_backtests_and_kernels_read_the_replica_live_rules_the_primary(
         reports.close()
     caught_up = client.post(f"/api/v1/rules/{rule.get_json()['id']}/test", json=window, headers=engineer)
     assert caught_up.get_json()["points"] == 3
+
+
+def _text_of(component: Any, wanted: str) -> str:
+    """The text of the component with id ``wanted`` in a Dash layout."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list | tuple):
+            for item in node:
+                walk(item)
+        elif hasattr(node, "to_plotly_json"):
+            props = node.to_plotly_json()["props"]
+            if props.get("id") == wanted:
+                found.append(str(props.get("children")))
+            walk(props.get("children"))
+
+    walk(component)
+    assert len(found) == 1, f"no single {wanted} in the layout"
+    return found[0]
+
+
+def test_a_dashboard_draws_from_the_replica(replicated_app: Flask, servers: tuple[str, str]) -> None:
+    from workbench.ui.pages.dashboards import page
+    from workbench.ui.session import UiUser
+
+    primary, standby = servers
+    platform: Platform = replicated_app.extensions[EXTENSION]
+    device = make_device(replicated_app, f"replica-{uuid.uuid4().hex[:6]}")
+    email = f"viewer-{uuid.uuid4().hex[:6]}@example.com"
+    user_id = create_user(platform.engine, email, "viewer", "correct horse battery staple")
+    widget = {"id": "w1", "type": "table", "device_id": str(device.id), "keys": ["t"]}
+    with platform.engine.begin() as conn:
+        dashboard_id = conn.execute(
+            insert(dashboards)
+            .values(name="replica", user_id=user_id, layout={}, widgets=[widget], is_public=True)
+            .returning(dashboards.c.id)
+        ).scalar_one()
+    _points(replicated_app, device, [11.0])
+    with replay_paused(primary, standby):
+        _points(replicated_app, device, [77.0])  # the latest value on the primary only
+        with replicated_app.test_request_context("/ui/"):
+            layout, _ = page(UiUser(str(user_id), "viewer", email), str(dashboard_id))
+        assert _text_of(layout, "w-w1-v0") == "11"
+    with replicated_app.test_request_context("/ui/"):
+        layout, _ = page(UiUser(str(user_id), "viewer", email), str(dashboard_id))
+    assert _text_of(layout, "w-w1-v0") == "77"
 
 
 def test_without_a_read_url_the_primary_answers(replicated_app: Flask) -> None:
