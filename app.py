@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     from workbench.api import errors as api_errors
     from workbench.api import ops
     from workbench.api.openapi import create_api
-    from workbench.api.protection import init_protection, throttle_failed_logins
+    from workbench.api.protection import init_protection, throttle_failed_logins, trust_proxies
     from workbench.live.socket import LiveServer
     from workbench.notebooks.service import init_notebooks
     from workbench.ui import init_ui
@@ -71,12 +71,16 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     ops.register_database_check(platform)
     api_errors.init_errors(app)
     init_protection(app, settings)
-    init_https(app, settings)  # around ProxyFix (set by init_protection): it reads the scheme ProxyFix set
     app.register_blueprint(ops.blueprint)
     api = create_api(app)
     for blueprint in api_blueprints():
         api.register_blueprint(blueprint)
     LiveServer(platform).init_app(app)
+    # Outermost, around Socket.IO's middleware (which init_app wrapped around the app), so engine.io
+    # requests get the forwarded scheme and address, HSTS and Secure cookies too. HTTPS reads the scheme
+    # ProxyFix set, so it goes around ProxyFix.
+    trust_proxies(app, settings.trusted_proxies)
+    init_https(app, settings)
     init_ui(app)
     throttle_failed_logins(app, ["auth.login", "ui_login.login_submit"])
     init_notebooks(platform)

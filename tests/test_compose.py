@@ -97,3 +97,23 @@ def test_secrets_come_from_the_env_file() -> None:
     # Redis asks for the password the platform's URL carries.
     redis = _compose()["services"]["redis"]
     assert "--requirepass" in redis["command"]
+
+
+def test_the_tls_override_serves_devices_on_8883_from_the_shared_ca() -> None:
+    override = yaml.safe_load((ROOT / "deploy" / "compose.tls.yml").read_text())
+    base = _compose()["services"]
+    assert set(override["services"]) <= set(base)
+    broker = override["services"]["mosquitto"]
+    mounts = dict(volume.rsplit(":", 2)[:2] for volume in broker["volumes"])
+    # Paths in an override resolve against the first file's folder (the repository root).
+    config = next(source for source, target in mounts.items() if target == "/mosquitto/config/mosquitto.conf")
+    assert config == "./deploy/mosquitto/mosquitto-tls.conf" and (ROOT / config).exists()
+    assert "8883:8883" in broker["ports"]
+    # Every file the TLS listener names lies in the volume the web service's `workbench certs` writes.
+    tls = (ROOT / config).read_text()
+    files = re.findall(r"^(?:cafile|certfile|keyfile|crlfile) (\S+)$", tls, re.MULTILINE)
+    assert len(files) == 4 and all(path.startswith(mounts["mqtt-pki"] + "/") for path in files)
+    web = override["services"]["web"]
+    assert f"mqtt-pki:{web['environment']['WORKBENCH_CERTS_DIR']}" in web["volumes"]
+    assert set(web["environment"]) <= {name for name, _, _ in declared()}
+    assert "mqtt-pki" in override["volumes"]

@@ -37,7 +37,7 @@ class Settings:
     database_read_url: str | None = setting(
         None,
         "PostgreSQL URL of a streaming replica for read-only queries (series, aggregates, exports, charts, "
-        "backtests); unset: everything on DATABASE_URL",
+        "backtests, reports, notebook reads); unset: everything on DATABASE_URL",
     )
     database_timeout: float = setting(
         3.0, "Seconds to wait for a database connection or a free pool slot; beyond it the API answers 503"

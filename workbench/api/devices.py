@@ -331,13 +331,24 @@ def command(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
         raise ApiError(503, "broker_unavailable", f"{error}; try again later") from None
 
 
+class CommandListArgs(Strict):
+    """Which of a device's commands to list."""
+
+    status = ma.fields.String(
+        validate=ma.validate.OneOf(commands.STATUSES),
+        metadata={"description": "only commands in this status (``pending``: not yet delivered)"},
+    )
+
+
 @blp.route("/<uuid:device_id>/commands", methods=["GET"])
 @require("devices:read")
+@query_args(blp, CommandListArgs)
 @blp.response(200, DeviceCommandListSchema)
-def list_commands(device_id: uuid.UUID) -> dict[str, Any]:
-    """The device's last 50 commands, newest first, with their status."""
+def list_commands(args: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
+    """The device's last 50 commands (of one ``status`` if given), newest first. A device's own API key
+    reads its own commands (and its config at ``GET /devices/{id}``), and no other device's."""
     _row(device_id)
-    return {"items": commands.recent(current_platform().engine, device_id)}
+    return {"items": commands.recent(current_platform().engine, device_id, status=args.get("status"))}
 
 
 @blp.route("/<uuid:device_id>/commands/<uuid:command_id>", methods=["GET"])

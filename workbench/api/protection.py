@@ -189,7 +189,6 @@ def init_protection(app: Flask, settings: Settings) -> None:
     _retry_after_only_when_refused(app)  # before init_app: its hook then runs after the limiter's
     limiter.init_app(app)
     app.extensions[LIMITER] = limiter
-    trust_proxies(app, settings.trusted_proxies)
     origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
     if origins:
         CORS(

@@ -36,8 +36,9 @@ MATRIX: dict[str, frozenset[str]] = {
     "operator": frozenset(_READ_PLANT | {"alerts:ack", "rules:read", "dashboards:write", "notebooks:read"}),
     # Read-only access to dashboards and reports (and the plant data they show).
     "viewer": frozenset(_READ_PLANT),
-    # Write telemetry only for its assigned device (the guard checks the device).
-    "device": frozenset({"telemetry:write"}),
+    # Write telemetry, and read its config and commands, only for its assigned device (each route checks
+    # the device; a key's own {"read": false} takes the reads away).
+    "device": frozenset({"telemetry:write", "devices:read"}),
 }
 
 

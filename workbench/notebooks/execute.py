@@ -12,7 +12,7 @@ from typing import Any
 
 import nbformat
 
-from workbench.notebooks.helpers import CONTEXT_ENV, DATABASE_ENV
+from workbench.notebooks.helpers import CONTEXT_ENV, DATABASE_ENV, READ_DATABASE_ENV
 from workbench.notebooks.parameters import plain
 from workbench.notebooks.result import describe_failure
 
@@ -35,14 +35,21 @@ def notebook_hash(path: Path) -> str:
 
 
 def kernel_env(
-    database_url: str | None, context: dict[str, Any] | None = None, data_dir: str | Path | None = None
+    database_url: str | None,
+    context: dict[str, Any] | None = None,
+    data_dir: str | Path | None = None,
+    read_url: str | None = None,
 ) -> dict[str, str]:
-    """The environment a notebook kernel gets: ours plus the database the helper API reads, the data
-    directory (so notebooks that run notebooks keep their runs beside ours) and, for a kernel started for
-    one run, that run's context."""
+    """The environment a notebook kernel gets: ours plus the databases the helper API uses (the primary,
+    and the streaming replica for reads when there is one), the data directory (so notebooks that run
+    notebooks keep their runs beside ours) and, for a kernel started for one run, that run's context."""
     env = dict(os.environ)
     if database_url:
         env[DATABASE_ENV] = database_url
+    # The settings decide, not whatever this process inherited.
+    env.pop(READ_DATABASE_ENV, None)
+    if read_url:
+        env[READ_DATABASE_ENV] = read_url
     if data_dir is not None:
         env["WORKBENCH_DATA_DIR"] = str(Path(data_dir).resolve())
     if context is not None:
@@ -88,6 +95,7 @@ def execute_cold(
     label: str,
     context: dict[str, Any] | None = None,
     data_dir: str | None = None,
+    read_url: str | None = None,
 ) -> Outcome:
     """Run a notebook with plain papermill on a fresh kernel; the executed copy lands at ``output_path``.
 
@@ -108,7 +116,7 @@ def execute_cold(
             progress_bar=False,
             cwd=cwd,
             execution_timeout=timeout,
-            kernel_manager_class=_env_kernel_manager(kernel_env(database_url, context, data_dir)),
+            kernel_manager_class=_env_kernel_manager(kernel_env(database_url, context, data_dir, read_url)),
         )
     except PapermillExecutionError as error:
         executed = nbformat.read(output_path, as_version=4)

@@ -2,7 +2,9 @@
 
 ``from workbench.notebooks import helpers`` inside a rule, report or analyst notebook (``import api``, its
 former name, still works). The runner starts each
-kernel with ``WORKBENCH_DATABASE_URL`` set (so does ``workbench lab``). Alerts and records are published as
+kernel with ``WORKBENCH_DATABASE_URL`` set (so does ``workbench lab``), and ``WORKBENCH_DATABASE_READ_URL``
+when a streaming replica serves reads: reports, backtests and the lab read from it, live rule runs (which must
+see the points just written) and writes go to the primary. Alerts and records are published as
 display data with workbench MIME types (JSON lists; one output per cell, at the cell's end, with a text line
 per item for people): they stay in the executed notebook as evidence and the runner reads them back from
 there, whichever way the notebook ran (warm kernel, plain papermill, a Dask worker).
@@ -23,14 +25,30 @@ import numpy as np
 import pandas as pd
 
 from workbench.db.copy_format import PG_EPOCH_US
+from workbench.notebooks.signals import Windows as Windows
+from workbench.notebooks.signals import _runs
+from workbench.notebooks.signals import beyond as beyond
+from workbench.notebooks.signals import episodes as episodes
+from workbench.notebooks.signals import timestamp as timestamp
+from workbench.notebooks.signals import windows as windows
 from workbench.severity import SEVERITIES
 
 ALERT_MIME = "application/vnd.workbench.alert+json"
 RECORD_MIME = "application/vnd.workbench.record+json"
 DATABASE_ENV = "WORKBENCH_DATABASE_URL"
+READ_DATABASE_ENV = "WORKBENCH_DATABASE_READ_URL"
 CONTEXT_ENV = "WORKBENCH_NOTEBOOK_CONTEXT"
+# The run context's flag saying whether its reads may lag (a replica): the runner sets it per run.
+REPLICA_READS = "replica_reads"
 
-_state: dict[str, Any] = {"connection": None, "alerts": [], "records": {}, "context": {}, "outbox": {}}
+_state: dict[str, Any] = {
+    "connections": {},
+    "read_url": None,
+    "alerts": [],
+    "records": {},
+    "context": {},
+    "outbox": {},
+}
 
 
 def database_url() -> str:
@@ -43,32 +61,47 @@ def database_url() -> str:
     return url
 
 
-def _connection() -> Any:
-    """A cached autocommit connection, reopened when it broke (kernels outlive database restarts)."""
+def read_url() -> str:
+    """The database read-only queries go to: the one given to :func:`use_read_database`, else the streaming
+    replica (``WORKBENCH_DATABASE_READ_URL``) unless this run must see the primary (a live rule), else the
+    primary."""
+    chosen: str | None = _state["read_url"]
+    if chosen:
+        return chosen
+    replica = os.environ.get(READ_DATABASE_ENV)
+    if replica and context().get(REPLICA_READS, True):
+        return replica
+    return database_url()
+
+
+def use_read_database(url: str | None) -> None:
+    """Send this run's reads to ``url`` (a report kit given its own database); None: back to the default."""
+    _state["read_url"] = url or None
+
+
+def _connection(url: str | None = None) -> Any:
+    """A cached autocommit connection to ``url`` (default: the primary), reopened when it broke (kernels
+    outlive database restarts)."""
     import psycopg
 
     from workbench.db.engine import libpq_url
 
-    conn = _state["connection"]
+    url = url or database_url()
+    conn = _state["connections"].get(url)
     if conn is None or conn.closed or conn.broken:
-        conn = psycopg.connect(libpq_url(database_url()), autocommit=True)
-        _state["connection"] = conn
+        conn = psycopg.connect(libpq_url(url), autocommit=True)
+        _state["connections"][url] = conn
     return conn
 
 
-def timestamp(value: Any) -> dt.datetime | None:
-    """A timezone-aware UTC datetime from an ISO string, datetime or pandas Timestamp (naive means UTC)."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    stamp = pd.Timestamp(value)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    result: dt.datetime = stamp.to_pydatetime()
-    return result
+def _reader() -> Any:
+    """The connection read-only queries use (:func:`read_url`)."""
+    return _connection(read_url())
 
 
 def devices() -> pd.DataFrame:
     """Every device (id, name, type, area, status) with the time of its newest telemetry."""
-    rows = _connection().execute(
+    rows = _reader().execute(
         "SELECT d.id, d.name, d.type, d.area, d.status,"
         " (SELECT max(t.timestamp) FROM telemetry t WHERE t.device_id = d.id) AS last_data"
         " FROM devices d ORDER BY d.name"
@@ -87,7 +120,7 @@ def device_id(device: str | uuid.UUID) -> uuid.UUID:
         return uuid.UUID(str(device))
     except ValueError:
         pass
-    row = _connection().execute(
+    row = _reader().execute(
         "SELECT id FROM devices WHERE name = %s ORDER BY created_at LIMIT 1", (device,)
     )
     found = row.fetchone()
@@ -161,7 +194,7 @@ def _read_binary(
     import psycopg
 
     try:
-        with _connection().cursor(binary=True) as cur:
+        with _reader().cursor(binary=True) as cur:
             row = cur.execute(statement, [names, *args]).fetchone()
     except psycopg.errors.ProgramLimitExceeded as error:  # a bytea holds at most 1 GB (~44M samples)
         raise MemoryError(f"{error}: read a shorter range, or use dask_telemetry for this one") from None
@@ -207,7 +240,7 @@ def _slice(bounds: tuple[str, str], ident: str, keys: list[str]) -> pd.DataFrame
 
 def _keys_of(ident: uuid.UUID, lower: dt.datetime | None, upper: dt.datetime | None) -> list[str]:
     """Keys the device sent in ``[lower, upper)`` (either bound may be open)."""
-    rows = _connection().execute(
+    rows = _reader().execute(
         "SELECT DISTINCT key FROM telemetry WHERE device_id = %s"
         " AND timestamp >= COALESCE(%s, '-infinity'::timestamptz)"
         " AND timestamp < COALESCE(%s, 'infinity'::timestamptz)",
@@ -308,58 +341,6 @@ def record(name: str, value: Any) -> None:
     _publish(RECORD_MIME, {"name": str(name), "value": clean}, f"record {name} = {shown}")
 
 
-def episodes(flags: pd.Series, min_length: int = 1) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """The (first, last) timestamps of each run of consecutive true flags at least ``min_length`` long."""
-    return [(flags.index[a], flags.index[b - 1]) for a, b in _runs(flags, min_length)]
-
-
-def _runs(flags: pd.Series, min_length: int) -> list[tuple[int, int]]:
-    """Positions ``[a, b)`` of each run of consecutive true flags at least ``min_length`` long."""
-    values = flags.fillna(False).astype(bool).to_numpy()
-    edges = np.diff(np.concatenate([[0], values.astype(np.int8), [0]]))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # stop is one past the run
-    return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True) if b - a >= min_length]
-
-
-class Windows(NamedTuple):
-    """The baseline (training) and monitoring windows of a rule evaluation, UTC, half-open."""
-
-    baseline_start: dt.datetime
-    baseline_end: dt.datetime
-    start: dt.datetime
-    end: dt.datetime
-
-
-def windows(
-    start: Any = None,
-    end: Any = None,
-    window: str = "1h",
-    baseline_start: Any = None,
-    baseline_end: Any = None,
-    baseline: str = "24h",
-) -> Windows:
-    """Resolve a rule's windows: monitoring ``[start, end)`` (defaults: ``end`` now, ``start`` one
-    ``window`` earlier) and baseline ``[baseline_start, baseline_end)`` (default: the ``baseline``
-    duration right before ``start``)."""
-    upper = timestamp(end) or dt.datetime.now(dt.UTC)
-    lower = timestamp(start) or upper - pd.Timedelta(window).to_pytimedelta()
-    base_end = timestamp(baseline_end) or lower
-    base_start = timestamp(baseline_start) or base_end - pd.Timedelta(baseline).to_pytimedelta()
-    return Windows(base_start, base_end, lower, upper)
-
-
-def beyond(deviation: pd.Series, limit: float, side: str = "both") -> pd.Series:
-    """Flags where ``deviation`` passes ``limit``: below ``-limit`` (``lower``), above it (``upper``) or
-    either (``both``)."""
-    if side == "lower":
-        return deviation < -limit
-    if side == "upper":
-        return deviation > limit
-    if side == "both":
-        return deviation.abs() > limit
-    raise ValueError(f"side must be lower, upper or both, got {side!r}")
-
-
 def alert_episodes(
     flags: pd.Series,
     score: pd.Series,
@@ -423,6 +404,7 @@ def _begin(run_context: dict[str, Any]) -> None:
     _state["records"] = {}
     _state["outbox"] = {}
     _state["context"] = dict(run_context)
+    _state["read_url"] = None
     try:
         from IPython import get_ipython
     except ImportError:

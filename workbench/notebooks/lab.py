@@ -1,7 +1,7 @@
 """``workbench lab``: JupyterLab on the repository, its kernels wired to the running platform.
 
-Kernels started from this JupyterLab inherit ``WORKBENCH_DATABASE_URL`` (and the Dask scheduler when one is
-configured), so ``from workbench.notebooks import helpers`` reads the platform's telemetry and notebooks can
+Kernels started from this JupyterLab inherit ``WORKBENCH_DATABASE_URL`` (with ``WORKBENCH_DATABASE_READ_URL``,
+where the helper API's reads go, and the Dask scheduler, when they are configured), so ``from workbench.notebooks import helpers`` reads the platform's telemetry and notebooks can
 backtest rules with the same runner the platform uses.
 """
 
@@ -46,7 +46,7 @@ def lab_command(
 
 def lab_environment(settings: Settings) -> dict[str, str]:
     """The environment JupyterLab (and so every kernel it starts) runs with."""
-    env = kernel_env(settings.database_url, data_dir=settings.data_dir)
+    env = kernel_env(settings.database_url, data_dir=settings.data_dir, read_url=settings.database_read_url)
     if settings.dask_scheduler:
         env[env_name("dask_scheduler")] = settings.dask_scheduler
     return env

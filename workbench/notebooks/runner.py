@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from workbench.db.engine import make_engine
 from workbench.db.tables import notebook_runs
 from workbench.metrics import NOTEBOOK_RUNS
-from workbench.notebooks.helpers import _jsonable
+from workbench.notebooks.helpers import REPLICA_READS, _jsonable
 from workbench.notebooks.execute import Outcome, execute_cold, kernel_env, notebook_hash, prepare
 from workbench.notebooks.parameters import check, supplied
 from workbench.notebooks.pool import KernelPool
@@ -67,7 +67,11 @@ class NotebookRunner:
         """The warm kernel pool, created on first use."""
         with self._lock:
             if self._pool is None:
-                env = kernel_env(self.settings.database_url, data_dir=self.settings.data_dir)
+                env = kernel_env(
+                    self.settings.database_url,
+                    data_dir=self.settings.data_dir,
+                    read_url=self.settings.database_read_url,
+                )
                 self._pool = KernelPool(self.pool_size, env, str(self.root))
             return self._pool
 
@@ -92,10 +96,13 @@ class NotebookRunner:
         mode: str = "warm",
         timeout: float | None = None,
         on_alerts: AlertSink | None = None,
+        replica_reads: bool | None = None,
     ) -> NotebookResult:
         """Run a notebook and record it. Notebook errors do not raise: the result says ``failed`` and names
         the cell (``result.raise_for_status()`` raises). ``on_alerts`` receives the result when the notebook
-        raised alerts, unless ``dry_run`` (a backtest: alerts are only reported). Parameters are data:
+        raised alerts, unless ``dry_run`` (a backtest: alerts are only reported). ``replica_reads``: the
+        helper API's reads go to the streaming replica, when there is one (default: for backtests and
+        reports, which read history; a live rule reads the primary, where its newest points are). Parameters are data:
         :class:`~workbench.notebooks.parameters.ParameterError` unless each is a name the notebook declares
         set to JSON of its type (this is the last gate before a kernel, whichever path called)."""
         if mode not in MODES:
@@ -109,7 +116,9 @@ class NotebookRunner:
         began = dt.datetime.now(dt.UTC)
         if mode != "warm":  # long runs are visible as `running`; warm ones are written once, at the end
             self._insert(run_id, label, params, digest, output, rule_id, report_id, began)
-        context = {"run_id": str(run_id), "dry_run": dry_run, "notebook": label}
+        if replica_reads is None:
+            replica_reads = dry_run or report_id is not None
+        context = {"run_id": str(run_id), "dry_run": dry_run, "notebook": label, REPLICA_READS: replica_reads}
         started = time.perf_counter()
         stages: dict[str, float] = {}
         try:
@@ -183,6 +192,7 @@ class NotebookRunner:
             label,
             context,
             str(Path(self.settings.data_dir).resolve()),
+            self.settings.database_read_url,
         )
         mark = time.perf_counter()
         if mode == "cold":

@@ -224,13 +224,13 @@ def claim(engine: Engine, protocols: list[str], limit: int = 20) -> list[dict[st
         return [dict(r._mapping) for r in conn.execute(CLAIM, {"protocols": protocols, "limit": limit})]
 
 
-def recent(engine: Engine, device_id: uuid.UUID, limit: int = 50) -> list[dict[str, Any]]:
-    """A device's commands, newest first."""
+def recent(
+    engine: Engine, device_id: uuid.UUID, limit: int = 50, status: str | None = None
+) -> list[dict[str, Any]]:
+    """A device's commands (those in ``status`` when given), newest first."""
+    query = select(device_commands).where(device_commands.c.device_id == device_id)
+    if status is not None:
+        query = query.where(device_commands.c.status == status)
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(device_commands)
-            .where(device_commands.c.device_id == device_id)
-            .order_by(device_commands.c.created_at.desc())
-            .limit(limit)
-        ).mappings()
+        rows = conn.execute(query.order_by(device_commands.c.created_at.desc()).limit(limit)).mappings()
         return [dict(r) for r in rows]

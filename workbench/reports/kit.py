@@ -22,6 +22,7 @@ import pandas as pd
 from sqlalchemy import Engine, bindparam, text
 
 from workbench.db.engine import make_engine
+from workbench.notebooks import helpers
 
 MANIFEST = "manifest.json"
 TABLES = "tables"
@@ -60,8 +61,13 @@ class ReportKit:
     tables: list[Table] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # The platform passes the database through the kernel's environment, never as a parameter.
-        self.database_url = self.database_url or os.environ.get("WORKBENCH_DATABASE_URL", "")
+        # The platform passes the databases through the kernel's environment, never as parameters. A report
+        # only reads, and reads a closed window: the streaming replica serves it when there is one.
+        self.database_url = (
+            self.database_url
+            or os.environ.get(helpers.READ_DATABASE_ENV, "")
+            or os.environ.get(helpers.DATABASE_ENV, "")
+        )
         if not self.database_url:
             raise RuntimeError("no database: set the database_url parameter or WORKBENCH_DATABASE_URL")
         self.tz = ZoneInfo(self.timezone or "UTC")
@@ -136,14 +142,11 @@ class ReportKit:
 
     def telemetry(self, keys: Sequence[str] = ()) -> pd.DataFrame:
         """Telemetry rows in the window for the devices in scope, local timestamps, ordered by time."""
-        from workbench.notebooks import helpers
-
         ids, names = self._scope()
         columns = ["timestamp", "device", "device_id", "key", "value", "unit", "quality"]
         if not ids:
             return self._empty_telemetry()
-        # The notebook helper API reads the database named in the environment; point it at ours.
-        os.environ[helpers.DATABASE_ENV] = self.database_url
+        helpers.use_read_database(self.database_url)  # the helper API reads where this kit reads
         frames = []
         for ident in ids:
             rows = helpers.telemetry(ident, list(keys) or None, self.start_utc, self.end_utc, wide=False)

@@ -25,7 +25,7 @@ from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
 from workbench.db.tables import rules
 from workbench.platform import current_platform
-from workbench.rules.backtest import InvalidRule, backtest
+from workbench.rules.backtest import InvalidRule, run_backtest
 from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.types import Rule, rule_types
 from workbench.rules.validation import validate_rule
@@ -329,7 +329,7 @@ def test_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
         )
     rule = Rule.from_row(_row(rule_id))
     try:
-        result = backtest(current_platform().read_engine(), rule, start, end)
+        result = run_backtest(current_platform(), rule, start, end)
     except InvalidRule as error:
         raise _invalid(error.errors) from None
     return {"rule_id": rule_id, "start": start, "end": end, **result}

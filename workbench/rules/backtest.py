@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from workbench.platform import Platform
 from workbench.rules.alerts import alert_values, as_time
 from workbench.rules.codes import DeviceCodes
 from workbench.rules.lifecycle import AlertBook, Decision, decide
@@ -78,6 +79,12 @@ def backtest(engine: Engine, rule: Rule, start: datetime, end: datetime) -> dict
         "alerts": _would_be(decisions, directory),
         "runs": [],
     }
+
+
+def run_backtest(platform: Platform, rule: Rule, start: datetime, end: datetime) -> dict[str, Any]:
+    """:func:`backtest` on the platform's read engine: history comes from the streaming replica when one is
+    configured (the REST API and the UI both run backtests through here)."""
+    return backtest(platform.read_engine(), rule, start, end)
 
 
 def _steps(points: Points, step_s: float | None, start_ns: int, end_ns: int) -> list[Points]:

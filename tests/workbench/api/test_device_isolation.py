@@ -16,9 +16,10 @@ def test_device_key_cannot_touch_another_device(
     other, headers = other_api_device.id, api_device.headers
     write = {"device_id": str(other), "telemetry": {"t": {"value": 1.0}}}
     assert client.post("/api/v1/telemetry", json=write, headers=headers).status_code == 403
+    # Its own device's record, config and commands it may read: another's is not found.
+    for url in (f"/api/v1/devices/{other}", f"/api/v1/devices/{other}/status"):
+        assert client.get(url, headers=headers).status_code == 404, url
     reads = [
-        f"/api/v1/devices/{other}",
-        f"/api/v1/devices/{other}/status",
         f"/api/v1/telemetry?device_id={other}",
         f"/api/v1/telemetry/latest?device_id={other}",
         f"/api/v1/telemetry/export?device_id={other}&start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z",

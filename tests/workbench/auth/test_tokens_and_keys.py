@@ -76,7 +76,7 @@ def test_matrix_follows_the_design() -> None:
     assert not allowed("engineer", "users:manage") and allowed("engineer", "rules:write")
     assert allowed("operator", "alerts:ack") and not allowed("operator", "devices:write")
     assert allowed("viewer", "dashboards:read") and not allowed("viewer", "alerts:ack")
-    assert MATRIX["device"] == frozenset({"telemetry:write"})
+    assert MATRIX["device"] == frozenset({"telemetry:write", "devices:read"})
     with pytest.raises(KeyError):
         allowed("admin", "no:such")
 

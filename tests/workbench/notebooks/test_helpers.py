@@ -106,3 +106,22 @@ def test_save_rule_writes_a_valid_notebook_rule_and_refuses_an_invalid_one(skab_
     assert row["condition"]["parameters"] == {"margin": 1.5} and row["condition"]["keys"] == [FLOW]
     assert row["action"] == {"type": "alert", "severity": "warning"}
     assert refused == []
+
+
+def test_reads_go_to_the_replica_unless_the_run_needs_the_primary(
+    monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    replica = "postgresql://reader@replica.example:5432/workbench"
+    try:
+        assert api.read_url() == database_url  # no replica in the environment: the primary
+        monkeypatch.setenv(api.READ_DATABASE_ENV, replica)
+        api._begin({"run_id": "lab"})  # no word from the runner (the lab): reads may lag
+        assert api.read_url() == replica
+        api._begin({"run_id": "live", api.REPLICA_READS: False})  # a live rule sees the newest points
+        assert api.read_url() == database_url
+        api.use_read_database("postgresql://kit@elsewhere/db")  # a report kit's own database wins
+        assert api.read_url() == "postgresql://kit@elsewhere/db"
+        api._begin({"run_id": "next", api.REPLICA_READS: True})  # ...for its run only
+        assert api.read_url() == replica
+    finally:
+        api._begin({})

@@ -177,6 +177,7 @@ def test_cold_papermill_and_dask_give_the_same_result(runner: NotebookRunner, sc
                 "run_id": str(result.run_id),
                 "dry_run": True,
                 "notebook": "modes.ipynb",
+                "replica_reads": True,  # a backtest reads history: the replica, where there is one
             }
             assert stored(runner, result)["status"] == "ok"
         broken = write_notebook(scratch, "cold_broken", "1 / 0")

@@ -49,3 +49,16 @@ def test_served_over_https_directly(app: Flask) -> None:
     answer = app.test_client().get("/login", base_url="https://localhost")
     assert "max-age=31536000" in answer.headers["Strict-Transport-Security"]
     assert all("; Secure" in cookie for cookie in answer.headers.getlist("Set-Cookie"))
+
+
+def test_socketio_responses_over_https_get_hsts_too(app: Flask, proxied: Flask) -> None:
+    # engine.io answers its handshake outside Flask's views (its own WSGI middleware): HSTS covers it too.
+    handshake = "/socket.io/?EIO=4&transport=polling"
+    direct = app.test_client().get(handshake, base_url="https://localhost")
+    assert direct.status_code == 200 and direct.get_data(as_text=True).startswith("0{")
+    assert "max-age=31536000" in direct.headers["Strict-Transport-Security"]
+    forwarded = proxied.test_client().get(handshake, headers=FORWARDED_HTTPS)
+    assert forwarded.status_code == 200
+    assert "max-age=31536000" in forwarded.headers["Strict-Transport-Security"]
+    plain = app.test_client().get(handshake)
+    assert plain.status_code == 200 and "Strict-Transport-Security" not in plain.headers

@@ -58,6 +58,10 @@ def test_https_only_with_hsts_and_secure_cookies(deployed: Cluster) -> None:
     assert "max-age=31536000" in answer.headers["Strict-Transport-Security"]
     cookies = answer.raw.headers.getlist("Set-Cookie")
     assert cookies and all("; Secure" in cookie for cookie in cookies)
+    # Socket.IO's own responses (engine.io, outside Flask's views) carry HSTS as well.
+    handshake = _session(deployed).get(f"{deployed.https}/socket.io/?EIO=4&transport=polling", timeout=5)
+    assert handshake.status_code == 200
+    assert "max-age=31536000" in handshake.headers["Strict-Transport-Security"]
     # Straight to a web process (no proxy, plain HTTP): neither HSTS nor Secure.
     direct = requests.get(f"{deployed.webs[1].url}/login", timeout=5)
     assert "Strict-Transport-Security" not in direct.headers

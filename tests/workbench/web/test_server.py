@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
 import signal
 import socket
@@ -20,7 +22,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import free_port
 from tests.workbench.api.fixtures import ApiDevice, make_device
-from tests.workbench.web.processes import WebProcess, start_web, web_env
+from tests.workbench.web.processes import WebProcess, start_web, wait_healthy, web_env
 from workbench.auth import tokens
 from workbench.auth.users import create_user
 from workbench.db.tables import telemetry
@@ -215,3 +217,25 @@ def test_sigterm_finishes_requests_and_sends_live_clients_back(
         first.stop()
         if second is not None:
             second.stop()
+
+
+@pytest.mark.slow
+def test_a_worker_stalled_past_the_timeout_is_replaced(database_url: str, tmp_path: Path) -> None:
+    web = start_web(web_env(database_url, tmp_path, WORKBENCH_WEB_TIMEOUT="3"))
+    stalled = web.worker_pid()
+    try:
+        os.kill(stalled, signal.SIGSTOP)  # its event loop stops beating, as a hung loop would
+        deadline = time.monotonic() + 30
+        fresh = None
+        while time.monotonic() < deadline and fresh is None:
+            children = [child.pid for child in psutil.Process(web.process.pid).children()]
+            fresh = next((pid for pid in children if pid != stalled), None)
+            time.sleep(0.2)
+        assert fresh is not None, "no new worker:\n" + web.output()[-2000:]
+        assert f"WORKER TIMEOUT (pid:{stalled})" in web.output()
+        assert not psutil.pid_exists(stalled) or psutil.Process(stalled).status() == psutil.STATUS_ZOMBIE
+        wait_healthy(web, 60)  # the new worker serves
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stalled, signal.SIGCONT)
+        assert web.stop() == 0

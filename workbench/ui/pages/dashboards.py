@@ -53,8 +53,9 @@ def page(user: UiUser, dashboard_id: str = "", mode: str = "", *_: str) -> tuple
         )
     span = timerange.current(timefmt.current_zone())
     cells, targets = [], []
+    reader = current_platform().read_engine()  # charts and lists: the replica when there is one
     for widget in items:
-        content, live = widgets.render(engine, widget, span)
+        content, live = widgets.render(reader, widget, span)
         cells.append(_view_cell(widget, widgets.card(widget, content)))
         targets.extend(live)
     content = html.Div(

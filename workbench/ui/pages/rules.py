@@ -18,7 +18,7 @@ from sqlalchemy import func, insert, select, update
 from workbench.db.tables import devices, rules
 from workbench.live.bus import RULES_CHANGED
 from workbench.platform import current_platform
-from workbench.rules.backtest import InvalidRule, backtest
+from workbench.rules.backtest import InvalidRule, run_backtest
 from workbench.rules.conditions import OPERATORS
 from workbench.rules.statistical import FUNCTIONS
 from workbench.rules.types import Rule, form_types, rule_type
@@ -225,11 +225,10 @@ def rule_body(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _backtest_figure(row: dict[str, Any]) -> go.Figure:
-    engine = current_platform().engine
     end = datetime.now(UTC)
     start = end - timedelta(days=7)
     try:
-        result = backtest(engine, Rule.from_row(row), start, end)
+        result = run_backtest(current_platform(), Rule.from_row(row), start, end)
     except InvalidRule as error:  # a rule stored before its check existed: say why, run nothing
         refused = charts.line([], [], height=280)
         lines = [escape(line) for line in textwrap.wrap(str(error), 90)[:4]]  # caller-chosen text
@@ -238,7 +237,7 @@ def _backtest_figure(row: dict[str, Any]) -> go.Figure:
     key = (row["condition"] or {}).get("key")
     device = str(row["device_id"]) if row["device_id"] else None
     figure = (
-        charts.band(queries.series(engine, device, key, start, end), height=280)
+        charts.band(queries.series(current_platform().read_engine(), device, key, start, end), height=280)
         if device and key
         else charts.line([], [], height=280)
     )
