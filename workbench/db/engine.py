@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -47,6 +48,9 @@ def make_engine(url: str, pool_size: int = 10, timeout: float = CONNECT_TIMEOUT)
 def unreachable(error: BaseException) -> bool:
     """Whether ``error`` says the database could not be reached (worth retrying), not that it refused data."""
     if isinstance(error, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    # Raised by psycopg itself on a raw connection (binary COPY), outside SQLAlchemy's wrapping.
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated
 

@@ -11,7 +11,9 @@ and ``rebuild`` recomputes any range (used after bulk loads that bypass the bus)
 from __future__ import annotations
 
 import logging
+import struct
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, Table, func, select, text
 
+from workbench.db.copy_format import HEADER, PG_EPOCH_US, TRAILER
 from workbench.db.engine import unreachable
 from workbench.db.tables import telemetry_1h, telemetry_1m
 from workbench.live.bus import TELEMETRY_BATCH, EventBus
@@ -50,7 +53,6 @@ _TYPES = {
     **{name: "timestamptz" if name.endswith("_at") else "float8" for name in PARTIAL_COLUMNS},
     "count": "bigint",
 }
-_CASTS = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _TYPES.items())
 
 
 @dataclass(frozen=True)
@@ -175,14 +177,66 @@ def _utc(nanoseconds: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(nanoseconds.astype("datetime64[ns]")).tz_localize("UTC")
 
 
+# Partials reach the rollup tables through a per-connection staging table filled by binary COPY: binding
+# them as arrays of parameters dumped each value in Python and cost more than computing them.
+_STAGE_COLUMNS = ", ".join(f"{name} {kind}" for name, kind in _TYPES.items())
+CREATE_STAGE = f"CREATE TEMP TABLE IF NOT EXISTS rollup_stage ({_STAGE_COLUMNS}) ON COMMIT DELETE ROWS"
+COPY_STAGE = f"COPY rollup_stage ({', '.join(_TYPES)}) FROM STDIN (FORMAT BINARY)"
+
+
+def _is_time(name: str) -> bool:
+    return name == "bucket" or name.endswith("_at")
+
+
+def _fixed_kind(name: str) -> str:
+    return ">i8" if name == "count" or _is_time(name) else ">f8"
+
+
+# After the device id and key of a row: bucket, then the partial columns, each a length and a value.
+_FIXED = np.dtype(
+    [
+        field
+        for name in ("bucket", *PARTIAL_COLUMNS)
+        for field in ((f"{name}_length", ">i4"), (name, _fixed_kind(name)))
+    ]
+)
+
+
+def _pg_micros(column: pd.Series) -> np.ndarray:
+    """Microseconds since PostgreSQL's epoch (2000-01-01 UTC) of a datetime column."""
+    nanoseconds = pd.to_datetime(column, utc=True).to_numpy(dtype="datetime64[ns]").view("int64")
+    return nanoseconds // 1000 - PG_EPOCH_US
+
+
+def copy_rows(frame: pd.DataFrame) -> bytes:
+    """The binary COPY stream of partials for ``rollup_stage`` (numeric fields packed by numpy)."""
+    fixed = np.zeros(len(frame), dtype=_FIXED)
+    for name in ("bucket", *PARTIAL_COLUMNS):
+        fixed[f"{name}_length"] = 8
+        fixed[name] = _pg_micros(frame[name]) if _is_time(name) else frame[name].to_numpy()
+    packed = fixed.tobytes()
+    width = _FIXED.itemsize
+    parts = [HEADER]
+    for index, (device, key) in enumerate(zip(frame["device_id"], frame["key"], strict=True)):
+        encoded = key.encode()
+        parts.append(_PREFIX.pack(len(_TYPES), 16, uuid.UUID(str(device)).bytes, len(encoded)))
+        parts.append(encoded)
+        parts.append(packed[index * width : (index + 1) * width])
+    parts.append(TRAILER)
+    return b"".join(parts)
+
+
+_PREFIX = struct.Struct(">hi16si")  # field count, uuid length, uuid, key length
+
+
 def upsert(engine: Engine, resolution: Resolution, frame: pd.DataFrame) -> None:
     """Fold partials into the rollup table (adding to buckets that already hold data)."""
     if frame.empty:
         return
     name = resolution.table.name
-    sql = text(
+    statement = (
         f"INSERT INTO {name} AS r (device_id, key, bucket, {', '.join(PARTIAL_COLUMNS)}) "
-        f"SELECT * FROM unnest({_CASTS}) "
+        f"SELECT {', '.join(_TYPES)} FROM rollup_stage ORDER BY device_id, key, bucket "
         "ON CONFLICT (device_id, key, bucket) DO UPDATE SET "
         f"count = r.count + excluded.count, sum = {_safe_add('r.sum', 'excluded.sum')}, "
         f"sumsq = {_safe_add('r.sumsq', 'excluded.sumsq')}, "
@@ -195,16 +249,18 @@ def upsert(engine: Engine, resolution: Resolution, frame: pd.DataFrame) -> None:
         "last = CASE WHEN excluded.last_at >= r.last_at THEN excluded.last ELSE r.last END, "
         "last_at = greatest(r.last_at, excluded.last_at)"
     )
-    params: dict[str, Any] = {
-        "device_id": [str(value) for value in frame["device_id"]],
-        "key": frame["key"].tolist(),
-    }
-    for column in ("bucket", "min_at", "max_at", "first_at", "last_at"):
-        params[column] = [ts.to_pydatetime() for ts in pd.to_datetime(frame[column], utc=True)]
-    for column in ("count", "sum", "sumsq", "min", "max", "first", "last"):
-        params[column] = frame[column].tolist()
-    with engine.begin() as conn:
-        conn.execute(sql, params)
+    data = copy_rows(frame)
+    raw = engine.raw_connection()
+    try:
+        conn: Any = raw.driver_connection  # psycopg's Connection (COPY is not in the DB-API)
+        with conn.cursor() as cursor:
+            cursor.execute(CREATE_STAGE)
+            with cursor.copy(COPY_STAGE) as copy:
+                copy.write(data)
+            cursor.execute(statement)
+        raw.commit()
+    finally:
+        raw.close()
 
 
 def rebuild(engine: Engine, start: datetime, end: datetime) -> None:
