@@ -328,8 +328,9 @@ def test_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
             400, "bad_time_range", "a backtest covers at most 93 days", {"fields": {"end": ["too far"]}}
         )
     rule = Rule.from_row(_row(rule_id))
+    platform = current_platform()
     try:
-        result = backtest(current_platform().read_engine(), rule, start, end)
+        result = backtest(platform.read_engine(), rule, start, end, platform)
     except InvalidRule as error:
         raise _invalid(error.errors) from None
     return {"rule_id": rule_id, "start": start, "end": end, **result}

@@ -225,11 +225,12 @@ def rule_body(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _backtest_figure(row: dict[str, Any]) -> go.Figure:
-    engine = current_platform().engine
+    platform = current_platform()
+    engine = platform.engine
     end = datetime.now(UTC)
     start = end - timedelta(days=7)
     try:
-        result = backtest(engine, Rule.from_row(row), start, end)
+        result = backtest(engine, Rule.from_row(row), start, end, platform)
     except InvalidRule as error:  # a rule stored before its check existed: say why, run nothing
         refused = charts.line([], [], height=280)
         lines = [escape(line) for line in textwrap.wrap(str(error), 90)[:4]]  # caller-chosen text
