@@ -135,15 +135,17 @@ def start_in_process(platform: Platform) -> Callable[[], None]:
     return stop
 
 
-def run_standalone(settings: Settings, workers: int = 1) -> None:
-    """``workbench ingest``: run the service until SIGTERM or Ctrl-C; several workers share a subscription."""
+def run_standalone(settings: Settings, workers: int = 1, stop: threading.Event | None = None) -> None:
+    """``workbench ingest``: run the service until SIGTERM or Ctrl-C (or ``stop``, which the caller may have
+    armed with :func:`stop_on_signals` already); several workers share a subscription."""
+    stop = stop or stop_on_signals()
     if workers > 1:
         # Checked before the processes start: each would fail alone, and a log line per worker helps nobody.
         if settings.ingest_mqtt and settings.mqtt_url and speaks_mqtt5(settings.mqtt_url) is False:
             raise mqtt5_only(*host_port(settings.mqtt_url), f"--workers {workers} (a shared subscription)")
-        _run_workers(settings, workers, stop_on_signals())
+        _run_workers(settings, workers, stop)
         return
-    _run_one(settings, None, 1, stop_on_signals())
+    _run_one(settings, None, 1, stop)
 
 
 def _run_one(settings: Settings, worker: int | None, workers: int, stop: threading.Event) -> None:

@@ -1,4 +1,4 @@
-"""What ``workbench simulate`` does (the click command in app.py only parses options)."""
+"""What ``workbench simulate`` does (the click command in cli/processes.py only parses options)."""
 
 from __future__ import annotations
 

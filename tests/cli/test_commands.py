@@ -1,0 +1,109 @@
+"""The command line as the console script and ``python -m app`` reach it: every command, run once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import click
+import pytest
+import requests
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+# Every command with its options and arguments: moving the commands out of app.py changed none of them.
+COMMANDS = {
+    "certs init-ca": ["--days", "--force"],
+    "certs issue": ["--days", "--out", "--server", "NAME"],
+    "certs revoke": ["NAME"],
+    "db grant-reader": ["--password", "--role"],
+    "db upgrade": [],
+    "demo": ["--dev", "--port"],
+    "grafana export": ["--output", "DASHBOARD"],
+    "import thingsboard": ["--database", "--device", "--json"],
+    "ingest": ["--workers"],
+    "lab": ["--ip", "--no-browser", "--port"],
+    "simulate": ["--duration", "--fault", "--http-url", "--interval", "--plant", "--seed", "--speed"],
+    "up": ["--dev", "--host", "--port"],
+    "user create": ["--email", "--password", "--role"],
+    "web": ["--dev", "--host", "--port", "--scheduler"],
+}
+
+
+def _commands(group: click.Group, prefix: str = "") -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, command in group.commands.items():
+        path = f"{prefix}{name}"
+        if isinstance(command, click.Group):
+            found.update(_commands(command, f"{path} "))
+        else:
+            found[path] = sorted(
+                o for p in command.params for o in (p.opts if p.opts[0][0] == "-" else [p.name.upper()])
+            )
+    return found
+
+
+def test_the_console_scripts_target_has_every_command_and_option() -> None:
+    from app import cli  # pyproject's [project.scripts]: workbench = "app:cli"
+
+    assert _commands(cli) == COMMANDS
+    assert cli.commands["web"].params[2].secondary_opts == ["--no-scheduler"]
+
+
+def test_python_m_app_imports_app_once() -> None:
+    """``python -m app`` runs app.py as __main__; the commands find that module, not a second copy."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "app", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "Usage" in result.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
+    assert "cli" in imported  # the measurement sees the command modules import
+    assert "app" not in imported
+
+
+@pytest.mark.slow
+@pytest.mark.mosquitto
+def test_sigterm_stops_up_gracefully(database_url: str, mqtt_url: str, tmp_path: Path) -> None:
+    """SIGTERM reaches the shared stop signal: the server shuts down, services stop, status 0, no error."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env.update(
+        WORKBENCH_DATA_DIR=str(tmp_path),
+        WORKBENCH_DATABASE_URL=database_url,
+        WORKBENCH_MQTT_URL=mqtt_url,
+        WORKBENCH_PORT=str(port),
+        WORKBENCH_INGEST_CLIENT_ID=f"sigterm-{uuid.uuid4().hex[:8]}",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "up", "--dev"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        else:
+            raise AssertionError("workbench up --dev never answered /healthz")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    err = process.stderr.read() if process.stderr else ""
+    assert "Traceback" not in err and " ERROR " not in err, err
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
