@@ -55,8 +55,8 @@ def _message(name: str, fields: list[Field]) -> descriptor_pb2.DescriptorProto:
 
 def _values(first: int) -> list[Field]:
     """The typed value fields (oneof ``value``) PropertyValue and Metric share, numbered from ``first``."""
-    kinds = (("int", "uint32"), ("long", "uint64"), ("float", "float"), ("double", "double"))
-    kinds += (("boolean", "bool"), ("string", "string"))
+    kinds = [("int", "uint32"), ("long", "uint64"), ("float", "float"), ("double", "double")]
+    kinds += [("boolean", "bool"), ("string", "string")]
     return [(f"{name}_value", first + i, kind, _OPTIONAL, 0) for i, (name, kind) in enumerate(kinds)]
 
 
