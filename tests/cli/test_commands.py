@@ -71,19 +71,24 @@ def test_python_m_app_imports_app_once() -> None:
     assert "app" not in imported
 
 
-@pytest.mark.slow
-@pytest.mark.mosquitto
-def test_sigterm_stops_up_gracefully(database_url: str, mqtt_url: str, tmp_path: Path) -> None:
-    """SIGTERM reaches the shared stop signal: the server shuts down, services stop, status 0, no error."""
-    port = free_port()
+def _up_env(database_url: str, mqtt_url: str, data_dir: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
     env.update(
-        WORKBENCH_DATA_DIR=str(tmp_path),
+        WORKBENCH_DATA_DIR=str(data_dir),
         WORKBENCH_DATABASE_URL=database_url,
         WORKBENCH_MQTT_URL=mqtt_url,
         WORKBENCH_PORT=str(port),
         WORKBENCH_INGEST_CLIENT_ID=f"sigterm-{uuid.uuid4().hex[:8]}",
     )
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.mosquitto
+def test_sigterm_stops_up_gracefully(database_url: str, mqtt_url: str, tmp_path: Path) -> None:
+    """SIGTERM reaches the shared stop signal: the server shuts down, services stop, status 0, no error."""
+    port = free_port()
+    env = _up_env(database_url, mqtt_url, tmp_path, port)
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "up", "--dev"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
     )
@@ -105,5 +110,32 @@ def test_sigterm_stops_up_gracefully(database_url: str, mqtt_url: str, tmp_path:
             process.kill()
     err = process.stderr.read() if process.stderr else ""
     assert "Traceback" not in err and " ERROR " not in err, err
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+@pytest.mark.slow
+@pytest.mark.mosquitto
+def test_sigterm_while_starting_stops_without_serving_for_long(
+    database_url: str, mqtt_url: str, tmp_path: Path
+) -> None:
+    """A SIGTERM before gunicorn's own handlers exist is kept by the shared helper and handed over."""
+    port = free_port()
+    env = _up_env(database_url, mqtt_url, tmp_path, port)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "up"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # the database is migrated; serving is about to start
+            if "serving on" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    rest = process.stderr.read() if process.stderr else ""
+    assert "Traceback" not in rest, rest
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
