@@ -28,14 +28,10 @@ def notebook_runner(platform: Platform) -> NotebookRunner:
 
 
 def close_notebooks(platform: Platform) -> None:
-    """Shut the warm kernels and any Dask client down."""
-    from workbench.notebooks.cluster import close_clients
-
+    """Shut the platform's warm kernels and its Dask client down."""
     scheduler, platform.services.notebook_scheduler = platform.services.notebook_scheduler, None
     if scheduler is not None:
         scheduler.stop()
     runner, platform.services.notebooks = platform.services.notebooks, None
     if runner is not None:
         runner.close()
-
-    close_clients()
