@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -71,7 +73,12 @@ def test_python_m_app_imports_app_once() -> None:
     assert "app" not in imported
 
 
-def _up_env(database_url: str, mqtt_url: str, data_dir: Path, port: int) -> dict[str, str]:
+@contextmanager
+def _up(
+    database_url: str, mqtt_url: str, data_dir: Path, *args: str
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``python -m app up ARGS`` on the test database and broker (process, port); killed if still running."""
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
     env.update(
         WORKBENCH_DATA_DIR=str(data_dir),
@@ -80,19 +87,22 @@ def _up_env(database_url: str, mqtt_url: str, data_dir: Path, port: int) -> dict
         WORKBENCH_PORT=str(port),
         WORKBENCH_INGEST_CLIENT_ID=f"sigterm-{uuid.uuid4().hex[:8]}",
     )
-    return env
+    command = [sys.executable, "-m", "app", "up", *args]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+    with pytest.raises(requests.ConnectionError):  # nothing serves once it has stopped
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
 
 
 @pytest.mark.slow
 @pytest.mark.mosquitto
 def test_sigterm_stops_up_gracefully(database_url: str, mqtt_url: str, tmp_path: Path) -> None:
     """SIGTERM reaches the shared stop signal: the server shuts down, services stop, status 0, no error."""
-    port = free_port()
-    env = _up_env(database_url, mqtt_url, tmp_path, port)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "up", "--dev"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
+    with _up(database_url, mqtt_url, tmp_path, "--dev") as (process, port):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
@@ -105,13 +115,8 @@ def test_sigterm_stops_up_gracefully(database_url: str, mqtt_url: str, tmp_path:
             raise AssertionError("workbench up --dev never answered /healthz")
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-    err = process.stderr.read() if process.stderr else ""
-    assert "Traceback" not in err and " ERROR " not in err, err
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        err = process.stderr.read() if process.stderr else ""
+        assert "Traceback" not in err and " ERROR " not in err, err
 
 
 @pytest.mark.slow
@@ -120,22 +125,12 @@ def test_sigterm_while_starting_stops_without_serving_for_long(
     database_url: str, mqtt_url: str, tmp_path: Path
 ) -> None:
     """A SIGTERM before gunicorn's own handlers exist is kept by the shared helper and handed over."""
-    port = free_port()
-    env = _up_env(database_url, mqtt_url, tmp_path, port)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "up"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
+    with _up(database_url, mqtt_url, tmp_path) as (process, _):
         assert process.stderr is not None
         for line in process.stderr:  # the database is migrated; serving is about to start
             if "serving on" in line:
                 break
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-    rest = process.stderr.read() if process.stderr else ""
-    assert "Traceback" not in rest, rest
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        rest = process.stderr.read()
+        assert "Traceback" not in rest, rest
