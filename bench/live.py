@@ -33,16 +33,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import Engine, insert
-from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,9 +48,7 @@ from app import create_app  # noqa: E402
 from ingest.broker import LocalBroker  # noqa: E402
 from ingest.service import start_in_process  # noqa: E402
 from workbench.auth.users import create_user  # noqa: E402
-from workbench.db.embedded import ensure_database  # noqa: E402
-from workbench.db.engine import libpq_url  # noqa: E402
-from workbench.db.migrate import upgrade  # noqa: E402
+from workbench.db.embedded import scratch_database  # noqa: E402
 from workbench.db.tables import devices, latest_values  # noqa: E402
 from workbench.live.bus import TELEMETRY_BATCH  # noqa: E402
 from workbench.live.events import TelemetryBatch  # noqa: E402
@@ -86,20 +80,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-@contextmanager
-def database(server: str) -> Iterator[str]:
-    """A fresh migrated database on ``server``, dropped afterwards."""
-    name = f"workbench_live_{uuid.uuid4().hex[:8]}"
-    ensure_database(server, name)
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    try:
-        yield url
-    finally:
-        with psycopg.connect(libpq_url(server), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def seed(engine: Engine) -> tuple[str, list[str]]:
@@ -285,7 +265,7 @@ def main() -> None:
     broker = LocalBroker(free_port(), data_dir, allow_anonymous=True)  # the bench's clients
     mqtt_url = broker.start()
     try:
-        with database(args.server) as url:
+        with scratch_database(args.server, "workbench_live") as url:
             settings = Settings.from_env({}, database_url=url, data_dir=data_dir, mqtt_url=mqtt_url)
             settings = replace(settings, ingest_client_id=f"live-bench-{uuid.uuid4().hex[:6]}")
             app = create_app(settings)

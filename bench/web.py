@@ -25,16 +25,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import requests
 import socketio
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -42,27 +38,12 @@ from tests.workbench.web.cluster import nginx
 from tests.workbench.web.processes import redis_server, start_web, web_env
 from workbench.auth import api_keys, tokens
 from workbench.auth.users import create_user
-from workbench.db.embedded import ensure_database
-from workbench.db.engine import libpq_url, make_engine
-from workbench.db.migrate import upgrade
+from workbench.db.embedded import scratch_database
+from workbench.db.engine import make_engine
 from workbench.db.rollups import rebuild
 
 SECRET = "deployment-tests-secret-key-of-enough-length"  # what web_env gives every process
 DEVICES = 100
-
-
-@contextmanager
-def database(server: str) -> Iterator[str]:
-    """A fresh migrated database on ``server``, dropped at the end."""
-    name = f"workbench_web_{uuid.uuid4().hex[:8]}"
-    ensure_database(server, name)
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    try:
-        yield url
-    finally:
-        with psycopg.connect(libpq_url(server), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def seed(url: str) -> tuple[list[str], str, str, str]:
@@ -250,7 +231,7 @@ def main() -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     data = Path(f"/tmp/workbench-bench-web-{uuid.uuid4().hex[:6]}")
-    with database(args.server) as url, redis_server() as redis_url:
+    with scratch_database(args.server, "workbench_web") as url, redis_server() as redis_url:
         ids, probe, key, token = seed(url)
         env = web_env(
             url,

@@ -10,6 +10,8 @@ import orjson
 from ingest.points import Reading
 
 TOPIC_PREFIX = "insa/devices/"
+# The MQTT topic filters of the design's messages (what the MQTT ingest service subscribes).
+TOPICS = ("insa/devices/+/telemetry", "insa/devices/+/telemetry/+", "insa/devices/+/status")
 STATUSES = frozenset({"online", "offline", "error"})
 
 

@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.codecs import TOPIC_PREFIX, DecodeError, decode_mqtt
+from ingest.codecs import TOPIC_PREFIX, TOPICS, DecodeError, decode_mqtt
 from ingest.fastpath import FastRows
 from ingest.mqtt_client import (
     UNSUPPORTED_PROTOCOL,
@@ -36,7 +36,6 @@ from workbench.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
-TOPICS = ("insa/devices/+/telemetry", "insa/devices/+/telemetry/+", "insa/devices/+/status")
 SOURCE = "mqtt"
 # The broker keeps our session (subscriptions, unacked messages) this long while we are away.
 SESSION_EXPIRY = 7 * 24 * 3600

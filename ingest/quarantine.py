@@ -6,12 +6,12 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import Engine, select, update
 
-from ingest.codecs import DecodeError, decode_mqtt, document_readings
+from ingest.codecs import DecodeError
 from ingest.pipeline import Pipeline
 from ingest.points import Reading
+from ingest.push.registry import codec_for
 from ingest.writer import WorkItem
 from workbench.db.tables import quarantine
 
@@ -54,14 +54,12 @@ def list_rows(
 
 
 def _decode(topic: str | None, payload: bytes) -> tuple[list[Reading], tuple[str, str] | None]:
-    if topic:
-        decoded = decode_mqtt(topic, payload)
-        return decoded.readings, decoded.status
     try:
-        body = orjson.loads(payload)
-    except orjson.JSONDecodeError as error:
-        raise DecodeError(f"payload is not JSON: {error}") from None
-    return document_readings(body), None
+        codec = codec_for(topic)
+    except KeyError:
+        raise DecodeError(f"no codec decodes topic {str(topic)[:200]!r}") from None
+    decoded = codec.decode(topic or "", payload)
+    return decoded.readings, decoded.status
 
 
 def replay(

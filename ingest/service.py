@@ -17,8 +17,11 @@ from ingest.connectors.manager import ConnectorManager, start_connectors
 from ingest.mqtt_client import speaks_mqtt5
 from ingest.mqtt_ingest import MqttIngest, mqtt5_only
 from ingest.pipeline import Pipeline
+from ingest.push.listener import PushListener
+from ingest.push.registry import listened
 from ingest.retire import SessionRetirer, retired_client_ids, worker_group
 from ingest.status import StatusWatcher
+from workbench import plugins
 from workbench.db.engine import make_engine
 from workbench.db.rollups import RollupMaintainer
 from workbench.live.bridge import RedisBridge
@@ -61,6 +64,12 @@ class IngestService:
                 shared_group=settings.ingest_shared_group,
                 inflight=settings.ingest_inflight,
             )
+        # Plugin codecs' topics (pushed protocols without a receiver of their own): the first process only.
+        self.push: PushListener | None = None
+        plugins.load((settings.plugins or "").split(","))
+        codecs = listened()
+        if codecs and settings.ingest_mqtt and settings.mqtt_url and worker in (None, 0):
+            self.push = PushListener(settings.mqtt_url, self.pipeline, codecs, settings.ingest_client_id)
         # Sessions of workers that no longer run: drained through this pipeline, then ended (retire.py).
         self.retirer = SessionRetirer(settings, self.pipeline, retire) if self.mqtt and retire else None
 
@@ -75,6 +84,8 @@ class IngestService:
             except Exception:
                 self.stop()  # no writer or watcher thread left behind a refused start (one-line errors exit)
                 raise
+        if self.push is not None:
+            self.push.start()
         if self.retirer is not None:
             if self.mqtt is not None and self.mqtt.v5:
                 self.retirer.start()
@@ -87,6 +98,8 @@ class IngestService:
         """Stop taking messages, commit (and acknowledge) what was taken, then disconnect."""
         if self.mqtt is not None:
             self.mqtt.pause()
+        if self.push is not None:
+            self.push.stop()
         if self.retirer is not None:
             self.retirer.pause()
         self.watcher.stop()
@@ -102,6 +115,8 @@ class IngestService:
         details = {"pipeline": self.pipeline.health()}
         if self.mqtt is not None:
             details["mqtt"] = self.mqtt.health()
+        if self.push is not None:
+            details["push"] = self.push.health()
         return details
 
 
@@ -135,15 +150,17 @@ def start_in_process(platform: Platform) -> Callable[[], None]:
     return stop
 
 
-def run_standalone(settings: Settings, workers: int = 1) -> None:
-    """``workbench ingest``: run the service until SIGTERM or Ctrl-C; several workers share a subscription."""
+def run_standalone(settings: Settings, workers: int = 1, stop: threading.Event | None = None) -> None:
+    """``workbench ingest``: run the service until SIGTERM or Ctrl-C (or ``stop``, which the caller may have
+    armed with :func:`stop_on_signals` already); several workers share a subscription."""
+    stop = stop or stop_on_signals()
     if workers > 1:
         # Checked before the processes start: each would fail alone, and a log line per worker helps nobody.
         if settings.ingest_mqtt and settings.mqtt_url and speaks_mqtt5(settings.mqtt_url) is False:
             raise mqtt5_only(*host_port(settings.mqtt_url), f"--workers {workers} (a shared subscription)")
-        _run_workers(settings, workers, stop_on_signals())
+        _run_workers(settings, workers, stop)
         return
-    _run_one(settings, None, 1, stop_on_signals())
+    _run_one(settings, None, 1, stop)
 
 
 def _run_one(settings: Settings, worker: int | None, workers: int, stop: threading.Event) -> None:

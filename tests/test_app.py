@@ -248,22 +248,3 @@ def test_startup_heap_is_frozen_out_of_the_collector() -> None:
         assert len(gc.get_objects(generation=2)) < gc.get_freeze_count()
     finally:
         gc.unfreeze()
-
-
-def test_an_unforeseen_start_up_failure_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    import psycopg
-    from sqlalchemy.exc import DataError
-
-    from app import _guarded
-
-    def broken() -> None:
-        orig = psycopg.errors.NumericValueOutOfRange("value out of range: overflow\nCONTEXT: SQL function")
-        raise DataError("INSERT INTO telemetry_1m ...", {}, orig)
-
-    with pytest.raises(SystemExit) as exited:
-        _guarded(broken)
-    assert exited.value.code == 1
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1
-    assert "database error: NumericValueOutOfRange: value out of range: overflow" in lines[0]
-    assert "WORKBENCH_LOG_LEVEL=DEBUG" in lines[0]

@@ -1,8 +1,9 @@
-"""The one plugin registry: actions, rule types, report formats and protocol connectors, by kind and name.
+"""The one plugin registry: actions, rule types, report formats, protocol connectors and codecs, by kind.
 
 Built-ins and third-party code come in through the same door, :func:`register`. Each kind's own module keeps
 its typed helpers (``workbench.rules.types.register_rule_type``, ``workbench.rules.actions.register_action``,
-``workbench.reports.formats.register``, ``ingest.connectors.registry.register``); they all store here and
+``workbench.reports.formats.register``, ``ingest.connectors.registry.register``,
+``ingest.push.registry.register``); they all store here and
 import their built-in modules on first use. Third-party plugins are modules that register on import, named by
 a Python entry point in the ``workbench.plugins`` group (as papermill's engines and Datasette's plugins)::
 
@@ -30,6 +31,7 @@ KINDS = {
     "rule_type": "how a rule's condition is evaluated (workbench.rules.types.RuleType)",
     "report_format": "how an executed report notebook is rendered (workbench.reports.formats.ReportFormat)",
     "connector": "a polled device protocol (ingest.connectors.base.DeviceConnector)",
+    "codec": "a pushed protocol: its MQTT topics and how a message decodes (ingest.push.base.PushCodec)",
 }
 
 T = TypeVar("T")

@@ -1,5 +1,5 @@
-"""What every entry point shares (``workbench up``/``ingest``/``simulate``, ``python -m ingest``, workers):
-one logging set-up and one way to run until SIGTERM or SIGINT."""
+"""What every entry point shares (``workbench up``/``web``/``ingest``/``simulate``/``demo``, ``python -m
+ingest``, ingest workers): one logging set-up and one way to run until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
     def handler(signum: int, frame: Any) -> None:
+        logs.stopping.set()  # clients of servers that stop first may complain now: expected
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)

@@ -8,18 +8,18 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from google.protobuf.message import DecodeError
 from sqlalchemy import Engine
 
+from ingest.codecs import DecodeError
 from ingest.connectors import sparkplug_proto as spb
 from ingest.connectors.base import ConnectorStats, ReadingSink, StatusSetter, device_status_setter
 from ingest.connectors.sparkplug_devices import NAMESPACE, device_path, metric_key, register
 from ingest.pipeline import MessageReject
 from ingest.points import Reading
+from ingest.push.sparkplug_b import is_reading, metric_reading, parse
 from workbench.mqtt import host_port, make_client
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,6 @@ SOURCE = "sparkplug"
 REBIRTH_METRIC = "Node Control/Rebirth"
 # A node that keeps sending out of order gets one rebirth request per this many seconds, not one per message.
 REBIRTH_MIN_INTERVAL_S = 5.0
-# Ignition's quality codes, the de facto convention for a metric's "Quality" property.
-_QUALITY = {192: 100, 64: 50, 0: 0}
 
 
 @dataclass
@@ -141,9 +139,9 @@ class SparkplugHost:
         if kind.endswith("CMD"):
             return  # commands (ours included) are not telemetry
         try:
-            message = spb.Payload.FromString(payload)
+            message = parse(payload)
         except DecodeError as error:
-            self._quarantine(topic, bytes(payload), f"not a Sparkplug B payload: {error}")
+            self._quarantine(topic, bytes(payload), str(error))
             return
         with self._lock:
             handler = {
@@ -286,27 +284,9 @@ class SparkplugHost:
         for metric in message.metrics:
             alias_name = entity.aliases.get(metric.alias) if metric.HasField("alias") else None
             name = metric.name or alias_name
-            if not name or name == "bdSeq" or name.startswith(("Node Control/", "Device Control/")):
-                continue
-            if birth and (metric.is_historical or metric.is_null):
-                continue  # a null in a birth declares the metric; it is not a reading
-            info = entity.catalogue.get(name, {})
-            datatype = metric.datatype or info.get("datatype", 0)
-            if not metric.datatype and datatype:
-                metric.datatype = datatype  # DATA messages may omit the type; signedness needs it
-            props = spb.metric_properties(metric)
-            quality = _QUALITY.get(int(props["Quality"]), 50) if "Quality" in props else 100
-            stamp = metric.timestamp or message.timestamp
-            readings.append(
-                Reading(
-                    device_id=entity.device_id,
-                    key=info.get("key") or metric_key(name),
-                    value=spb.metric_value(metric),
-                    timestamp=datetime.fromtimestamp(stamp / 1000, UTC) if stamp else None,
-                    unit=props.get("engUnit") or info.get("unit"),
-                    quality=quality,
-                )
-            )
+            if name and is_reading(name, metric, birth):
+                info = entity.catalogue.get(name, {})
+                readings.append(metric_reading(entity.device_id, name, metric, message, info))
         if readings:
             self.sink.submit(readings, SOURCE)
             self.stats.delivered(len(readings))

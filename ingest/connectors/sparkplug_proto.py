@@ -34,9 +34,11 @@ _SCALARS = {
 }
 
 
-def _message(
-    name: str, fields: list[tuple[str, int, str, int, int | None]]
-) -> descriptor_pb2.DescriptorProto:
+# A field: (name, number, type, label, oneof index).
+Field = tuple[str, int, str, int, int | None]
+
+
+def _message(name: str, fields: list[Field]) -> descriptor_pb2.DescriptorProto:
     """A message from (name, number, type, label, oneof index) rows; a type not scalar is a message name."""
     proto = descriptor_pb2.DescriptorProto(name=name)
     for field_name, number, kind, label, oneof in fields:
@@ -51,6 +53,13 @@ def _message(
     return proto
 
 
+def _values(first: int) -> list[Field]:
+    """The typed value fields (oneof ``value``) PropertyValue and Metric share, numbered from ``first``."""
+    kinds = [("int", "uint32"), ("long", "uint64"), ("float", "float"), ("double", "double")]
+    kinds += [("boolean", "bool"), ("string", "string")]
+    return [(f"{name}_value", first + i, kind, _OPTIONAL, 0) for i, (name, kind) in enumerate(kinds)]
+
+
 def _file() -> descriptor_pb2.FileDescriptorProto:
     o, r = _OPTIONAL, _REPEATED
     property_value = _message(
@@ -58,12 +67,7 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
         [
             ("type", 1, "uint32", o, None),
             ("is_null", 2, "bool", o, None),
-            ("int_value", 3, "uint32", o, 0),
-            ("long_value", 4, "uint64", o, 0),
-            ("float_value", 5, "float", o, 0),
-            ("double_value", 6, "double", o, 0),
-            ("boolean_value", 7, "bool", o, 0),
-            ("string_value", 8, "string", o, 0),
+            *_values(3),
             ("propertyset_value", 9, "PropertySet", o, 0),
         ],
     )
@@ -82,12 +86,7 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
             ("is_transient", 6, "bool", o, None),
             ("is_null", 7, "bool", o, None),
             ("properties", 9, "PropertySet", o, None),
-            ("int_value", 10, "uint32", o, 0),
-            ("long_value", 11, "uint64", o, 0),
-            ("float_value", 12, "float", o, 0),
-            ("double_value", 13, "double", o, 0),
-            ("boolean_value", 14, "bool", o, 0),
-            ("string_value", 15, "string", o, 0),
+            *_values(10),
             ("bytes_value", 16, "bytes", o, 0),
         ],
     )

@@ -1,4 +1,4 @@
-"""What ``workbench simulate`` does (the click command in app.py only parses options)."""
+"""What ``workbench simulate`` does (the click command in cli/processes.py only parses options)."""
 
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ def simulate(
     interval: float,
     duration: float | None,
     http_url: str | None,
-    stop: threading.Event | None = None,
+    stop: threading.Event,
 ) -> Simulator:
-    """Provision the plant's devices and run it until ``duration`` passes or ``stop`` is set."""
+    """Provision the plant's devices and run it until ``duration`` passes or ``stop`` is set (the command's
+    :func:`workbench.runtime.stop_on_signals`)."""
     assert settings.database_url, "simulate needs the platform's database"
     mqtt_url = settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_port}"
     engine = make_engine(settings.database_url, pool_size=2)
@@ -42,11 +43,8 @@ def simulate(
     endpoints = Endpoints(mqtt_url=mqtt_url, http_url=http_url or f"http://{settings.host}:{settings.port}")
     simulator = Simulator(plant, engine, endpoints, speed=speed, interval=interval)
     simulator.start()
-    stop = stop or threading.Event()
     try:
         stop.wait(duration)
-    except KeyboardInterrupt:
-        pass
     finally:
         simulator.stop()
         if disconnect is not None:

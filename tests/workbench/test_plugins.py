@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ingest.connectors.registry import protocols
+from ingest.push.registry import codecs
 from workbench import plugins
 from workbench.reports import formats
 from workbench.rules.actions import action, actions
@@ -34,7 +35,7 @@ register_action(Hello)
 def _all_builtins() -> dict[str, set[str]]:
     import workbench.notebooks.rule_type  # noqa: F401 - the notebook rule type registers on import
 
-    rule_types(), actions(), formats.names(), protocols()
+    rule_types(), actions(), formats.names(), protocols(), codecs()
     return {
         kind: {name for name, plugin in plugins.registered(kind).items() if not _from_tests(plugin)}
         for kind in plugins.KINDS

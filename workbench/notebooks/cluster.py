@@ -9,39 +9,24 @@ see the same repository and data directory (a shared volume) and reach the datab
 
 from __future__ import annotations
 
-import threading
 from typing import Any
-
-_lock = threading.Lock()
-_clients: dict[str, Any] = {}
 
 
 def dask_client(scheduler: str | None = None) -> Any:
-    """A connected ``distributed.Client``: to ``scheduler`` when given, else to a lazily created
-    in-process LocalCluster (one worker, two threads: small, no extra processes)."""
+    """A new connected ``distributed.Client``: to ``scheduler`` when given, else to an in-process
+    LocalCluster (one worker, two threads: small, no extra processes). Its owner (the platform's notebook
+    runner) keeps it and closes it with :func:`close_client`."""
     from distributed import Client, LocalCluster
 
-    name = scheduler or "local"
-    with _lock:
-        client = _clients.get(name)
-        if client is not None and client.status == "running":
-            return client
-        if scheduler:
-            client = Client(scheduler, timeout="10s", set_as_default=False)
-        else:
-            cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None)
-            client = Client(cluster, set_as_default=False)
-        _clients[name] = client
-        return client
+    if scheduler:
+        return Client(scheduler, timeout="10s", set_as_default=False)
+    cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None)
+    return Client(cluster, set_as_default=False)
 
 
-def close_clients() -> None:
-    """Close every client (and the local cluster) this process created."""
-    with _lock:
-        clients = list(_clients.values())
-        _clients.clear()
-    for client in clients:
-        cluster = client.cluster
-        client.close()
-        if cluster is not None:
-            cluster.close()
+def close_client(client: Any) -> None:
+    """Close ``client`` and the local cluster it started, if any."""
+    cluster = client.cluster
+    client.close()
+    if cluster is not None:
+        cluster.close()

@@ -61,7 +61,7 @@ class NotebookScheduler:
                 if not take_lease(self.platform.engine, f"notebook-rule:{rule.id}", due, self.holder):
                     continue
                 devices = self.devices(rule, engine.directory)
-                count = kind.run_due(rule, devices, pd.Timestamp(due))
+                count = kind.run_due(self.platform, rule, devices, pd.Timestamp(due))
                 started.append((rule.id, due, count))
         return started
 

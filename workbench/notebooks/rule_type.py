@@ -21,8 +21,9 @@ engine runs, they go through its lifecycle at once (:mod:`workbench.notebooks.ru
 ``evaluate`` returns them on its next call. Backtests run the notebook once per device over the whole range
 with ``dry_run`` (nothing raised).
 
-Registration: importing this module registers the type; the platform calls :func:`use_runner` with its
-:class:`NotebookRunner` (and itself) at start.
+Registration: importing this module registers the type. It keeps no platform of its own: runs go to the
+:class:`NotebookRunner` of the platform the evaluation context names (``platform.services.notebooks``, set by
+:func:`workbench.notebooks.service.init_notebooks`), and their events to that platform's rule engine.
 """
 
 from __future__ import annotations
@@ -44,38 +45,27 @@ from workbench.notebooks.result import NotebookResult
 from workbench.notebooks.runner import NotebookRunner, default_root, run_notebook_rule
 from workbench.platform import Platform
 from workbench.rules.conditions import Errors, parse_window
-from workbench.rules.types import Points, Rule, RuleState, RuleType, empty_events, register_rule_type
+from workbench.rules.types import (
+    EvalContext,
+    Points,
+    Rule,
+    RuleState,
+    RuleType,
+    empty_events,
+    register_rule_type,
+)
 
 log = logging.getLogger(__name__)
 EVENT_COLUMNS = ("device_id", "kind", "ts", "key", "value", "threshold", "notebook_run_id", "message")
 FIELDS = {"notebook", "parameters", "window", "every", "keys", "schedule", "timezone", "on_data"}
-_runner: dict[str, NotebookRunner] = {}
-_platform: dict[str, Platform] = {}
 
 
-def use_runner(runner: NotebookRunner, platform: Platform | None = None) -> None:
-    """Make notebook rules run on ``runner`` (the platform's, with its warm pool); with ``platform``, finished
-    runs go straight through that platform's rule engine."""
-    _runner["current"] = runner
-    if platform is None:
-        _platform.pop("current", None)
-    else:
-        _platform["current"] = platform
-
-
-def release_runner(runner: NotebookRunner) -> None:
-    """Forget ``runner`` if notebook rules use it (it is being closed), and its platform."""
-    if _runner.get("current") is runner:
-        _runner.pop("current")
-        _platform.pop("current", None)
-
-
-def current_runner() -> NotebookRunner:
-    """The runner notebook rules use; a clear error when the platform has not set one."""
-    try:
-        return _runner["current"]
-    except KeyError:
-        raise RuntimeError("notebook rules need the platform's runner: call use_runner() at start") from None
+def runner_of(platform: Platform | None) -> NotebookRunner:
+    """The notebook runner of ``platform``; a clear error when there is no platform or it has none."""
+    runner = platform.services.notebooks if platform is not None else None
+    if runner is None:
+        raise RuntimeError("notebook rules run on the platform's notebook runner: call init_notebooks() at start")
+    return runner
 
 
 def events_of(result: NotebookResult, device_id: str, end_ns: int) -> list[dict[str, Any]]:
@@ -183,6 +173,8 @@ class NotebookRuleType(RuleType):
         running engine took yet."""
         if rule.condition.get("on_data") is False:
             return _frame(self._collect(rule.id))
+        platform = state.context.platform
+        runner_of(platform)  # before any device is marked as evaluated
         every_ns = int(parse_window(rule.condition.get("every", "1m")) * 1e9)
         window = pd.Timedelta(seconds=parse_window(rule.condition.get("window", "1h")))
         frame = (
@@ -199,12 +191,12 @@ class NotebookRuleType(RuleType):
             end = pd.Timestamp(int(newest) + 1000, tz="UTC")  # just past the newest point (µs)
             # Windows overlap from one evaluation to the next: alerts that began and ended before the
             # previous evaluation were already reported by it.
-            self._submit(rule, device, end - window, end, last)
+            self._submit(platform, rule, device, end - window, end, last)
         return _frame(self._collect(rule.id))
 
-    def run_due(self, rule: Rule, devices: list[str], due: pd.Timestamp) -> int:
-        """Start a scheduled run for each device over the ``window`` ending at ``due``; how many started (a
-        device whose previous run is still going is skipped)."""
+    def run_due(self, platform: Platform, rule: Rule, devices: list[str], due: pd.Timestamp) -> int:
+        """Start a scheduled run on ``platform`` for each device over the ``window`` ending at ``due``; how
+        many started (a device whose previous run is still going is skipped)."""
         window = pd.Timedelta(seconds=parse_window(rule.condition.get("window", "1h")))
         end = pd.Timestamp(due).tz_convert("UTC")
         started = 0
@@ -214,17 +206,32 @@ class NotebookRuleType(RuleType):
                     continue
                 since = self._scheduled.get((rule.id, device), 0)
                 self._scheduled[(rule.id, device)] = int(end.value)
-            self._submit(rule, device, end - window, end, since)
+            self._submit(platform, rule, device, end - window, end, since)
             started += 1
         return started
 
-    def _submit(self, rule: Rule, device: str, start: pd.Timestamp, end: pd.Timestamp, since: int) -> None:
-        future = self._executor.submit(self._run, rule, device, start, end, False, since)
+    def _submit(
+        self,
+        platform: Platform | None,
+        rule: Rule,
+        device: str,
+        start: pd.Timestamp,
+        end: pd.Timestamp,
+        since: int,
+    ) -> None:
+        runner = runner_of(platform)
+        future = self._executor.submit(self._run, runner, rule, device, start, end, False, since)
         with self._lock:
             self._pending[(rule.id, device)] = future
-        future.add_done_callback(lambda done: self._hand_over(rule, (rule.id, device), done))
+        future.add_done_callback(lambda done: self._hand_over(platform, rule, (rule.id, device), done))
 
-    def _hand_over(self, rule: Rule, pair: tuple[str, str], future: Future[list[dict[str, Any]]]) -> None:
+    def _hand_over(
+        self,
+        platform: Platform | None,
+        rule: Rule,
+        pair: tuple[str, str],
+        future: Future[list[dict[str, Any]]],
+    ) -> None:
         """A run finished: its events go through the running engine now, else wait for ``evaluate``."""
         from workbench.notebooks.rule_delivery import deliver
 
@@ -234,7 +241,6 @@ class NotebookRuleType(RuleType):
             log.exception("notebook rule %s failed for device %s", rule.id, pair[1])
             events = []
         delivered = not events
-        platform = _platform.get("current")
         if events and platform is not None:
             try:
                 delivered = deliver(platform, rule, _frame(events))
@@ -251,10 +257,16 @@ class NotebookRuleType(RuleType):
             return self._held.pop(rule_id, [])
 
     def _run(
-        self, rule: Rule, device: str, start: pd.Timestamp, end: pd.Timestamp, dry: bool, since_ns: int = 0
+        self,
+        runner: NotebookRunner,
+        rule: Rule,
+        device: str,
+        start: pd.Timestamp,
+        end: pd.Timestamp,
+        dry: bool,
+        since_ns: int = 0,
     ) -> list[Any]:
         condition = rule.condition
-        runner = current_runner()
         notebook, _ = runner.resolve(Path(condition["notebook"]))
         parameters = dict(condition.get("parameters") or {})
         if condition.get("keys") and "keys" not in parameters:  # the notebook watches what the rule does
@@ -283,10 +295,14 @@ class NotebookRuleType(RuleType):
                     return
             time.sleep(0.01)
 
-    def backtest(self, rule: Rule, engine: Any, start_ns: int, end_ns: int) -> pd.DataFrame | None:
-        """Run the notebook once per target device over the whole range, as a dry run."""
+    def backtest(
+        self, rule: Rule, engine: Any, start_ns: int, end_ns: int, context: EvalContext | None = None
+    ) -> pd.DataFrame | None:
+        """Run the notebook once per target device over the whole range, as a dry run, on the runner of the
+        context's platform."""
         from workbench.rules.store import DeviceDirectory
 
+        runner = runner_of(context.platform if context is not None else None)
         directory = DeviceDirectory(engine)
         directory.refresh()
         devices = directory.matching(rule.target, rule.device_id)
@@ -307,7 +323,7 @@ class NotebookRuleType(RuleType):
         start, end = pd.Timestamp(start_ns, tz="UTC"), pd.Timestamp(end_ns, tz="UTC")
         events: list[dict[str, Any]] = []
         for device in sorted(devices):
-            events.extend(self._run(rule, device, start, end, True))
+            events.extend(self._run(runner, rule, device, start, end, True))
         return _frame(events)
 
 

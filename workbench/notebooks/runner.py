@@ -61,6 +61,8 @@ class NotebookRunner:
         self._pool: KernelPool | None = pool
         self._owns_pool = pool is None  # a shared pool is closed by its owner
         self._lock = threading.Lock()
+        self._dask: Any = None  # this runner's Dask client (mode="dask"), connected on first use
+        self._dask_lock = threading.Lock()
 
     @property
     def pool(self) -> KernelPool:
@@ -198,10 +200,7 @@ class NotebookRunner:
         if mode == "cold":
             outcome = execute_cold(*args)
         else:
-            from workbench.notebooks.cluster import dask_client
-
-            client = dask_client(self.settings.dask_scheduler)
-            outcome = client.submit(execute_cold, *args, pure=False).result()
+            outcome = self._dask_client().submit(execute_cold, *args, pure=False).result()
         stages["execute"] = _ms(mark)  # papermill prepares, runs and saves in one call
         nb = nbformat.read(output, as_version=4) if output.exists() else None
         return outcome, nb
@@ -265,12 +264,26 @@ class NotebookRunner:
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             conn.execute(statement.on_conflict_do_update(index_elements=[notebook_runs.c.id], set_=final))
 
+    def _dask_client(self) -> Any:
+        from workbench.notebooks.cluster import dask_client
+
+        with self._dask_lock:
+            if self._dask is None or self._dask.status != "running":
+                self._dask = dask_client(self.settings.dask_scheduler)
+            return self._dask
+
     def close(self) -> None:
-        """Shut the warm kernels down."""
+        """Shut the warm kernels (of a pool this runner owns) and its Dask client down."""
+        from workbench.notebooks.cluster import close_client
+
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None and self._owns_pool:
             pool.close()
+        with self._dask_lock:
+            dask, self._dask = self._dask, None
+        if dask is not None:
+            close_client(dask)
 
 
 def run_notebook_rule(

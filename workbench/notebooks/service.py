@@ -9,15 +9,14 @@ SERVICE = "notebooks"  # its health check's name
 
 
 def init_notebooks(platform: Platform) -> NotebookRunner:
-    """Create the platform's runner (warm kernels start lazily), register the ``notebook`` rule type, point
-    it at the runner and this platform's rule engine, and start the notebook rules' cron (idle until a rule
-    engine runs here). Call once from ``create_app``; :func:`close_notebooks` at shutdown."""
-    from workbench.notebooks import rule_type  # importing registers the rule type
+    """Create the platform's runner (warm kernels start lazily; notebook rules of this platform run on it),
+    register the ``notebook`` rule type, and start the notebook rules' cron (idle until a rule engine runs
+    here). Call once from ``create_app``; :func:`close_notebooks` at shutdown."""
+    import workbench.notebooks.rule_type  # noqa: F401 - importing registers the rule type
     from workbench.notebooks.rule_schedule import NotebookScheduler
 
     runner = NotebookRunner(platform.settings, engine=platform.engine)
     platform.services.notebooks = runner
-    rule_type.use_runner(runner, platform)
     platform.services.notebook_scheduler = NotebookScheduler(platform).start()
     return runner
 
@@ -29,16 +28,10 @@ def notebook_runner(platform: Platform) -> NotebookRunner:
 
 
 def close_notebooks(platform: Platform) -> None:
-    """Shut the warm kernels and any Dask client down."""
-    from workbench.notebooks import rule_type
-    from workbench.notebooks.cluster import close_clients
-
+    """Shut the platform's warm kernels and its Dask client down."""
     scheduler, platform.services.notebook_scheduler = platform.services.notebook_scheduler, None
     if scheduler is not None:
         scheduler.stop()
     runner, platform.services.notebooks = platform.services.notebooks, None
     if runner is not None:
-        rule_type.release_runner(runner)
         runner.close()
-
-    close_clients()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,10 @@ from workbench.rules.codes import DeviceCodes
 from workbench.rules.lifecycle import AlertBook, Decision, decide
 from workbench.rules.schedule import due_times
 from workbench.rules.store import DeviceDirectory, telemetry_frame, window_aggregates
-from workbench.rules.types import Points, Rule, RuleState, rule_type
+from workbench.rules.types import EvalContext, Points, Rule, RuleState, rule_type
+
+if TYPE_CHECKING:
+    from workbench.platform import Platform
 
 MAX_POINTS = 2_000_000
 MAX_STEPS = 2_000
@@ -35,8 +38,11 @@ class InvalidRule(ValueError):
         self.errors = errors
 
 
-def backtest(engine: Engine, rule: Rule, start: datetime, end: datetime) -> dict[str, Any]:
+def backtest(
+    engine: Engine, rule: Rule, start: datetime, end: datetime, platform: Platform | None = None
+) -> dict[str, Any]:
     """Would-be alerts of ``rule`` over [start, end): trigger time, value, threshold, resolve time.
+    ``platform`` lends its services to rule types that need them (notebook rules run on its runner).
 
     The condition is validated first, as on create (:class:`InvalidRule`): a backtest runs nothing a
     create would refuse, such as notebook parameters that are not data."""
@@ -50,7 +56,8 @@ def backtest(engine: Engine, rule: Rule, start: datetime, end: datetime) -> dict
         return {"points": 0, "truncated": False, "alerts": [], "runs": runs}
     directory = DeviceDirectory(engine)
     directory.refresh()
-    custom = kind.backtest(rule, engine, start_ns, end_ns)
+    context = EvalContext(platform=platform)
+    custom = kind.backtest(rule, engine, start_ns, end_ns, context)
     count = 0
     book = AlertBook()
     decisions: list[Decision] = []
@@ -61,7 +68,7 @@ def backtest(engine: Engine, rule: Rule, start: datetime, end: datetime) -> dict
         frame = telemetry_frame(engine, kind.keys(rule.condition), devices, start_ns, end_ns, MAX_POINTS + 1)
         count = min(len(frame), MAX_POINTS)
         frame = frame.iloc[:MAX_POINTS]
-        state = RuleState()
+        state = RuleState(context=context)
         codes = state.context.device_codes()
         points = Points(
             codes.encode(frame["device_id"].astype(str)),
@@ -84,7 +91,7 @@ def backtest(engine: Engine, rule: Rule, start: datetime, end: datetime) -> dict
 def run_backtest(platform: Platform, rule: Rule, start: datetime, end: datetime) -> dict[str, Any]:
     """:func:`backtest` on the platform's read engine: history comes from the streaming replica when one is
     configured (the REST API and the UI both run backtests through here)."""
-    return backtest(platform.read_engine(), rule, start, end)
+    return backtest(platform.read_engine(), rule, start, end, platform)
 
 
 def _steps(points: Points, step_s: float | None, start_ns: int, end_ns: int) -> list[Points]:

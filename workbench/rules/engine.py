@@ -277,6 +277,7 @@ class RuleEngine:
                 window_loader=self._window,
                 reference=self._reference,
                 background=self._loader,
+                platform=self.platform,
             )
             self._states[rule.id] = state
         return state

@@ -29,9 +29,10 @@ third-party code, e.g. the notebook rules)::
             #   the evaluation thread, which every rule's alerts wait for
         def retire(self, rule, state) -> None:
             # optional: the rule changed or went (its state is dropped): let go of state shared with others
-        def backtest(self, rule, engine, start_ns, end_ns) -> pd.DataFrame | None:
-            # events over a historical range (query PostgreSQL through ``engine``); the default returns
-            # None, and the stored telemetry is replayed through evaluate() (in backtest_step_seconds steps)
+        def backtest(self, rule, engine, start_ns, end_ns, context) -> pd.DataFrame | None:
+            # events over a historical range (query PostgreSQL through ``engine``; context: the EvalContext,
+            #   with the platform when one runs); the default returns None, and the stored telemetry is
+            #   replayed through evaluate() (in backtest_step_seconds steps)
 
 Schedule-like types set ``streaming = False``; the scheduler runs the rule's actions (an action plugin such
 as a report renderer registers through ``workbench.rules.actions.register_action``).
@@ -46,7 +47,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,9 @@ from workbench.rules.conditions import DEFAULT_MESSAGE, Errors
 from workbench.rules.history import HistoryLoader
 from workbench.rules.windows import WindowBook, WindowLoader
 from workbench.severity import SEVERITIES
+
+if TYPE_CHECKING:  # the platform's own module knows the rule engine
+    from workbench.platform import Platform
 
 EVENT_COLUMNS = ("device_id", "kind", "ts", "key", "value", "threshold")
 
@@ -203,6 +207,7 @@ class EvalContext:
     window_loader: WindowLoader | None = None  # reads a window's stored history (SQL aggregates)
     reference: Callable[[str], float] | None = None  # a typical value of a key (keeps window sums tame)
     background: HistoryLoader | None = None  # runs history reads off the evaluation thread
+    platform: Platform | None = None  # the running platform (its services: notebook runner, rule engine)
 
     def device_codes(self) -> DeviceCodes:
         """The shared device codes (a rule's own when no engine lends them)."""
@@ -265,7 +270,9 @@ class RuleType:
     def retire(self, rule: Rule, state: RuleState) -> None:
         """The rule changed or was disabled or deleted: let go of state it shares; nothing by default."""
 
-    def backtest(self, rule: Rule, engine: Any, start_ns: int, end_ns: int) -> pd.DataFrame | None:
+    def backtest(
+        self, rule: Rule, engine: Any, start_ns: int, end_ns: int, context: EvalContext | None = None
+    ) -> pd.DataFrame | None:
         """Events over a historical range, or None to replay stored telemetry through ``evaluate``."""
         return None
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import resource
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -88,17 +91,27 @@ def options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def serve(factory: AppFactory, settings: Settings) -> None:
-    """Run gunicorn until SIGTERM (graceful) or SIGINT (quick); returns when the server has stopped."""
+def serve(factory: AppFactory, settings: Settings, stop: threading.Event | None = None) -> None:
+    """Run gunicorn until SIGTERM (graceful) or SIGINT (quick); returns when the server has stopped.
+
+    ``stop`` (:func:`workbench.runtime.stop_on_signals`) caught the signals until gunicorn's arbiter installs
+    its own: one that came in between is handed to the arbiter as soon as it is ready."""
     raise_file_limit(settings.web_max_connections + 1024)
     worker.configure(settings.web_header_timeout, settings.web_idle_timeout)
     server = WorkbenchServer(factory, options(settings))
     server.cfg.set("worker_exit", server.worker_exit)
+    if stop is not None:
+        server.cfg.set("when_ready", lambda arbiter: _stop_if_set(stop))
     try:
         server.run()
     except SystemExit as done:
         if done.code not in (None, 0):
             raise
+
+
+def _stop_if_set(stop: threading.Event) -> None:
+    if stop.is_set():
+        os.kill(os.getpid(), signal.SIGTERM)  # the arbiter's own handler now: a graceful stop
 
 
 def raise_file_limit(wanted: int) -> None:

@@ -17,9 +17,9 @@ from sqlalchemy import Engine, insert
 from ingest.simulator.demo import PREFIX, demo_faults, demo_rules
 from ingest.simulator.model import PlantModel
 from ingest.simulator.plant import demo_plant
+from tests.workbench.notebooks.fixtures import runner_platform
 from workbench.db.engine import make_engine
 from workbench.db.tables import devices, rules, telemetry
-from workbench.notebooks import rule_type as notebook_rules
 from workbench.notebooks.runner import NotebookRunner
 from workbench.rules.backtest import backtest
 from workbench.rules.types import Rule
@@ -76,7 +76,7 @@ def test_each_fault_raises_its_alert_and_healthy_devices_none(
 ) -> None:
     ids, start, end = demo_half_hour
     names = {str(device_id): name for name, device_id in ids.items()}
-    notebook_rules.use_runner(notebook_runner)
+    platform = runner_platform(notebook_runner)
     faulty = {fault.device for fault in demo_faults()}
     fired: set[tuple[str, str]] = set()
     for spec in demo_rules():
@@ -93,7 +93,7 @@ def test_each_fault_raises_its_alert_and_healthy_devices_none(
             step, span = timedelta(minutes=1), timedelta(minutes=2)
             windows = [(start + i * step - span, start + i * step) for i in range(5, DEMO_SECONDS // 60 + 1)]
         for window_start, window_end in windows:
-            for alert in backtest(engine, rule, window_start, window_end)["alerts"]:
+            for alert in backtest(engine, rule, window_start, window_end, platform)["alerts"]:
                 fired.add((spec["name"].removeprefix(PREFIX), names[str(alert["device_id"])]))
     on_healthy = {pair for pair in fired if pair[1] not in faulty}
     assert on_healthy == set(), f"rules fired on healthy devices: {on_healthy}"

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 from sqlalchemy import create_engine, func, insert, select
-from sqlalchemy.engine import make_url
 
 from workbench.db import retention
-from workbench.db.embedded import ensure_database
-from workbench.db.engine import libpq_url, sqlalchemy_url
-from workbench.db.migrate import upgrade
+from workbench.db.embedded import scratch_database
+from workbench.db.engine import sqlalchemy_url
 from workbench.db.tables import devices, telemetry
 
 
 @pytest.fixture(scope="module")
 def private_database_url(postgres_server_url: str) -> Iterator[str]:
     """A database of its own: retention deletes old rows of every device, other tests' rows included."""
-    name = f"wb_retention_{uuid.uuid4().hex[:10]}"
-    ensure_database(postgres_server_url, name)
-    url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with psycopg.connect(libpq_url(postgres_server_url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(postgres_server_url, "wb_retention") as url:
+        yield url
 
 
 def test_expired_rows_go_and_recent_rows_stay(private_database_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]

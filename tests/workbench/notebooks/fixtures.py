@@ -3,6 +3,7 @@
 Loaded through ``pytest_plugins`` in ``tests/conftest.py`` so rule, notebook and report tests share one pool.
 
 - ``notebook_runner``: a :class:`NotebookRunner` on the session database and data directory (one warm pool).
+- :func:`runner_platform`: a platform (no rule engine) whose notebook rules run on a given runner.
 - ``skab_pump``: one real SKAB valve1 recording (file 3: 1148 s of 8 sensors, one labelled valve fault),
   written into ``telemetry`` by binary COPY as a device named ``skab-pump-<tag>``.
 """
@@ -24,7 +25,9 @@ from sqlalchemy import insert
 
 from workbench.db.engine import libpq_url, make_engine
 from workbench.db.tables import devices
+from workbench.live.bus import EventBus
 from workbench.notebooks.runner import NotebookRunner
+from workbench.platform import Platform
 from workbench.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -100,6 +103,13 @@ def notebook_runner(settings: Settings) -> Iterator[NotebookRunner]:
     runner = NotebookRunner(settings, root=ROOT, pool_size=2)
     yield runner
     runner.close()
+
+
+def runner_platform(runner: NotebookRunner) -> Platform:
+    """A platform (no rule engine) whose notebook rules run on ``runner``."""
+    platform = Platform(settings=runner.settings, engine=runner.engine, bus=EventBus())
+    platform.services.notebooks = runner
+    return platform
 
 
 @pytest.fixture(scope="session")

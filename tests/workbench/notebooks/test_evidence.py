@@ -50,7 +50,7 @@ def engine_on_app(app: Flask, notebook_runner: NotebookRunner) -> Iterator[tuple
     """The app's platform with a running rule engine; notebook rules run on the session's warm pool."""
     platform: Platform = app.extensions[EXTENSION]
     own = notebook_runner_of(platform)
-    notebook_rules.use_runner(notebook_runner, platform)
+    platform.services.notebooks = notebook_runner
     engine = RuleEngine(platform, reload_seconds=0.2, tick_seconds=3600).start()
     yield platform, engine
     kind = rule_type("notebook")
@@ -58,7 +58,7 @@ def engine_on_app(app: Flask, notebook_runner: NotebookRunner) -> Iterator[tuple
     kind.wait()
     engine.stop()
     platform.services.rules = None
-    notebook_rules.use_runner(own, platform)
+    platform.services.notebooks = own
 
 
 def notebook_runner_of(platform: Platform) -> NotebookRunner:

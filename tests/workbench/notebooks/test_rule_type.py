@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert, select
 
-from tests.workbench.notebooks.fixtures import FLOW, SkabPump
+from tests.workbench.notebooks.fixtures import FLOW, SkabPump, runner_platform
 from workbench.db.engine import make_engine
 from workbench.db.tables import notebook_runs, rules
 from workbench.live.bus import EventBus
@@ -19,13 +19,12 @@ from workbench.notebooks.runner import NotebookRunner
 from workbench.notebooks.service import close_notebooks, init_notebooks, notebook_runner
 from workbench.platform import Platform
 from workbench.rules.backtest import backtest
-from workbench.rules.types import Points, Rule, RuleState, rule_type
+from workbench.rules.types import EvalContext, Points, Rule, RuleState, rule_type
 from workbench.settings import Settings
 
 
 @pytest.fixture(scope="module")
 def kind(notebook_runner: NotebookRunner) -> Iterator[notebook_rules.NotebookRuleType]:
-    notebook_rules.use_runner(notebook_runner)
     registered = rule_type("notebook")
     assert isinstance(registered, notebook_rules.NotebookRuleType)
     yield registered
@@ -74,9 +73,10 @@ def test_backtest_returns_would_be_alerts(
     kind: object, notebook_runner: NotebookRunner, skab_pump: SkabPump
 ) -> None:
     rule = make_rule(notebook_runner, skab_pump)
-    found = backtest(
-        notebook_runner.engine, rule, skab_pump.start.to_pydatetime(), skab_pump.end.to_pydatetime()
-    )
+    start, end = skab_pump.start.to_pydatetime(), skab_pump.end.to_pydatetime()
+    with pytest.raises(RuntimeError, match="init_notebooks"):  # no platform, no runner: said plainly
+        backtest(notebook_runner.engine, rule, start, end)
+    found = backtest(notebook_runner.engine, rule, start, end, runner_platform(notebook_runner))
     assert found["alerts"], found
     first = found["alerts"][0]
     assert first["device_id"] == str(skab_pump.id) and first["severity"] == "critical"
@@ -92,7 +92,7 @@ def test_live_evaluation_runs_off_the_batch_path(
     ts = np.array([inside.value], dtype=np.int64)
     device = np.array([str(skab_pump.id)], dtype=object)
     points = Points(np.array([0]), device, np.array([FLOW], dtype=object), ts, np.array([1.0]))
-    state = RuleState()
+    state = RuleState(context=EvalContext(platform=runner_platform(notebook_runner)))
     first = kind.evaluate(rule, points, state)
     assert first.empty and state.devices[str(skab_pump.id)]["evaluated_ns"] == inside.value
     assert kind.evaluate(rule, points, state).empty  # throttled: one evaluation per `every`
@@ -113,11 +113,11 @@ def test_platform_wiring_shares_one_runner(settings: Settings) -> None:
     platform = Platform(settings=settings, engine=make_engine(settings.database_url or "", 1), bus=EventBus())
     runner = init_notebooks(platform)
     try:
-        assert notebook_runner(platform) is runner and notebook_rules.current_runner() is runner
+        assert notebook_runner(platform) is runner and notebook_rules.runner_of(platform) is runner
         assert isinstance(rule_type("notebook"), notebook_rules.NotebookRuleType)
     finally:
         close_notebooks(platform)
         platform.engine.dispose()
     assert platform.services.notebooks is None
-    with pytest.raises(RuntimeError, match="use_runner"):
-        notebook_rules.current_runner()
+    with pytest.raises(RuntimeError, match="init_notebooks"):
+        notebook_rules.runner_of(platform)

@@ -184,9 +184,8 @@ def test_cold_papermill_and_dask_give_the_same_result(runner: NotebookRunner, sc
         failed = runner.run(broken.name, mode="cold")
         assert failed.status == "failed" and "cell 3 failed with ZeroDivisionError" in (failed.error or "")
     finally:
-        from workbench.notebooks.cluster import close_clients
-
-        close_clients()
+        runner.close()  # and its Dask client (its LocalCluster with it)
+    assert runner._dask is None
 
 
 def test_unknown_mode_is_refused(runner: NotebookRunner) -> None:

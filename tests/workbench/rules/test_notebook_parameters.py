@@ -14,13 +14,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from tests.workbench.notebooks.payloads import code_name, code_value
+from tests.workbench.notebooks.fixtures import runner_platform
 from tests.workbench.rules.conftest import T0, Rig
 from workbench.db.tables import notebook_runs, rules
 from workbench.notebooks import rule_type as notebook_rules
 from workbench.notebooks.parameters import ParameterError
 from workbench.notebooks.runner import NotebookRunner
 from workbench.platform import EXTENSION
-from workbench.rules.types import Rule, rule_type
+from workbench.rules.types import EvalContext, Rule, rule_type
 
 Headers = dict[str, dict[str, str]]
 
@@ -110,19 +111,12 @@ def test_live_and_scheduled_runs_of_a_stored_bad_rule_run_nothing(
     )
     kind = rule_type("notebook")
     assert isinstance(kind, notebook_rules.NotebookRuleType)
-    previous = dict(notebook_rules._runner), dict(notebook_rules._platform)
-    notebook_rules.use_runner(notebook_runner)
-    try:
-        start = int(pd.Timestamp(T0).value)
-        with pytest.raises(ParameterError, match="not an identifier"):
-            kind.backtest(rule, rig.platform.engine, start, start + 3600 * 10**9)
-        assert kind.run_due(rule, [device], pd.Timestamp(T0) + pd.Timedelta(hours=1)) == 1
-        kind.wait(30)
-    finally:  # whatever runner other tests left in place
-        notebook_rules._runner.clear()
-        notebook_rules._runner.update(previous[0])
-        notebook_rules._platform.clear()
-        notebook_rules._platform.update(previous[1])
+    platform = runner_platform(notebook_runner)
+    start = int(pd.Timestamp(T0).value)
+    with pytest.raises(ParameterError, match="not an identifier"):
+        kind.backtest(rule, rig.platform.engine, start, start + 3600 * 10**9, EvalContext(platform=platform))
+    assert kind.run_due(platform, rule, [device], pd.Timestamp(T0) + pd.Timedelta(hours=1)) == 1
+    kind.wait(30)
     [refused] = [r for r in caplog.records if r.exc_info and rule_id in r.getMessage()]
     assert refused.exc_info and isinstance(refused.exc_info[1], ParameterError)
     assert not marker.exists() and _runs_of(app, rule_id) == 0

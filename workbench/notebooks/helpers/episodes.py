@@ -1,25 +1,16 @@
-"""Signal helpers of the notebook API: runs of flagged samples, rule windows, limit crossings.
-
-Pure functions on pandas data (no database, no run state); :mod:`workbench.notebooks.helpers` exports them.
-"""
+"""Turning a notebook's scores into alerts: flagged runs (episodes), baseline/monitoring windows, limits."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-
-def timestamp(value: Any) -> dt.datetime | None:
-    """A timezone-aware UTC datetime from an ISO string, datetime or pandas Timestamp (naive means UTC)."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    stamp = pd.Timestamp(value)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    result: dt.datetime = stamp.to_pydatetime()
-    return result
+from workbench.notebooks.helpers.data import timestamp
+from workbench.notebooks.helpers.outputs import alert
 
 
 def episodes(flags: pd.Series, min_length: int = 1) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
@@ -72,3 +63,45 @@ def beyond(deviation: pd.Series, limit: float, side: str = "both") -> pd.Series:
     if side == "both":
         return deviation.abs() > limit
     raise ValueError(f"side must be lower, upper or both, got {side!r}")
+
+
+def alert_episodes(
+    flags: pd.Series,
+    score: pd.Series,
+    *,
+    severity: str,
+    message: str,
+    device: str | uuid.UUID | None = None,
+    key: str | None = None,
+    threshold: float | None = None,
+    min_length: int = 1,
+) -> int:
+    """One alert per run of consecutive flagged samples: ``at`` its first sample, ``end`` its last,
+    ``value`` the most extreme ``score`` in it. ``message`` may use ``{key}``, ``{value}``, ``{threshold}``,
+    ``{start}`` and ``{end}``. A run that reaches the last sample is ``ongoing`` (metadata): the platform
+    keeps its alert open instead of resolving it at ``end``. Returns how many alerts were raised."""
+    count = 0
+    # Positional slices of numpy arrays: a rule may raise dozens of alerts per run, and label slicing of
+    # a DatetimeIndex costs a few hundred microseconds each time.
+    aligned = score if score.index.equals(flags.index) else score.reindex(flags.index)
+    scores = aligned.to_numpy(dtype=float, na_value=np.nan)
+    for a, b in _runs(flags, min_length):
+        first, last = flags.index[a], flags.index[b - 1]
+        part = scores[a:b][~np.isnan(scores[a:b])]
+        value = float(part[np.argmax(np.abs(part))]) if len(part) else None
+        ongoing = b == len(flags)
+        text = message.format(key=key, value=value, threshold=threshold, start=first, end=last)
+        alert(
+            severity,
+            text,
+            value=value,
+            at=first,
+            device=device,
+            key=key,
+            end=last,
+            threshold=threshold,
+            samples=b - a,
+            ongoing=bool(ongoing),
+        )
+        count += 1
+    return count
