@@ -44,15 +44,17 @@ FAULT_START = 160  # test runs: samples 1-160 normal, 161-960 faulty
 SKAB_BASELINE = 400
 TEP_FAR_TARGET, SKAB_FAR_TARGET = 0.05, 0.15
 GRIDS: dict[str, dict[str, list[Any]]] = {
-    "pca_t2_q": {"lags": [0], "components": ["parallel", 0.8, 0.9], "span": [10, 20, 30]},
-    "dynamic_pca": {"lags": [1, 2], "components": ["parallel", 0.8], "span": [10, 20, 30]},
-    "knn_residual": {"method": ["knn"], "neighbours": [5, 20], "span": [10, 20, 30]},
+    "pca_t2_q": {"lags": [0], "components": ["parallel", 0.9], "span": [10, 20]},
+    "dynamic_pca": {"lags": [2], "components": ["parallel", 0.9], "span": [10, 20]},
+    "knn_residual": {"method": ["knn"], "neighbours": [5, 20], "span": [10, 20]},
 }
 COMMON: dict[str, list[Any]] = {
     "drift_span": [0, 100],
+    "spread_span": [0, 20, 40],
     "quantile": [0.99, 1.0],
     "margin": [1.0, 1.2, 1.5],
     "drift_margin": [1.5, 2.0, 3.0],
+    "spread_margin": [1.0, 1.5, 2.0],
     "persistence": [(1, 1), (3, 5)],
 }
 
@@ -156,6 +158,8 @@ def candidates(rule: str) -> list[Candidate]:
         persistence = chosen.pop("persistence")
         if not chosen["drift_span"] and chosen["drift_margin"] != grid["drift_margin"][0]:
             continue  # without the drift statistic its margin changes nothing
+        if not chosen["spread_span"] and chosen["spread_margin"] != grid["spread_margin"][0]:
+            continue  # nor the spread statistic's
         out.append(Candidate(mv.Settings(**chosen), persistence))
     return out
 
@@ -164,7 +168,7 @@ def grouped(items: list[Candidate]) -> list[list[Candidate]]:
     """Candidates grouped by the model they fit (limits and persistence aside)."""
     groups: dict[mv.Settings, list[Candidate]] = {}
     for candidate in items:
-        model = replace(candidate.settings, quantile=1.0, margin=1.0, drift_margin=1.0)
+        model = replace(candidate.settings, quantile=1.0, margin=1.0, drift_margin=1.0, spread_margin=1.0)
         groups.setdefault(model, []).append(candidate)
     return list(groups.values())
 

@@ -107,3 +107,45 @@ def test_normal_data_stays_quiet(rule: str, notebook_runner: NotebookRunner, qui
     assert result.records["summary"]["flagged"] <= 0.04 * MONITORED
     assert all(samples(item) <= 15 for item in result.alerts)  # blips, never a sustained excursion
     assert result.records["alerts"] == len(result.alerts)
+
+
+def frozen_series(seed: int) -> pd.DataFrame:
+    """Six independent slowly wandering sensors; s3 freezes at its usual level when the fault starts."""
+    rng = np.random.default_rng(seed)
+    total = BASELINE + MONITORED
+    noise = rng.standard_normal((total, len(SENSORS)))
+    values = np.zeros_like(noise)
+    for i in range(1, total):
+        values[i] = 0.7 * values[i - 1] + noise[i]
+    values[BASELINE + FAULT_AT :, SENSORS.index(FAULTY)] = 0.0  # a stuck valve: no change, same mean
+    index = pd.date_range(START, periods=total, freq="1s")
+    return pd.DataFrame(values + 10.0, index=index, columns=SENSORS)
+
+
+@pytest.fixture(scope="module")
+def frozen_device(database_url: str) -> str:
+    return write_device(database_url, frozen_series(4))
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_a_frozen_sensor_alerts_through_the_spread_statistic(
+    rule: str, notebook_runner: NotebookRunner, frozen_device: str
+) -> None:
+    start = START + pd.Timedelta(seconds=BASELINE)
+    end = START + pd.Timedelta(seconds=BASELINE + MONITORED)
+    parameters = {
+        "baseline_start": START.isoformat(),
+        "baseline_end": start.isoformat(),
+        "spread_span": 20,
+        "plot": False,
+    }
+    result = run_notebook_rule(
+        notebook_runner, f"rules/{rule}.ipynb", parameters, frozen_device, start, end, dry_run=True
+    )
+    assert result.ok, result.error
+    assert "spread" in result.records["summary"]["limits"]
+    fault_start = start + pd.Timedelta(seconds=FAULT_AT)
+    alert = max(result.alerts, key=samples)
+    assert fault_start <= pd.Timestamp(alert.at) <= fault_start + pd.Timedelta(seconds=60)
+    assert samples(alert) > 0.8 * (MONITORED - FAULT_AT)
+    assert alert.metadata["contributors"][0]["key"] == FAULTY, alert.metadata["contributors"]
