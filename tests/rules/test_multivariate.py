@@ -93,19 +93,21 @@ def test_injected_fault_alerts_and_names_the_sensor(
     assert len(contributors) == 3 and contributors[0]["key"] == FAULTY, contributors
     assert f"top contributors: {FAULTY}" in alert.message
     assert "image/png" in Path(result.output_path or "").read_text()  # the contribution plot was drawn
-    # before the fault: at most the designed false-alarm rate (about 1 % per statistic, 2 or 3 of them)
+    # before the fault: at most the designed false-alarm rate (about 1 % per statistic: T² and Q or the
+    # residual, drift and spread)
     before = [item for item in result.alerts if pd.Timestamp(item.at) < fault_start]
-    assert sum(samples(item) for item in before) <= 0.04 * FAULT_AT
-    assert all(samples(item) <= 15 for item in before)
+    assert sum(samples(item) for item in before) <= 0.05 * FAULT_AT
+    assert all(samples(item) <= 30 for item in before)  # (the drift statistic is an EWMA over 100 samples)
 
 
 @pytest.mark.parametrize("rule", RULES)
 def test_normal_data_stays_quiet(rule: str, notebook_runner: NotebookRunner, quiet_device: str) -> None:
     result = backtest(notebook_runner, rule, quiet_device)
     assert result.ok, result.error
-    # the limits are set for about 1 % false alarms per statistic: no excursion, at most a few blips
-    assert result.records["summary"]["flagged"] <= 0.04 * MONITORED
-    assert all(samples(item) <= 15 for item in result.alerts)  # blips, never a sustained excursion
+    # the limits are set for about 1 % false alarms per statistic (up to four): no excursion, a few blips
+    assert result.records["summary"]["flagged"] <= 0.05 * MONITORED
+    # blips, never a sustained excursion (the drift statistic, an EWMA over 100 samples, moves slowly)
+    assert all(samples(item) <= 30 for item in result.alerts)
     assert result.records["alerts"] == len(result.alerts)
 
 
