@@ -14,8 +14,11 @@ of control. Every choice comes from the baseline only:
 
 Alarm logic is part of the rule, not of the data: each statistic is smoothed by an EWMA of span ``span``
 samples before it is compared, and :func:`persistent` keeps a flag only when ``k`` of the last ``n`` samples
-are out of control. Contributions (:attr:`Scores.contributions`) split each sample's statistic over the
-sensors, so an alert can name the sensors that drive it.
+are out of control. Two per-sensor statistics can join T² and Q (or the knn residual): ``drift`` (each
+sensor's own EWMA, for sustained shifts the controls absorb) and ``spread`` (each sensor's short-term
+variability against its baseline: oscillation, noise, a frozen reading). Contributions
+(:attr:`Scores.contributions`) split each sample's statistic over the sensors, so an alert can name the
+sensors that drive it.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class Settings:
     folds: int = 5  # contiguous baseline blocks used for the cross-validated limits
     drift_span: float = 0.0  # > 0: also watch each sensor's EWMA (this span) for a sustained shift
     drift_margin: float = 2.0  # margin of the drift statistic's limit
-    spread_span: float = 0.0  # > 0: also watch each sensor's short-term variability (EWMA of its squared steps)
+    spread_span: float = 0.0  # > 0: also watch each sensor's short-term variability (EWMA of squared steps)
     spread_margin: float = 1.5  # margin of the spread statistic's limit
 
     def __post_init__(self) -> None:
