@@ -7,7 +7,7 @@ TEP detection rate over the kept faults and the SKAB F1, among the sets whose fa
 target on ``d00_te`` and on SKAB), then scored on the left-out family: those are the figures to report.
 ``bench/rule_quality.py`` then replays the final set through the platform.
 
-    .venv/bin/python bench/rule_tuning.py [--rule pca_t2_q] [--json]
+    .venv/bin/python bench/rule_tuning.py [--rule pca_t2_q] [--json | --markdown] [--results FILE]
 
 Protocols: TEP (``../shared/data/tep``): baseline ``d00`` (500 normal samples); each test run is scored from
 sample 1, detection rate (DR) on samples 161-960, false-alarm rate (FAR) on samples 1-160 and on all of
@@ -44,15 +44,17 @@ FAULT_START = 160  # test runs: samples 1-160 normal, 161-960 faulty
 SKAB_BASELINE = 400
 TEP_FAR_TARGET, SKAB_FAR_TARGET = 0.05, 0.15
 GRIDS: dict[str, dict[str, list[Any]]] = {
-    "pca_t2_q": {"lags": [0], "components": ["parallel", 0.8, 0.9], "span": [10, 20, 30]},
-    "dynamic_pca": {"lags": [1, 2], "components": ["parallel", 0.8], "span": [10, 20, 30]},
-    "knn_residual": {"method": ["knn"], "neighbours": [5, 20], "span": [10, 20, 30]},
+    "pca_t2_q": {"lags": [0], "components": ["parallel", 0.9], "span": [10, 20]},
+    "dynamic_pca": {"lags": [2], "components": [0.9], "span": [10, 20]},
+    "knn_residual": {"method": ["knn"], "neighbours": [5, 20], "span": [10, 20]},
 }
 COMMON: dict[str, list[Any]] = {
-    "drift_span": [0, 100],
+    "drift_span": [100],  # 0 (off) lost fault 5 in earlier grids
+    "spread_span": [20, 40],  # 0 (off) lost faults 10, 16, 19 and 21
     "quantile": [0.99, 1.0],
     "margin": [1.0, 1.2, 1.5],
     "drift_margin": [1.5, 2.0, 3.0],
+    "spread_margin": [1.0, 1.5, 2.0],
     "persistence": [(1, 1), (3, 5)],
 }
 
@@ -156,6 +158,8 @@ def candidates(rule: str) -> list[Candidate]:
         persistence = chosen.pop("persistence")
         if not chosen["drift_span"] and chosen["drift_margin"] != grid["drift_margin"][0]:
             continue  # without the drift statistic its margin changes nothing
+        if not chosen["spread_span"] and chosen["spread_margin"] != grid["spread_margin"][0]:
+            continue  # nor the spread statistic's
         out.append(Candidate(mv.Settings(**chosen), persistence))
     return out
 
@@ -164,7 +168,7 @@ def grouped(items: list[Candidate]) -> list[list[Candidate]]:
     """Candidates grouped by the model they fit (limits and persistence aside)."""
     groups: dict[mv.Settings, list[Candidate]] = {}
     for candidate in items:
-        model = replace(candidate.settings, quantile=1.0, margin=1.0, drift_margin=1.0)
+        model = replace(candidate.settings, quantile=1.0, margin=1.0, drift_margin=1.0, spread_margin=1.0)
         groups.setdefault(model, []).append(candidate)
     return list(groups.values())
 
@@ -224,6 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rule", choices=sorted(GRIDS), action="append")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--markdown", action="store_true", help="print the left-out table as in the README")
     parser.add_argument(
         "--results", type=Path, help="JSON file of evaluated sets: read if it exists, else written"
     )
@@ -233,7 +238,7 @@ def main() -> None:
     for rule in args.rule or sorted(GRIDS):
         results = evaluated(rule, tep, skab, args.results)
         report[rule] = leave_out(results)
-        if not args.json:
+        if not args.json and not args.markdown:
             summary = report[rule]
             print(
                 f"{rule}: left-out mean DR {summary['left_out_mean_dr']:.3f} (d00_te FAR ≤ "
@@ -243,6 +248,37 @@ def main() -> None:
             )
     if args.json:
         print(json.dumps(report, default=str))
+    if args.markdown:
+        print(markdown(report))
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The left-out figures as a Markdown table: a row per TEP fault, a column per rule, then summaries."""
+    rules = list(report)
+    lines = [
+        "| fault | " + " | ".join(f"`{rule}` DR / FAR / delay" for rule in rules) + " |",
+        "| ---: | " + " | ".join("---" for _ in rules) + " |",
+    ]
+    for fault in FAULTS:
+        cells = []
+        for rule in rules:
+            row = report[rule]["tep"][fault]
+            delay = "-" if np.isnan(row["delay"]) else f"{3 * row['delay']:.0f} min"  # 3-minute samples
+            cells.append(f"{row['dr']:.3f} / {row['far']:.3f} / {delay}")
+        lines.append(f"| {fault} | " + " | ".join(cells) + " |")
+    summary = {
+        "**mean DR without 3, 9, 15** (target >= 0.90)": lambda item: f"**{item['left_out_mean_dr']:.3f}**",
+        "FAR on `d00_te` (largest of the sets chosen) (target <= 0.05)": lambda item: (
+            f"{item['left_out_d00_te_far']:.3f}"
+        ),
+        "SKAB valve1 left out: F1 / FAR / MAR (target F1 >= 0.85, FAR <= 15 %)": lambda item: (
+            f"{item['skab']['f1']:.3f} / {100 * item['skab']['far']:.1f} % / "
+            f"{100 * item['skab']['mar']:.1f} %"
+        ),
+    }
+    for label, cell in summary.items():
+        lines.append(f"| {label} | " + " | ".join(cell(report[rule]) for rule in rules) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ PARAMETERS = {
     "western_electric": {"keys": [FLOW]},
 }
 
-# On file 3 the multivariate rules tuned for every fault family (bench/rule_tuning.py) raise no false alarm
-# but catch the fault late: dynamic_pca and knn_residual flag under half of it (recall 0.09 and 0.29
-# measured, precision 1.0). Their pooled SKAB figures are in the README (Rule quality).
-MIN_RECALL = {"dynamic_pca": 0.05, "knn_residual": 0.2}
+# On file 3 (the recording the tests keep) the multivariate rules tuned for every fault family
+# (bench/rule_tuning.py) raise almost no false alarm but catch the fault late: they flag a third to under half
+# of it (recall measured: pca_t2_q 0.44, dynamic_pca 0.33, knn_residual 0.32; precision 0.98-1.0). Their
+# pooled SKAB figures are in the README (Rule quality).
+MIN_RECALL = {"pca_t2_q": 0.35, "dynamic_pca": 0.25, "knn_residual": 0.25}
 
 
 def parameters_for(rule: Path) -> dict[str, object]:

@@ -93,17 +93,61 @@ def test_injected_fault_alerts_and_names_the_sensor(
     assert len(contributors) == 3 and contributors[0]["key"] == FAULTY, contributors
     assert f"top contributors: {FAULTY}" in alert.message
     assert "image/png" in Path(result.output_path or "").read_text()  # the contribution plot was drawn
-    # before the fault: at most the designed false-alarm rate (about 1 % per statistic, 2 or 3 of them)
+    # before the fault: at most the designed false-alarm rate (about 1 % per statistic: T² and Q or the
+    # residual, drift and spread)
     before = [item for item in result.alerts if pd.Timestamp(item.at) < fault_start]
-    assert sum(samples(item) for item in before) <= 0.04 * FAULT_AT
-    assert all(samples(item) <= 15 for item in before)
+    assert sum(samples(item) for item in before) <= 0.05 * FAULT_AT
+    assert all(samples(item) <= 30 for item in before)  # (the drift statistic is an EWMA over 100 samples)
 
 
 @pytest.mark.parametrize("rule", RULES)
 def test_normal_data_stays_quiet(rule: str, notebook_runner: NotebookRunner, quiet_device: str) -> None:
     result = backtest(notebook_runner, rule, quiet_device)
     assert result.ok, result.error
-    # the limits are set for about 1 % false alarms per statistic: no excursion, at most a few blips
-    assert result.records["summary"]["flagged"] <= 0.04 * MONITORED
-    assert all(samples(item) <= 15 for item in result.alerts)  # blips, never a sustained excursion
+    # the limits are set for about 1 % false alarms per statistic (up to four): no excursion, a few blips
+    assert result.records["summary"]["flagged"] <= 0.05 * MONITORED
+    # blips, never a sustained excursion (the drift statistic, an EWMA over 100 samples, moves slowly)
+    assert all(samples(item) <= 30 for item in result.alerts)
     assert result.records["alerts"] == len(result.alerts)
+
+
+def frozen_series(seed: int) -> pd.DataFrame:
+    """Six independent slowly wandering sensors; s3 freezes at its usual level when the fault starts."""
+    rng = np.random.default_rng(seed)
+    total = BASELINE + MONITORED
+    noise = rng.standard_normal((total, len(SENSORS)))
+    values = np.zeros_like(noise)
+    for i in range(1, total):
+        values[i] = 0.7 * values[i - 1] + noise[i]
+    values[BASELINE + FAULT_AT :, SENSORS.index(FAULTY)] = 0.0  # a stuck valve: no change, same mean
+    index = pd.date_range(START, periods=total, freq="1s")
+    return pd.DataFrame(values + 10.0, index=index, columns=SENSORS)
+
+
+@pytest.fixture(scope="module")
+def frozen_device(database_url: str) -> str:
+    return write_device(database_url, frozen_series(4))
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_a_frozen_sensor_alerts_through_the_spread_statistic(
+    rule: str, notebook_runner: NotebookRunner, frozen_device: str
+) -> None:
+    start = START + pd.Timedelta(seconds=BASELINE)
+    end = START + pd.Timedelta(seconds=BASELINE + MONITORED)
+    parameters = {
+        "baseline_start": START.isoformat(),
+        "baseline_end": start.isoformat(),
+        "spread_span": 20,
+        "plot": False,
+    }
+    result = run_notebook_rule(
+        notebook_runner, f"rules/{rule}.ipynb", parameters, frozen_device, start, end, dry_run=True
+    )
+    assert result.ok, result.error
+    assert "spread" in result.records["summary"]["limits"]
+    fault_start = start + pd.Timedelta(seconds=FAULT_AT)
+    alert = max(result.alerts, key=samples)
+    assert fault_start <= pd.Timestamp(alert.at) <= fault_start + pd.Timedelta(seconds=60)
+    assert samples(alert) > 0.8 * (MONITORED - FAULT_AT)
+    assert alert.metadata["contributors"][0]["key"] == FAULTY, alert.metadata["contributors"]

@@ -14,8 +14,11 @@ of control. Every choice comes from the baseline only:
 
 Alarm logic is part of the rule, not of the data: each statistic is smoothed by an EWMA of span ``span``
 samples before it is compared, and :func:`persistent` keeps a flag only when ``k`` of the last ``n`` samples
-are out of control. Contributions (:attr:`Scores.contributions`) split each sample's statistic over the
-sensors, so an alert can name the sensors that drive it.
+are out of control. Two per-sensor statistics can join T² and Q (or the knn residual): ``drift`` (each
+sensor's own EWMA, for sustained shifts the controls absorb) and ``spread`` (each sensor's short-term
+variability against its baseline: oscillation, noise, a frozen reading). Contributions
+(:attr:`Scores.contributions`) split each sample's statistic over the sensors, so an alert can name the
+sensors that drive it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 METHODS = ("pca", "knn")
-PRESMOOTHED = frozenset({"drift"})  # statistics built from an EWMA already: not smoothed again
+PRESMOOTHED = frozenset({"drift", "spread"})  # statistics built from an EWMA already: not smoothed again
 CHUNK = 256  # rows scored at once by the k-nearest-neighbour model (bounds its distance matrix)
 
 
@@ -44,6 +47,8 @@ class Settings:
     folds: int = 5  # contiguous baseline blocks used for the cross-validated limits
     drift_span: float = 0.0  # > 0: also watch each sensor's EWMA (this span) for a sustained shift
     drift_margin: float = 2.0  # margin of the drift statistic's limit
+    spread_span: float = 0.0  # > 0: also watch each sensor's short-term variability (EWMA of squared steps)
+    spread_margin: float = 1.5  # margin of the spread statistic's limit
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -71,6 +76,8 @@ class Model:
     loadings: np.ndarray | None = None  # PCA: (columns, components)
     eigen: np.ndarray | None = None  # PCA: variances of the kept components
     reference: np.ndarray | None = None  # knn: standardized baseline samples
+    step_level: np.ndarray | None = None  # spread: each column's mean squared step on the baseline
+    step_scale: np.ndarray | None = None  # spread: each column's spread (log ratio) deviation on the baseline
 
     def raw(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Unsmoothed statistics and per-column squared contributions of lagged samples ``x``."""
@@ -93,6 +100,10 @@ class Model:
             # a sustained shift of one sensor that the controls or the model absorb: its own EWMA, squared
             shifted = ewma_rows(z, self.settings.drift_span, start=np.zeros(z.shape[1])) ** 2
             stats["drift"], parts["drift"] = shifted.max(axis=1), shifted
+        if self.settings.spread_span > 0:
+            assert self.step_level is not None and self.step_scale is not None
+            spread = (log_spread(z, self.step_level, self.settings.spread_span) / self.step_scale) ** 2
+            stats["spread"], parts["spread"] = spread.max(axis=1), spread
         return stats, parts
 
 
@@ -177,6 +188,16 @@ def ewma_rows(values: np.ndarray, span: float, start: np.ndarray | None = None) 
     return out
 
 
+def log_spread(z: np.ndarray, level: np.ndarray, span: float) -> np.ndarray:
+    """Log ratio of each column's short-term variability (EWMA of squared steps) to its baseline ``level``.
+
+    Positive when a sensor becomes noisier or oscillates, negative when it freezes (a stuck valve, a
+    stopped transmitter): changes of variance that leave the mean where it was."""
+    steps = np.diff(z, axis=0, prepend=z[:1]) ** 2
+    variability = ewma_rows(steps, span, start=level)
+    return np.log(np.maximum(variability, 1e-3 * level) / level)
+
+
 def persistent(flags: np.ndarray, k: int = 1, n: int = 1) -> np.ndarray:
     """True where at least ``k`` of the last ``n`` samples (this one included) are flagged."""
     flags = np.asarray(flags, dtype=bool)
@@ -226,8 +247,15 @@ def fit_model(pieces: list[np.ndarray], settings: Settings) -> Model:
     scale = rows.std(axis=0, ddof=1)
     scale = np.where(scale > 1e-9 * np.maximum(np.abs(mean), 1.0), scale, 1.0)
     z = (rows - mean) / scale
+    spread: dict[str, np.ndarray] = {}
+    if settings.spread_span > 0:
+        standardized = [(lagged(piece, settings.lags) - mean) / scale for piece in pieces if len(piece) > 1]
+        steps = np.vstack([np.diff(piece, axis=0) ** 2 for piece in standardized])
+        level = np.maximum(steps.mean(axis=0), 1e-6)
+        deviation = np.vstack([log_spread(piece, level, settings.spread_span) for piece in standardized])
+        spread = {"step_level": level, "step_scale": np.maximum(deviation.std(axis=0), 1e-3)}
     if settings.method == "knn":
-        return Model(settings, mean, scale, reference=z)
+        return Model(settings, mean, scale, reference=z, **spread)
     eigen, vectors = np.linalg.eigh(np.cov(z, rowvar=False))
     order = np.argsort(eigen)[::-1]
     eigen, vectors = np.maximum(eigen[order], 1e-12), vectors[:, order]
@@ -238,7 +266,7 @@ def fit_model(pieces: list[np.ndarray], settings: Settings) -> Model:
         share = float(settings.components)
         kept = int(np.searchsorted(np.cumsum(eigen) / eigen.sum(), share) + 1)
     kept = max(1, min(kept, z.shape[1] - 1))
-    return Model(settings, mean, scale, loadings=vectors[:, :kept], eigen=eigen[:kept])
+    return Model(settings, mean, scale, loadings=vectors[:, :kept], eigen=eigen[:kept], **spread)
 
 
 def fit(baseline: np.ndarray, settings: Settings | None = None) -> Monitor:
@@ -270,7 +298,7 @@ def control_limits(calibration: dict[str, np.ndarray], settings: Settings) -> di
     """Each statistic's limit: ``margin`` x its ``quantile`` over the held-out baseline values."""
     limits = {
         name: float(
-            (settings.drift_margin if name == "drift" else settings.margin)
+            {"drift": settings.drift_margin, "spread": settings.spread_margin}.get(name, settings.margin)
             * np.quantile(values, settings.quantile)
         )
         for name, values in calibration.items()

@@ -75,3 +75,45 @@ def test_parallel_analysis_is_cached_per_shape() -> None:
     first = mv.parallel_analysis(50, 4)
     assert mv.parallel_analysis(50, 4) is first and not first.flags.writeable
     assert first[0] > 1 > first[-1]
+
+
+def wandering(rows: int, seed: int) -> np.ndarray:
+    """Five independent sensors, each a slow AR(1) process around zero (no shared factor)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((rows, 5))
+    out = np.zeros_like(noise)
+    for i in range(1, rows):
+        out[i] = 0.7 * out[i - 1] + noise[i]
+    return out
+
+
+@pytest.mark.parametrize("method", ["pca", "knn"])
+def test_a_frozen_sensor_is_caught_by_its_spread_and_named(method: str) -> None:
+    baseline, monitored = wandering(600, 5), wandering(600, 6)
+    monitored[300:, 2] = 0.0  # a stuck valve: the reading freezes at its usual level, the mean does not move
+    names = [f"s{i}" for i in range(5)]
+    without = mv.fit(baseline, mv.Settings(method=method)).score(monitored)
+    # the mean statistics see nothing: the other sensors carry on and the frozen one sits at its mean
+    assert (without.ratio[340:] > 1).mean() < 0.2
+    monitor = mv.fit(baseline, mv.Settings(method=method, spread_span=20))
+    assert set(monitor.limits) >= {"spread"}
+    scores = monitor.score(monitored)
+    flagged = scores.ratio > 1
+    assert flagged[:300].mean() <= 0.05 and flagged[340:].mean() > 0.95
+    assert mv.top(scores.contributions[340:], names)[0][0] == "s2"
+
+
+def test_a_noisier_sensor_raises_its_spread() -> None:
+    baseline, monitored = wandering(600, 7), wandering(600, 8)
+    rng = np.random.default_rng(9)
+    monitored[300:, 4] += 3.0 * rng.standard_normal(300)  # an oscillating or loose sensor: more variance
+    monitor = mv.fit(baseline, mv.Settings(spread_span=20))
+    spread = monitor.score(monitored).statistics["spread"] / monitor.limits["spread"]
+    assert (spread[:300] > 1).mean() <= 0.05 and (spread[340:] > 1).mean() > 0.9
+
+
+def test_spread_of_a_constant_baseline_sensor_stays_finite() -> None:
+    baseline = wandering(300, 10)
+    baseline[:, 1] = 4.0  # a sensor that never changed in the baseline (a setpoint)
+    scores = mv.fit(baseline, mv.Settings(spread_span=20)).score(wandering(100, 11))
+    assert np.isfinite(scores.ratio).all() and np.isfinite(scores.contributions).all()
