@@ -122,7 +122,7 @@ def register(ui: dash.Dash) -> None:
     """Callbacks of the quarantine page."""
 
     @ui.callback(
-        Output("quarantine-grid", "rowData"),
+        Output("quarantine-grid", "rowData", allow_duplicate=True),
         Output("q-device", "options"),
         Input("q-device", "value"),
         Input("q-reason", "value"),
@@ -138,7 +138,7 @@ def register(ui: dash.Dash) -> None:
 
     @ui.callback(
         Output("q-result", "children"),
-        Output("quarantine-grid", "rowData", allow_duplicate=True),
+        Output("quarantine-grid", "rowData"),
         Input("q-replay", "n_clicks"),
         State("quarantine-grid", "selectedRows"),
         State("q-device", "value"),

@@ -157,7 +157,7 @@ def register(ui: dash.Dash) -> None:
 
     @ui.callback(
         Output("user-create-result", "children"),
-        Output("users-grid", "rowData"),
+        Output("users-grid", "rowData", allow_duplicate=True),
         Output("user-email", "value"),
         Output("user-password", "value"),
         Input("user-create", "n_clicks"),
@@ -178,7 +178,7 @@ def register(ui: dash.Dash) -> None:
 
     @ui.callback(
         Output("user-result", "children"),
-        Output("users-grid", "rowData", allow_duplicate=True),
+        Output("users-grid", "rowData"),
         Input("user-set-role", "n_clicks"),
         Input("user-disable", "n_clicks"),
         Input("user-enable", "n_clicks"),
