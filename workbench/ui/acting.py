@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash_bootstrap_components as dbc
+from dash import html
 
 from workbench.auth.guard import session_principal
 from workbench.auth.principal import Principal
@@ -25,7 +26,7 @@ def secret(label: str, value: str, ident: str) -> Any:
     """A secret shown this once (a new password, a token), with the warning that it is not shown again."""
     return dbc.Alert(
         [
-            dbc.AlertHeading(label, className="h6"),
+            html.H2(label, className="alert-heading h6"),
             dbc.Label("Copy it now: it is not shown again.", html_for=ident, className="small d-block"),
             dbc.Input(value=value, id=ident, readonly=True, className="font-monospace"),
         ],
