@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
@@ -13,11 +14,13 @@ from sqlalchemy import insert, select, update
 
 from tests.workbench.auth.test_users import only_admins
 from tests.workbench.ui.conftest import Plant, shot
+from tests.workbench.ui.test_a11y import axe, scan
 from tests.workbench.ui.test_pages import choose
 from workbench.auth.users import find_user
 from workbench.db.tables import devices, quarantine, telemetry
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
+__all__ = ["axe"]  # the axe-core fixture, used here too
 
 
 def sign_in(browser: Browser, base: str, email: str, password: str) -> Page:
@@ -249,3 +252,21 @@ def test_admin_pages_follow_the_role_matrix(plant: Plant, login: Callable[..., P
     if role == "engineer":  # the matrix gives engineers quarantine:replay too
         page.goto(f"{plant.base}/ui/quarantine")
         expect(page.locator("#q-replay")).to_be_visible()
+
+
+def test_admin_pages_pass_axe_light_and_dark(plant: Plant, login: Callable[..., Page], axe: Path) -> None:
+    problems: dict[str, object] = {}
+    titles = {"users": "Users", "quarantine": "Quarantine", "service-tokens": "Service tokens"}
+    for dark in (False, True):
+        page = login("admin")
+        if dark:
+            page.locator("#theme-dark").check()
+            expect(page.locator("html")).to_have_attribute("data-bs-theme", "dark")
+        for path, title in titles.items():
+            page.goto(f"{plant.base}/ui/{path}")
+            expect(page.locator(MARKS[path])).to_be_visible()
+            expect(page).to_have_title(f"{title} · IIoT Workbench")
+            found = scan(page, axe)
+            if found:
+                problems[f"{path} ({'dark' if dark else 'light'})"] = found
+    assert problems == {}, problems

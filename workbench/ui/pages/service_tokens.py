@@ -82,7 +82,9 @@ def _form() -> Any:
                                         step=1,
                                         value=days,
                                     ),
-                                    dbc.InputGroupText("days"),
+                                    html.Label(
+                                        "days to expiry", htmlFor="token-days", className="input-group-text"
+                                    ),
                                 ]
                             ),
                             md=2,

@@ -90,8 +90,8 @@ def _tools() -> Any:
                 className="me-2",
             ),
             dbc.Button("Change role", id="user-set-role", color="primary", outline=True, className="me-2"),
-            dbc.Button("Disable", id="user-disable", color="warning", outline=True, className="me-2"),
-            dbc.Button("Enable", id="user-enable", color="success", outline=True, className="me-2"),
+            dbc.Button("Disable", id="user-disable", color="warning", className="me-2"),
+            dbc.Button("Enable", id="user-enable", color="success", className="me-2"),
             dbc.Button("Reset password", id="user-reset", color="secondary", outline=True, className="me-2"),
             dcc.ConfirmDialogProvider(
                 dbc.Button("Delete", id="user-delete-button", color="danger", outline=True),
