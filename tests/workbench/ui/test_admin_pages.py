@@ -94,6 +94,13 @@ def test_admin_adds_a_user_changes_their_role_resets_and_disables_them(
     stored = find_user(plant.platform.engine, email)
     assert stored is not None and stored["disabled"] and stored["role"] == "engineer"
 
+    # Deleted, after the browser's confirmation.
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.click("#user-delete-button")
+    expect(admin.locator("#user-done")).to_have_text("User deleted.")
+    expect(admin.locator("#users-grid")).not_to_contain_text(email)
+    assert find_user(plant.platform.engine, email) is None
+
 
 def test_the_last_admin_cannot_demote_or_disable_themselves(plant: Plant, login: Callable[..., Page]) -> None:
     email = plant.users["admin"][0]
