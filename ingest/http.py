@@ -18,6 +18,7 @@ from ingest.fastpath import FastRows
 from ingest.pipeline import Backpressure, MessageReject, Pipeline
 from ingest.points import Reading
 from ingest.validation import Rejected, canonical_device
+from workbench import quarantine as quarantine_service
 from workbench.api.errors import ApiError, database_unavailable
 from workbench.api.protection import bounded_body, charge_points
 from workbench.auth.guard import current_principal, require
@@ -154,6 +155,7 @@ class QuarantineArgs(ma.Schema):
     """Filters of the quarantine list."""
 
     device_id = ma.fields.String()
+    reason = ma.fields.String(metadata={"description": "part of the reason, any case"})
     source = ma.fields.String()
     include_replayed = ma.fields.Boolean(load_default=False)
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
@@ -182,7 +184,7 @@ class QuarantineListSchema(ma.Schema):
 class ReplayArgs(ma.Schema):
     """What to replay: ids, or every item of a device, or everything (up to 10,000 at once)."""
 
-    ids = ma.fields.List(ma.fields.Integer(), validate=ma.validate.Length(max=10_000))
+    ids = ma.fields.List(ma.fields.Integer(), validate=ma.validate.Length(max=quarantine_service.MAX_REPLAY))
     device_id = ma.fields.String()
     all = ma.fields.Boolean(load_default=False)
 
@@ -378,14 +380,16 @@ def import_telemetry() -> dict[str, Any]:
 
 
 @blp.route("/quarantine", methods=["GET"])
-@require("quarantine:read")
+@require(quarantine_service.READ)
 @blp.arguments(QuarantineArgs, location="query")
 @blp.response(200, QuarantineListSchema)
 def list_quarantine(args: dict[str, Any]) -> dict[str, Any]:
     """Rejected messages and points with their reason, newest first."""
-    items = quarantine_store.list_rows(
+    items = quarantine_service.list_items(
         current_platform().engine,
+        current_principal(),
         args.get("device_id"),
+        args.get("reason"),
         args.get("source"),
         args["include_replayed"],
         args["limit"],
@@ -395,17 +399,20 @@ def list_quarantine(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/quarantine/replay", methods=["POST"])
-@require("quarantine:replay")
+@require(quarantine_service.REPLAY)
 @blp.arguments(ReplayArgs)
 @blp.response(200, ReplayResultSchema)
 def replay_quarantine(args: dict[str, Any]) -> dict[str, Any]:
     """Validate quarantined items again (after a fix); the now-valid ones are written and marked replayed."""
-    if not (args.get("ids") or args.get("device_id") or args["all"]):
-        raise ApiError(400, "bad_request", "name ids, a device_id, or all=true")
-    platform = current_platform()
-    try:
-        return quarantine_store.replay(
-            platform.engine, pipeline_of(platform), args.get("ids"), args.get("device_id")
-        )
-    except TimeoutError as error:
-        raise ApiError(503, "unavailable", str(error)) from None
+    return quarantine_service.replay(
+        current_platform(), current_principal(), args.get("ids"), args.get("device_id"), args["all"]
+    )
+
+
+def connect_quarantine(platform: Platform) -> None:
+    """Let the platform replay quarantined items through its pipeline (for the API and the UI alike)."""
+
+    def replay(ids: list[int] | None, device_id: str | None) -> dict[str, Any]:
+        return quarantine_store.replay(platform.engine, pipeline_of(platform), ids, device_id)
+
+    platform.services.quarantine_replay = replay

@@ -1,4 +1,7 @@
-"""Quarantine: list what ingest rejected, and replay it after a fix (new device, declared text key...)."""
+"""Quarantine replay: validate what ingest rejected again after a fix (new device, declared text key...).
+
+Listing and the permission checks are :mod:`workbench.quarantine`'s; this is the part that needs the pipeline.
+"""
 
 from __future__ import annotations
 
@@ -14,43 +17,7 @@ from ingest.points import Reading
 from ingest.push.registry import codec_for
 from ingest.writer import WorkItem
 from workbench.db.tables import quarantine
-
-MAX_REPLAY = 10_000
-
-
-def list_rows(
-    engine: Engine,
-    device_id: str | None,
-    source: str | None,
-    include_replayed: bool,
-    limit: int,
-    before_id: int | None,
-) -> list[dict[str, Any]]:
-    """Quarantined items, newest first, filtered; payloads as UTF-8 text (invalid bytes replaced)."""
-    query = select(quarantine).order_by(quarantine.c.id.desc()).limit(limit)
-    if device_id:
-        query = query.where(quarantine.c.device_id == device_id)
-    if source:
-        query = query.where(quarantine.c.source == source)
-    if not include_replayed:
-        query = query.where(quarantine.c.replayed_at.is_(None))
-    if before_id:
-        query = query.where(quarantine.c.id < before_id)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [
-        {
-            "id": row.id,
-            "received_at": row.received_at,
-            "source": row.source,
-            "topic": row.topic,
-            "device_id": row.device_id,
-            "reason": row.reason,
-            "payload": bytes(row.payload).decode("utf-8", "replace"),
-            "replayed_at": row.replayed_at,
-        }
-        for row in rows
-    ]
+from workbench.quarantine import MAX_REPLAY
 
 
 def _decode(topic: str | None, payload: bytes) -> tuple[list[Reading], tuple[str, str] | None]:

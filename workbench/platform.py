@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the services' own modules import this one
     from workbench.live.socket import LiveServer
     from workbench.notebooks.rule_schedule import NotebookScheduler
     from workbench.notebooks.runner import NotebookRunner
+    from workbench.quarantine import Replayer
     from workbench.reports.scheduler import ReportScheduler
     from workbench.reports.service import ReportService
     from workbench.rules.engine import RuleEngine
@@ -34,6 +35,7 @@ class Services:
     reports: ReportService | None = None
     report_scheduler: ReportScheduler | None = None
     live: LiveServer | None = None
+    quarantine_replay: Replayer | None = None  # ingest's replay of quarantined items (workbench.quarantine)
     # Ingest's parts (``workbench`` never imports ``ingest``, so they are typed there, not here): the
     # in-process IngestService, the Pipeline every in-process source writes through (HTTP, connectors,
     # the simulator), the ConnectorManager, the demo Simulator and the Mosquitto login sync's stop function.

@@ -11,10 +11,10 @@ from sqlalchemy import update
 
 from workbench.api.common import Strict, make_blueprint
 from workbench.api.errors import ApiError
-from workbench.api.users import UserCreateSchema, UserSchema, insert_user
+from workbench.api.users import CreatedUserSchema, UserCreateSchema
 from workbench.auth import access, tokens
-from workbench.auth.guard import public, require
-from workbench.auth.users import check_login
+from workbench.auth.guard import current_principal, public, require
+from workbench.auth.users import add_user, check_login
 from workbench.db.tables import users
 from workbench.platform import current_platform
 
@@ -132,7 +132,9 @@ def logout(body: dict[str, Any]) -> None:
 @blp.route("/register", methods=["POST"])
 @require("users:manage")
 @blp.arguments(UserCreateSchema)
-@blp.response(201, UserSchema)
+@blp.response(201, CreatedUserSchema)
 def register(body: dict[str, Any]) -> dict[str, Any]:
-    """Create a user (admins only; the first admin comes from ``workbench user create``)."""
-    return insert_user(body)
+    """Create a user (admins only; the first admin comes from ``workbench user create``), as POST /users."""
+    engine = current_platform().engine
+    made, password = add_user(engine, current_principal(), body["email"], body["role"], body.get("password"))
+    return {**made, "password": password} if password else made

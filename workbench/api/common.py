@@ -9,10 +9,11 @@ from typing import Any
 
 import marshmallow as ma
 from flask_smorest import Blueprint
-from sqlalchemy import ColumnElement, FromClause, Table, func, select, update
+from sqlalchemy import ColumnElement, FromClause, Table, select, update
 
 from workbench.api.errors import ApiError
 from workbench.api.protection import MAX_JSON_BODY, limit_body
+from workbench.db.paging import page_rows
 from workbench.platform import current_platform
 
 MAX_PAGE_SIZE = 500
@@ -92,13 +93,9 @@ def fetch_page(
     columns: Sequence[ColumnElement[Any]] = (),
 ) -> dict[str, Any]:
     """The list envelope of one page of ``table`` (or its ``columns``) matching ``where``, rows as dicts."""
-    query = select(*columns) if columns else select(table)
-    with current_platform().engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
-        rows = conn.execute(
-            query.where(*where).order_by(*order_by).limit(args["page_size"]).offset(offset_of(args))
-        ).mappings()
-        return paged([dict(row) for row in rows], args, total)
+    engine = current_platform().engine
+    rows, total = page_rows(engine, table, where, order_by, args["page"], args["page_size"], columns)
+    return paged(rows, args, total)
 
 
 def fetch_row(

@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
+from sqlalchemy import Engine
 
-from workbench.api.common import (
-    PageArgs,
-    PageSchema,
-    Strict,
-    Timestamp,
-    fetch_page,
-    fetch_row,
-    make_blueprint,
-    query_args,
-)
-from workbench.api.errors import ApiError
+from workbench.api.common import PageArgs, PageSchema, Strict, Timestamp, make_blueprint, paged, query_args
 from workbench.auth import service_tokens
 from workbench.auth.guard import current_principal, require
-from workbench.db.tables import service_tokens as tokens_table
 from workbench.platform import current_platform
 
 blp = make_blueprint("service_tokens", "/service-tokens", "Service tokens: scoped read access for machines")
-DEFAULT_LIFETIME = timedelta(days=90)
 
 
 class TokenCreateSchema(Strict):
@@ -72,51 +60,37 @@ class TokenListArgs(PageArgs):
     include_revoked = ma.fields.Boolean(load_default=False)
 
 
-_COLUMNS = [c for c in tokens_table.c if c.name != "token_hash"]
-
-
-def _token(token_id: uuid.UUID) -> dict[str, Any]:
-    return fetch_row(tokens_table, token_id, "service token", _COLUMNS)
+def _engine() -> Engine:
+    return current_platform().engine
 
 
 @blp.route("", methods=["GET"])
-@require("users:manage")
+@require(service_tokens.MANAGE)
 @query_args(blp, TokenListArgs)
 @blp.response(200, TokenPageSchema)
 def list_tokens(args: dict[str, Any]) -> dict[str, Any]:
     """Tokens, newest first, with when each was last used."""
-    where = [] if args["include_revoked"] else [tokens_table.c.revoked_at.is_(None)]
-    order = [tokens_table.c.created_at.desc(), tokens_table.c.id]
-    return fetch_page(tokens_table, where, order, args, _COLUMNS)
+    items, total = service_tokens.list_tokens(
+        _engine(), current_principal(), args["include_revoked"], args["page"], args["page_size"]
+    )
+    return paged(items, args, total)
 
 
 @blp.route("", methods=["POST"])
-@require("users:manage")
+@require(service_tokens.MANAGE)
 @blp.arguments(TokenCreateSchema)
 @blp.response(201, CreatedTokenSchema)
 def create(body: dict[str, Any]) -> dict[str, Any]:
     """Create a token; the secret is in this answer only. Scopes are read permissions of the role matrix."""
-    expires_at = body["expires_at"] or datetime.now(UTC) + DEFAULT_LIFETIME
-    creator = current_principal()
-    try:
-        token_id, raw = service_tokens.create(
-            current_platform().engine,
-            body["name"],
-            body["scopes"],
-            expires_at,
-            creator.id if creator.kind == "user" else None,
-        )
-    except ValueError as error:
-        raise ApiError(
-            422, "validation_error", str(error), {"fields": {"expires_at": [str(error)]}}
-        ) from None
-    return {**_token(token_id), "token": raw}
+    token, raw = service_tokens.issue(
+        _engine(), current_principal(), body["name"], body["scopes"], body["expires_at"]
+    )
+    return {**token, "token": raw}
 
 
 @blp.route("/<uuid:token_id>", methods=["DELETE"])
-@require("users:manage")
+@require(service_tokens.MANAGE)
 @blp.response(204)
 def revoke(token_id: uuid.UUID) -> None:
     """Revoke a token at once (idempotent)."""
-    _token(token_id)
-    service_tokens.revoke(current_platform().engine, token_id)
+    service_tokens.withdraw(_engine(), current_principal(), token_id)

@@ -1,4 +1,4 @@
-"""``/api/v1/users``: user management (admins only)."""
+"""``/api/v1/users``: user management (admins only), through :mod:`workbench.auth.users`."""
 
 from __future__ import annotations
 
@@ -6,26 +6,13 @@ import uuid
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 
-from workbench.api.common import (
-    Changes,
-    PageArgs,
-    PageSchema,
-    Strict,
-    fetch_page,
-    fetch_row,
-    make_blueprint,
-    not_found,
-)
+from workbench.api.common import Changes, PageArgs, PageSchema, Strict, make_blueprint, paged
 from workbench.api.common import query_args as _query_args
-from workbench.api.errors import ApiError
-from workbench.auth import access
+from workbench.auth import users
 from workbench.auth.guard import current_principal, require
-from workbench.auth.passwords import hash_password
 from workbench.auth.users import ROLES
-from workbench.db.tables import users
 from workbench.platform import current_platform
 
 blp = make_blueprint("users", "/users", "User management (admin)")
@@ -35,10 +22,10 @@ _PASSWORD = ma.validate.Length(min=8, max=1024)
 
 
 class UserCreateSchema(Strict):
-    """A new user."""
+    """A new user; leave out the password to have one made up (returned once)."""
 
     email = ma.fields.String(required=True, validate=_EMAIL)
-    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+    password = ma.fields.String(load_only=True, validate=_PASSWORD)
     role = ma.fields.String(required=True, validate=ma.validate.OneOf(ROLES))
 
 
@@ -73,93 +60,85 @@ class UserPageSchema(PageSchema):
     items = ma.fields.List(ma.fields.Nested(UserSchema), required=True)
 
 
-_COLUMNS = (users.c.id, users.c.email, users.c.role, users.c.disabled, users.c.created_at, users.c.last_login)
+class CreatedUserSchema(UserSchema):
+    """A new user; ``password`` only when the server made one up (shown this once)."""
+
+    password = ma.fields.String(metadata={"description": "the generated password, shown once"})
 
 
-def insert_user(body: dict[str, Any]) -> dict[str, Any]:
-    """Create a user from a validated body; 409 when the e-mail is taken."""
-    try:
-        with current_platform().engine.begin() as conn:
-            row = conn.execute(
-                insert(users)
-                .values(
-                    email=body["email"].lower(),
-                    role=body["role"],
-                    password_hash=hash_password(body["password"]),
-                )
-                .returning(*_COLUMNS)
-            ).one()
-    except IntegrityError:
-        raise ApiError(
-            409, "conflict", "a user with this e-mail exists", {"fields": {"email": ["taken"]}}
-        ) from None
-    return dict(row._mapping)
+class PasswordResetSchema(Strict):
+    """A new password, or none to have one made up."""
+
+    password = ma.fields.String(load_default=None, allow_none=True, validate=_PASSWORD)
+
+
+class PasswordResetResultSchema(ma.Schema):
+    """The user after a reset, and the new password when the server made it up (shown this once)."""
+
+    user = ma.fields.Nested(UserSchema, required=True)
+    password = ma.fields.String(metadata={"description": "the generated password, shown once"})
+
+
+def _engine() -> Engine:
+    return current_platform().engine
 
 
 @blp.route("", methods=["GET"])
-@require("users:manage")
+@require(users.MANAGE)
 @_query_args(blp, UserListArgs)
 @blp.response(200, UserPageSchema)
 def list_users(args: dict[str, Any]) -> dict[str, Any]:
     """Users, newest first."""
-    where = [users.c.role == args["role"]] if "role" in args else []
-    return fetch_page(users, where, [users.c.created_at.desc(), users.c.id], args, _COLUMNS)
+    items, total = users.list_users(
+        _engine(), current_principal(), args.get("role"), args["page"], args["page_size"]
+    )
+    return paged(items, args, total)
 
 
 @blp.route("", methods=["POST"])
-@require("users:manage")
+@require(users.MANAGE)
 @blp.arguments(UserCreateSchema)
-@blp.response(201, UserSchema)
+@blp.response(201, CreatedUserSchema)
 def create(body: dict[str, Any]) -> dict[str, Any]:
-    """Create a user."""
-    return insert_user(body)
+    """Create (invite) a user; without a password one is made up and returned once."""
+    made, password = users.add_user(
+        _engine(), current_principal(), body["email"], body["role"], body.get("password")
+    )
+    return {**made, "password": password} if password else made
 
 
 @blp.route("/<uuid:user_id>", methods=["GET"])
-@require("users:manage")
+@require(users.MANAGE)
 @blp.response(200, UserSchema)
 def get(user_id: uuid.UUID) -> dict[str, Any]:
     """One user."""
-    return fetch_row(users, user_id, "user", _COLUMNS)
+    return users.get_user(_engine(), current_principal(), user_id)
 
 
-@blp.route("/<uuid:user_id>", methods=["PUT"])
-@require("users:manage")
+@blp.route("/<uuid:user_id>", methods=["PUT", "PATCH"])
+@require(users.MANAGE)
 @blp.arguments(UserUpdateSchema)
 @blp.response(200, UserSchema)
 def update_user(body: dict[str, Any], user_id: uuid.UUID) -> dict[str, Any]:
-    """Change a user's role, password or disabled flag."""
-    values: dict[str, Any] = {k: body[k] for k in ("role", "disabled") if k in body}
-    if "password" in body:
-        values["password_hash"] = hash_password(body["password"])
-    if user_id == current_principal().id and (
-        values.get("disabled") or values.get("role", "admin") != "admin"
-    ):
-        raise ApiError(409, "conflict", "admins cannot demote or disable themselves")
-    with current_platform().engine.begin() as conn:
-        before = conn.execute(
-            select(users.c.role, users.c.disabled).where(users.c.id == user_id).with_for_update()
-        ).first()
-        if before is None:
-            raise not_found("user", user_id)
-        if values:
-            conn.execute(update(users).where(users.c.id == user_id).values(**values))
-        # A new password, another role or disabling ends every token and UI session the user holds.
-        if "password_hash" in values or any(
-            values[k] != getattr(before, k) for k in ("role", "disabled") if k in values
-        ):
-            access.end_access(conn, user_id)
-        row = conn.execute(select(*_COLUMNS).where(users.c.id == user_id)).one()
-    return dict(row._mapping)
+    """Change a user's role, password or disabled flag (the last active admin keeps theirs)."""
+    return users.change_user(
+        _engine(), current_principal(), user_id, body.get("role"), body.get("disabled"), body.get("password")
+    )
+
+
+@blp.route("/<uuid:user_id>/reset-password", methods=["POST"])
+@require(users.MANAGE)
+@blp.arguments(PasswordResetSchema)
+@blp.response(200, PasswordResetResultSchema)
+def reset_password(body: dict[str, Any], user_id: uuid.UUID) -> dict[str, Any]:
+    """Give a user a new password (made up when not sent, returned once); their sessions end."""
+    user, password = users.reset_password(_engine(), current_principal(), user_id, body["password"])
+    return {"user": user} if body["password"] else {"user": user, "password": password}
 
 
 @blp.route("/<uuid:user_id>", methods=["DELETE"])
-@require("users:manage")
+@require(users.MANAGE)
 @blp.response(204)
 def delete_user(user_id: uuid.UUID) -> None:
-    """Remove a user (their dashboards stay, without an owner)."""
-    if user_id == current_principal().id:
-        raise ApiError(409, "conflict", "admins cannot delete themselves")
-    with current_platform().engine.begin() as conn:
-        if not conn.execute(delete(users).where(users.c.id == user_id)).rowcount:
-            raise not_found("user", user_id)
+    """Remove a user (their dashboards stay, without an owner; the last active admin stays)."""
+    users.remove_user(_engine(), current_principal(), user_id)

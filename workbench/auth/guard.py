@@ -15,7 +15,7 @@ from flask import current_app, g, request, session
 
 from workbench.auth import access, api_keys, service_tokens, tokens
 from workbench.auth.permissions import allowed
-from workbench.auth.principal import Principal
+from workbench.auth.principal import Principal, authorize
 from workbench.errors import ApiError
 from workbench.platform import current_platform
 
@@ -173,12 +173,7 @@ def require(permission: str) -> Callable[[F], F]:
     def decorator(func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            principal = resolve_principal()
-            if principal is None:
-                raise ApiError(401, "unauthorized", "authentication required (Bearer token or X-API-Key)")
-            if not principal.may(permission):
-                who = "this service token" if principal.kind == "service" else f"role {principal.role}"
-                raise ApiError(403, "forbidden", f"{who} lacks {permission}")
+            principal = authorize(resolve_principal(), permission)
             if principal.is_device and not _key_grants(principal, permission):
                 raise ApiError(403, "forbidden", f"this API key's permissions exclude {permission}")
             return func(*args, **kwargs)

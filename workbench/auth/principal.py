@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.auth.permissions import allowed
+from workbench.errors import ApiError
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,13 @@ class Principal:
         if not self.is_device:
             return True
         return str(self.device_id) == str(device_id)
+
+
+def authorize(actor: Principal | None, permission: str) -> Principal:
+    """``actor`` when it holds ``permission`` (the check of every service function); 401 or 403 otherwise."""
+    if actor is None:
+        raise ApiError(401, "unauthorized", "authentication required (Bearer token or X-API-Key)")
+    if not actor.may(permission):
+        who = "this service token" if actor.kind == "service" else f"role {actor.role}"
+        raise ApiError(403, "forbidden", f"{who} lacks {permission}")
+    return actor

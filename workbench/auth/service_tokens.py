@@ -1,4 +1,8 @@
-"""Service tokens for machines: named, scoped to read permissions, expiring, revocable, stored as SHA-256."""
+"""Service tokens for machines: named, scoped to read permissions, expiring, revocable, stored as SHA-256.
+
+:func:`issue`, :func:`list_tokens`, :func:`get_token` and :func:`withdraw` are the admins' path (API and UI
+alike): each checks ``users:manage`` (a token could mint access, so it is managed with the users).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,33 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, and_, insert, select, update
 
 from workbench.auth.permissions import PERMISSIONS
+from workbench.auth.principal import Principal, authorize
+from workbench.db.paging import page_rows
 from workbench.db.tables import service_tokens
+from workbench.errors import ApiError
 
 PREFIX = "wbs_"
 # Machines read: a token never writes, and never reaches users or keys (it could not mint a credential).
 SCOPES = tuple(permission for permission in PERMISSIONS if permission.endswith(":read"))
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 MAX_LIFETIME = timedelta(days=366)
+DEFAULT_LIFETIME = timedelta(days=90)
+MAX_NAME = 255
+MANAGE = "users:manage"
+# What a token looks like outside this module (never its hash).
+COLUMNS = tuple(c for c in service_tokens.c if c.name != "token_hash")
+
+
+class TokenError(ApiError, ValueError):
+    """A token cannot be created as asked (422 naming the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(422, "validation_error", message, {"fields": {field: [message]}})
 
 
 @dataclass(frozen=True)
@@ -41,19 +61,22 @@ def _digest(raw: str) -> str:
 def create(
     engine: Engine, name: str, scopes: list[str], expires_at: datetime, created_by: uuid.UUID | None
 ) -> tuple[uuid.UUID, str]:
-    """Store a new token; returns (its id, the raw token to show once). Unknown scopes raise ValueError."""
+    """Store a new token; returns (its id, the raw token to show once). Bad input raises TokenError (422)."""
+    if not 1 <= len(name.strip()) <= MAX_NAME:
+        raise TokenError("name", f"name must be 1 to {MAX_NAME} characters")
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
-        raise ValueError(f"scopes must be among {', '.join(SCOPES)}; got {', '.join(unknown) or 'none'}")
+        got = ", ".join(unknown) or "none"
+        raise TokenError("scopes", f"scopes must be among {', '.join(SCOPES)}; got {got}")
     now = datetime.now(UTC)
     if not now < expires_at <= now + MAX_LIFETIME:
-        raise ValueError("expires_at must be in the future and at most a year ahead")
+        raise TokenError("expires_at", "expires_at must be in the future and at most a year ahead")
     raw = PREFIX + secrets.token_urlsafe(32)
     with engine.begin() as conn:
         token_id = conn.execute(
             insert(service_tokens)
             .values(
-                name=name,
+                name=name.strip(),
                 token_hash=_digest(raw),
                 prefix=raw[:12],
                 scopes=sorted(set(scopes)),
@@ -114,3 +137,40 @@ def valid_ids(engine: Engine, token_ids: set[str]) -> set[str]:
             )
         )
         return {str(row.id) for row in rows}
+
+
+def issue(
+    engine: Engine, actor: Principal | None, name: str, scopes: list[str], expires_at: datetime | None = None
+) -> tuple[dict[str, Any], str]:
+    """A token for a machine (default: 90 days); returns (the token as listed, its secret to show once)."""
+    actor = authorize(actor, MANAGE)
+    expires_at = expires_at or datetime.now(UTC) + DEFAULT_LIFETIME
+    token_id, raw = create(engine, name, scopes, expires_at, actor.id if actor.kind == "user" else None)
+    return get_token(engine, actor, token_id), raw
+
+
+def list_tokens(
+    engine: Engine, actor: Principal | None, include_revoked: bool = False, page: int = 1, page_size: int = 50
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of tokens, newest first, with when each was last used; and how many in all."""
+    authorize(actor, MANAGE)
+    where = [] if include_revoked else [service_tokens.c.revoked_at.is_(None)]
+    order = [service_tokens.c.created_at.desc(), service_tokens.c.id]
+    return page_rows(engine, service_tokens, where, order, page, page_size, COLUMNS)
+
+
+def get_token(engine: Engine, actor: Principal | None, token_id: uuid.UUID) -> dict[str, Any]:
+    """One token as listed; 404 when absent."""
+    authorize(actor, MANAGE)
+    with engine.connect() as conn:
+        row = conn.execute(select(*COLUMNS).where(service_tokens.c.id == token_id)).mappings().first()
+    if row is None:
+        raise ApiError(404, "not_found", f"service token {token_id} not found")
+    return dict(row)
+
+
+def withdraw(engine: Engine, actor: Principal | None, token_id: uuid.UUID) -> dict[str, Any]:
+    """Revoke a token at once (idempotent; 404 when absent); returns it as listed."""
+    get_token(engine, actor, token_id)
+    revoke(engine, token_id)
+    return get_token(engine, actor, token_id)

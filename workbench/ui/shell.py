@@ -17,6 +17,10 @@ NAV = (
     ("Alerts", "/ui/alerts", "alerts:read"),
     ("Rules", "/ui/rules", "rules:read"),
     ("Reports", "/ui/reports", "reports:read"),
+    # Administration (the role matrix decides: users and tokens are admins', quarantine engineers' too).
+    ("Users", "/ui/users", "users:manage"),
+    ("Quarantine", "/ui/quarantine", "quarantine:read"),
+    ("Service tokens", "/ui/service-tokens", "users:manage"),
 )
 
 
@@ -37,7 +41,9 @@ def layout() -> Any:
                     [
                         dbc.Nav(
                             [
-                                dbc.NavItem(dbc.NavLink(label, href=href, id=f"nav-{label.lower()}"))
+                                dbc.NavItem(
+                                    dbc.NavLink(label, href=href, id=f"nav-{label.lower().replace(' ', '-')}")
+                                )
                                 for label, href, permission in NAV
                                 if user and user.may(permission)
                             ],

@@ -36,7 +36,7 @@ from workbench.auth import api_keys, tokens
 from workbench.auth.guard import permission_of
 from workbench.auth.passwords import hash_password
 from workbench.auth.permissions import allowed
-from workbench.db.tables import alerts, dashboards, devices, rules, users
+from workbench.db.tables import alerts, dashboards, devices, quarantine, rules, service_tokens, users
 from workbench.mqtt import MqttPublisher
 from workbench.platform import EXTENSION, Platform
 
@@ -133,6 +133,14 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         {"json": {"role": "operator"}},
     ),
     ("DELETE", "/api/v1/users/<uuid:user_id>"): lambda c: (f"/api/v1/users/{c.fresh_user()}", {}),
+    ("PATCH", "/api/v1/users/<uuid:user_id>"): lambda c: (
+        f"/api/v1/users/{c.fresh_user()}",
+        {"json": {"disabled": True}},
+    ),
+    ("POST", "/api/v1/users/<uuid:user_id>/reset-password"): lambda c: (
+        f"/api/v1/users/{c.fresh_user()}/reset-password",
+        {"json": {}},
+    ),
     ("GET", "/api/v1/devices"): lambda c: ("/api/v1/devices?type=sensor", {}),
     ("POST", "/api/v1/devices"): lambda c: ("/api/v1/devices", {"json": _device_body()}),
     ("GET", "/api/v1/devices/<uuid:device_id>"): lambda c: (f"/api/v1/devices/{c.device.id}", {}),
@@ -321,10 +329,81 @@ def _ui_save_config(client: FlaskClient, ctx: Ctx) -> Callable[[], bool]:
     return done
 
 
+def _ui_change_role(client: FlaskClient, ctx: Ctx) -> Callable[[], bool]:
+    user_id = ctx.fresh_user()
+    buttons = ("user-set-role", "user-disable", "user-enable", "user-reset")
+    inputs: dict[str, Any] = {f"{b}.n_clicks": None for b in buttons} | {"user-set-role.n_clicks": 1}
+    inputs["user-delete.submit_n_clicks"] = None
+    state = {"users-grid.selectedRows": [{"id": str(user_id)}], "user-new-role.value": "operator"}
+    outputs = ["user-result.children", "users-grid.rowData"]
+    callbacks.fire(client, outputs, inputs, state, "user-set-role.n_clicks")
+
+    def done() -> bool:
+        with ctx.engine.connect() as conn:
+            return conn.execute(select(users.c.role).where(users.c.id == user_id)).scalar_one() == "operator"
+
+    return done
+
+
+def _ui_create_token(client: FlaskClient, ctx: Ctx) -> Callable[[], bool]:
+    name = f"matrix-{uuid.uuid4().hex[:8]}"
+    callbacks.fire(
+        client,
+        ["token-create-result.children", "tokens-grid.rowData", "token-name.value"],
+        {"token-create.n_clicks": 1},
+        {"token-name.value": name, "token-scopes.value": ["devices:read"], "token-days.value": 5},
+        "token-create.n_clicks",
+    )
+
+    def done() -> bool:
+        with ctx.engine.connect() as conn:
+            return (
+                conn.execute(select(service_tokens.c.id).where(service_tokens.c.name == name)).first()
+                is not None
+            )
+
+    return done
+
+
+def _ui_replay(client: FlaskClient, ctx: Ctx) -> Callable[[], bool]:
+    device = ctx.fresh_device()
+    body = b'{"device_id": "%s", "telemetry": {"k": 1.5}}' % str(device.id).encode()
+    with ctx.engine.begin() as conn:
+        item = conn.execute(
+            insert(quarantine)
+            .values(source="http", device_id=str(device.id), reason="forged", payload=body)
+            .returning(quarantine.c.id)
+        ).scalar_one()
+    callbacks.fire(
+        client,
+        ["q-result.children", "quarantine-grid.rowData"],
+        {"q-replay.n_clicks": 1},
+        {
+            "quarantine-grid.selectedRows": [{"id": item}],
+            "q-device.value": None,
+            "q-reason.value": None,
+            "q-replayed.value": False,
+        },
+        "q-replay.n_clicks",
+    )
+
+    def done() -> bool:
+        with ctx.engine.connect() as conn:
+            replayed = conn.execute(
+                select(quarantine.c.replayed_at).where(quarantine.c.id == item)
+            ).scalar_one()
+        return replayed is not None
+
+    return done
+
+
 UI_WRITES: dict[str, tuple[str, Callable[[FlaskClient, Ctx], Callable[[], bool]]]] = {
     "disable a rule": ("rules:write", _ui_disable_rule),
     "acknowledge an alert": ("alerts:ack", _ui_ack_alert),
     "save a device's config": ("devices:write", _ui_save_config),
+    "change a user's role": ("users:manage", _ui_change_role),
+    "create a service token": ("users:manage", _ui_create_token),
+    "replay quarantined items": ("quarantine:replay", _ui_replay),
 }
 
 

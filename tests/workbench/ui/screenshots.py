@@ -29,6 +29,9 @@ SHOTS = {
     "reports": "test_pages.py",
     "alerts-phone": "test_a11y.py",
     "device-phone": "test_a11y.py",
+    "admin-users-last-admin": "test_admin_pages.py",
+    "admin-quarantine": "test_admin_pages.py",
+    "admin-service-tokens": "test_admin_pages.py",
 }
 
 
