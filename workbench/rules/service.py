@@ -176,8 +176,20 @@ def update_rule(platform: Platform, rule_id: uuid.UUID, body: dict[str, Any]) ->
 
 
 def set_enabled(platform: Platform, rule_id: uuid.UUID, enabled: bool) -> dict[str, Any]:
-    """Turn a rule on or off (nothing else changes); its new row."""
-    return update_rule(platform, rule_id, {"enabled": enabled})
+    """Turn a rule on or off, nothing else changing (a rule stored invalid, by SQL say, can still be turned
+    off); its new row, 404 for an unknown rule."""
+
+    def run(conn: Connection) -> dict[str, Any] | None:
+        statement = (
+            update(rules)
+            .where(rules.c.id == rule_id)
+            .values(enabled=enabled, updated_at=datetime.now(UTC))
+            .returning(rules)
+        )
+        found = conn.execute(statement).mappings().first()
+        return dict(found) if found is not None else None
+
+    return _write(platform, "", run)
 
 
 def unsent_keys(platform: Platform, device_ids: list[str], keys: list[str]) -> dict[str, list[str]]:

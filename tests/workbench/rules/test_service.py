@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -97,9 +98,13 @@ def test_migration_renames_duplicates_before_the_unique_index(app: Flask) -> Non
     with platform.engine.connect() as conn, conn.begin() as transaction:
         conn.execute(text("DROP INDEX uq_rules_name"))  # as before 0009; rolled back below
         body = {"condition": {}, "action": {}}
-        ids = [
-            conn.execute(insert(rules).values(name=name, **body).returning(rules.c.id)).scalar_one()
-            for name in (f"Dup {tag}", f"dup {tag} ", f"DUP {tag}")
+        ids = [  # the oldest keeps its name
+            conn.execute(
+                insert(rules)
+                .values(name=name, created_at=datetime(2026, 1, 1, n, tzinfo=UTC), **body)
+                .returning(rules.c.id)
+            ).scalar_one()
+            for n, name in enumerate((f"Dup {tag}", f"dup {tag} ", f"DUP {tag}"))
         ]
         conn.execute(text(_migration().RENAME_DUPLICATES))
         conn.execute(text("CREATE UNIQUE INDEX uq_rules_name ON rules (lower(btrim(name)))"))
