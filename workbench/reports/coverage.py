@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text
 
@@ -49,6 +50,10 @@ class Coverage:
         return self.points == 0 and self.alerts == 0
 
 
+def _in_zone(moment: datetime, zone: ZoneInfo) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
 def _scope(parameters: dict[str, Any]) -> dict[str, Any]:
     devices = [str(d) for d in parameters.get("devices") or []]
     return {"everyone": not devices, "devices": devices, "area": str(parameters.get("area") or "")}
@@ -59,8 +64,9 @@ def coverage(engine: Engine, parameters: dict[str, Any], reference: datetime) ->
 
     :class:`workbench.reports.params.ParameterError` when a bound or the zone does not parse."""
     resolved = params.resolve(parameters, reference)
-    start = datetime.fromisoformat(resolved["start"])
-    end = datetime.fromisoformat(resolved["end"])
+    zone = ZoneInfo(str(resolved["timezone"]))
+    # As the notebooks read them: a time without an offset is wall time in the report's zone.
+    start, end = (_in_zone(datetime.fromisoformat(resolved[name]), zone) for name in ("start", "end"))
     if end <= start:
         raise params.ParameterError(f"end ({resolved['end']}) must be after start ({resolved['start']})")
     bind = {**_scope(parameters), "start": start, "end": end}

@@ -279,7 +279,8 @@
 
   // An alert-list widget: its recent alerts, newest first, filtered by severity and status (its selects),
   // re-rendered from its items (same markup as widgets._alert_line), through Dash so React owns the nodes.
-  // An "Ack" button acknowledges through the page's "wal-ack" store (a server callback, rules.alerts.change).
+  // An "Ack" button acknowledges through the page's "wal-ack" store (a server callback, rules.alerts.change;
+  // a store draws no element, so set_props finds it in Dash's layout, not the DOM).
   var OPEN = { active: true, acknowledged: true };
 
   function el(type, props) { return { type: type, namespace: "dash_html_components", props: props }; }
@@ -321,7 +322,7 @@
 
   document.addEventListener("click", function (e) {
     var button = e.target.closest && e.target.closest("[data-ack]");
-    if (!button || !window.dash_clientside || !document.getElementById("wal-ack")) { return; }
+    if (!button || !window.dash_clientside || !window.dash_clientside.set_props) { return; }
     button.disabled = true;
     window.dash_clientside.set_props("wal-ack", { data: { id: button.getAttribute("data-ack"), at: Date.now() } });
   });

@@ -165,19 +165,23 @@ def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
                         dbc.Row(
                             [
                                 dbc.Col(
-                                    dbc.Input(
-                                        id="report-parameters",
-                                        placeholder=placeholder(first),
-                                        **{"aria-label": "parameters as JSON"},
-                                    ),
+                                    [
+                                        dbc.Label(
+                                            "parameters",
+                                            html_for="report-parameters",
+                                            className="visually-hidden",
+                                        ),
+                                        dbc.Input(id="report-parameters", placeholder=placeholder(first)),
+                                    ],
                                     md=5,
                                 ),
                                 dbc.Col(
-                                    dbc.Input(
-                                        id="report-cron",
-                                        placeholder="cron, e.g. 0 8 * * *",
-                                        **{"aria-label": "cron"},
-                                    ),
+                                    [
+                                        dbc.Label(
+                                            "cron", html_for="report-cron", className="visually-hidden"
+                                        ),
+                                        dbc.Input(id="report-cron", placeholder="cron, e.g. 0 8 * * *"),
+                                    ],
                                     md=3,
                                 ),
                                 dbc.Col(
