@@ -213,10 +213,15 @@ def _no_alerts() -> Any:
 
 def _alert_filter(list_id: str, field: str, options: dict[str, str], chosen: str) -> Any:
     # A plain select the page script reads (no server round trip): the list holds recent alerts of any status.
+    attributes: dict[str, Any] = {
+        "data-alert-filter": field,
+        "data-list": list_id,
+        "aria-label": f"{field} filter",
+    }
     return html.Select(
         [html.Option(label, value=value, selected=value == chosen) for value, label in options.items()],
         className="form-select form-select-sm w-auto wb-nodrag",
-        **{"data-alert-filter": field, "data-list": list_id, "aria-label": f"{field} filter"},
+        **attributes,
     )
 
 
