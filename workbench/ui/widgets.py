@@ -200,7 +200,7 @@ def _alert_line(item: dict[str, Any], may_ack: bool) -> Any:
         parts.append(
             html.Button(
                 "Ack",
-                className="btn btn-sm btn-outline-warning py-0 ms-2 wb-nodrag",
+                className="btn btn-sm btn-warning py-0 ms-2 wb-nodrag",
                 **{"data-ack": item["id"]},
             )
         )

@@ -292,7 +292,7 @@
       el("Span", { className: "small text-body-secondary", children: " " + item.status })
     ];
     if (l.may_ack && item.status === "active") {
-      children.push(el("Button", { className: "btn btn-sm btn-outline-warning py-0 ms-2 wb-nodrag", "data-ack": item.id, children: "Ack" }));
+      children.push(el("Button", { className: "btn btn-sm btn-warning py-0 ms-2 wb-nodrag", "data-ack": item.id, children: "Ack" }));
     }
     return el("Li", { className: "list-group-item py-1", "data-alert": item.id, children: children });
   }
