@@ -132,6 +132,8 @@ rules = Table(
     _now("updated_at"),
     Index("idx_rules_device", "device_id"),
     Index("idx_rules_enabled", "enabled"),
+    # Rules need distinct names (case and outer spaces ignored): workbench.rules.service answers 409.
+    Index("uq_rules_name", text("lower(btrim(name))"), unique=True),
 )
 
 rule_state = Table(

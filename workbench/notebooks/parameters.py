@@ -81,14 +81,7 @@ def declared(path: Path) -> dict[str, Declared]:
 
 def declared_in(nb: Any) -> dict[str, Declared]:
     """The parameters a notebook node's ``parameters`` cell declares; empty when it has no such cell."""
-    cell = next(
-        (
-            cell
-            for cell in nb.cells
-            if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", [])
-        ),
-        None,
-    )
+    cell = _parameters_cell(nb)
     if cell is None:
         return {}
     found: dict[str, Declared] = {}
@@ -104,6 +97,38 @@ def declared_in(nb: Any) -> dict[str, Declared]:
             if isinstance(target, ast.Name):
                 found[target.id] = Declared(target.id, kind)
     return found
+
+
+def defaults(path: Path) -> dict[str, Any]:
+    """The literal default of each parameter ``path`` declares (names whose default is an expression are
+    left out)."""
+    cell = _parameters_cell(nbformat.read(path, as_version=4))
+    found: dict[str, Any] = {}
+    for statement in _statements(cell.source if cell is not None else ""):
+        value = statement.value if isinstance(statement, ast.Assign | ast.AnnAssign) else None
+        targets = (
+            statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
+        )
+        try:
+            literal = ast.literal_eval(value) if value is not None else None
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+        for target in targets:
+            if value is not None and isinstance(target, ast.Name):
+                found[target.id] = literal
+    return found
+
+
+def _parameters_cell(nb: Any) -> Any:
+    """The notebook's code cell tagged ``parameters`` (None when it has none)."""
+    return next(
+        (
+            cell
+            for cell in nb.cells
+            if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", [])
+        ),
+        None,
+    )
 
 
 def _statements(source: str) -> list[ast.stmt]:

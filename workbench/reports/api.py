@@ -24,7 +24,7 @@ from workbench.auth.guard import current_principal, require
 from workbench.db.tables import report_schedules, reports
 from workbench.platform import current_platform
 from workbench.reports import formats
-from workbench.reports.schedules import create_schedule, list_schedules, next_run
+from workbench.reports.schedules import create_schedule, list_schedules, with_next_run
 from workbench.reports.service import ReportRequestError, ReportService, service
 
 blp = make_blueprint(
@@ -225,11 +225,7 @@ def download_report(report_id: uuid.UUID) -> Response:
 @blp.response(200, ScheduleListSchema)
 def scheduled() -> dict[str, Any]:
     """Every report schedule with its next run."""
-    items = []
-    for row in list_schedules(_service()):
-        after = row["last_run"] or row["created_at"]
-        items.append({**row, "next_run": next_run(row["cron"], row["timezone"], after)})
-    return {"items": items}
+    return {"items": [with_next_run(row) for row in list_schedules(_service())]}
 
 
 @blp.route("/schedule", methods=["POST"])
@@ -252,7 +248,7 @@ def schedule(body: dict[str, Any]) -> dict[str, Any]:
         )
     except ReportRequestError as error:
         raise ApiError(400, "bad_schedule", str(error)) from None
-    return {**row, "next_run": next_run(row["cron"], row["timezone"], row["created_at"])}
+    return with_next_run(row)
 
 
 def _load(report_id: uuid.UUID) -> dict[str, Any]:

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 class PdfEngineUnavailable(RuntimeError):
     """Neither WeasyPrint (with Pango) nor Chromium can print here; the pure-Python engine takes over."""
 
+
 # Print-friendly tables and figures, for the screen and for the PDF.
 REPORT_CSS = """
 @page { size: A4; margin: 14mm 12mm 16mm 12mm;
@@ -75,7 +76,9 @@ def html_to_pdf(page: str, target: Path, base_url: Path) -> None:
         from weasyprint import HTML
     except (ImportError, OSError) as error:  # OSError: missing pango/cairo system libraries
         if _chromium() is None:
-            raise PdfEngineUnavailable(f"WeasyPrint cannot load ({error}) and no chromium is installed") from None
+            raise PdfEngineUnavailable(
+                f"WeasyPrint cannot load ({error}) and no chromium is installed"
+            ) from None
         log.debug("WeasyPrint unavailable (%s); printing with headless Chromium", error)
         chromium_pdf(page, target)
         return

@@ -81,6 +81,12 @@ def create_schedule(
     return dict(row)
 
 
+def with_next_run(row: dict[str, Any]) -> dict[str, Any]:
+    """A schedule row with ``next_run``: its first firing after its last run (or its creation)."""
+    after = row["last_run"] or row["created_at"]
+    return {**row, "next_run": next_run(row["cron"], row["timezone"], after)}
+
+
 def list_schedules(service: ReportService, enabled_only: bool = False) -> list[dict[str, Any]]:
     """Every schedule, oldest first."""
     query = select(report_schedules).order_by(report_schedules.c.created_at, report_schedules.c.id)

@@ -65,7 +65,9 @@ class ReportService:
         """Reports waiting to be rendered."""
         with self.platform.engine.connect() as conn:
             return int(
-                conn.execute(select(func.count()).select_from(reports).where(reports.c.status == "queued")).scalar_one()
+                conn.execute(
+                    select(func.count()).select_from(reports).where(reports.c.status == "queued")
+                ).scalar_one()
             )
 
     def notebooks(self) -> list[str]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import delete, insert
+from sqlalchemy import delete
 
 from workbench.api.common import (
     PageArgs,
@@ -19,36 +19,22 @@ from workbench.api.common import (
     make_blueprint,
     not_found,
     query_args,
-    update_row,
 )
 from workbench.api.errors import ApiError
 from workbench.auth.guard import current_principal, require
 from workbench.db.tables import rules
 from workbench.platform import current_platform
+from workbench.rules import service
 from workbench.rules.backtest import InvalidRule, run_backtest
 from workbench.rules.engine import RULES_CHANGED
 from workbench.rules.types import Rule, rule_types
-from workbench.rules.validation import validate_rule
-from workbench.secrets import merge_actions, open_actions, redact_actions
+from workbench.secrets import redact_actions
 
 # Only the app-wide body cap applies here (unchanged from before these routes used workbench.api.common).
 blp = make_blueprint(
     "rules", "/rules", "Rules: threshold, comparison, statistical and schedule; backtesting", max_body=None
 )
 MAX_BACKTEST = timedelta(days=93)
-_EDITABLE = (
-    "name",
-    "description",
-    "type",
-    "device_id",
-    "target",
-    "condition",
-    "action",
-    "enabled",
-    "priority",
-    "cooldown_seconds",
-    "auto_resolve",
-)
 
 
 # An action ({type, ...}) or a list of them, described fully so generated clients type it.
@@ -174,15 +160,6 @@ class TypesSchema(ma.Schema):
     actions = ma.fields.Dict(required=True, metadata={"description": "plugin -> configuration JSON Schema"})
 
 
-def _invalid(errors: dict[str, str]) -> ApiError:
-    return ApiError(
-        422,
-        "unprocessable_entity",
-        "invalid rule: " + ", ".join(sorted(errors)),
-        {"fields": {name: [message] for name, message in errors.items()}},
-    )
-
-
 def _row(rule_id: uuid.UUID) -> dict[str, Any]:
     return fetch_row(rules, rule_id, "rule")
 
@@ -190,42 +167,6 @@ def _row(rule_id: uuid.UUID) -> dict[str, Any]:
 def _shown(row: dict[str, Any]) -> dict[str, Any]:
     """A rule as every role reads it: action secrets and header values only as ``{"set": true}``."""
     return {**row, "action": redact_actions(row.get("action"))}
-
-
-def _key() -> str:
-    return current_platform().settings.resolved_secret_key()
-def _device_from_target(body: dict[str, Any]) -> None:
-    """``device_id`` mirrors ``target.device_id`` (one device); another kind of target clears it."""
-    target = body.get("target")
-    if "target" not in body or not isinstance(target, dict):
-        return
-    named = target.get("device_id")
-    if named is None:
-        if body.get("device_id") is None:
-            body["device_id"] = None
-        return
-    try:
-        device = uuid.UUID(str(named))
-    except ValueError:
-        raise _invalid({"target": "device_id must be a UUID"}) from None
-    if body.get("device_id") is not None and body["device_id"] != device:
-        raise _invalid({"device_id": "differs from target.device_id"})
-    body["device_id"] = device
-
-
-def _checked(body: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``body`` (its action secrets opened, as the plugins see them); returns it."""
-    document = {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in body.items()}
-    if "action" in document:
-        document["action"] = open_actions(document["action"], _key())
-    errors = validate_rule(document)
-    if errors:
-        raise _invalid(errors)
-    return body
-
-
-def _changed() -> None:
-    current_platform().bus.publish(RULES_CHANGED, None)
 
 
 @blp.route("", methods=["GET"])
@@ -257,23 +198,11 @@ def list_types() -> dict[str, Any]:
 @blp.arguments(RuleCreateSchema)
 @blp.response(201, RuleSchema)
 def create(body: dict[str, Any]) -> dict[str, Any]:
-    """Create a rule (validated by its type and its actions' plugins); action secrets stored sealed."""
-    body["action"] = merge_actions(body["action"], None, _key())
-    _device_from_target(body)
-    _checked(body)
+    """Create a rule (validated by its type and its actions' plugins; 409 when another rule has its name);
+    action secrets stored sealed."""
     principal = current_principal()
-    with current_platform().engine.begin() as conn:
-        row = (
-            conn.execute(
-                insert(rules)
-                .values(**body, created_by=None if principal.is_device else principal.id)
-                .returning(rules)
-            )
-            .mappings()
-            .one()
-        )
-    _changed()
-    return _shown(dict(row))
+    created_by = None if principal.is_device else principal.id
+    return _shown(service.create_rule(current_platform(), body, created_by))
 
 
 @blp.route("/<uuid:rule_id>", methods=["GET"])
@@ -289,17 +218,8 @@ def get(rule_id: uuid.UUID) -> dict[str, Any]:
 @blp.arguments(RuleFields)
 @blp.response(200, RuleSchema)
 def update_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
-    """Change a rule's fields (only those sent); the whole rule is validated again."""
-    current = _row(rule_id)
-    if "action" in body:  # secrets not sent (or sent back as {"set": true}) are kept
-        body["action"] = merge_actions(body["action"], current["action"], _key())
-    _device_from_target(body)
-    merged = {k: current[k] for k in _EDITABLE}
-    merged.update(body)
-    _checked(merged)
-    row = update_row(rules, rule_id, "rule", body)
-    _changed()
-    return _shown(row)
+    """Change a rule's fields (only those sent); the whole rule is validated again (409: a name in use)."""
+    return _shown(service.update_rule(current_platform(), rule_id, body))
 
 
 @blp.route("/<uuid:rule_id>", methods=["DELETE"])
@@ -310,7 +230,7 @@ def delete_rule(rule_id: uuid.UUID) -> None:
     with current_platform().engine.begin() as conn:
         if conn.execute(delete(rules).where(rules.c.id == rule_id)).rowcount == 0:
             raise not_found("rule", rule_id)
-    _changed()
+    current_platform().bus.publish(RULES_CHANGED, str(rule_id))
 
 
 @blp.route("/<uuid:rule_id>/test", methods=["POST"])
@@ -331,5 +251,5 @@ def test_rule(body: dict[str, Any], rule_id: uuid.UUID) -> dict[str, Any]:
     try:
         result = run_backtest(current_platform(), rule, start, end)
     except InvalidRule as error:
-        raise _invalid(error.errors) from None
+        raise service.invalid(error.errors) from None
     return {"rule_id": rule_id, "start": start, "end": end, **result}

@@ -11,12 +11,23 @@ from dash import dcc, html
 from sqlalchemy import Engine, select
 
 from workbench.db.tables import alerts, devices
+from workbench.rules.alerts import OPEN
+from workbench.severity import SEVERITIES
 from workbench.ui import charts, queries, timefmt
 from workbench.ui.dashboards_db import WIDGET_TYPES, WINDOWS
 from workbench.ui.pages.overview import STATUS_COLORS
+from workbench.ui.session import current_user
 from workbench.ui.timerange import TimeRange
 
 ALERT_ROWS = 10
+ALERT_KEEP = 30  # recent alerts an alert list holds, whatever their status (its filters choose)
+ALERT_STATUSES = {
+    "open": "open",
+    "active": "active",
+    "acknowledged": "acknowledged",
+    "resolved": "resolved",
+    "": "any status",
+}
 SPARK_POINTS = 60
 # The chart menu (on hover) saves what is shown as PNG; dragging on a chart zooms the dashboard's range.
 GRAPH_CONFIG: Any = {
@@ -116,12 +127,16 @@ def _indicator(
     unit = timefmt.unit(latest[key]["unit"]) if key in latest else ""
     title = f"{key} ({unit})" if unit else str(key)
     graph = f"w-{widget['id']}-{widget['type']}"
+    # The title is text above the figure, wrapping as the card narrows: a Plotly title is cut at the edges.
+    label = html.Div(title, className="wb-indicator-title", id=f"{graph}-title")
     if widget["type"] == "gauge":
-        figure = charts.gauge(value, title, height=None)
-        return _graph(graph, figure), [{"device_id": device_id, "key": key, "gauge": graph}]
+        figure = charts.gauge(value, "", height=None)
+        shown = html.Div([label, html.Div(_graph(graph, figure), className="wb-fill")], className="wb-stack")
+        return shown, [{"device_id": device_id, "key": key, "gauge": graph}]
     data = queries.series(engine, device_id, key, span.start, span.end, max_points=SPARK_POINTS)
-    figure = charts.stat(value, data["x"], data["y"], title, height=None)
-    return _graph(graph, figure), [{"device_id": device_id, "key": key, "stat": graph}]
+    figure = charts.stat(value, data["x"], data["y"], "", height=None)
+    shown = html.Div([label, html.Div(_graph(graph, figure), className="wb-fill")], className="wb-stack")
+    return shown, [{"device_id": device_id, "key": key, "stat": graph}]
 
 
 def _table(
@@ -174,36 +189,81 @@ SEVERITY_CLASS = {
 }
 
 
-def _alert_line(item: dict[str, Any]) -> Any:
-    # Same markup as wb_live.js's alertLine: the script re-renders the list from events.
-    return html.Li(
-        [
-            html.Span(f"[{item['severity']}] ", className=SEVERITY_CLASS.get(item["severity"], "")),
-            item["message"],
-            html.Span(f" {item['status']}", className="small text-body-secondary"),
-        ],
-        className="list-group-item py-1",
-        **{"data-alert": item["id"]},
-    )
+def _alert_line(item: dict[str, Any], may_ack: bool) -> Any:
+    # Same markup as wb_live.js's alertLine: the script re-renders the list from events and its filters.
+    parts: list[Any] = [
+        html.Span(f"[{item['severity']}] ", className=SEVERITY_CLASS.get(item["severity"], "")),
+        item["message"],
+        html.Span(f" {item['status']}", className="small text-body-secondary"),
+    ]
+    if may_ack and item["status"] == "active":
+        parts.append(
+            html.Button(
+                "Ack",
+                className="btn btn-sm btn-warning py-0 ms-2 wb-nodrag",
+                **{"data-ack": item["id"]},
+            )
+        )
+    return html.Li(parts, className="list-group-item py-1", **{"data-alert": item["id"]})
 
 
 def _no_alerts() -> Any:
-    return html.Li("No open alerts.", className="list-group-item py-1 text-body-secondary")
+    return html.Li("No matching alerts.", className="list-group-item py-1 text-body-secondary")
+
+
+def _alert_filter(list_id: str, field: str, options: dict[str, str], chosen: str) -> Any:
+    # A plain select the page script reads (no server round trip): the list holds recent alerts of any status.
+    attributes: dict[str, Any] = {
+        "data-alert-filter": field,
+        "data-list": list_id,
+        "aria-label": f"{field} filter",
+    }
+    return html.Select(
+        [html.Option(label, value=value, selected=value == chosen) for value, label in options.items()],
+        className="form-select form-select-sm w-auto wb-nodrag",
+        **attributes,
+    )
 
 
 def _alerts(engine: Engine, widget: dict[str, Any], device_id: str) -> tuple[Any, list[dict[str, Any]]]:
     with engine.connect() as conn:
-        query = select(alerts).where(alerts.c.status != "resolved").order_by(alerts.c.created_at.desc())
+        query = select(alerts).order_by(alerts.c.created_at.desc())
         if device_id:
             query = query.where(alerts.c.device_id == device_id)
-        items = [alert_item(dict(r._mapping)) for r in conn.execute(query.limit(ALERT_ROWS))]
+        items = [alert_item(dict(r._mapping)) for r in conn.execute(query.limit(ALERT_KEEP))]
+    user = current_user()
+    may_ack = bool(user and user.may("alerts:ack"))
     list_id = f"w-{widget['id']}-alerts"
-    content = html.Ul(
-        [_alert_line(item) for item in items] or [_no_alerts()],
-        id=list_id,
-        className="list-group list-group-flush wb-alert-list",
+    visible = [i for i in items if i["status"] in OPEN][:ALERT_ROWS]
+    filters = html.Div(
+        [
+            _alert_filter(list_id, "severity", {"": "any severity", **{s: s for s in SEVERITIES}}, ""),
+            _alert_filter(list_id, "status", ALERT_STATUSES, "open"),
+        ],
+        className="d-flex gap-2 mb-1",
     )
-    target = {"alerts": {"id": list_id, "device_id": device_id or None, "items": items, "limit": ALERT_ROWS}}
+    content = html.Div(
+        [
+            filters,
+            html.Ul(
+                [_alert_line(item, may_ack) for item in visible] or [_no_alerts()],
+                id=list_id,
+                className="list-group list-group-flush wb-alert-list",
+            ),
+        ]
+    )
+    target = {
+        "alerts": {
+            "id": list_id,
+            "device_id": device_id or None,
+            "items": items,
+            "limit": ALERT_ROWS,
+            "keep": ALERT_KEEP,
+            "status": "open",
+            "severity": "",
+            "may_ack": may_ack,
+        }
+    }
     return content, [target]
 
 
@@ -228,18 +288,44 @@ def _statuses(engine: Engine, widget: dict[str, Any]) -> tuple[Any, list[dict[st
     return html.Div(cells), [{"statuses": statuses}]
 
 
+CHARTS = ("line", "area", "gauge", "stat")
+
+
+def _exports(widget: dict[str, Any]) -> Any:
+    # The chart menu: what is shown, as CSV (every series and point on screen, live ones too) or PNG;
+    # wb_live.js builds both from the drawn figures (items ``w-<widget>-csv`` and ``-png``).
+    wid = widget["id"]
+    return dbc.DropdownMenu(
+        [
+            dbc.DropdownMenuItem("Export CSV", id=f"w-{wid}-csv", className="wb-export"),
+            dbc.DropdownMenuItem("Export PNG", id=f"w-{wid}-png", className="wb-export"),
+        ],
+        label="⋮",
+        size="sm",
+        color="link",
+        align_end=True,
+        toggleClassName="py-0 px-1",
+        className="wb-nodrag",
+        id=f"w-{wid}-menu",
+    )
+
+
 def card(widget: dict[str, Any], content: Any, tools: Any = None) -> Any:
     """A widget's card around ``content``; it fills the grid cell it is placed in."""
     title = widget.get("title") or WIDGET_TYPES.get(widget.get("type", ""), "Widget")
     # In the builder (with tools) the title is the drag handle: keyboard users can focus it too.
+    building = tools is not None
     handle: dict[str, Any] = (
-        {"tabIndex": "0", "role": "button", "aria-label": f"Move {title}"} if tools else {}
+        {"tabIndex": "0", "role": "button", "aria-label": f"Move {title}"} if building else {}
     )
+    if not building and widget.get("type") in CHARTS:
+        tools = _exports(widget)
     header = dbc.CardHeader(
         [
+            # The title wraps rather than being cut with an ellipsis (stat and gauge titles say the key).
             html.Span(
                 title,
-                className="fw-semibold text-truncate" + (" wb-drag-handle" if tools else ""),
+                className="fw-semibold wb-widget-title" + (" wb-drag-handle" if building else ""),
                 title=title,
                 **handle,
             ),

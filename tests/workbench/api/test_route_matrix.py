@@ -288,7 +288,12 @@ def _ui_disable_rule(client: FlaskClient, ctx: Ctx) -> Callable[[], bool]:
     with ctx.engine.begin() as conn:
         rule_id = conn.execute(
             insert(rules)
-            .values(name="m", condition={"key": "t", "operator": ">", "value": 1}, action={}, enabled=True)
+            .values(
+                name=f"m-{uuid.uuid4().hex[:6]}",
+                condition={"key": "t", "operator": ">", "value": 1},
+                action={},
+                enabled=True,
+            )
             .returning(rules.c.id)
         ).scalar_one()
     callbacks.disable_rule(client, str(rule_id))

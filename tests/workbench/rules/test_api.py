@@ -18,7 +18,7 @@ Headers = dict[str, dict[str, str]]
 
 def _rule(device: str) -> dict:
     return {
-        "name": "hot boiler",
+        "name": f"hot boiler {uuid.uuid4().hex[:6]}",  # rule names are unique
         "type": "threshold",
         "target": {"device_id": device},
         "condition": {"key": "temperature", "operator": ">", "value": 80, "duration_seconds": 60},
@@ -40,7 +40,8 @@ def test_rules_crud_with_roles_and_field_errors(client: FlaskClient, auth_header
     rule_id = created.json["id"]
     assert created.json["trigger_count"] == 0 and created.json["enabled"] is True
     assert (
-        client.get(f"/api/v1/rules/{rule_id}", headers=auth_headers["operator"]).json["name"] == "hot boiler"
+        client.get(f"/api/v1/rules/{rule_id}", headers=auth_headers["operator"]).json["name"]
+        == (created.json["name"])
     )
     listed = client.get("/api/v1/rules?type=threshold&page_size=500", headers=auth_headers["operator"]).json
     assert rule_id in [r["id"] for r in listed["items"]]

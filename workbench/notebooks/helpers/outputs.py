@@ -78,6 +78,7 @@ def save_rule(
 
     It runs ``notebook`` with ``parameters`` on new points of ``keys`` (at most ``every``) over the last
     ``window``; written disabled unless ``enabled``; the engine loads it at its next reload."""
+    from psycopg.errors import UniqueViolation
     from psycopg.types.json import Jsonb
 
     import workbench.notebooks.rule_type  # noqa: F401  (registers the notebook rule type)
@@ -101,15 +102,18 @@ def save_rule(
     errors = validate_rule(body)
     if errors:
         raise ValueError(f"invalid rule: {errors}")
-    row = (
-        _connection()
-        .execute(
-            "INSERT INTO rules (name, description, type, device_id, condition, action, enabled)"
-            " VALUES (%s, %s, 'notebook', %s, %s, %s, %s) RETURNING id",
-            (name, description, ident, Jsonb(body["condition"]), Jsonb(body["action"]), enabled),
+    try:
+        row = (
+            _connection()
+            .execute(
+                "INSERT INTO rules (name, description, type, device_id, condition, action, enabled)"
+                " VALUES (%s, %s, 'notebook', %s, %s, %s, %s) RETURNING id",
+                (name.strip(), description, ident, Jsonb(body["condition"]), Jsonb(body["action"]), enabled),
+            )
+            .fetchone()
         )
-        .fetchone()
-    )
+    except UniqueViolation:  # the rules' unique name index (workbench.rules.service says the same)
+        raise ValueError(f"a rule named {name.strip()!r} exists: rules need distinct names") from None
     return uuid.UUID(str(row[0]))
 
 

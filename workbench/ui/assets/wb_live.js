@@ -277,35 +277,62 @@
     });
   }
 
-  // An alert-list widget: the open alerts, newest first, re-rendered from its items (same markup as
-  // widgets._alert_line), through Dash so React owns the nodes.
-  function alertLine(item) {
-    return {
-      type: "Li", namespace: "dash_html_components",
-      props: {
-        className: "list-group-item py-1", "data-alert": item.id,
-        children: [
-          { type: "Span", namespace: "dash_html_components", props: { className: SEVERITY_CLASS[item.severity] || "", children: "[" + item.severity + "] " } },
-          item.message || "",
-          { type: "Span", namespace: "dash_html_components", props: { className: "small text-body-secondary", children: " " + item.status } }
-        ]
-      }
-    };
+  // An alert-list widget: its recent alerts, newest first, filtered by severity and status (its selects),
+  // re-rendered from its items (same markup as widgets._alert_line), through Dash so React owns the nodes.
+  // An "Ack" button acknowledges through the page's "wal-ack" store (a server callback, rules.alerts.change;
+  // a store draws no element, so set_props finds it in Dash's layout, not the DOM).
+  var OPEN = { active: true, acknowledged: true };
+
+  function el(type, props) { return { type: type, namespace: "dash_html_components", props: props }; }
+
+  function alertLine(item, l) {
+    var children = [
+      el("Span", { className: SEVERITY_CLASS[item.severity] || "", children: "[" + item.severity + "] " }),
+      item.message || "",
+      el("Span", { className: "small text-body-secondary", children: " " + item.status })
+    ];
+    if (l.may_ack && item.status === "active") {
+      children.push(el("Button", { className: "btn btn-sm btn-warning py-0 ms-2 wb-nodrag", "data-ack": item.id, children: "Ack" }));
+    }
+    return el("Li", { className: "list-group-item py-1", "data-alert": item.id, children: children });
   }
 
-  var NO_ALERTS = { type: "Li", namespace: "dash_html_components",
-    props: { className: "list-group-item py-1 text-body-secondary", children: "No open alerts." } };
+  var NO_ALERTS = el("Li", { className: "list-group-item py-1 text-body-secondary", children: "No matching alerts." });
+
+  function shown(item, l) {
+    var status = l.status || "";
+    if (status === "open" ? !OPEN[item.status] : (status && item.status !== status)) { return false; }
+    return !l.severity || item.severity === l.severity;
+  }
 
   function drawList(l) {
-    schedule(l.id, function () { setProps(l.id, { children: l.items.length ? l.items.map(alertLine) : [NO_ALERTS] }); });
+    schedule(l.id, function () {
+      var items = l.items.filter(function (i) { return shown(i, l); }).slice(0, l.limit || 10);
+      setProps(l.id, { children: items.length ? items.map(function (i) { return alertLine(i, l); }) : [NO_ALERTS] });
+    });
   }
+
+  document.addEventListener("change", function (e) {
+    var select = e.target.closest && e.target.closest("select[data-alert-filter]");
+    var l = select && state.alertLists[select.getAttribute("data-list")];
+    if (!l) { return; }
+    l[select.getAttribute("data-alert-filter")] = select.value;
+    drawList(l);
+  });
+
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("[data-ack]");
+    if (!button || !window.dash_clientside || !window.dash_clientside.set_props) { return; }
+    button.disabled = true;
+    window.dash_clientside.set_props("wal-ack", { data: { id: button.getAttribute("data-ack"), at: Date.now() } });
+  });
 
   function onAlert(ev) {
     Object.keys(state.alertLists).forEach(function (id) {
       var l = state.alertLists[id];
       if (l.device_id && l.device_id !== ev.device_id) { return; }
       var item = { id: String(ev.id), severity: ev.severity || "info", message: ev.message || "", status: ev.status || "active", device_id: ev.device_id };
-      l.items = [item].concat(l.items.filter(function (i) { return i.id !== item.id; })).slice(0, l.limit || 10);
+      l.items = [item].concat(l.items.filter(function (i) { return i.id !== item.id; })).slice(0, l.keep || 30);
       drawList(l);
     });
     state.subs.forEach(function (s) {
@@ -318,11 +345,8 @@
   function onAlertUpdate(ev) {
     Object.keys(state.alertLists).forEach(function (id) {
       var l = state.alertLists[id], changed = false;
-      l.items = l.items.filter(function (i) {
-        if (i.id !== String(ev.id)) { return true; }
-        changed = true;
-        i.status = ev.status;
-        return ev.status !== "resolved"; // the list shows open alerts only
+      l.items.forEach(function (i) {
+        if (i.id === String(ev.id)) { changed = true; i.status = ev.status; } // the filter decides if it shows
       });
       if (changed) { drawList(l); }
     });
@@ -335,6 +359,46 @@
       } catch (err) { /* the grid is not mounted (page changed) */ }
     });
   }
+
+  // The chart menu of a dashboard widget: what its figures show, as CSV (time in the user's zone, series
+  // named with key and unit, one row per point drawn, live points included) or as PNG.
+  function csvCell(v) {
+    var t = v === null || v === undefined ? "" : String(v);
+    return /[",\n]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
+  }
+
+  function widgetCsv(plots) {
+    var rows = [["time (" + zone() + ")", "series", "value"]];
+    plots.forEach(function (gd) {
+      gd.data.forEach(function (trace) {
+        if (trace.type === "indicator") { rows.push(["", trace.title && trace.title.text || "value", trace.value]); return; }
+        (trace.x || []).forEach(function (x, i) { rows.push([x, trace.name || "", (trace.y || [])[i]]); });
+      });
+    });
+    return rows.map(function (r) { return r.map(csvCell).join(","); }).join("\n") + "\n";
+  }
+
+  function save(name, url) {
+    var a = document.createElement("a");
+    a.href = url; a.download = name;
+    document.body.appendChild(a); a.click(); a.remove();
+  }
+
+  document.addEventListener("click", function (e) {
+    var item = e.target.closest && e.target.closest(".wb-export");
+    var m = item && /^w-(.+)-(csv|png)$/.exec(item.id || "");
+    var card = m && document.getElementById("widget-" + m[1]);
+    if (!card || !window.Plotly) { return; }
+    var plots = Array.prototype.filter.call(card.querySelectorAll(".js-plotly-plot"), function (gd) { return gd.data; });
+    if (!plots.length) { return; }
+    var title = (card.querySelector(".wb-widget-title") || {}).textContent || "chart";
+    var base = title.replace(/[^\w.-]+/g, "_");
+    if (m[2] === "csv") {
+      save(base + ".csv", URL.createObjectURL(new Blob([widgetCsv(plots)], { type: "text/csv" })));
+      return;
+    }
+    window.Plotly.toImage(plots[0], { format: "png" }).then(function (url) { save(base + ".png", url); });
+  });
 
   // Zoom by drag on a dashboard chart: the chosen span becomes the dashboard's range, in the URL.
   function navigate(search) {

@@ -11,8 +11,9 @@ from dash import ALL, ClientsideFunction, Input, Output, Patch, State, ctx, dcc,
 from dash_snap_grid import Grid
 
 from workbench.platform import current_platform
+from workbench.rules import alerts as alert_rows
 from workbench.ui import dashboards_db, queries, timefmt, timerange, widgets
-from workbench.ui.session import UiUser, current_user, require_user
+from workbench.ui.session import Forbidden, UiUser, current_user, require_user
 
 PATH = "dashboards"
 FOLLOW = "dashboard"  # a widget's window that follows the dashboard's range
@@ -66,6 +67,9 @@ def page(user: UiUser, dashboard_id: str = "", mode: str = "", *_: str) -> tuple
             ),
             dcc.Store(id="dashboard-id", data=str(dashboard["id"])),
             _range_bar(span),
+            # Alert lists acknowledge through this store (wb_live.js sets it; the callback below answers).
+            dcc.Store(id="wal-ack"),
+            html.Div(id="wal-ack-result"),
             html.Div(cells, className="wb-grid", id="dashboard-grid")
             if cells
             else dbc.Alert("No widgets yet.", color="info", id="dashboard-grid"),
@@ -336,6 +340,26 @@ def register(ui: dash.Dash) -> None:
         if chosen == (now or ""):
             raise dash.exceptions.PreventUpdate
         return chosen
+
+    @ui.callback(Output("wal-ack-result", "children"), Input("wal-ack", "data"), prevent_initial_call=True)
+    def acknowledge(request: dict[str, Any] | None) -> Any:
+        # The alert service the API's acknowledge calls (rules.alerts.change): its event updates every list.
+        if not request or not request.get("id"):
+            raise dash.exceptions.PreventUpdate
+        try:
+            user = require_user("alerts:ack")
+            row = alert_rows.change(
+                current_platform(),
+                uuid.UUID(str(request["id"])),
+                "acknowledged",
+                uuid.UUID(user.user_id),
+                None,
+            )
+        except (Forbidden, ValueError) as error:
+            return dbc.Alert(str(error), color="danger", id="wal-ack-error")
+        if row is None:
+            return dbc.Alert("The alert is gone.", color="warning", id="wal-ack-error")
+        return dbc.Alert(f"Acknowledged: {row['message']}", color="success", duration=4000, id="wal-ack-done")
 
     @ui.callback(
         Output("widget-keys", "multi"),

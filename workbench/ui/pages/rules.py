@@ -13,16 +13,16 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import select
 
 from workbench.db.tables import devices, rules
-from workbench.live.bus import RULES_CHANGED
+from workbench.errors import ApiError
 from workbench.platform import current_platform
+from workbench.rules import service
 from workbench.rules.backtest import InvalidRule, run_backtest
 from workbench.rules.conditions import OPERATORS
 from workbench.rules.statistical import FUNCTIONS
 from workbench.rules.types import Rule, form_types, rule_type
-from workbench.rules.validation import validate_rule
 from workbench.severity import SEVERITIES
 from workbench.ui import charts, queries, timefmt
 from workbench.ui.session import Forbidden, UiUser, require_user
@@ -190,24 +190,20 @@ def _form() -> Any:
     )
 
 
-def name_taken(name: str) -> bool:
-    """Whether a rule already carries ``name`` (case and surrounding spaces ignored)."""
-    with current_platform().engine.connect() as conn:
-        found = conn.execute(
-            select(rules.c.id).where(func.lower(func.trim(rules.c.name)) == name.strip().lower()).limit(1)
-        ).first()
-    return found is not None
-
-
-def unsent_key_warning(device: str | None, key: str | None) -> str:
-    """A warning when ``device`` never sent ``key`` (the rule would never fire), else empty."""
-    if not device or not key:
-        return ""
-    sent = queries.device_keys(current_platform().engine, device)
-    if key in sent:
-        return ""
-    known = ", ".join(sent[:8]) or "nothing yet"
-    return f"This device never sent {key!r} (it sends: {known})."
+def unsent_key_warning(values: dict[str, Any]) -> str:
+    """A warning naming each key its target device never sent (the rule would never fire), else empty."""
+    platform = current_platform()
+    found = {}
+    for device, key in (
+        (values.get("device"), values.get("key")),
+        (values.get("right_device"), values.get("right_key")),
+    ):
+        if device and key:
+            found.update(service.unsent_keys(platform, [device], [key]))
+    return " ".join(
+        f"The device never sent {key!r} (it sends: {', '.join(sent[:8]) or 'nothing yet'})."
+        for key, sent in found.items()
+    )
 
 
 def rule_body(values: dict[str, Any]) -> dict[str, Any]:
@@ -276,14 +272,10 @@ def register(ui: dash.Dash) -> None:
         if not selected:
             return dbc.Alert("Select a rule first.", color="warning"), dash.no_update
         enabled = dash.ctx.triggered_id == "rule-enable"
-        platform = current_platform()
-        with platform.engine.begin() as conn:
-            conn.execute(
-                update(rules)
-                .where(rules.c.id == uuid.UUID(selected[0]["id"]))
-                .values(enabled=enabled, updated_at=datetime.now(UTC))
-            )
-        platform.bus.publish(RULES_CHANGED, selected[0]["id"])
+        try:
+            service.set_enabled(current_platform(), uuid.UUID(selected[0]["id"]), enabled)
+        except ApiError as error:
+            return dbc.Alert(service.message(error), color="danger"), dash.no_update
         word = "enabled" if enabled else "disabled"
         return dbc.Alert(f"Rule {word}.", color="success", duration=4000, id="rule-done"), rule_rows()
 
@@ -293,7 +285,7 @@ def register(ui: dash.Dash) -> None:
         State("rules-grid", "selectedRows"),
         prevent_initial_call=True,
     )
-    def run_backtest(_: int, selected: list[dict[str, Any]] | None) -> Any:
+    def show_backtest(_: int, selected: list[dict[str, Any]] | None) -> Any:
         require_user("rules:read")
         if not selected:
             raise dash.exceptions.PreventUpdate
@@ -307,11 +299,15 @@ def register(ui: dash.Dash) -> None:
         Output("rule-key-hint", "children"),
         Input("rule-device", "value"),
         Input("rule-key", "value"),
+        Input("rule-right-device", "value"),
+        Input("rule-right-key", "value"),
         prevent_initial_call=True,
     )
-    def key_hint(device: str | None, key: str | None) -> str:
-        require_user("rules:read")
-        return unsent_key_warning(device, key)
+    def key_hint(device: str | None, key: str | None, right: str | None, right_key: str | None) -> str:
+        require_user("rules:write")
+        return unsent_key_warning(
+            {"device": device, "key": key, "right_device": right, "right_key": right_key}
+        )
 
     @ui.callback(
         Output("rule-create-result", "children"),
@@ -358,16 +354,10 @@ def register(ui: dash.Dash) -> None:
         except Forbidden as error:
             return dbc.Alert(str(error), color="danger"), *keep
         body = rule_body(dict(zip(names, values, strict=True)))
-        errors = validate_rule(body)
-        if body["name"] and name_taken(body["name"]):
-            errors["name"] = f"a rule named {body['name']!r} exists: rules need distinct names"
-        if errors:
-            return dbc.Alert("; ".join(f"{k}: {v}" for k, v in errors.items()), color="danger"), *keep
-        platform = current_platform()
-        device = uuid.UUID(body.pop("device_id")) if body.get("device_id") else None
-        with platform.engine.begin() as conn:
-            conn.execute(insert(rules).values(**body, device_id=device, created_by=uuid.UUID(user.user_id)))
-        platform.bus.publish(RULES_CHANGED, None)
+        try:
+            service.create_rule(current_platform(), body, uuid.UUID(user.user_id))
+        except ApiError as error:  # the API's answer (422 naming fields, 409 a name in use), as a line
+            return dbc.Alert(service.message(error), color="danger"), *keep
         # The form is cleared for the next rule (device, type and severity stay: rules often share them).
         created = dbc.Alert("Rule created.", color="success", duration=4000, id="rule-created")
         return created, rule_rows(), "", "", "", None
