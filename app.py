@@ -81,6 +81,9 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     throttle_failed_logins(app, ["auth.login", "ui_login.login_submit"])
     init_notebooks(platform)
     _connect_mosquitto_logins(platform)
+    from ingest.connectors.probe import read_once
+
+    platform.services.probe = read_once  # "Test connection" reads in this process, ingest running or not
     from workbench.secrets import seal_stored
 
     seal_stored(platform.engine, app.config["SECRET_KEY"])  # secrets stored before sealing existed

@@ -176,9 +176,7 @@ def require(permission: str) -> Callable[[F], F]:
             principal = resolve_principal()
             if principal is None:
                 raise ApiError(401, "unauthorized", "authentication required (Bearer token or X-API-Key)")
-            if not principal.may(permission):
-                who = "this service token" if principal.kind == "service" else f"role {principal.role}"
-                raise ApiError(403, "forbidden", f"{who} lacks {permission}")
+            principal.check(permission)
             if principal.is_device and not _key_grants(principal, permission):
                 raise ApiError(403, "forbidden", f"this API key's permissions exclude {permission}")
             return func(*args, **kwargs)

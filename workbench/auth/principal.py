@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.auth.permissions import allowed
+from workbench.errors import ApiError
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class Principal:
             allowed("admin", permission)  # an unknown permission raises, as for roles
             return permission in self.claims.get("scopes", ())
         return allowed(self.role, permission)
+
+    def check(self, permission: str) -> None:
+        """Raise 403 unless this caller holds ``permission`` (as the API's guard does)."""
+        if not self.may(permission):
+            who = "this service token" if self.kind == "service" else f"role {self.role}"
+            raise ApiError(403, "forbidden", f"{who} lacks {permission}")
 
     @property
     def is_device(self) -> bool:

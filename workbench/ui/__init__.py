@@ -15,11 +15,11 @@ from workbench.platform import current_platform
 from workbench.ui import shell, timefmt
 from workbench.ui.csp import init_csp, inline_scripts, script_hash
 from workbench.ui.login import PAGE, UI_PREFIX, init_login
-from workbench.ui.pages import alerts, dashboards, device, overview, reports, rules
+from workbench.ui.pages import alerts, dashboards, device, devices, overview, reports, rules
 from workbench.ui.session import Forbidden, current_user, require_user
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-PAGES = (overview, device, dashboards, alerts, rules, reports)
+PAGES = (overview, device, dashboards, alerts, rules, reports, devices)
 
 
 def init_ui(app: Flask) -> dash.Dash:

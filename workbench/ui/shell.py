@@ -17,6 +17,7 @@ NAV = (
     ("Alerts", "/ui/alerts", "alerts:read"),
     ("Rules", "/ui/rules", "rules:read"),
     ("Reports", "/ui/reports", "reports:read"),
+    ("Devices", "/ui/devices", "devices:write"),
 )
 
 
