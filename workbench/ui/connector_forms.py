@@ -24,8 +24,16 @@ REGISTER_FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("scale", "Scale", "float"),
     ("offset", "Offset", "float"),
     ("unit", "Unit", "text"),
+    ("length", "Length (string)", "int"),
+    ("writable", "Writable", ("false", "true")),
 )
-REGISTER_DEFAULTS = {"function": "holding", "type": "uint16", "word_order": "big", "byte_order": "big"}
+REGISTER_DEFAULTS = {
+    "function": "holding",
+    "type": "uint16",
+    "word_order": "big",
+    "byte_order": "big",
+    "writable": "false",
+}
 MODBUS_FIELDS = (("host", "Host", "text"), ("port", "Port", "int"), ("unit_id", "Unit id", "int"))
 MODBUS_TIMING = (("interval_ms", "Poll interval (ms)", "int"), ("timeout_ms", "Timeout (ms)", "int"))
 NODE_FIELDS = (("node", "NodeId", "text"), ("key", "Key", "text"))
@@ -42,6 +50,8 @@ def parse(kind: Any, raw: Any) -> Any:
     """A typed value from a form field: numbers when they parse, else the text (the schema names it)."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
+    if kind == ("false", "true"):
+        return raw in (True, "true")
     if kind in ("int", "float"):
         text = str(raw).strip()
         try:
@@ -69,6 +79,7 @@ def register_rows(registers: list[dict[str, Any]]) -> Any:
     rows = []
     for index, register in enumerate(registers):
         values = {**REGISTER_DEFAULTS, **register}
+        values["writable"] = str(values["writable"]).lower()
         cells = [
             html.Td(_input(kind, {"type": f"reg-{name}", "index": index}, values.get(name), label))
             for name, label, kind in REGISTER_FIELDS

@@ -187,6 +187,11 @@ def register(ui: dash.Dash) -> None:
             fields["config"] = config
         platform, principal = current_platform(), caller()
         try:
+            if editing and config is not None:
+                # Keys the form does not edit (max_gap, backoff, credentials) stay as they are.
+                current = service.get(platform, principal, uuid.UUID(editing))
+                if current["protocol"] == protocol:
+                    fields["config"] = {**(current["config"] or {}), **config}
             if editing:
                 row = service.change(platform, principal, uuid.UUID(editing), fields)
                 shown: Any = dbc.Alert(f"Saved {row['name']}.", color="success", id="dev-saved")
