@@ -178,7 +178,7 @@ def _ui_search(client: FlaskClient, search: str, sort: str = "name") -> list[str
     view = {"page": 1, "sort": sort, "descending": False}
     inputs = [
         _prop("dev-search", "value", search),
-        *[_prop(f"dev-filter-{name}", "value", "") for name in service.FILTERS],
+        *[_prop(f"dev-filter-{name}", "value", "*") for name in service.FILTERS],
         [],
         _prop("dev-prev", "n_clicks", None),
         _prop("dev-next", "n_clicks", None),

@@ -65,12 +65,16 @@ def parse(kind: Any, raw: Any) -> Any:
 
 
 def _input(kind: Any, ident: dict[str, Any], value: Any, label: str) -> Any:
+    """A cell's input, named by its field (``name``) and labelled for screen readers."""
+    name = ident["type"].split("-", 1)[1]
     if isinstance(kind, tuple):
-        return dbc.Select(
-            id=ident, options=[{"label": o, "value": o} for o in kind], value=value, size="sm", title=label
+        field: Any = dbc.Select(
+            id=ident, options=[{"label": o, "value": o} for o in kind], value=value, size="sm", name=name
         )
-    shown = "" if value is None else str(value)
-    return dbc.Input(id=ident, value=shown, size="sm", placeholder=label, title=label, type="text")
+    else:
+        shown = "" if value is None else str(value)
+        field = dbc.Input(id=ident, value=shown, size="sm", placeholder=label, type="text", name=name)
+    return html.Label([html.Span(label, className="visually-hidden"), field], className="w-100 mb-0")
 
 
 def register_rows(registers: list[dict[str, Any]]) -> Any:
@@ -115,7 +119,7 @@ def _fields(prefix: str, fields: tuple[tuple[str, str, Any], ...], config: dict[
                             id={"type": f"{prefix}-field", "name": name},
                             value="" if config.get(name) is None else str(config[name]),
                             size="sm",
-                            title=label,
+                            name=name,
                         ),
                     ],
                     className="w-100",

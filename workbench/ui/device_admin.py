@@ -173,7 +173,7 @@ def register(ui: dash.Dash) -> None:
             "type": (kind or "").strip(),
             "area": (area or "").strip() or None,
             "location": (location or "").strip() or None,
-            "protocol": protocol or None,
+            "protocol": None if protocol in (None, "", "none") else protocol,
             "connection_string": (connection or "").strip() or None,
         }
         missing = [label for label in ("name", "type") if not fields[label]]

@@ -42,8 +42,8 @@ def modbus() -> Iterator[ModbusServer]:
 
 def _fill_register(page: Page, row: int, values: dict[str, str]) -> None:
     cells = page.locator("tr.wb-register").nth(row)
-    for title, value in values.items():
-        field = cells.locator(f'[title="{title}"]')
+    for name, value in values.items():
+        field = cells.locator(f'[name="{name}"]')
         if field.evaluate("(el) => el.tagName") == "SELECT":
             field.select_option(value)
         else:
@@ -62,17 +62,17 @@ def test_engineer_creates_a_modbus_device_and_reads_it_with_test_connection(
     page.fill("#dev-area", "Line 9")
     page.select_option("#dev-protocol", "modbus")
     expect(page.locator("#modbus-form")).to_be_visible()
-    page.locator('[title="Host"]').fill("127.0.0.1")
-    page.locator('[title="Port"]').fill(str(modbus.port))
-    page.locator('[title="Timeout (ms)"]').fill("2000")
+    page.locator('#modbus-form [name="host"]').fill("127.0.0.1")
+    page.locator('#modbus-form [name="port"]').fill(str(modbus.port))
+    page.locator('#modbus-form [name="timeout_ms"]').fill("2000")
     page.click("#reg-add")
     expect(page.locator("tr.wb-register")).to_have_count(1)
-    _fill_register(page, 0, {"Key": "pressure", "Address": "0", "Type": "float32", "Unit": "bar"})
+    _fill_register(page, 0, {"key": "pressure", "address": "0", "type": "float32", "unit": "bar"})
     page.click("#reg-add")
     expect(page.locator("tr.wb-register")).to_have_count(2)
-    expect(page.locator("tr.wb-register").nth(0).locator('[title="Key"]')).to_have_value("pressure")
-    second = {"Key": "flow", "Address": "2", "Type": "float32", "Word order": "little", "Scale": "0.5"}
-    _fill_register(page, 1, {**second, "Unit": "m3/h"})
+    expect(page.locator("tr.wb-register").nth(0).locator('[name="key"]')).to_have_value("pressure")
+    second = {"key": "flow", "address": "2", "type": "float32", "word_order": "little", "scale": "0.5"}
+    _fill_register(page, 1, {**second, "unit": "m3/h"})
 
     page.click("#dev-test")
     values = page.locator("#dev-test-values")
@@ -81,10 +81,10 @@ def test_engineer_creates_a_modbus_device_and_reads_it_with_test_connection(
     expect(values.locator("tr", has_text="flow")).to_contain_text("12.5")
 
     # A bad register is named as the API names it, and nothing is saved.
-    _fill_register(page, 1, {"Address": "two"})
+    _fill_register(page, 1, {"address": "two"})
     page.click("#dev-save")
     expect(page.locator("#dev-error")).to_contain_text("registers.1.address: Not a valid integer.")
-    _fill_register(page, 1, {"Address": "2"})
+    _fill_register(page, 1, {"address": "2"})
     page.click("#dev-save")
     expect(page.locator("#dev-saved")).to_contain_text(f"Created {name}")
     expect(page.locator("#key-raw")).to_have_text(re.compile(r"^wbk_"))
@@ -92,12 +92,8 @@ def test_engineer_creates_a_modbus_device_and_reads_it_with_test_connection(
     with plant.platform.engine.connect() as conn:
         stored = conn.execute(select(devices.c.config).where(devices.c.name == name)).scalar_one()
     assert stored["port"] == modbus.port and [r["key"] for r in stored["registers"]] == ["pressure", "flow"]
-    assert stored["registers"][1] == {
-        **REGISTERS[1],
-        "function": "holding",
-        "byte_order": "big",
-        "offset": 0.0,
-    }
+    defaults = {"function": "holding", "byte_order": "big", "writable": False}
+    assert stored["registers"][1] == {**REGISTERS[1], **defaults}
 
     # Search finds it; the list shows its protocol.
     page.fill("#dev-search", name)
@@ -184,6 +180,6 @@ def test_search_filters_and_sorts_the_list(plant: Plant, login: Callable[..., Pa
     page.select_option("#dev-filter-area", "Line 1")
     expect(rows.first).to_contain_text("Pump P-101")
     expect(page.locator("#dev-pager")).to_contain_text("Page 1 of 1")
-    page.select_option("#dev-filter-area", "")
+    page.select_option("#dev-filter-area", "*")
     page.get_by_role("button", name=re.compile("^Name")).click()
     expect(page.locator("th[aria-sort=descending]")).to_contain_text("Name")

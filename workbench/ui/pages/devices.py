@@ -6,6 +6,7 @@ Every read and write goes through :mod:`workbench.devices` (and keys through
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from typing import Any
@@ -25,6 +26,7 @@ from workbench.ui.session import UiUser
 PATH = "devices"
 PERMISSION = "devices:write"  # the API permission behind this page (admins, engineers)
 PAGE_SIZE = 25
+ANY = "*"  # a filter's "any" choice (a Select's empty value is its disabled placeholder)
 COLUMNS = (
     ("name", "Name"),
     ("type", "Type"),
@@ -50,9 +52,9 @@ def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
         dbc.Col(
             dbc.Select(
                 id=f"dev-filter-{name}",
-                options=[{"label": f"any {name}", "value": ""}]
+                options=[{"label": f"any {name}", "value": ANY}]
                 + [{"label": v, "value": v} for v in found[name]],
-                value="",
+                value=ANY,
             ),
             md=2,
         )
@@ -152,8 +154,8 @@ def _editor(device: dict[str, Any] | None) -> Any:
                 dbc.Label("Protocol", html_for="dev-protocol", className="small mb-0"),
                 dbc.Select(
                     id="dev-protocol",
-                    options=[{"label": "none", "value": ""}] + [{"label": p, "value": p} for p in PROTOCOLS],
-                    value=protocol,
+                    options=[{"label": p, "value": p} for p in ("none", *PROTOCOLS)],
+                    value=protocol or "none",
                     size="sm",
                 ),
             ],
@@ -227,7 +229,7 @@ def register(ui: dash.Dash) -> None:
             view["page"] += 1
         elif trigger not in ("dev-refresh", None) and not isinstance(trigger, dict):
             view["page"] = 1  # a new search or filter starts at its first page
-        filters = {**{k: v for k, v in chosen.items() if v}, "search": search or ""}
+        filters = {**{k: v for k, v in chosen.items() if v and v != ANY}, "search": search or ""}
         platform, principal = current_platform(), device_admin.caller()
         args_ = (platform, principal, filters, view["sort"], view["descending"])
         found = service.search(*args_, page=view["page"], page_size=PAGE_SIZE)
@@ -246,14 +248,17 @@ def register(ui: dash.Dash) -> None:
         prevent_initial_call=True,
     )
     def open_device(clicks: list[int | None], new: int | None, chosen: dict[str, Any] | None) -> Any:
-        trigger = ctx.triggered_id
-        selected = (chosen or {}).get("id")
-        if isinstance(trigger, dict):
-            if not ctx.triggered or not ctx.triggered[0]["value"]:
-                raise dash.exceptions.PreventUpdate  # the list was redrawn, nothing was clicked
-            selected = trigger["id"]
-        elif trigger == "dev-new":
+        # One call may carry several triggers (a save selects the new device and redraws the list).
+        fired = {t["prop_id"]: t["value"] for t in ctx.triggered}
+        clicked = [json.loads(p.rsplit(".", 1)[0]) for p, v in fired.items() if v and p.startswith("{")]
+        if clicked:
+            selected = clicked[0]["id"]
+        elif fired.get("dev-new.n_clicks"):
             selected = None
+        elif "dev-selected.data" in fired:
+            selected = (chosen or {}).get("id")
+        else:
+            raise dash.exceptions.PreventUpdate  # the list was redrawn, nothing was clicked
         if not selected:
             return _editor(None)
         try:
