@@ -56,9 +56,9 @@ def load(engine: Engine) -> None:
         conn.execute(
             text(
                 "INSERT INTO devices (name, type, area, location, protocol, status, last_seen) "
-                "SELECT 'DEV-' || lpad(n::text, 5, '0') || ' ' || (ARRAY[:types])[1 + n % 6], "
-                "(ARRAY[:types])[1 + n % 6], 'Area ' || (n % 40), 'Hall ' || (n % 7), "
-                "(ARRAY[:protocols])[1 + n % 5], (ARRAY['online','offline','error'])[1 + n % 3], "
+                "SELECT 'DEV-' || lpad(n::text, 5, '0') || ' ' || (CAST(:types AS text[]))[1 + n % 6], "
+                "(CAST(:types AS text[]))[1 + n % 6], 'Area ' || (n % 40), 'Hall ' || (n % 7), "
+                "(CAST(:protocols AS text[]))[1 + n % 5], (ARRAY['online','offline','error'])[1 + n % 3], "
                 "now() - n * interval '1 minute' FROM generate_series(1, :n) n"
             ),
             {"n": DEVICES, "types": list(TYPES), "protocols": list(PROTOCOLS)},

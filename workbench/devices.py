@@ -50,10 +50,10 @@ def shown(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "config": redact(row.get("config"), DEVICE_CONFIG)}
 
 
-def _alarms() -> Any:
-    """Per device with open alerts: the worst severity's rank and how many are open."""
+def _alarms(ids: list[uuid.UUID] | None = None) -> Any:
+    """Per device with open alerts (of ``ids`` when given): the worst severity's rank and the open count."""
     rank = case(_RANK, value=alerts.c.severity, else_=0)
-    return (
+    query = (
         select(
             alerts.c.device_id,
             func.max(rank).label("alarm_rank"),
@@ -61,7 +61,23 @@ def _alarms() -> Any:
         )
         .where(alerts.c.status.in_(OPEN_ALERTS), alerts.c.device_id.is_not(None))
         .group_by(alerts.c.device_id)
-        .subquery("alarms")
+    )
+    if ids is not None:
+        query = query.where(alerts.c.device_id.in_(ids))
+    return query.subquery("alarms")
+
+
+def _rows(ids: list[uuid.UUID]) -> Select[Any]:
+    """The devices ``ids`` in full, with their worst open alarm's rank and open alarm count."""
+    alarms = _alarms(ids)
+    return (
+        select(
+            devices,
+            alarms.c.alarm_rank,
+            func.coalesce(alarms.c.open_alarms, literal(0)).label("open_alarms"),
+        )
+        .select_from(devices.outerjoin(alarms, alarms.c.device_id == devices.c.id))
+        .where(devices.c.id.in_(ids))
     )
 
 
@@ -101,24 +117,26 @@ def search(
     rank = func.coalesce(alarms.c.alarm_rank, 0)
     key: Any = [rank, func.coalesce(alarms.c.open_alarms, 0)] if sort == "alarm" else [devices.c[sort]]
     ordered = [k.desc().nulls_last() if descending else k.asc().nulls_last() for k in key]
-    query: Select[Any] = (
-        select(
-            devices,
-            alarms.c.alarm_rank,
-            func.coalesce(alarms.c.open_alarms, literal(0)).label("open_alarms"),
-        )
-        .select_from(devices.outerjoin(alarms, alarms.c.device_id == devices.c.id))
+    source: Any = (
+        devices.outerjoin(alarms, alarms.c.device_id == devices.c.id) if sort == "alarm" else devices
+    )
+    # The page's ids first (narrow rows sort fast; by name an index serves it), then those rows in full.
+    ids = (
+        select(devices.c.id)
+        .select_from(source)
         .where(*where)
         .order_by(*ordered, devices.c.name, devices.c.id)
         .limit(page_size)
         .offset((page - 1) * page_size)
     )
-    names = {rank: name for name, rank in _RANK.items()}
     with platform.read_engine().connect() as conn:
         total = conn.execute(select(func.count()).select_from(devices).where(*where)).scalar_one()
-        rows = [dict(row) for row in conn.execute(query).mappings()]
+        chosen = list(conn.execute(ids).scalars())
+        found = {row["id"]: dict(row) for row in conn.execute(_rows(chosen)).mappings()} if chosen else {}
+    names = {rank: name for name, rank in _RANK.items()}
     items = []
-    for row in rows:
+    for ident in chosen:
+        row = found[ident]
         row["alarm_severity"] = names.get(row.pop("alarm_rank") or 0)
         items.append(shown(row))
     return {"items": items, "page": page, "page_size": page_size, "total": total}

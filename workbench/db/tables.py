@@ -81,6 +81,14 @@ devices = Table(
     Index("idx_devices_name", "name"),
     Index("idx_devices_protocol", "protocol"),
     Index("idx_devices_last_seen", "last_seen"),
+    # Searches in names and locations (ILIKE '%text%'); migration 0009 makes them where pg_trgm exists.
+    Index("idx_devices_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+    Index(
+        "idx_devices_location_trgm",
+        "location",
+        postgresql_using="gin",
+        postgresql_ops={"location": "gin_trgm_ops"},
+    ),
 )
 
 # Long format as in the design. One composite btree serves per-device, per-key time ranges (it also

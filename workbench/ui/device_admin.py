@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import dash
 import dash_bootstrap_components as dbc
@@ -76,7 +76,7 @@ def keys_section(device_id: str) -> Any:
             html.Div(id="key-secret", className="mt-2"),
         ],
         id="dev-keys",
-        **{"data-device": device_id},
+        **cast(dict[str, Any], {"data-device": device_id}),
     )
 
 
@@ -112,7 +112,7 @@ def key_table(device_id: str) -> Any:
                 ),
             ],
             className="wb-key",
-            **{"data-prefix": key["prefix"]},
+            **cast(dict[str, Any], {"data-prefix": key["prefix"]}),
         )
         for key in found["items"]
     ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import dash
 import dash_bootstrap_components as dbc
@@ -20,7 +20,7 @@ from workbench.errors import ApiError
 from workbench.platform import current_platform
 from workbench.ui import connector_forms as forms
 from workbench.ui import device_admin, timefmt
-from workbench.ui.pages.overview import STATUS_COLORS, alarm_badge
+from workbench.ui.pages.overview import SEVERITY_COLORS, STATUS_COLORS
 from workbench.ui.session import UiUser
 
 PATH = "devices"
@@ -96,7 +96,7 @@ def _header(name: str, label: str, view: dict[str, Any]) -> Any:
         id={"type": "dev-sort", "column": name},
         className="btn btn-link btn-sm p-0 text-reset fw-semibold",
     )
-    return html.Th(button, **{"aria-sort": sort})
+    return html.Th(button, **cast(dict[str, Any], {"aria-sort": sort}))
 
 
 def list_view(found: dict[str, Any], view: dict[str, Any]) -> Any:
@@ -104,11 +104,8 @@ def list_view(found: dict[str, Any], view: dict[str, Any]) -> Any:
     rows = []
     for item in found["items"]:
         ident = str(item["id"])
-        alarm = (
-            {"severity": item["alarm_severity"], "count": item["open_alarms"]}
-            if item["open_alarms"]
-            else None
-        )
+        severity = item["alarm_severity"] if item["open_alarms"] else None
+        alarm = f"{item['open_alarms']} open · {severity}" if severity else ""
         rows.append(
             html.Tr(
                 [
@@ -122,12 +119,17 @@ def list_view(found: dict[str, Any], view: dict[str, Any]) -> Any:
                     html.Td(item["type"]),
                     html.Td(item["area"] or ""),
                     html.Td(item["protocol"] or ""),
-                    html.Td(dbc.Badge(item["status"], color=STATUS_COLORS.get(item["status"], "warning"))),
-                    html.Td(alarm_badge(alarm, f"dev-alarm-{ident}")),
+                    # Plain cells, coloured by class: the list stays light to send (a callback per keystroke).
+                    html.Td(item["status"], className=f"text-{STATUS_COLORS.get(item['status'], 'warning')}"),
+                    html.Td(
+                        alarm,
+                        className=f"fw-semibold text-{SEVERITY_COLORS.get(severity or '', 'body')}",
+                        title=f"worst open alarm: {severity}" if severity else None,
+                    ),
                     html.Td(timefmt.show(item["last_seen"]) if item["last_seen"] else "never"),
                 ],
                 className="wb-device-row",
-                **{"data-device": ident},
+                **cast(dict[str, Any], {"data-device": ident}),
             )
         )
     head = html.Thead(html.Tr([_header(name, label, view) for name, label in COLUMNS]))
