@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from typing import Any, cast
 
@@ -243,24 +244,24 @@ def register(ui: dash.Dash) -> None:
         return list_view(found, view), pager, view
 
     @ui.callback(
-        Output("dev-editor", "children"),
+        Output("dev-selected", "data", allow_duplicate=True),
         Input({"type": "dev-open", "id": ALL}, "n_clicks"),
         Input("dev-new", "n_clicks"),
-        Input("dev-selected", "data"),
         prevent_initial_call=True,
     )
-    def open_device(clicks: list[int | None], new: int | None, chosen: dict[str, Any] | None) -> Any:
-        # One call may carry several triggers (a save selects the new device and redraws the list).
+    def pick(clicks: list[int | None], new: int | None) -> dict[str, Any]:
+        # Its own callback: a redrawn list fires it with nothing clicked, which must not cancel an open.
         fired = {t["prop_id"]: t["value"] for t in ctx.triggered}
         clicked = [json.loads(p.rsplit(".", 1)[0]) for p, v in fired.items() if v and p.startswith("{")]
         if clicked:
-            selected = clicked[0]["id"]
-        elif fired.get("dev-new.n_clicks"):
-            selected = None
-        elif "dev-selected.data" in fired:
-            selected = (chosen or {}).get("id")
-        else:
-            raise dash.exceptions.PreventUpdate  # the list was redrawn, nothing was clicked
+            return {"id": clicked[0]["id"], "at": time.time()}
+        if fired.get("dev-new.n_clicks"):
+            return {"id": None, "at": time.time()}
+        raise dash.exceptions.PreventUpdate
+
+    @ui.callback(Output("dev-editor", "children"), Input("dev-selected", "data"), prevent_initial_call=True)
+    def open_device(chosen: dict[str, Any] | None) -> Any:
+        selected = (chosen or {}).get("id")
         if not selected:
             return _editor(None)
         try:
