@@ -29,6 +29,7 @@ SHOTS = {
     "reports": "test_pages.py",
     "alerts-phone": "test_a11y.py",
     "device-phone": "test_a11y.py",
+    "devices": "test_devices_admin.py",
 }
 
 

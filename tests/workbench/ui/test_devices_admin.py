@@ -17,7 +17,7 @@ from sqlalchemy import select
 from ingest.connectors.modbus_codec import Entry
 from ingest.simulator.modbus_server import ModbusServer
 from tests.conftest import free_port
-from tests.workbench.ui.conftest import Plant
+from tests.workbench.ui.conftest import Plant, shot
 from workbench import devices as service
 from workbench.auth.principal import Principal
 from workbench.auth.users import ROLES
@@ -79,6 +79,7 @@ def test_engineer_creates_a_modbus_device_and_reads_it_with_test_connection(
     expect(values).to_contain_text("Read 2 values")
     expect(values.locator("tr", has_text="pressure")).to_contain_text("4.25")
     expect(values.locator("tr", has_text="flow")).to_contain_text("12.5")
+    shot(page, "devices")
 
     # A bad register is named as the API names it, and nothing is saved.
     _fill_register(page, 1, {"address": "two"})

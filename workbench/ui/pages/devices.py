@@ -46,16 +46,30 @@ def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
     found = service.facets(current_platform(), device_admin.caller())
     filters = [
         dbc.Col(
-            dbc.Input(id="dev-search", type="search", placeholder="Search name or location", debounce=0.3),
+            html.Label(
+                [
+                    html.Span("Search devices", className="visually-hidden"),
+                    dbc.Input(
+                        id="dev-search", type="search", placeholder="Search name or location", debounce=0.3
+                    ),
+                ],
+                className="w-100",
+            ),
             md=4,
         )
     ] + [
         dbc.Col(
-            dbc.Select(
-                id=f"dev-filter-{name}",
-                options=[{"label": f"any {name}", "value": ANY}]
-                + [{"label": v, "value": v} for v in found[name]],
-                value=ANY,
+            html.Label(
+                [
+                    html.Span(f"Filter by {name}", className="visually-hidden"),
+                    dbc.Select(
+                        id=f"dev-filter-{name}",
+                        options=[{"label": f"any {name}", "value": ANY}]
+                        + [{"label": v, "value": v} for v in found[name]],
+                        value=ANY,
+                    ),
+                ],
+                className="w-100",
             ),
             md=2,
         )
@@ -121,10 +135,15 @@ def list_view(found: dict[str, Any], view: dict[str, Any]) -> Any:
                     html.Td(item["area"] or ""),
                     html.Td(item["protocol"] or ""),
                     # Plain cells, coloured by class: the list stays light to send (a callback per keystroke).
-                    html.Td(item["status"], className=f"text-{STATUS_COLORS.get(item['status'], 'warning')}"),
+                    html.Td(
+                        item["status"],
+                        className=f"text-{STATUS_COLORS.get(item['status'], 'warning')}-emphasis",
+                    ),
                     html.Td(
                         alarm,
-                        className=f"fw-semibold text-{SEVERITY_COLORS.get(severity or '', 'body')}",
+                        className=f"fw-semibold text-{SEVERITY_COLORS[severity]}-emphasis"
+                        if severity
+                        else None,
                         title=f"worst open alarm: {severity}" if severity else None,
                     ),
                     html.Td(timefmt.show(item["last_seen"]) if item["last_seen"] else "never"),
