@@ -15,6 +15,7 @@ from sqlalchemy import insert
 
 from ingest.connectors.modbus_codec import Entry
 from ingest.simulator.modbus_server import ModbusServer
+from ingest.simulator.opcua_server import OpcUaServer
 from tests.conftest import free_port
 from tests.workbench.api.fixtures import ApiUser, sign_in
 from tests.workbench.ui.callbacks import DISPATCH
@@ -241,3 +242,22 @@ def test_the_page_and_the_api_answer_alike(
         "dev-save.n_clicks",
     )
     assert message in json.dumps(out["dev-result"]["children"])
+
+
+def test_the_connection_test_reads_opcua_nodes_or_names_the_bad_one(
+    app: Flask, api_users: dict[str, ApiUser]
+) -> None:
+    platform, engineer = _platform(app), _as(api_users["engineer"])
+    server = OpcUaServer(free_port(), {"Pump1.Pressure": (3.5, "bar"), "Pump1.Flow": (100.0, None)})
+    server.start()
+    try:
+        nodes = {server.node_id("Pump1.Pressure"): "pressure", server.node_id("Pump1.Flow"): "flow"}
+        config = {"endpoint": server.endpoint, "nodes": nodes, "timeout_ms": 4000}
+        values = service.try_connection(platform, engineer, "opcua", config)
+        assert {v["key"]: v["value"] for v in values} == {"pressure": 3.5, "flow": 100.0}
+        missing = f"ns={server.namespace};s=Pump1.DoesNotExist"
+        with pytest.raises(ApiError) as bad:
+            service.try_connection(platform, engineer, "opcua", {**config, "nodes": {missing: "ghost"}})
+        assert bad.value.status == 502 and bad.value.message == f"ValueError: {missing}: BadNodeIdUnknown"
+    finally:
+        server.stop()
