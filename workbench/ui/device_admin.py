@@ -44,7 +44,12 @@ def caller() -> Principal:
 
 
 def error_box(error: ApiError, ident: str = "dev-error") -> Any:
-    """A service's refusal as the page shows it: the message and each invalid field's reason."""
+    """A service's refusal as the page shows it: the message and each invalid field's reason.
+
+    A refused role is not shown but answered as the API answers it: 403 with the same message.
+    """
+    if error.status in (401, 403):
+        raise Forbidden(error.message)
     lines = forms.flatten(error.details) if error.details else []
     body = [html.Div(error.message), *[html.Div(line, className="small") for line in lines]]
     return dbc.Alert(body, color="danger", id=ident)

@@ -254,11 +254,14 @@ def register(ui: dash.Dash) -> None:
         filters = {**{k: v for k, v in chosen.items() if v and v != ANY}, "search": search or ""}
         platform, principal = current_platform(), device_admin.caller()
         args_ = (platform, principal, filters, view["sort"], view["descending"])
-        found = service.search(*args_, page=view["page"], page_size=PAGE_SIZE)
-        pages = max(1, math.ceil(found["total"] / PAGE_SIZE))
-        if view["page"] > pages:
-            view["page"] = pages
-            found = service.search(*args_, page=pages, page_size=PAGE_SIZE)
+        try:
+            found = service.search(*args_, page=view["page"], page_size=PAGE_SIZE)
+            pages = max(1, math.ceil(found["total"] / PAGE_SIZE))
+            if view["page"] > pages:
+                view["page"] = pages
+                found = service.search(*args_, page=pages, page_size=PAGE_SIZE)
+        except ApiError as error:
+            return device_admin.error_box(error), "", view
         pager = f"Page {view['page']} of {pages} · {found['total']} devices"
         return list_view(found, view), pager, view
 
