@@ -85,10 +85,12 @@ def create_app(settings: Settings | None = None, bus: EventBus | None = None) ->
     throttle_failed_logins(app, ["auth.login", "ui_login.login_submit"])
     init_notebooks(platform)
     _connect_mosquitto_logins(platform)
+    from ingest.connectors.probe import read_once
     from ingest.http import connect_quarantine
+    from workbench.secrets import seal_stored
 
     connect_quarantine(platform)
-    from workbench.secrets import seal_stored
+    platform.services.probe = read_once  # "Test connection" reads in this process, ingest running or not
 
     seal_stored(platform.engine, app.config["SECRET_KEY"])  # secrets stored before sealing existed
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,9 @@ class Services:
     connectors: Any = None
     simulator: Any = None
     mosquitto_logins: Any = None
+    # Reads a connector config once: (protocol, connection_string, config) -> [{key, value, unit, quality}]
+    # (ingest.connectors.probe.read_once; the devices page's "Test connection").
+    probe: Callable[[str, str | None, dict[str, Any]], list[dict[str, Any]]] | None = None
 
 
 @dataclass

@@ -168,6 +168,10 @@ class DeviceConnector:
         """Connect, read and deliver until cancelled, reconnecting with backoff."""
         raise NotImplementedError
 
+    async def read_once(self) -> list[Reading]:
+        """Connect, read every configured value once and disconnect; raise on any failure (a probe)."""
+        raise NotImplementedError(f"{self.protocol} connector cannot read once")
+
     def health(self) -> dict[str, Any]:
         """This connector's counters for ``/healthz``."""
         return {"device": self.device.name, "protocol": self.protocol, **self.stats.as_dict()}

@@ -103,6 +103,18 @@ class ModbusConnector(DeviceConnector):
             finally:
                 client.close()
 
+    async def read_once(self) -> list[Reading]:
+        """Connect, read the register map once and disconnect."""
+        client = AsyncModbusTcpClient(
+            self.host, port=self.port, timeout=self.timeout, retries=0, reconnect_delay=0
+        )
+        try:
+            if not await client.connect():
+                raise ConnectionError(f"cannot connect to {self.host}:{self.port}")
+            return await self.poll(client)
+        finally:
+            client.close()
+
     async def _poll_forever(self, client: AsyncModbusTcpClient) -> None:
         loop = asyncio.get_running_loop()
         next_at = loop.time()

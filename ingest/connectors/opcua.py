@@ -150,6 +150,24 @@ class OpcUaConnector(DeviceConnector):
                         log.debug("opcua %s: disconnect failed", self.device.name, exc_info=True)
             await asyncio.sleep(delay)
 
+    async def read_once(self) -> list[Reading]:
+        """Connect, read every configured node's value once (bad ones raise, by status name), disconnect."""
+        client = self._client()
+        await self._secure(client)
+        await client.connect()
+        try:
+            stamp = datetime.now(UTC)
+            readings = []
+            for node_id, key in self.nodes.items():
+                data = await client.get_node(node_id).read_data_value(raise_on_bad_status=False)
+                if data.StatusCode is not None and not data.StatusCode.is_good():
+                    raise ValueError(f"{node_id}: {status_name(data.StatusCode)}")
+                value = plain(data.Value.Value if data.Value is not None else None)
+                readings.append(Reading(self.device.id, key, value, timestamp=stamp, quality=100))
+            return readings
+        finally:
+            await asyncio.wait_for(client.disconnect(), self.timeout)
+
     async def _subscribe(self, client: Client) -> None:
         """Monitor every configured node that exists; a bad node is recorded, never stops the others."""
         self.failed_nodes = {}

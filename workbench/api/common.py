@@ -1,4 +1,4 @@
-"""Shared pieces of the resource blueprints: strict schemas, paging, time ranges, 404s, MQTT publishing."""
+"""Shared pieces of the resource blueprints: strict schemas, paging, time ranges, 404s."""
 
 from __future__ import annotations
 
@@ -137,17 +137,6 @@ def check_range(start: datetime | None, end: datetime | None) -> None:
 def not_found(what: str, ident: uuid.UUID | str) -> ApiError:
     """The 404 of a missing resource."""
     return ApiError(404, "not_found", f"{what} {ident} not found")
-
-
-def publish(topic: str, payload: Any, retain: bool) -> None:
-    """Publish through the platform's broker connection; 503 when there is none."""
-    mqtt = current_platform().mqtt
-    if mqtt is None or not mqtt.connected:
-        raise ApiError(503, "broker_unavailable", "no MQTT broker connected; try again later")
-    try:
-        mqtt.publish(topic, payload, qos=1, retain=retain)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise ApiError(503, "broker_unavailable", f"MQTT publish failed: {error}") from None
 
 
 _FIELD_TYPES: dict[str, type[ma.fields.Field]] = {

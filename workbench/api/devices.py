@@ -3,35 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import delete, func, insert, select, update
 
+from workbench import devices as service
 from workbench.api.common import (
     PageArgs,
     PageSchema,
     Strict,
-    fetch_page,
     fetch_row,
     make_blueprint,
     not_found,
-    publish,
     query_args,
-    update_row,
 )
 from workbench.api.errors import ApiError
-from workbench.auth import api_keys
 from workbench.auth.guard import current_principal, require
-from workbench.db.tables import device_commands, devices, latest_values, telemetry
+from workbench.db.tables import device_commands
 from workbench.platform import current_platform
-from workbench.protocols import commands, config_errors
-from workbench.secrets import DEVICE_CONFIG, merge, redact
+from workbench.protocols import commands
+from workbench.severity import SEVERITIES
 
 blp = make_blueprint("devices", "/devices", "Device registry, status, configuration and commands")
 
-STATUSES = ("online", "offline", "error", "maintenance", "degraded")
+STATUSES = service.STATUSES
 _NAME = ma.validate.Length(min=1, max=255)
 
 
@@ -80,6 +75,15 @@ class DeviceSchema(ma.Schema):
     updated_at = ma.fields.DateTime(required=True)
 
 
+class ListedDeviceSchema(DeviceSchema):
+    """A device in the list, with its alarm state."""
+
+    alarm_severity = ma.fields.String(
+        allow_none=True, metadata={"description": "the worst open alarm's severity", "enum": list(SEVERITIES)}
+    )
+    open_alarms = ma.fields.Integer(required=True, metadata={"description": "active or acknowledged alerts"})
+
+
 class CreatedDeviceSchema(DeviceSchema):
     """A new device with its API key, shown this once."""
 
@@ -94,13 +98,17 @@ class DeviceListArgs(PageArgs):
     status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
     area = ma.fields.String(validate=ma.validate.Length(max=100))
     protocol = ma.fields.String(validate=ma.validate.Length(max=50))
-    search = ma.fields.String(validate=ma.validate.Length(max=100), metadata={"description": "in name"})
+    search = ma.fields.String(
+        validate=ma.validate.Length(max=100), metadata={"description": "in name or location"}
+    )
+    sort = ma.fields.String(load_default="name", validate=ma.validate.OneOf(service.SORTS))
+    descending = ma.fields.Boolean(load_default=False)
 
 
 class DevicePageSchema(PageSchema):
     """A page of devices."""
 
-    items = ma.fields.List(ma.fields.Nested(DeviceSchema), required=True)
+    items = ma.fields.List(ma.fields.Nested(ListedDeviceSchema), required=True)
 
 
 class StatusSchema(ma.Schema):
@@ -155,6 +163,29 @@ class DeviceCommandListSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(DeviceCommandSchema), required=True)
 
 
+class TestConnectionSchema(Strict):
+    """A connector config to read once."""
+
+    protocol = ma.fields.String(required=True, validate=ma.validate.OneOf(("modbus", "opcua")))
+    config = ma.fields.Dict(keys=ma.fields.String(), required=True)
+    connection_string = ma.fields.String(load_default=None, allow_none=True)
+
+
+class ReadValueSchema(ma.Schema):
+    """One value the device answered."""
+
+    key = ma.fields.String(required=True)
+    value = ma.fields.Raw(allow_none=True, metadata={"description": "a number, text or boolean"})
+    unit = ma.fields.String(allow_none=True)
+    quality = ma.fields.Integer(allow_none=True)
+
+
+class ReadValuesSchema(ma.Schema):
+    """What a connection test read."""
+
+    items = ma.fields.List(ma.fields.Nested(ReadValueSchema), required=True)
+
+
 class PublishedSchema(ma.Schema):
     """What was published, where."""
 
@@ -162,49 +193,21 @@ class PublishedSchema(ma.Schema):
     payload = ma.fields.Dict(required=True)
 
 
-def _check_config(protocol: str | None, config: Any) -> None:
-    """422 with field errors when ``config`` is not what a ``protocol`` connector can use."""
-    errors = config_errors(protocol, config)
-    if errors:
-        raise ApiError(
-            422,
-            "unprocessable_entity",
-            f"invalid {protocol} config",
-            {"fields": {"json": {"config": errors}}},
-        )
-
-
-def _row(device_id: uuid.UUID) -> dict[str, Any]:
-    row = fetch_row(devices, device_id, "device")
-    if not current_principal().may_touch_device(device_id):
-        raise not_found("device", device_id)
-    return row
-
-
-def _shown(row: dict[str, Any]) -> dict[str, Any]:
-    """A device as every role reads it: its config's secrets only as ``{"set": true}``."""
-    return {**row, "config": redact(row.get("config"), DEVICE_CONFIG)}
-
-
-def _sealed(config: Any, stored: Any) -> Any:
-    """The config to store for a write of ``config`` over ``stored`` (secrets kept, sealed)."""
-    return merge(config, stored, DEVICE_CONFIG, current_platform().settings.resolved_secret_key())
-
-
 @blp.route("", methods=["GET"])
 @require("devices:read")
 @query_args(blp, DeviceListArgs)
 @blp.response(200, DevicePageSchema)
 def list_devices(args: dict[str, Any]) -> dict[str, Any]:
-    """Devices filtered by type, status, area, protocol or name, by name."""
-    where = [devices.c[k] == args[k] for k in ("type", "status", "area", "protocol") if k in args]
-    if args.get("search"):
-        where.append(devices.c.name.icontains(args["search"], autoescape=True))
-    principal = current_principal()
-    if principal.is_device:
-        where.append(devices.c.id == principal.device_id)
-    page = fetch_page(devices, where, [devices.c.name, devices.c.id], args)
-    return {**page, "items": [_shown(item) for item in page["items"]]}
+    """Devices filtered by type, status, area, protocol or text in name or location, sorted (by name)."""
+    return service.search(
+        current_platform(),
+        current_principal(),
+        {k: args[k] for k in (*service.FILTERS, "search") if k in args},
+        sort=args["sort"],
+        descending=args["descending"],
+        page=args["page"],
+        page_size=args["page_size"],
+    )
 
 
 @blp.route("", methods=["POST"])
@@ -214,14 +217,20 @@ def list_devices(args: dict[str, Any]) -> dict[str, Any]:
 def create(body: dict[str, Any]) -> dict[str, Any]:
     """Register a device; the answer carries its API key, shown this once."""
     rate_limit = body.pop("rate_limit")
-    _check_config(body.get("protocol"), body.get("config"))
-    if "config" in body:
-        body["config"] = _sealed(body["config"], None)
-    engine = current_platform().engine
-    with engine.begin() as conn:
-        row = conn.execute(insert(devices).values(**body).returning(devices)).one()
-    key_id, raw = api_keys.create_key(engine, row.id, f"{row.name} key", rate_limit=rate_limit)
-    return {**_shown(dict(row._mapping)), "api_key": raw, "api_key_id": key_id}
+    return service.create(current_platform(), current_principal(), body, rate_limit)
+
+
+@blp.route("/test-connection", methods=["POST"])
+@require("devices:write")
+@blp.arguments(TestConnectionSchema)
+@blp.response(200, ReadValuesSchema)
+@blp.alt_response(502, description="The device could not be read (the error by name)")
+def test_connection(body: dict[str, Any]) -> dict[str, Any]:
+    """Read a Modbus or OPC-UA config once (nothing is saved): the values it answers, or why not."""
+    values = service.try_connection(
+        current_platform(), current_principal(), body["protocol"], body["config"], body["connection_string"]
+    )
+    return {"items": values}
 
 
 @blp.route("/<uuid:device_id>", methods=["GET"])
@@ -229,7 +238,7 @@ def create(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, DeviceSchema)
 def get(device_id: uuid.UUID) -> dict[str, Any]:
     """One device (secrets in its config shown as set, never read back)."""
-    return _shown(_row(device_id))
+    return service.get(current_platform(), current_principal(), device_id)
 
 
 @blp.route("/<uuid:device_id>", methods=["PUT"])
@@ -238,12 +247,7 @@ def get(device_id: uuid.UUID) -> dict[str, Any]:
 @blp.response(200, DeviceSchema)
 def update_device(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
     """Change a device's fields (only those sent); config secrets not sent are kept."""
-    current = _row(device_id)
-    if "protocol" in body or "config" in body:
-        _check_config(body.get("protocol", current["protocol"]), body.get("config", current["config"]))
-    if "config" in body:
-        body["config"] = _sealed(body["config"], current["config"])
-    return _shown(update_row(devices, device_id, "device", body))
+    return service.change(current_platform(), current_principal(), device_id, body)
 
 
 @blp.route("/<uuid:device_id>", methods=["DELETE"])
@@ -251,12 +255,7 @@ def update_device(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
 @blp.response(204)
 def delete_device(device_id: uuid.UUID) -> None:
     """Delete a device, its keys, latest values and telemetry (telemetry has no foreign key)."""
-    # Revoked first, not just cascaded away: key hooks (the MQTT broker's logins) must hear of it.
-    api_keys.revoke_device_keys(current_platform().engine, device_id)
-    with current_platform().engine.begin() as conn:
-        if not conn.execute(delete(devices).where(devices.c.id == device_id)).rowcount:
-            raise not_found("device", device_id)
-        conn.execute(delete(telemetry).where(telemetry.c.device_id == device_id))
+    service.remove(current_platform(), current_principal(), device_id)
 
 
 @blp.route("/<uuid:device_id>/status", methods=["GET"])
@@ -264,21 +263,7 @@ def delete_device(device_id: uuid.UUID) -> None:
 @blp.response(200, StatusSchema)
 def status(device_id: uuid.UUID) -> dict[str, Any]:
     """Connection state, last contact and how many keys the device reports."""
-    device = _row(device_id)
-    with current_platform().engine.connect() as conn:
-        keys, latest = conn.execute(
-            select(func.count(), func.max(latest_values.c.timestamp)).where(
-                latest_values.c.device_id == device_id
-            )
-        ).one()
-    return {
-        "id": device_id,
-        "status": device["status"],
-        "status_detail": device["status_detail"],
-        "last_seen": device["last_seen"],
-        "keys": keys,
-        "latest_timestamp": latest,
-    }
+    return service.status(current_platform(), current_principal(), device_id)
 
 
 @blp.route("/<uuid:device_id>/config", methods=["POST"])
@@ -291,19 +276,7 @@ def push_config(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
 
     Secrets in it are stored sealed and published (and answered) only as ``{"set": true}``.
     """
-    _check_config(_row(device_id)["protocol"], body["config"])
-    stored = _sealed(body["config"], _row(device_id)["config"])
-    topic = f"insa/devices/{device_id}/config"
-    shown = redact(stored, DEVICE_CONFIG)
-    payload = {"timestamp": datetime.now(UTC).isoformat(), "device_id": str(device_id), "config": shown}
-    publish(topic, payload, retain=True)
-    with current_platform().engine.begin() as conn:
-        conn.execute(
-            update(devices)
-            .where(devices.c.id == device_id)
-            .values(config=stored, updated_at=datetime.now(UTC))
-        )
-    return {"topic": topic, "payload": payload}
+    return service.push_config(current_platform(), current_principal(), device_id, body["config"])
 
 
 @blp.route("/<uuid:device_id>/command", methods=["POST"])
@@ -318,7 +291,7 @@ def command(body: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
     OPC-UA (``write`` {node or key, value}, ``call`` {method, args}) and Sparkplug (``write`` {metric, value}
     as DCMD/NCMD, ``rebirth``) commands are ``pending`` until ingest delivers them; writes reach only what
     the device's config declares writable."""
-    device = _row(device_id)
+    device = service.stored(current_platform(), current_principal(), device_id)
     try:
         return commands.issue(
             current_platform(), device, body["command"], body["params"], current_principal().id
@@ -347,7 +320,7 @@ class CommandListArgs(Strict):
 def list_commands(args: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
     """The device's last 50 commands (of one ``status`` if given), newest first. A device's own API key
     reads its own commands (and its config at ``GET /devices/{id}``), and no other device's."""
-    _row(device_id)
+    service.get(current_platform(), current_principal(), device_id)
     return {"items": commands.recent(current_platform().engine, device_id, status=args.get("status"))}
 
 
@@ -356,7 +329,7 @@ def list_commands(args: dict[str, Any], device_id: uuid.UUID) -> dict[str, Any]:
 @blp.response(200, DeviceCommandSchema)
 def get_command(device_id: uuid.UUID, command_id: uuid.UUID) -> dict[str, Any]:
     """One command and its status (``pending``, ``sending``, ``sent``, ``acknowledged``, ``failed``)."""
-    _row(device_id)
+    service.get(current_platform(), current_principal(), device_id)
     row = fetch_row(device_commands, command_id, "command")
     if row["device_id"] != device_id:
         raise not_found("command", command_id)

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
 
 from workbench.auth import key_events
-from workbench.db.tables import api_keys
+from workbench.auth.principal import Principal
+from workbench.db.tables import api_keys, devices
+from workbench.errors import ApiError
 
 PREFIX = "wbk_"
 # last_used is written at most this often per key, so hot ingest paths do not write on every request.
@@ -154,3 +156,81 @@ def _revoke(engine: Engine, which: Any) -> int:
         if device_id is not None:
             key_events.revoked(device_id, prefix)
     return len(revoked)
+
+
+# The keys service: what the API's /keys and the devices page both call, each checking keys:manage.
+
+_SHOWN = [c for c in api_keys.c if c.name != "key_hash"]
+
+
+def get(engine: Engine, principal: Principal, key_id: uuid.UUID) -> dict[str, Any]:
+    """One key as listed (never its secret); 404 when absent."""
+    principal.check("keys:manage")
+    with engine.connect() as conn:
+        row = conn.execute(select(*_SHOWN).where(api_keys.c.id == key_id)).mappings().first()
+    if row is None:
+        raise ApiError(404, "not_found", f"API key {key_id} not found")
+    return dict(row)
+
+
+def listing(
+    engine: Engine,
+    principal: Principal,
+    device_id: uuid.UUID | None = None,
+    include_revoked: bool = False,
+    page: int = 1,
+    page_size: int = 50,
+) -> dict[str, Any]:
+    """A page of keys, newest first, optionally of one device and including revoked ones."""
+    principal.check("keys:manage")
+    where = []
+    if device_id is not None:
+        where.append(api_keys.c.device_id == device_id)
+    if not include_revoked:
+        where.append(api_keys.c.revoked_at.is_(None))
+    query = select(*_SHOWN).where(*where).order_by(api_keys.c.created_at.desc(), api_keys.c.id)
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(api_keys).where(*where)).scalar_one()
+        rows = conn.execute(query.limit(page_size).offset((page - 1) * page_size)).mappings()
+        items = [dict(row) for row in rows]
+    return {"items": items, "page": page, "page_size": page_size, "total": total}
+
+
+def issue(
+    engine: Engine,
+    principal: Principal,
+    device_id: uuid.UUID,
+    name: str,
+    permissions: dict[str, Any] | None = None,
+    rate_limit: int = 1000,
+    expires_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A new key for a device: the listed row plus ``api_key``, the secret, in this answer only."""
+    principal.check("keys:manage")
+    with engine.connect() as conn:
+        if conn.execute(select(devices.c.id).where(devices.c.id == device_id)).first() is None:
+            raise ApiError(
+                404, "not_found", f"device {device_id} not found", {"fields": {"device_id": ["?"]}}
+            )
+    key_id, raw = create_key(engine, device_id, name, permissions, rate_limit, expires_at)
+    return {**get(engine, principal, key_id), "api_key": raw}
+
+
+def revoke(engine: Engine, principal: Principal, key_id: uuid.UUID) -> dict[str, Any]:
+    """Revoke a key at once (idempotent); the key as listed afterwards."""
+    get(engine, principal, key_id)
+    revoke_key(engine, key_id)
+    return get(engine, principal, key_id)
+
+
+def rotate(engine: Engine, principal: Principal, key_id: uuid.UUID) -> dict[str, Any]:
+    """A new secret for the device, name, permissions and limit of ``key_id``, which is revoked."""
+    old = get(engine, principal, key_id)
+    if old["device_id"] is None:
+        raise ApiError(409, "conflict", "this key belongs to no device")
+    expires = old["expires_at"] if old["expires_at"] and old["expires_at"] > datetime.now(UTC) else None
+    fresh = issue(
+        engine, principal, old["device_id"], old["name"], old["permissions"], old["rate_limit"], expires
+    )
+    revoke_key(engine, key_id)
+    return fresh

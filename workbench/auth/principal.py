@@ -30,6 +30,12 @@ class Principal:
             return permission in self.claims.get("scopes", ())
         return allowed(self.role, permission)
 
+    def check(self, permission: str) -> None:
+        """Raise 403 unless this caller holds ``permission`` (as the API's guard does)."""
+        if not self.may(permission):
+            who = "this service token" if self.kind == "service" else f"role {self.role}"
+            raise ApiError(403, "forbidden", f"{who} lacks {permission}")
+
     @property
     def is_device(self) -> bool:
         """Whether this is a device authenticated by API key."""
@@ -46,7 +52,5 @@ def authorize(actor: Principal | None, permission: str) -> Principal:
     """``actor`` when it holds ``permission`` (the check of every service function); 401 or 403 otherwise."""
     if actor is None:
         raise ApiError(401, "unauthorized", "authentication required (Bearer token or X-API-Key)")
-    if not actor.may(permission):
-        who = "this service token" if actor.kind == "service" else f"role {actor.role}"
-        raise ApiError(403, "forbidden", f"{who} lacks {permission}")
+    actor.check(permission)
     return actor

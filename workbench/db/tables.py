@@ -78,6 +78,17 @@ devices = Table(
     Index("idx_devices_status", "status"),
     Index("idx_devices_type", "type"),
     Index("idx_devices_area", "area"),
+    Index("idx_devices_name", "name"),
+    Index("idx_devices_protocol", "protocol"),
+    Index("idx_devices_last_seen", "last_seen"),
+    # Searches in names and locations (ILIKE '%text%'); migration 0010 makes them where pg_trgm exists.
+    Index("idx_devices_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+    Index(
+        "idx_devices_location_trgm",
+        "location",
+        postgresql_using="gin",
+        postgresql_ops={"location": "gin_trgm_ops"},
+    ),
 )
 
 # Long format as in the design. One composite btree serves per-device, per-key time ranges (it also
@@ -198,6 +209,13 @@ alerts = Table(
     Index("idx_alerts_device", "device_id"),
     Index("idx_alerts_status", "status"),
     Index("idx_alerts_created", text("created_at DESC")),
+    # The devices page's worst open alarm per device.
+    Index(
+        "idx_alerts_open_device",
+        "device_id",
+        "severity",
+        postgresql_where=text("status IN ('active', 'acknowledged')"),
+    ),
     # At most one open alert per rule and device: the database enforces what the engine intends.
     Index(
         "uq_alerts_open_rule_device",

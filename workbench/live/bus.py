@@ -18,6 +18,7 @@ DEVICE_STATUS = "device.status"  # workbench.live.events.DeviceStatus
 ALERT = "alert"  # a new alert row (JSON values)
 ALERT_UPDATE = "alert.update"  # an alert row whose status changed (JSON values)
 RULES_CHANGED = "rules.changed"  # rules were created, changed or deleted; payload: the rule id (or None)
+DEVICES_CHANGED = "devices.changed"  # a device was created, changed or deleted: {"id", "change"}
 REPORT_PROGRESS = "report.progress"  # a report request's progress (workbench.reports.service)
 
 

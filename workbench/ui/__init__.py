@@ -19,6 +19,7 @@ from workbench.ui.pages import (
     alerts,
     dashboards,
     device,
+    devices,
     overview,
     quarantine,
     reports,
@@ -29,7 +30,7 @@ from workbench.ui.pages import (
 from workbench.ui.session import Forbidden, current_user, require_user
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-ADMIN_PAGES = (users, quarantine, service_tokens)
+ADMIN_PAGES = (devices, users, quarantine, service_tokens)
 PAGES = (overview, device, dashboards, alerts, rules, reports, *ADMIN_PAGES)
 
 

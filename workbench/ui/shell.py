@@ -17,6 +17,7 @@ NAV = (
     ("Alerts", "/ui/alerts", "alerts:read"),
     ("Rules", "/ui/rules", "rules:read"),
     ("Reports", "/ui/reports", "reports:read"),
+    ("Devices", "/ui/devices", "devices:write"),
     # Administration (the role matrix decides: users and tokens are admins', quarantine engineers' too).
     ("Users", "/ui/users", "users:manage"),
     ("Quarantine", "/ui/quarantine", "quarantine:read"),

@@ -32,6 +32,7 @@ SHOTS = {
     "admin-users-last-admin": "test_admin_pages.py",
     "admin-quarantine": "test_admin_pages.py",
     "admin-service-tokens": "test_admin_pages.py",
+    "devices": "test_devices_admin.py",
 }
 
 

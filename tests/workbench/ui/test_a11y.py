@@ -79,6 +79,7 @@ def test_every_page_passes_axe_with_landmarks_titles_and_a_skip_link(
         "/ui/alerts": ("Alerts", "#alerts-grid .ag-row"),
         "/ui/rules": ("Rules", "#rules-grid"),
         "/ui/reports": ("Reports", "#reports-grid"),
+        "/ui/devices": ("Devices", "#dev-table"),
     }
     problems: dict[str, object] = {}
     for dark in (False, True):
