@@ -1,0 +1,226 @@
+"""ThingsBoard ``ts_kv`` history into ``telemetry``: which series to copy, in which chunks, and the copy.
+
+A chunk is one binary COPY out of ThingsBoard's database piped into one binary COPY into ``telemetry``,
+committed together with the checkpoints of every series it holds. Small series are packed together until a
+chunk holds about ``chunk_rows`` rows; a series larger than that is copied alone, ``chunk_rows`` at a time.
+The source query already gives the workbench's column types (the timestamp leaves as the int8 microseconds
+since 2000 that are a ``timestamptz``'s binary form), so no row is decoded in Python: rows are read with
+libpq's own ``PQgetCopyData`` and written on in blocks of about a megabyte. Within a chunk each series'
+rows arrive newest first, the order of ``telemetry``'s (device, key, timestamp DESC) index, which keeps
+that index compact and its inserts cheap.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import errors, sql
+from psycopg.pq import ExecStatus
+
+from ingest.importers import checkpoints
+from workbench.db.copy_format import PG_EPOCH_US
+
+KEY_MAX = 100  # telemetry.key is varchar(100)
+BLOCK_BYTES = 1 << 20  # bytes gathered from the source before one write to the target
+BEFORE_ALL = -(2**63)  # the checkpoint of a series nothing of which is imported yet
+
+# One expression per workbench column over a ts_kv row ``t`` and its series ``s`` (see copy_chunk).
+_VALUE = (
+    "COALESCE(t.dbl_v, t.long_v::float8, "
+    "CASE WHEN t.bool_v THEN 1.0::float8 WHEN NOT t.bool_v THEN 0.0::float8 END)"
+)
+# A long beyond 2^53 keeps its exact digits (BETWEEN, not abs(): abs(-2^63) overflows bigint).
+_TEXT = (
+    "COALESCE(t.str_v, {json}, "
+    "CASE WHEN t.long_v NOT BETWEEN -9007199254740992 AND 9007199254740992 THEN t.long_v::text END)"
+)
+_COPY_OUT = (
+    f"COPY (SELECT t.ts * 1000 - {PG_EPOCH_US}, t.entity_id, s.name, {_VALUE}, 100::int4, "
+    "{text} FROM unnest({entities}::uuid[], {keys}::int4[], {names}::text[], {after}::int8[], "
+    "{upto}::int8[]) WITH ORDINALITY AS s(entity_id, key_id, name, after, upto, n) "
+    "CROSS JOIN LATERAL (SELECT * FROM ts_kv WHERE ts_kv.entity_id = s.entity_id AND ts_kv.key = s.key_id "
+    "AND ts_kv.ts > s.after AND ts_kv.ts <= s.upto ORDER BY ts_kv.ts DESC) AS t) "
+    "TO STDOUT (FORMAT BINARY)"
+)
+_COPY_IN = "COPY telemetry (timestamp, device_id, key, value, quality, text_value) FROM STDIN (FORMAT BINARY)"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One ``ts_kv`` series (a device's key): its rows and first and last timestamps (ms) when listed."""
+
+    entity_id: uuid.UUID
+    key_id: int
+    key: str
+    rows: int
+    first: int
+    last: int
+
+    @property
+    def name(self) -> str:
+        """The series' checkpoint name."""
+        return f"{self.entity_id}/{self.key}"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """The rows of one series with ``after < ts <= upto`` (ms): ``rows`` of them, from ``first`` on."""
+
+    series: Series
+    after: int
+    upto: int
+    rows: int
+    first: int
+
+
+def find_series(src: psycopg.Connection, devices: set[uuid.UUID], skipped: Counter[str]) -> list[Series]:
+    """Every device series of ``ts_kv`` in (entity, key) order; what is left out is counted in ``skipped``."""
+    names: dict[int, str] = dict(src.execute("SELECT key_id, key FROM ts_kv_dictionary").fetchall())
+    found: list[Series] = []
+    counts = src.execute(
+        "SELECT entity_id, key, count(*), min(ts), max(ts) FROM ts_kv GROUP BY entity_id, key ORDER BY 1, 2"
+    )
+    for entity_id, key_id, rows, first, last in counts.fetchall():
+        key = names.get(key_id)
+        if entity_id not in devices:
+            skipped["telemetry of an entity that is not a device (asset, customer…)"] += rows
+        elif key is None:
+            skipped["key id missing from ts_kv_dictionary"] += rows
+        elif len(key) > KEY_MAX:
+            skipped[f"key longer than {KEY_MAX} characters"] += rows
+        else:
+            found.append(Series(entity_id, key_id, key, rows, first, last))
+    return found
+
+
+def remaining(src: psycopg.Connection, series: list[Series], done: dict[str, int]) -> list[Piece]:
+    """What is left of each series past its checkpoint, as one piece each (fully imported series drop out)."""
+    left: list[Piece] = []
+    for one in series:
+        after = done.get(one.name, BEFORE_ALL)
+        if after >= one.last:
+            continue
+        if after < one.first:
+            left.append(Piece(one, after, one.last, one.rows, one.first))
+            continue
+        # Resumed mid-series (or the series grew since): count what is past the checkpoint.
+        row = src.execute(
+            "SELECT count(*), min(ts) FROM ts_kv WHERE entity_id = %s AND key = %s AND ts > %s AND ts <= %s",
+            (one.entity_id, one.key_id, after, one.last),
+        ).fetchone()
+        assert row is not None
+        if row[0]:
+            left.append(Piece(one, after, one.last, row[0], row[1]))
+    return left
+
+
+def chunks(src: psycopg.Connection, pieces: list[Piece], chunk_rows: int) -> Iterator[list[Piece]]:
+    """The pieces regrouped into chunks of about ``chunk_rows`` rows (a large series alone, split by time)."""
+    packed: list[Piece] = []
+    packed_rows = 0
+    for piece in pieces:
+        if piece.rows > chunk_rows:
+            yield from _split(src, piece, chunk_rows)
+            continue
+        if packed and packed_rows + piece.rows > chunk_rows:
+            yield packed
+            packed, packed_rows = [], 0
+        packed.append(piece)
+        packed_rows += piece.rows
+    if packed:
+        yield packed
+
+
+def _split(src: psycopg.Connection, piece: Piece, chunk_rows: int) -> Iterator[list[Piece]]:
+    """A large piece as chunks of ``chunk_rows`` rows, each bound found when it is due."""
+    one = piece.series
+    after = piece.after
+    while after < piece.upto:
+        bounds = src.execute(
+            "SELECT max(ts), min(ts), count(*) FROM (SELECT ts FROM ts_kv WHERE entity_id = %s AND key = %s "
+            "AND ts > %s AND ts <= %s ORDER BY ts LIMIT %s) AS chunk",
+            (one.entity_id, one.key_id, after, piece.upto, chunk_rows),
+        ).fetchone()
+        assert bounds is not None
+        upto, first, rows = bounds
+        if not rows:
+            return
+        yield [Piece(one, after, upto, rows, first)]
+        after = upto
+
+
+def copy_chunk(
+    src: psycopg.Connection, dst: psycopg.Connection, chunk: list[Piece], source: str, json_v: bool
+) -> int:
+    """Copy one chunk and advance its series' checkpoints in the same transaction; returns the rows copied."""
+    statement = sql.SQL(_COPY_OUT).format(
+        text=sql.SQL(_TEXT.format(json="t.json_v::text" if json_v else "NULL::text")),
+        entities=[p.series.entity_id for p in chunk],
+        keys=[p.series.key_id for p in chunk],
+        names=[p.series.key for p in chunk],
+        after=[p.after for p in chunk],
+        upto=[p.upto for p in chunk],
+    )
+    with dst.transaction():
+        # A crash may lose the newest chunks, never half of one: each commits with its checkpoints.
+        dst.execute("SET LOCAL synchronous_commit = off")
+        with dst.cursor() as out:
+            with out.copy(_COPY_IN) as writer:
+                pipe(src, statement.as_bytes(src), writer.write)
+            copied = out.rowcount
+        checkpoints.advance_many(dst, source, [(p.series.name, p.upto, p.rows) for p in chunk])
+    return copied
+
+
+def pipe(src: psycopg.Connection, statement: bytes, write: Callable[[bytearray], object]) -> None:
+    """Run ``COPY ... TO STDOUT`` on ``src`` and hand its bytes to ``write`` in blocks of ``BLOCK_BYTES``.
+
+    psycopg's ``Copy.read`` costs a generator round per row; libpq's ``PQgetCopyData`` (blocking) does not.
+    """
+    pgconn = src.pgconn
+    pgconn.send_query(statement)
+    _result(src, ExecStatus.COPY_OUT)
+    block = bytearray()
+    get = pgconn.get_copy_data
+    try:
+        while True:
+            size, data = get(0)
+            if size < 0:
+                break
+            block += data
+            if len(block) >= BLOCK_BYTES:
+                write(block)
+                block = bytearray()
+    except BaseException:
+        src.cancel_safe()  # stop the source and drain it, so its connection is usable (or closable) again
+        while get(0)[0] >= 0:
+            pass
+        while pgconn.get_result() is not None:
+            pass
+        raise
+    if size == -2:
+        raise psycopg.OperationalError(pgconn.get_error_message())
+    if block:
+        write(block)
+    _result(src, ExecStatus.COMMAND_OK)
+
+
+def _result(src: psycopg.Connection, expected: ExecStatus) -> None:
+    """Take the next result of ``src``'s running statement; a failure raises psycopg's error for it."""
+    pgconn = src.pgconn
+    result = pgconn.get_result()
+    if result is not None and result.status == ExecStatus.COPY_OUT == expected:
+        return  # libpq stays in COPY state: no further result until the data is read
+    if result is not None and result.status == expected:
+        while pgconn.get_result() is not None:  # the end of the statement, so the next one can be sent
+            pass
+        return
+    while pgconn.get_result() is not None:  # drain so the connection is usable again
+        pass
+    if result is None:
+        raise psycopg.OperationalError(pgconn.get_error_message() or "the source ended the COPY early")
+    raise errors.error_from_result(result, encoding=src.info.encoding)
