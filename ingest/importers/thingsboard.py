@@ -162,15 +162,17 @@ class ThingsBoardImport:
         start_progress: Callable[[int], Progress] | None,
     ) -> None:
         series = history.find_series(src, devices, self.summary.skipped)
-        left = history.remaining(src, series, checkpoints.load(dst, SOURCE))
+        left = history.remaining(series, checkpoints.load(dst, SOURCE))
         advance = start_progress(sum(p.rows for p in left)) if start_progress else (lambda rows: None)
-        self.summary.series += len({p.series.name for p in left})
+        self.summary.series += len(left)
         json_v = "json_v" in columns["ts_kv"]
-        for chunk in history.chunks(src, left, self.chunk_rows):
+        slices = history.Slices(left, self.chunk_rows)
+        for chunk in slices:
             rows = history.copy_chunk(src, dst, chunk, SOURCE, json_v)
+            slices.copied(rows)
             self.summary.rows += rows
             advance(rows)
-            first, upto = min(p.first for p in chunk), max(p.upto for p in chunk)
+            first, upto = min(p.after for p in chunk) + 1, max(p.upto for p in chunk)
             old = self.imported_span
             self.imported_span = (first, upto) if old is None else (min(old[0], first), max(old[1], upto))
 

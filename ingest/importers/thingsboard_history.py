@@ -68,13 +68,12 @@ class Series:
 
 @dataclass(frozen=True)
 class Piece:
-    """The rows of one series with ``after < ts <= upto`` (ms): ``rows`` of them, from ``first`` on."""
+    """The rows of one series with ``after < ts <= upto`` (ms), about ``rows`` of them."""
 
     series: Series
     after: int
     upto: int
     rows: int
-    first: int
 
 
 def find_series(src: psycopg.Connection, devices: set[uuid.UUID], skipped: Counter[str]) -> list[Series]:
@@ -97,60 +96,62 @@ def find_series(src: psycopg.Connection, devices: set[uuid.UUID], skipped: Count
     return found
 
 
-def remaining(src: psycopg.Connection, series: list[Series], done: dict[str, int]) -> list[Piece]:
-    """What is left of each series past its checkpoint, as one piece each (fully imported series drop out)."""
+def remaining(series: list[Series], done: dict[str, int]) -> list[Piece]:
+    """What is left of each series past its checkpoint, as one piece each (fully imported series drop out).
+
+    A series resumed mid-way is assumed evenly spread in time for its row estimate (progress and chunk
+    sizes only: the rows copied are counted by the COPY).
+    """
     left: list[Piece] = []
     for one in series:
-        after = done.get(one.name, BEFORE_ALL)
+        after = max(done.get(one.name, BEFORE_ALL), one.first - 1)
         if after >= one.last:
             continue
-        if after < one.first:
-            left.append(Piece(one, after, one.last, one.rows, one.first))
-            continue
-        # Resumed mid-series (or the series grew since): count what is past the checkpoint.
-        row = src.execute(
-            "SELECT count(*), min(ts) FROM ts_kv WHERE entity_id = %s AND key = %s AND ts > %s AND ts <= %s",
-            (one.entity_id, one.key_id, after, one.last),
-        ).fetchone()
-        assert row is not None
-        if row[0]:
-            left.append(Piece(one, after, one.last, row[0], row[1]))
+        share = (one.last - after) / (one.last - one.first + 1)
+        left.append(Piece(one, after, one.last, max(1, round(one.rows * share))))
     return left
 
 
-def chunks(src: psycopg.Connection, pieces: list[Piece], chunk_rows: int) -> Iterator[list[Piece]]:
-    """The pieces regrouped into chunks of about ``chunk_rows`` rows (a large series alone, split by time)."""
-    packed: list[Piece] = []
-    packed_rows = 0
-    for piece in pieces:
-        if piece.rows > chunk_rows:
-            yield from _split(src, piece, chunk_rows)
-            continue
-        if packed and packed_rows + piece.rows > chunk_rows:
-            yield packed
-            packed, packed_rows = [], 0
-        packed.append(piece)
-        packed_rows += piece.rows
-    if packed:
-        yield packed
+class Slices:
+    """The remaining pieces cut into time slices ``(start, end]`` across all series, of about ``chunk_rows``.
 
+    A slice holds every series' rows in its span, so it reads one stretch of ThingsBoard's table (rows are
+    stored roughly in arrival order) rather than the whole table once per series. Slice widths start from
+    the average density and follow the rows each slice really held. A slice holds at least ``PER_SERIES``
+    rows per series on average, so a plant of many short series is not read one index probe per row.
+    """
 
-def _split(src: psycopg.Connection, piece: Piece, chunk_rows: int) -> Iterator[list[Piece]]:
-    """A large piece as chunks of ``chunk_rows`` rows, each bound found when it is due."""
-    one = piece.series
-    after = piece.after
-    while after < piece.upto:
-        bounds = src.execute(
-            "SELECT max(ts), min(ts), count(*) FROM (SELECT ts FROM ts_kv WHERE entity_id = %s AND key = %s "
-            "AND ts > %s AND ts <= %s ORDER BY ts LIMIT %s) AS chunk",
-            (one.entity_id, one.key_id, after, piece.upto, chunk_rows),
-        ).fetchone()
-        assert bounds is not None
-        upto, first, rows = bounds
-        if not rows:
-            return
-        yield [Piece(one, after, upto, rows, first)]
-        after = upto
+    PER_SERIES = 20
+
+    def __init__(self, pieces: list[Piece], chunk_rows: int) -> None:
+        self.pieces = pieces
+        self.rows = max(chunk_rows, self.PER_SERIES * len(pieces))
+        self.start = min((p.after for p in pieces), default=0)
+        self.end = max((p.upto for p in pieces), default=0)
+        total = sum(p.rows for p in pieces)
+        self.width = max(1, (self.end - self.start) * self.rows // max(total, 1))
+
+    def __iter__(self) -> Iterator[list[Piece]]:
+        """Each slice's pieces in series order; call ``copied`` with its rows before taking the next."""
+        while self.start < self.end:
+            end = min(self.start + self.width, self.end)
+            chunk = [
+                Piece(p.series, max(p.after, self.start), min(p.upto, end), self._share(p, end))
+                for p in self.pieces
+                if p.after < end and p.upto > self.start
+            ]
+            self.start = end
+            if chunk:
+                yield chunk
+
+    def copied(self, rows: int) -> None:
+        """Adapt the next slice's width to the rows the last one held (at most 4 times wider or narrower)."""
+        factor = 4.0 if rows == 0 else min(4.0, max(0.25, self.rows / rows))
+        self.width = max(1, int(self.width * factor))
+
+    def _share(self, piece: Piece, end: int) -> int:
+        lo, hi = max(piece.after, self.start), min(piece.upto, end)
+        return round(piece.rows * (hi - lo) / (piece.upto - piece.after))
 
 
 def copy_chunk(
@@ -165,14 +166,19 @@ def copy_chunk(
         after=[p.after for p in chunk],
         upto=[p.upto for p in chunk],
     )
-    with dst.transaction():
+    with dst.transaction(), src.transaction():
         # A crash may lose the newest chunks, never half of one: each commits with its checkpoints.
         dst.execute("SET LOCAL synchronous_commit = off")
+        # Each series' rows newest first straight off its index (the planner, not knowing how many rows a
+        # series holds, would otherwise fetch them as a bitmap and sort them: twice the work).
+        src.execute("SET LOCAL enable_bitmapscan = off")
+        src.execute("SET LOCAL enable_sort = off")
         with dst.cursor() as out:
             with out.copy(_COPY_IN) as writer:
                 pipe(src, statement.as_bytes(src), writer.write)
             copied = out.rowcount
-        checkpoints.advance_many(dst, source, [(p.series.name, p.upto, p.rows) for p in chunk])
+        # Rows per series are not counted here (the COPY counts the chunk): the checkpoints record 0.
+        checkpoints.advance_many(dst, source, [(p.series.name, p.upto, 0) for p in chunk])
     return copied
 
 

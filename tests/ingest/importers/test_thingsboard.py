@@ -228,10 +228,12 @@ def test_an_interrupted_import_resumes_without_duplicates(plant: Plant, database
     job = ThingsBoardImport(plant.url, libpq_url(database_url), chunk_rows=100)
     with pytest.raises(KeyboardInterrupt):
         job.run(stop_after_three)
-    assert len(_rows(database_url, plant)) == sum(chunks) == 250
+    total = 3 * (POINTS * 2 + 12)
+    copied = sum(chunks)
+    assert len(_rows(database_url, plant)) == copied and 0 < copied < total
     resumed = ThingsBoardImport(plant.url, libpq_url(database_url), chunk_rows=100).run()
     rows = _rows(database_url, plant)
-    assert resumed.rows + 250 == len(rows) == 3 * (POINTS * 2 + 12)
+    assert resumed.rows + copied == len(rows) == total
     assert len({row[:3] for row in rows}) == len(rows)
 
 
