@@ -1,17 +1,18 @@
 """ThingsBoard ``ts_kv`` history into ``telemetry``: which series to copy, in which chunks, and the copy.
 
 A chunk is one binary COPY out of ThingsBoard's database piped into one binary COPY into ``telemetry``,
-committed together with the checkpoints of every series it holds. Small series are packed together until a
-chunk holds about ``chunk_rows`` rows; a series larger than that is copied alone, ``chunk_rows`` at a time.
-The source query already gives the workbench's column types (the timestamp leaves as the int8 microseconds
-since 2000 that are a ``timestamptz``'s binary form), so no row is decoded in Python: rows are read with
-libpq's own ``PQgetCopyData`` and written on in blocks of about a megabyte. Within a chunk each series'
-rows arrive newest first, the order of ``telemetry``'s (device, key, timestamp DESC) index, which keeps
-that index compact and its inserts cheap.
+committed together with the checkpoints of every series it holds. Chunks are time slices across all series
+(``Slices``), so each reads one stretch of ``ts_kv``. The source query already gives the workbench's column
+types (the timestamp leaves as the int8 microseconds since 2000 that are a ``timestamptz``'s binary form),
+so no row is decoded in Python: rows are read with libpq's own ``PQgetCopyData`` and written on in blocks
+of about a megabyte by a thread of their own. Within a chunk each series' rows arrive newest first, the
+order of ``telemetry``'s (device, key, timestamp DESC) index, which keeps that index compact and its
+inserts cheap.
 """
 
 from __future__ import annotations
 
+import select
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import errors, sql
+from psycopg.copy import QueuedLibpqWriter
 from psycopg.pq import ExecStatus
 
 from ingest.importers import checkpoints
@@ -174,7 +176,8 @@ def copy_chunk(
         src.execute("SET LOCAL enable_bitmapscan = off")
         src.execute("SET LOCAL enable_sort = off")
         with dst.cursor() as out:
-            with out.copy(_COPY_IN) as writer:
+            # The target is written from a thread of its own, so the source is read meanwhile.
+            with out.copy(_COPY_IN, writer=QueuedLibpqWriter(out)) as writer:
                 pipe(src, statement.as_bytes(src), writer.write)
             copied = out.rowcount
         # Rows per series are not counted here (the COPY counts the chunk): the checkpoints record 0.
@@ -185,22 +188,27 @@ def copy_chunk(
 def pipe(src: psycopg.Connection, statement: bytes, write: Callable[[bytearray], object]) -> None:
     """Run ``COPY ... TO STDOUT`` on ``src`` and hand its bytes to ``write`` in blocks of ``BLOCK_BYTES``.
 
-    psycopg's ``Copy.read`` costs a generator round per row; libpq's ``PQgetCopyData`` (blocking) does not.
+    psycopg's ``Copy.read`` costs a generator round per row; libpq's ``PQgetCopyData`` does not. It is
+    called without blocking and the wait for data is a ``select``, which lets a writer thread run meanwhile.
     """
     pgconn = src.pgconn
     pgconn.send_query(statement)
     _result(src, ExecStatus.COPY_OUT)
     block = bytearray()
-    get = pgconn.get_copy_data
+    get, socket = pgconn.get_copy_data, pgconn.socket
     try:
         while True:
-            size, data = get(0)
-            if size < 0:
+            size, data = get(1)
+            if size > 0:
+                block += data
+                if len(block) >= BLOCK_BYTES:
+                    write(block)
+                    block = bytearray()
+            elif size == 0:
+                select.select([socket], [], [])
+                pgconn.consume_input()
+            else:
                 break
-            block += data
-            if len(block) >= BLOCK_BYTES:
-                write(block)
-                block = bytearray()
     except BaseException:
         src.cancel_safe()  # stop the source and drain it, so its connection is usable (or closable) again
         while get(0)[0] >= 0:
