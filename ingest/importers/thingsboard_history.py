@@ -118,9 +118,10 @@ class Slices:
     """The remaining pieces cut into time slices ``(start, end]`` across all series, of about ``chunk_rows``.
 
     A slice holds every series' rows in its span, so it reads one stretch of ThingsBoard's table (rows are
-    stored roughly in arrival order) rather than the whole table once per series. Slice widths start from
-    the average density and follow the rows each slice really held. A slice holds at least ``PER_SERIES``
-    rows per series on average, so a plant of many short series is not read one index probe per row.
+    stored roughly in arrival order) rather than the whole table once per series. A slice's width is fitted
+    to the rows estimated in it (each series taken as evenly spread) and follows the rows slices really
+    held. A slice holds at least ``PER_SERIES`` rows per series on average, so a plant of many short
+    series is not read one index probe per row.
     """
 
     PER_SERIES = 20
@@ -136,15 +137,26 @@ class Slices:
     def __iter__(self) -> Iterator[list[Piece]]:
         """Each slice's pieces in series order; call ``copied`` with its rows before taking the next."""
         while self.start < self.end:
-            end = min(self.start + self.width, self.end)
-            chunk = [
-                Piece(p.series, max(p.after, self.start), min(p.upto, end), self._share(p, end))
-                for p in self.pieces
-                if p.after < end and p.upto > self.start
-            ]
+            for _ in range(16):  # fit the width to the estimate: within half to twice the rows wanted
+                end = min(self.start + self.width, self.end)
+                chunk = self._slice(end)
+                estimate = sum(p.rows for p in chunk)
+                if estimate > 2 * self.rows and self.width > 1:
+                    self.width //= 2
+                elif estimate < self.rows // 2 and end < self.end:
+                    self.width *= 2
+                else:
+                    break
             self.start = end
             if chunk:
                 yield chunk
+
+    def _slice(self, end: int) -> list[Piece]:
+        return [
+            Piece(p.series, max(p.after, self.start), min(p.upto, end), self._share(p, end))
+            for p in self.pieces
+            if p.after < end and p.upto > self.start
+        ]
 
     def copied(self, rows: int) -> None:
         """Adapt the next slice's width to the rows the last one held (at most 4 times wider or narrower)."""
