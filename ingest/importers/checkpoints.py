@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import psycopg
 
-UPSERT = (
-    "INSERT INTO import_checkpoints (source, series, last_ts, rows) VALUES (%s, %s, %s, %s) "
+# A series already known moves on to the newer timestamp and adds its rows.
+_UPSERT = (
+    "INSERT INTO import_checkpoints (source, series, last_ts, rows) {values} "
     "ON CONFLICT (source, series) DO UPDATE SET last_ts = EXCLUDED.last_ts, "
     "rows = import_checkpoints.rows + EXCLUDED.rows, updated_at = now()"
 )
+_UPSERT_ONE = _UPSERT.format(values="VALUES (%s, %s, %s, %s)")
+_UPSERT_MANY = _UPSERT.format(values="SELECT %s, * FROM unnest(%s::text[], %s::int8[], %s::int8[])")
 
 
 def load(conn: psycopg.Connection, source: str) -> dict[str, int]:
@@ -19,4 +22,10 @@ def load(conn: psycopg.Connection, source: str) -> dict[str, int]:
 
 def advance(conn: psycopg.Connection, source: str, series: str, last_ts: int, rows: int) -> None:
     """Record that ``series`` is imported up to ``last_ts`` (call inside the transaction that wrote it)."""
-    conn.execute(UPSERT, (source, series, last_ts, rows))
+    conn.execute(_UPSERT_ONE, (source, series, last_ts, rows))
+
+
+def advance_many(conn: psycopg.Connection, source: str, done: list[tuple[str, int, int]]) -> None:
+    """``advance`` for several (series, last_ts, rows) at once, in one statement."""
+    names, lasts, counts = ([row[i] for row in done] for i in range(3))
+    conn.execute(_UPSERT_MANY, (source, names, lasts, counts))

@@ -2,10 +2,10 @@
 
 Reads ThingsBoard's own tables (``device``, ``device_profile``, ``attribute_kv``, ``ts_kv`` with its key
 dictionary, ``ts_kv_latest``, ``alarm``) in the layouts of ThingsBoard 3.x and 4.x. History moves as binary
-COPY from a query that already has the workbench's column types straight into ``telemetry``: no row passes
-through Python, so the import runs at the database's COPY speed. Each series is copied in chunks, each
-chunk committed together with its checkpoint, so an interrupted import resumes where it stopped and a rerun
-adds nothing. Device ids stay ThingsBoard's, which makes devices and alarms idempotent too.
+COPY from a query that already has the workbench's column types straight into ``telemetry``, in chunks
+each committed with its series' checkpoints (``thingsboard_history``), so an interrupted import resumes
+where it stopped and a rerun adds nothing. Device ids stay ThingsBoard's, which makes devices and alarms
+idempotent too.
 
 Value mapping: ``dbl_v`` and ``long_v`` become ``value`` (a long beyond 2^53 also keeps its exact digits
 in ``text_value``), ``bool_v`` becomes 1.0/0.0, ``str_v`` and ``json_v`` become ``text_value``.
@@ -22,23 +22,16 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg.copy import QueuedLibpqWriter
 from psycopg.types.json import Jsonb
 
 from ingest.importers import checkpoints
+from ingest.importers import thingsboard_history as history
+from ingest.importers.thingsboard_history import KEY_MAX
 
 SOURCE = "thingsboard"
-CHUNK_ROWS = 250_000
-KEY_MAX = 100  # telemetry.key is varchar(100)
+CHUNK_ROWS = 1_000_000  # a time slice across all series: ~100 MB of telemetry, one commit
 SCOPES = {1: "CLIENT_SCOPE", 2: "SERVER_SCOPE", 3: "SHARED_SCOPE"}
 FROM_THINGSBOARD = {"CRITICAL": "critical", "MAJOR": "critical", "MINOR": "warning", "WARNING": "warning"}
-
-# One expression per workbench column, over a ts_kv-shaped row (``json_v`` may be missing: see _values).
-_TIMESTAMP = "TIMESTAMPTZ 'epoch' + ts * INTERVAL '1 millisecond'"
-_VALUE = (
-    "COALESCE(dbl_v, long_v::float8, CASE WHEN bool_v THEN 1.0::float8 WHEN NOT bool_v THEN 0.0::float8 END)"
-)
-_TEXT = "COALESCE(str_v, {json}, CASE WHEN abs(long_v) > 9007199254740992 THEN long_v::text END)"
 
 
 @dataclass
@@ -61,14 +54,6 @@ class Summary:
         ]
         out += [f"skipped {count}: {reason}" for reason, count in sorted(self.skipped.items())]
         return out
-
-
-@dataclass(frozen=True)
-class _Series:
-    entity_id: uuid.UUID
-    key_id: int
-    key: str
-    rows: int
 
 
 Progress = Callable[[int], object]
@@ -94,12 +79,7 @@ class ThingsBoardImport:
             columns = _columns(src)
             devices = self._devices(src, dst, columns)
             self._attributes(src, dst, columns, devices)
-            series = self._series(src, columns, devices)
-            done = checkpoints.load(dst, SOURCE)
-            remaining = sum(s.rows for s in series if f"{s.entity_id}/{s.key}" not in done)
-            advance = start_progress(remaining) if start_progress else (lambda rows: None)
-            for one in series:
-                self._copy_series(src, dst, columns, one, done.get(f"{one.entity_id}/{one.key}"), advance)
+            self._history(src, dst, columns, devices, start_progress)
             self._latest(src, dst, columns, devices)
             self._alarms(src, dst, columns, devices)
         return self.summary
@@ -173,70 +153,28 @@ class ThingsBoardImport:
 
     # -- history ------------------------------------------------------------------------------------
 
-    def _series(self, src: psycopg.Connection, columns: _Columns, devices: set[uuid.UUID]) -> list[_Series]:
-        names: dict[int, str] = dict(src.execute("SELECT key_id, key FROM ts_kv_dictionary").fetchall())
-        found: list[_Series] = []
-        counts = src.execute(
-            "SELECT entity_id, key, count(*) FROM ts_kv GROUP BY entity_id, key ORDER BY 1, 2"
-        )
-        for entity_id, key_id, rows in counts.fetchall():
-            key = names.get(key_id)
-            if entity_id not in devices:
-                self.summary.skipped["telemetry of an entity that is not a device (asset, customer…)"] += rows
-            elif key is None:
-                self.summary.skipped["key id missing from ts_kv_dictionary"] += rows
-            elif len(key) > KEY_MAX:
-                self.summary.skipped[f"key longer than {KEY_MAX} characters"] += rows
-            else:
-                found.append(_Series(entity_id, key_id, key, rows))
-        return found
-
-    def _copy_series(
+    def _history(
         self,
         src: psycopg.Connection,
         dst: psycopg.Connection,
         columns: _Columns,
-        series: _Series,
-        last: int | None,
-        advance: Progress,
+        devices: set[uuid.UUID],
+        start_progress: Callable[[int], Progress] | None,
     ) -> None:
-        name = f"{series.entity_id}/{series.key}"
-        last = -(2**63) if last is None else last
-        text_value = _TEXT.format(json="json_v::text" if "json_v" in columns["ts_kv"] else "NULL::text")
-        self.summary.series += 1
-        while True:
-            bounds = src.execute(
-                "SELECT max(ts), min(ts), count(*) FROM (SELECT ts FROM ts_kv "
-                "WHERE entity_id = %s AND key = %s AND ts > %s ORDER BY ts LIMIT %s) AS chunk",
-                (series.entity_id, series.key_id, last, self.chunk_rows),
-            ).fetchone()
-            assert bounds is not None
-            upto, first, rows = bounds
-            if not rows:
-                return
-            with dst.transaction(), dst.cursor() as out:
-                with (
-                    src.cursor().copy(
-                        f"COPY (SELECT {_TIMESTAMP}, entity_id, %s::text, {_VALUE}, 100::int4, {text_value} "
-                        "FROM ts_kv WHERE entity_id = %s AND key = %s AND ts > %s AND ts <= %s) "
-                        "TO STDOUT (FORMAT BINARY)",
-                        (series.key, series.entity_id, series.key_id, last, upto),
-                    ) as reader,
-                    out.copy(
-                        "COPY telemetry (timestamp, device_id, key, value, quality, text_value) "
-                        "FROM STDIN (FORMAT BINARY)",
-                        # Sending from a thread of its own lets reading the source overlap the writes.
-                        writer=QueuedLibpqWriter(out),
-                    ) as writer,
-                ):
-                    for block in reader:
-                        writer.write(block)
-                checkpoints.advance(dst, SOURCE, name, upto, rows)
+        series = history.find_series(src, devices, self.summary.skipped)
+        left = history.remaining(series, checkpoints.load(dst, SOURCE))
+        advance = start_progress(sum(p.rows for p in left)) if start_progress else (lambda rows: None)
+        self.summary.series += len(left)
+        json_v = "json_v" in columns["ts_kv"]
+        slices = history.Slices(left, self.chunk_rows)
+        for chunk in slices:
+            rows = history.copy_chunk(src, dst, chunk, SOURCE, json_v)
+            slices.copied(rows)
             self.summary.rows += rows
             advance(rows)
+            first, upto = min(p.after for p in chunk) + 1, max(p.upto for p in chunk)
             old = self.imported_span
             self.imported_span = (first, upto) if old is None else (min(old[0], first), max(old[1], upto))
-            last = upto
 
     # -- latest values and alarms -------------------------------------------------------------------
 

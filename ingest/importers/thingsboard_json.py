@@ -19,7 +19,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ingest.importers import checkpoints
-from ingest.importers.thingsboard import KEY_MAX, Summary
+from ingest.importers.thingsboard import Summary
+from ingest.importers.thingsboard_history import KEY_MAX
 
 SOURCE = "thingsboard-json"
 

@@ -390,7 +390,8 @@ def _rollup(name: str) -> Table:
 telemetry_1m = _rollup("telemetry_1m")
 telemetry_1h = _rollup("telemetry_1h")
 
-# How far each imported series has come (ingest/importers): imports resume, reruns add nothing.
+# How far each imported series has come (ingest/importers): imports resume, reruns add nothing. ``rows`` is
+# counted per series by the JSON import; the database import copies time slices across series and leaves it 0.
 import_checkpoints = Table(
     "import_checkpoints",
     metadata,

@@ -228,10 +228,12 @@ def test_an_interrupted_import_resumes_without_duplicates(plant: Plant, database
     job = ThingsBoardImport(plant.url, libpq_url(database_url), chunk_rows=100)
     with pytest.raises(KeyboardInterrupt):
         job.run(stop_after_three)
-    assert len(_rows(database_url, plant)) == sum(chunks) == 250
+    total = 3 * (POINTS * 2 + 12)
+    copied = sum(chunks)
+    assert len(_rows(database_url, plant)) == copied and 0 < copied < total
     resumed = ThingsBoardImport(plant.url, libpq_url(database_url), chunk_rows=100).run()
     rows = _rows(database_url, plant)
-    assert resumed.rows + 250 == len(rows) == 3 * (POINTS * 2 + 12)
+    assert resumed.rows + copied == len(rows) == total
     assert len({row[:3] for row in rows}) == len(rows)
 
 
@@ -287,3 +289,48 @@ def test_command_line_prints_the_summary(plant: Plant, database_url: str, tmp_pa
         timeout=120,
     )
     assert bad.returncode == 1 and "not a ThingsBoard database" in bad.stderr
+
+
+def test_extreme_longs_keep_their_digits(plant: Plant, database_url: str) -> None:
+    smallest, largest = -(2**63), 2**63 - 1
+    with psycopg.connect(plant.url, autocommit=True) as conn:
+        conn.execute("INSERT INTO ts_kv_dictionary (key, key_id) VALUES ('odometer', 6)")
+        conn.execute(
+            "INSERT INTO ts_kv (entity_id, key, ts, long_v) VALUES (%s, 6, %s, %s), (%s, 6, %s, %s)",
+            (plant.devices[0], BASE + 1, smallest, plant.devices[0], BASE + 2, largest),
+        )
+    import_thingsboard(database_url, plant.url)
+    odometer = [row for row in _rows(database_url, plant) if row[1] == "odometer"]
+    assert [(row[3], row[4]) for row in odometer] == [
+        (float(smallest), str(smallest)),
+        (float(largest), str(largest)),
+    ]
+
+
+def test_chunks_span_series_and_a_rerun_takes_only_new_rows(plant: Plant, database_url: str) -> None:
+    chunks: list[int] = []
+    totals: list[int] = []
+
+    def progress(total: int):  # type: ignore[no-untyped-def]
+        totals.append(total)
+        return chunks.append
+
+    first = ThingsBoardImport(plant.url, libpq_url(database_url), chunk_rows=200).run(progress)
+    total = 3 * (POINTS * 2 + 12)
+    assert first.rows == sum(chunks) == totals[0] == total and first.series == 15
+    assert len(chunks) < 15  # a chunk holds a time slice of several series, not one series
+    with psycopg.connect(plant.url, autocommit=True) as conn:  # ThingsBoard keeps recording
+        conn.execute(
+            "INSERT INTO ts_kv (entity_id, key, ts, dbl_v) "
+            "SELECT %s, 1, %s + i * 1000, -i FROM generate_series(1, 7) AS i",
+            (plant.devices[1], BASE + POINTS * 1000),
+        )
+    chunks.clear()
+    again = ThingsBoardImport(plant.url, libpq_url(database_url), chunk_rows=200).run(progress)
+    assert (again.rows, again.series, sum(chunks), totals[1]) == (7, 1, 7, 7)
+    rows = _rows(database_url, plant)
+    assert len(rows) == total + 7 and len({row[:3] for row in rows}) == len(rows)
+    assert sorted(row[3] for row in rows if row[0] == plant.devices[1] and (row[3] or 0) < 0) == list(
+        range(-7, 0)
+    )
+    assert ThingsBoardImport(plant.url, libpq_url(database_url)).run().rows == 0
