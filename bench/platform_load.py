@@ -113,6 +113,13 @@ def check_rows(conn: Any, want: Summary) -> str:
     shown = [f"{name}: got {getattr(got, name)} want {getattr(want, name)}" for name in bad]
     if row[6] != len(KEYS) or row[7] != row[0]:
         shown.append(f"keys/units: {row[6]} keys, {row[7]} units for {row[0]} rows")
+    if got.rows != want.rows:  # where the difference lies: rows stored twice, or rows of another run
+        twice, other = conn.execute(
+            "SELECT count(*) - count(DISTINCT (device_id, key, timestamp)), "
+            "count(*) FILTER (WHERE timestamp NOT BETWEEN %s AND %s) FROM telemetry",
+            (want.ts_min, want.ts_max),
+        ).fetchone()
+        shown.append(f"{twice} rows stored twice, {other} rows outside the run's time range")
     return "ok" if not shown else "MISMATCH " + ", ".join(shown)
 
 

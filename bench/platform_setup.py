@@ -181,15 +181,31 @@ class Platform:
         except urllib.error.HTTPError as error:
             raise RuntimeError(f"{method} {path}: {error.code} {error.read()[:500]!r}") from None
 
-    def metric(self, name: str) -> float:
-        """The sum over labels of a ``/metrics`` counter or gauge."""
+    def metric(self, name: str, label: str = "") -> float:
+        """The sum of a ``/metrics`` counter or gauge over its series (those with ``label``, when given)."""
         with urllib.request.urlopen(f"{self.base_url}/metrics", timeout=30) as answer:
             text = answer.read().decode()
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
+            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ") and label in line
         )
+
+    def rules_idle(self, timeout: float = 300.0) -> tuple[float, float]:
+        """Wait for the rule engine: queue empty, evaluation count steady over 0.5 s; returns (count, when).
+
+        ``when`` is the first read of the settled state: the engine was done then, give or take 0.5 s.
+        """
+        deadline, previous = time.monotonic() + timeout, (-1.0, 0.0)
+        while time.monotonic() < deadline:
+            when = time.time()
+            queued = self.metric("workbench_queue_length", 'queue="rule_batches"')
+            count = self.metric("workbench_rule_evaluations_total")
+            if queued == 0 and count == previous[0]:
+                return previous
+            previous = (count, when) if queued == 0 else (-1.0, 0.0)
+            time.sleep(0.5)
+        raise RuntimeError(f"the rule engine did not catch up in {timeout:.0f} s\n{self.log_tail()}")
 
 
 def _stop_group(process: subprocess.Popen[bytes], timeout: float) -> None:

@@ -38,6 +38,8 @@ def test_platform_mode_commits_every_point_and_prints_every_figure(postgres_serv
         for figure in ("points_per_s", "publish_points_per_s", "seconds", "ratio_to_copy"):
             assert mqtt[figure] > 0, figure
         assert mqtt["lag_last_puback_to_last_row_s"] >= 0
+        assert mqtt["rules_caught_up_s"] >= mqtt["seconds"]
+        assert mqtt["workbench_cpu_seconds_until_rules_caught_up"] >= mqtt["cpu_seconds"]["workbench"]
         assert mqtt["cpu_seconds"]["workbench"] > 0
         assert mqtt["cpu_seconds"]["postgres_database"] > 0  # the test server runs on this machine
     assert off["rule_evaluations"] == 0
