@@ -350,5 +350,5 @@ def run(args: Any) -> None:
         print(name)
         for key, value in record.items():
             if key not in ("measure", "rules"):
-                shown = f"{value:,.3f}" if isinstance(value, float) else value
-                print(f"  {key:<32} {shown}")
+                shown = f"{value:,.1f}" if isinstance(value, float) and abs(value) >= 100 else value
+                print(f"  {key:<44} {shown}")
