@@ -144,24 +144,26 @@ class WindowedPublisher(RawPublisher):
                 self.last_ack = time.time()
                 self._acks.notify()
 
-    def send_all(self, packets: list[bytes], timeout: float = 600.0) -> None:
+    def send_all(self, packets: list[bytes], stall: float = 120.0) -> None:
         """Send every packet, never more than ``window`` awaiting PUBACK, and wait for all PUBACKs."""
         first, sent, total = self.acked, 0, len(packets)
-        deadline = time.monotonic() + timeout
         while sent < total:
             with self._acks:  # top the window up in chunks of a tenth: one write, not one per message
                 while (room := self.window - (sent - (self.acked - first))) < min(
                     max(1, self.window // 10), total - sent
                 ):
-                    if not self._acks.wait(1.0) and time.monotonic() > deadline:
-                        raise TimeoutError(f"{sent - (self.acked - first)} publishes unacknowledged")
+                    self._wait(stall)
             step = min(room, total - sent)
             self.sock.sendall(b"".join(packets[sent : sent + step]))
             sent += step
         with self._acks:
             while self.acked - first < total:
-                if not self._acks.wait(1.0) and time.monotonic() > deadline:
-                    raise TimeoutError(f"{total - (self.acked - first)} publishes unacknowledged")
+                self._wait(stall)
+
+    def _wait(self, stall: float) -> None:
+        """Wait for PUBACKs (holding ``_acks``); fail when none came for ``stall`` seconds."""
+        if not self._acks.wait(stall):
+            raise TimeoutError(f"no PUBACK for {stall:.0f} s")
 
 
 def _packets(source: Iterator[Reading]) -> list[bytes]:
