@@ -1,6 +1,7 @@
 """Ingest benchmark: real Mosquitto + PostgreSQL, end-to-end points/s against limits measured in the same run.
 
     .venv/bin/python bench/ingest.py [--database-url URL] [--messages N] [--json]
+    .venv/bin/python bench/ingest.py --platform [--rules [on|both]] [--http] [--messages N] [--json]
 
 Starts its own Mosquitto (the config ``workbench up`` uses) on a free port and a scratch database on the
 server named by ``--database-url`` (default: the machine's PostgreSQL), dropped at the end. Publishers and
@@ -8,6 +9,9 @@ the two limits (binary COPY, bare paho subscriber) are in ``bench/ingest_limits.
 run. End to end means from the first publish to the last committed row. ``*_cpu_us_per_*`` figures are
 this process's CPU time per point (the publishers and HTTP client run in other processes): unlike the
 rates, they hardly depend on what else the machine runs, so compare those across loaded runs.
+
+``--platform`` measures ``workbench up`` as its own process under an external load instead
+(``bench/platform_ingest.py`` says how).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from bench.ingest_limits import (
     publish_packet,
     run_publisher,
 )
+from bench.platform_ingest import add_arguments
+from bench.platform_ingest import run as run_platform
 
 DEVICES = 100
 
@@ -204,9 +210,15 @@ def main() -> None:
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
-    parser.add_argument("--messages", type=int, default=100_000, help="1-point messages per MQTT run")
-    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument(
+        "--messages", type=int, default=100_000, help="1-point messages per MQTT run (--platform: 10-point)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON line (--platform: one a measure)")
+    add_arguments(parser)
     args = parser.parse_args()
+    if args.platform:
+        run_platform(args)
+        return
 
     from ingest.broker import LocalBroker
     from ingest.service import IngestService

@@ -181,14 +181,22 @@ def run_publisher(target: Any, *args: Any) -> tuple[Any, Any]:
 
 def copy_limit(url: str, rows: int) -> float:
     """Rows/s of binary COPY into telemetry, in transactions of 50,000 rows (the rows ingest writes)."""
-    from ingest.validation import COPY_COLUMNS, COPY_TYPES
-
     device = uuid.uuid4()
     stamp = datetime.now(UTC)
     data = [(stamp, device, f"k{i % 10}", i * 0.5, "C", 100, None, None) for i in range(rows)]
+    rate = copy_rows(url, data)
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM telemetry WHERE device_id = %s", (device,))
+    return rate
+
+
+def copy_rows(url: str, data: list[tuple[Any, ...]]) -> float:
+    """Rows/s of binary COPY of ``data`` (``COPY_COLUMNS`` order) into telemetry, 50,000 a transaction."""
+    from ingest.validation import COPY_COLUMNS, COPY_TYPES
+
     with psycopg.connect(url) as conn:
         started = time.perf_counter()
-        for start in range(0, rows, 50_000):
+        for start in range(0, len(data), 50_000):
             with (
                 conn.transaction(),
                 conn.cursor() as cur,
@@ -198,9 +206,7 @@ def copy_limit(url: str, rows: int) -> float:
                 for row in data[start : start + 50_000]:
                     copy.write_row(row)
         elapsed = time.perf_counter() - started
-        conn.execute("DELETE FROM telemetry WHERE device_id = %s", (device,))
-        conn.commit()
-    return rows / elapsed
+    return len(data) / elapsed
 
 
 def broker_limit(mqtt_url: str, devices: list[str], count: int) -> tuple[float, float]:
