@@ -9,7 +9,7 @@ from dash import dcc, html
 
 from workbench.platform import current_platform
 from workbench.ui import timefmt
-from workbench.ui.session import current_user
+from workbench.ui.session import UiUser, current_user
 
 NAV = (
     ("Overview", "/ui/", "devices:read"),
@@ -17,8 +17,11 @@ NAV = (
     ("Alerts", "/ui/alerts", "alerts:read"),
     ("Rules", "/ui/rules", "rules:read"),
     ("Reports", "/ui/reports", "reports:read"),
+)
+# Administration, one "Admin" menu (the role matrix decides: users and tokens are admins', devices and
+# quarantine engineers' too); the menu shows when the role may open at least one of them.
+ADMIN = (
     ("Devices", "/ui/devices", "devices:write"),
-    # Administration (the role matrix decides: users and tokens are admins', quarantine engineers' too).
     ("Users", "/ui/users", "users:manage"),
     ("Quarantine", "/ui/quarantine", "quarantine:read"),
     ("Service tokens", "/ui/service-tokens", "users:manage"),
@@ -40,17 +43,7 @@ def layout() -> Any:
                 dbc.NavbarToggler(id="nav-toggle"),
                 dbc.Collapse(
                     [
-                        dbc.Nav(
-                            [
-                                dbc.NavItem(
-                                    dbc.NavLink(label, href=href, id=f"nav-{label.lower().replace(' ', '-')}")
-                                )
-                                for label, href, permission in NAV
-                                if user and user.may(permission)
-                            ],
-                            navbar=True,
-                            className="me-auto",
-                        ),
+                        dbc.Nav(_links(user), navbar=True, className="me-auto"),
                         dbc.Switch(
                             id="theme-dark",
                             label="Dark",
@@ -66,8 +59,9 @@ def layout() -> Any:
                             href="/logout",
                             external_link=True,
                             size="sm",
-                            color="light",
+                            color="secondary",
                             outline=True,
+                            className="wb-signout",
                             id="logout",
                         ),
                     ],
@@ -107,6 +101,29 @@ def layout() -> Any:
     )
 
 
+def _nav_id(label: str) -> str:
+    return f"nav-{label.lower().replace(' ', '-')}"
+
+
+def _links(user: UiUser | None) -> list[Any]:
+    """The navigation entries this user's role may open: the pages, then the Admin menu if any."""
+    if user is None:
+        return []
+    links: list[Any] = [
+        dbc.NavItem(dbc.NavLink(label, href=href, id=_nav_id(label)))
+        for label, href, permission in NAV
+        if user.may(permission)
+    ]
+    admin = [
+        dbc.DropdownMenuItem(label, href=href, id=_nav_id(label))
+        for label, href, permission in ADMIN
+        if user.may(permission)
+    ]
+    if admin:
+        links.append(dbc.DropdownMenu(admin, label="Admin", nav=True, in_navbar=True, id="nav-admin"))
+    return links
+
+
 def _choice(user_id: str | None) -> str:
     # The profile's zone, or BROWSER to follow the browser's (the cookie wb_live.js writes).
     return (timefmt.profile_zone(current_platform().engine, user_id) if user_id else None) or BROWSER
@@ -135,7 +152,7 @@ def _zone_choice(user_id: str | None, zone: str) -> Any:
 
 
 # The page as the browser's tab names it (the title follows the path's first part).
-TITLES = {"": "Overview", **{href.split("/")[2]: label for label, href, _ in NAV if href != "/ui/"}}
+TITLES = {"": "Overview", **{href.split("/")[2]: label for label, href, _ in NAV + ADMIN if href != "/ui/"}}
 TITLES["device"] = "Device"
 INDEX = """<!DOCTYPE html>
 <html lang="en">

@@ -120,8 +120,12 @@ def header(name: str = "Time", zone: ZoneInfo | None = None) -> str:
 def zoned(columns: list[dict[str, Any]], *fields: str) -> list[dict[str, Any]]:
     """Grid columns whose time ``fields`` name the user's zone in their header."""
     zone = current_zone()
+    # The cells hold text as :func:`show` writes it, or a word ("never", "—"): typed as text, as AG Grid
+    # would otherwise infer a date column from its first row and draw every other word as an empty cell.
     return [
-        {**c, "headerName": header(c.get("headerName") or c["field"], zone)} if c["field"] in fields else c
+        {**c, "headerName": header(c.get("headerName") or c["field"], zone), "cellDataType": "text"}
+        if c["field"] in fields
+        else c
         for c in columns
     ]
 

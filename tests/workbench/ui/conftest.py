@@ -204,6 +204,12 @@ def login(browser: Browser, plant: Plant) -> Iterator[Callable[..., Page]]:
         context.close()
 
 
+def open_admin(page: Page, link: str) -> None:
+    """Follow the Admin menu entry ``link`` (e.g. ``#nav-devices``) of the navigation bar, opened first."""
+    page.locator("#nav-admin .dropdown-toggle").click()
+    page.locator(link).click()
+
+
 def shot(page: Page, name: str) -> Path:
     """Save a full-page screenshot into test-artefacts/."""
     ARTEFACTS.mkdir(exist_ok=True)

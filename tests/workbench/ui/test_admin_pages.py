@@ -5,19 +5,22 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from tests.workbench.auth.test_users import only_admins
-from tests.workbench.ui.conftest import Plant, shot
+from tests.workbench.ui.conftest import Plant, open_admin, shot
 from tests.workbench.ui.test_a11y import axe, scan
 from tests.workbench.ui.test_pages import choose
+from workbench.auth import service_tokens
 from workbench.auth.users import find_user
 from workbench.db.tables import devices, quarantine, telemetry
+from workbench.db.tables import service_tokens as service_tokens_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 __all__ = ["axe"]  # the axe-core fixture, used here too
@@ -195,6 +198,18 @@ def test_quarantined_points_are_listed_filtered_fixed_and_replayed(
 def test_a_service_token_made_in_the_ui_reads_the_api_until_revoked(
     plant: Plant, login: Callable[..., Page]
 ) -> None:
+    # The newest token so far has been used: the grid's first row shows a time, the new one's "never".
+    used, _ = service_tokens.create(
+        plant.platform.engine,
+        f"used {uuid.uuid4().hex[:6]}",
+        ["devices:read"],
+        datetime.now(UTC) + timedelta(days=1),
+        None,
+    )
+    with plant.platform.engine.begin() as conn:
+        conn.execute(
+            update(service_tokens_table).where(service_tokens_table.c.id == used).values(last_used=func.now())
+        )
     page = login("admin")
     page.goto(f"{plant.base}/ui/service-tokens")
     name = f"Grafana {uuid.uuid4().hex[:6]}"
@@ -246,13 +261,17 @@ MARKS = {"users": "#users-grid", "quarantine": "#quarantine-grid", "service-toke
 @pytest.mark.parametrize("role", ["engineer", "operator", "viewer"])
 def test_admin_pages_follow_the_role_matrix(plant: Plant, login: Callable[..., Page], role: str) -> None:
     page = login(role)
+    # The Admin menu shows when the role opens any admin page (engineers: Devices, Quarantine).
+    expect(page.locator("#nav-admin")).to_have_count(1 if role == "engineer" else 0)
     for path, link in ADMIN_LINKS.items():
         allowed = path in OPENS[role]
         expect(page.locator(link)).to_have_count(1 if allowed else 0)
-        page.goto(f"{plant.base}/ui/{path}")
         if allowed:
+            open_admin(page, link)
+            expect(page).to_have_url(re.compile(f"/ui/{path}$"))
             expect(page.locator(MARKS[path])).to_be_visible()
         else:
+            page.goto(f"{plant.base}/ui/{path}")
             expect(page.locator("#forbidden")).to_contain_text(f"Your role ({role}) may not open this page")
             expect(page.locator(MARKS[path])).to_have_count(0)
         page.goto(f"{plant.base}/ui/")

@@ -81,7 +81,7 @@ def rows(status: str | None, severity: str | None) -> list[dict[str, Any]]:
 
 def columns() -> list[dict[str, Any]]:
     """The grid's columns, the time's header naming the user's zone."""
-    return [{**c, "headerName": timefmt.header()} if c["field"] == "time" else c for c in COLUMNS]
+    return timefmt.zoned(COLUMNS, "time")
 
 
 def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
