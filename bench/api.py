@@ -146,6 +146,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
+def bench_database(server: str, database: str) -> tuple[str, Engine]:
+    """The URL of ``database`` on ``server`` (created if missing, migrated) and an engine on it."""
+    ensure_database(server, database)
+    url = make_url(server).set(database=database).render_as_string(hide_password=False)
+    upgrade(url)
+    return url, make_engine(url)
+
+
 def main() -> None:
     """Load (once), then time the three API calls and print p50/p99 against the targets."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -153,10 +161,7 @@ def main() -> None:
     parser.add_argument("--database", default="workbench_bench")
     parser.add_argument("--runs", type=int, default=100)
     args = parser.parse_args()
-    ensure_database(args.server, args.database)
-    url = make_url(args.server).set(database=args.database).render_as_string(hide_password=False)
-    upgrade(url)
-    engine = make_engine(url)
+    url, engine = bench_database(args.server, args.database)
     load(engine)
     roll_up(engine)
     with engine.connect() as conn:

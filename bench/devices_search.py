@@ -22,20 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import create_app
-from bench.api import percentile
+from bench.api import bench_database, percentile
 from workbench import devices as service
 from workbench.auth import access, tokens
 from workbench.auth.guard import SESSION_KEY
 from workbench.auth.principal import Principal
 from workbench.auth.users import create_user
-from workbench.db.embedded import ensure_database
-from workbench.db.engine import make_engine
-from workbench.db.migrate import upgrade
 from workbench.platform import EXTENSION, Platform
 from workbench.settings import Settings
 
@@ -111,10 +107,7 @@ def main() -> None:
     parser.add_argument("--database", default="workbench_bench_devices")
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args()
-    ensure_database(args.server, args.database)
-    url = make_url(args.server).set(database=args.database).render_as_string(hide_password=False)
-    upgrade(url)
-    engine = make_engine(url)
+    url, engine = bench_database(args.server, args.database)
     load(engine)
     settings = Settings.from_env({}, database_url=url, data_dir=Path(tempfile.mkdtemp(prefix="wb-bench-")))
     app = create_app(settings)
