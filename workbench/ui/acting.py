@@ -10,11 +10,20 @@ from dash import html
 from workbench.auth.guard import session_principal
 from workbench.auth.principal import Principal
 from workbench.errors import ApiError
+from workbench.ui.session import Forbidden
 
 
 def actor() -> Principal | None:
     """The UI session's caller, as the services check it (None: nobody; the service answers 401)."""
     return session_principal()
+
+
+def caller() -> Principal:
+    """:func:`actor` for a callback that needs one; Forbidden when nobody is signed in."""
+    principal = actor()
+    if principal is None:
+        raise Forbidden("not logged in")
+    return principal
 
 
 def refused(error: ApiError, ident: str) -> Any:

@@ -16,12 +16,11 @@ from dash import ALL, Input, Output, State, ctx, html
 
 from workbench import devices as service
 from workbench.auth import api_keys
-from workbench.auth.guard import session_principal
-from workbench.auth.principal import Principal
 from workbench.errors import ApiError
 from workbench.platform import current_platform
 from workbench.ui import connector_forms as forms
 from workbench.ui import timefmt
+from workbench.ui.acting import caller
 from workbench.ui.session import Forbidden
 
 REG = [State({"type": f"reg-{name}", "index": ALL}, "value") for name, _, _ in forms.REGISTER_FIELDS]
@@ -33,14 +32,6 @@ TOP = [
     State({"type": "ua-field", "name": ALL}, "value"),
 ]
 FIELDS = [State(f"dev-{name}", "value") for name in ("name", "type", "area", "location")]
-
-
-def caller() -> Principal:
-    """The session's user as the services' caller; Forbidden when nobody is signed in."""
-    principal = session_principal()
-    if principal is None:
-        raise Forbidden("not logged in")
-    return principal
 
 
 def error_box(error: ApiError, ident: str = "dev-error") -> Any:

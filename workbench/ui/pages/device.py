@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,14 +11,17 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
+from workbench import devices as devices_service
+from workbench.errors import ApiError
 from workbench.platform import current_platform
 from workbench.protocols import commands
 from workbench.secrets import DEVICE_CONFIG, redact
 from workbench.ui import charts, queries, timefmt
+from workbench.ui.acting import caller, refused
 from workbench.ui.pages.alerts import links
 from workbench.ui.pages.overview import SEVERITY_COLORS, alarm_badge, status_badge
 from workbench.ui.session import Forbidden, UiUser, require_user
-from workbench.ui.writes import save_device_config, send_command
+from workbench.ui.writes import send_command
 
 PATH = "device"
 PERMISSION = "devices:read"  # the API permission behind this page
@@ -308,9 +312,12 @@ def register(ui: dash.Dash) -> None:
             config = json.loads(text or "{}")
             if not isinstance(config, dict):
                 raise ValueError("configuration must be a JSON object")
-            save_device_config(current_platform(), device_id, config)
+            # The service behind POST /api/v1/devices/{id}/config: checked, stored sealed, published retained.
+            devices_service.push_config(current_platform(), caller(), uuid.UUID(device_id), config)
         except (Forbidden, ValueError) as error:
             return dbc.Alert(str(error), color="danger")
+        except ApiError as error:
+            return refused(error, "config-refused")
         return dbc.Alert("Saved.", color="success", duration=4000)
 
     @ui.callback(

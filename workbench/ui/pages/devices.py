@@ -21,6 +21,7 @@ from workbench.errors import ApiError
 from workbench.platform import current_platform
 from workbench.ui import connector_forms as forms
 from workbench.ui import device_admin, timefmt
+from workbench.ui.acting import caller
 from workbench.ui.pages.overview import SEVERITY_COLORS, STATUS_COLORS
 from workbench.ui.session import UiUser
 
@@ -43,7 +44,7 @@ EDIT_FIELDS = (("name", "Name"), ("type", "Type"), ("area", "Area"), ("location"
 
 def page(user: UiUser, *_: str) -> tuple[Any, list[dict[str, Any]]]:
     """The devices page: the filtered list, and the editor of the selected (or a new) device."""
-    found = service.facets(current_platform(), device_admin.caller())
+    found = service.facets(current_platform(), caller())
     filters = [
         dbc.Col(
             html.Label(
@@ -252,7 +253,7 @@ def register(ui: dash.Dash) -> None:
         elif trigger not in ("dev-refresh", None) and not isinstance(trigger, dict):
             view["page"] = 1  # a new search or filter starts at its first page
         filters = {**{k: v for k, v in chosen.items() if v and v != ANY}, "search": search or ""}
-        platform, principal = current_platform(), device_admin.caller()
+        platform, principal = current_platform(), caller()
         args_ = (platform, principal, filters, view["sort"], view["descending"])
         try:
             found = service.search(*args_, page=view["page"], page_size=PAGE_SIZE)
@@ -287,7 +288,7 @@ def register(ui: dash.Dash) -> None:
         if not selected:
             return _editor(None)
         try:
-            device = service.get(current_platform(), device_admin.caller(), uuid.UUID(selected))
+            device = service.get(current_platform(), caller(), uuid.UUID(selected))
         except ApiError as error:
             return device_admin.error_box(error)
         return _editor(device)
