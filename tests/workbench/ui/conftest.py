@@ -21,7 +21,7 @@ from tests.conftest import ROOT
 from tests.workbench.live.serving import make_user, serve
 from workbench.db.rollups import rebuild
 from workbench.db.tables import devices, latest_values, telemetry
-from workbench.mqtt import host_port, make_client
+from workbench.mqtt import MqttPublisher, host_port, make_client
 from workbench.platform import EXTENSION, Platform
 from workbench.settings import Settings
 
@@ -139,6 +139,10 @@ def plant(settings: Settings, mqtt_url: str) -> Iterator[Plant]:
     app = create_app(configured)
     platform: Platform = app.extensions[EXTENSION]
     stop_ingest = start_in_process(platform)
+    # As `workbench up`: one connected publisher for device config (retained) and commands.
+    publisher = MqttPublisher(mqtt_url)
+    publisher.start()
+    platform.mqtt = publisher
     pump, boiler = seed(platform)
     warm_up(mqtt_url, platform, boiler)
     users = {role: make_user(platform.engine, role) for role in ("admin", "engineer", "operator", "viewer")}
@@ -147,6 +151,8 @@ def plant(settings: Settings, mqtt_url: str) -> Iterator[Plant]:
             yield Plant(base, platform, pump, boiler, users)
     finally:
         stop_ingest()
+        platform.mqtt = None
+        publisher.stop()
 
 
 def warm_up(mqtt_url: str, platform: Platform, device_id: str) -> None:
