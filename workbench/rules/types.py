@@ -290,7 +290,11 @@ KIND = "rule_type"  # in workbench.plugins
 BUILTINS = ("threshold", "comparison", "statistical", "schedule")
 
 
-RULE_TYPES: plugins.Kind[RuleType] = plugins.Kind(KIND, tuple(f"workbench.rules.{m}" for m in BUILTINS))
+# The notebook rule type ships with the platform too: loaded by name like the others (and like plugins), so
+# whatever looks a rule type up finds it without having imported the notebook runner first.
+BUILTIN_MODULES = (*(f"workbench.rules.{m}" for m in BUILTINS), "workbench.notebooks.rule_type")
+
+RULE_TYPES: plugins.Kind[RuleType] = plugins.Kind(KIND, BUILTIN_MODULES)
 
 
 def register_rule_type(rule_type: RuleType | type[RuleType]) -> RuleType:
