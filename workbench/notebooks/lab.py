@@ -1,7 +1,8 @@
 """``workbench lab``: JupyterLab on the repository, its kernels wired to the running platform.
 
 Kernels started from this JupyterLab inherit ``WORKBENCH_DATABASE_URL`` (with ``WORKBENCH_DATABASE_READ_URL``,
-where the helper API's reads go, and the Dask scheduler, when they are configured), so ``from workbench.notebooks import helpers`` reads the platform's telemetry and notebooks can
+where the helper API's reads go, and the Dask scheduler, when they are configured), so
+``from workbench.notebooks import helpers`` reads the platform's telemetry and notebooks can
 backtest rules with the same runner the platform uses.
 """
 

@@ -15,12 +15,12 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
+from workbench.db.leases import take_lease
 from workbench.db.tables import latest_values
 from workbench.periodic import Periodic
 from workbench.platform import Platform
 from workbench.rules.engine import engine_of
 from workbench.rules.schedule import due_times
-from workbench.db.leases import take_lease
 from workbench.rules.types import Rule, rule_type
 
 log = logging.getLogger(__name__)

@@ -64,7 +64,9 @@ def runner_of(platform: Platform | None) -> NotebookRunner:
     """The notebook runner of ``platform``; a clear error when there is no platform or it has none."""
     runner = platform.services.notebooks if platform is not None else None
     if runner is None:
-        raise RuntimeError("notebook rules run on the platform's notebook runner: call init_notebooks() at start")
+        raise RuntimeError(
+            "notebook rules run on the platform's notebook runner: call init_notebooks() at start"
+        )
     return runner
 
 

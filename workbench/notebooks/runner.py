@@ -23,8 +23,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from workbench.db.engine import make_engine
 from workbench.db.tables import notebook_runs
 from workbench.metrics import NOTEBOOK_RUNS
-from workbench.notebooks.helpers import REPLICA_READS, _jsonable
 from workbench.notebooks.execute import Outcome, execute_cold, kernel_env, notebook_hash, prepare
+from workbench.notebooks.helpers import REPLICA_READS, _jsonable
 from workbench.notebooks.parameters import check, supplied
 from workbench.notebooks.pool import KernelPool
 from workbench.notebooks.result import NotebookError, NotebookResult, collect_outputs
@@ -104,7 +104,8 @@ class NotebookRunner:
         the cell (``result.raise_for_status()`` raises). ``on_alerts`` receives the result when the notebook
         raised alerts, unless ``dry_run`` (a backtest: alerts are only reported). ``replica_reads``: the
         helper API's reads go to the streaming replica, when there is one (default: for backtests and
-        reports, which read history; a live rule reads the primary, where its newest points are). Parameters are data:
+        reports, which read history; a live rule reads the primary, where its newest points are).
+        Parameters are data:
         :class:`~workbench.notebooks.parameters.ParameterError` unless each is a name the notebook declares
         set to JSON of its type (this is the last gate before a kernel, whichever path called)."""
         if mode not in MODES:

@@ -29,7 +29,7 @@ class HtmlFormat(ReportFormat):
 
 @register
 class PdfFormat(ReportFormat):
-    """The HTML page printed to PDF (A4, page numbers, provenance footer); pure Python without Pango/Chromium."""
+    """The HTML page printed to PDF (A4, page numbers, provenance footer); pure Python without Pango."""
 
     name = "pdf"
     extension = "pdf"

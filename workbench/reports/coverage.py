@@ -30,7 +30,8 @@ _POINTS = (
 _ALERTS = (
     "SELECT count(*) FROM alerts a WHERE a.device_id IN (SELECT d.id "
     + _SCOPE
-    + ") AND COALESCE(a.triggered_at, a.created_at) >= :start AND COALESCE(a.triggered_at, a.created_at) < :end"
+    + ") AND COALESCE(a.triggered_at, a.created_at) >= :start"
+    + " AND COALESCE(a.triggered_at, a.created_at) < :end"
 )
 _NEWEST = "SELECT max(t.timestamp) FROM telemetry t WHERE t.device_id IN (SELECT d.id " + _SCOPE + ")"
 

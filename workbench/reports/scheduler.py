@@ -8,15 +8,12 @@ Each due firing is claimed by inserting ``(report:<schedule id>, due_at)`` into 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from workbench.db.leases import claim, holder_name
 from workbench.db.tables import report_schedules, reports

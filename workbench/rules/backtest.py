@@ -17,7 +17,6 @@ from sqlalchemy import Engine
 
 from workbench.platform import Platform
 from workbench.rules.alerts import alert_values, as_time
-from workbench.rules.codes import DeviceCodes
 from workbench.rules.lifecycle import AlertBook, Decision, decide
 from workbench.rules.schedule import due_times
 from workbench.rules.store import DeviceDirectory, telemetry_frame, window_aggregates

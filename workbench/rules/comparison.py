@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.rules.codes import DeviceCodes
 from workbench.rules.conditions import Errors, check_key, check_number, check_operator, compare, is_uuid
 from workbench.rules.gate import gate
 from workbench.rules.types import Points, Rule, RuleState, RuleType, empty_events, register_rule_type

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from workbench.db.leases import holder_name, take_lease
 from workbench.db.tables import rules

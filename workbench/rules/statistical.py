@@ -39,7 +39,7 @@ from workbench.rules.types import (
     events_frame,
     register_rule_type,
 )
-from workbench.rules.windows import Window, WindowBook, bucket_ns
+from workbench.rules.windows import Window, bucket_ns
 
 FUNCTIONS = ("mean", "stddev", "min", "max", "range", "zscore", "rate_of_change")
 FIELDS = {"key", "function", "window", "operator", "value", "min_points"}

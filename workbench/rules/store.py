@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from workbench.db.tables import devices, rule_state, rules
 from workbench.db.copy_format import copy_out, tuples
+from workbench.db.tables import devices, rule_state, rules
 from workbench.rules.types import Rule, RuleState
 
 

@@ -42,7 +42,6 @@ backtests, so a backtest shows exactly what the live engine would have raised.
 
 from __future__ import annotations
 
-import importlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -200,7 +199,7 @@ def normalise_actions(action: Any) -> list[dict[str, Any]]:
 
 @dataclass
 class EvalContext:
-    """What the engine (or a backtest) lends a rule's evaluations, typed; a rule's own scratch is ``memory``."""
+    """What the engine (or a backtest) lends a rule's evaluations; a rule's own scratch is ``memory``."""
 
     codes: DeviceCodes | None = None  # device ids as small ints, shared by every rule of an engine
     windows: WindowBook | None = None  # the engine's shared windows (statistical rules)
@@ -224,7 +223,7 @@ class EvalContext:
 
 @dataclass
 class RuleState:
-    """Per-device state of one rule: ``devices`` persists in ``rule_state``; ``memory`` and ``context`` do not."""
+    """Per-device state of one rule: ``devices`` persists in ``rule_state``, ``memory``, ``context`` not."""
 
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)

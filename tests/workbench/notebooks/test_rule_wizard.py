@@ -1,4 +1,4 @@
-"""The rule wizard notebook fits the library rules on a quiet period, backtests them and writes the best one."""
+"""The rule wizard notebook fits the library rules on a quiet period, backtests them, writes the best."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from pypdf import PdfReader
 
 from tests.workbench.reports.plant import Plant
 from workbench.platform import EXTENSION, Platform
-from workbench.reports.service import PROGRESS_TOPIC, SERVICE, ReportService
+from workbench.reports.service import PROGRESS_TOPIC, ReportService
 
 pytestmark = pytest.mark.slow
 Headers = Callable[[str], dict[str, str]]

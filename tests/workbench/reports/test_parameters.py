@@ -18,7 +18,7 @@ from workbench.db.tables import report_schedules, reports
 from workbench.platform import EXTENSION, Platform
 from workbench.reports.scheduler import ReportScheduler
 from workbench.reports.schedules import create_schedule
-from workbench.reports.service import SERVICE, ReportService
+from workbench.reports.service import ReportService
 
 Headers = Callable[[str], dict[str, str]]
 ALLOWED = "allowed: start, end, timezone, devices, area"
@@ -105,9 +105,7 @@ def test_a_stored_schedule_with_a_code_name_renders_nothing(
     finally:
         with platform.engine.begin() as conn:
             conn.execute(
-                update(report_schedules)
-                .where(report_schedules.c.id == schedule["id"])
-                .values(enabled=False)
+                update(report_schedules).where(report_schedules.c.id == schedule["id"]).values(enabled=False)
             )
     with platform.engine.connect() as conn:
         made = conn.execute(

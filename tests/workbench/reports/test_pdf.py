@@ -1,4 +1,4 @@
-"""HTML to PDF: WeasyPrint, headless Chromium when WeasyPrint cannot load, pure Python (fpdf2) without both."""
+"""HTML to PDF: WeasyPrint, else headless Chromium, else pure Python (fpdf2)."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from tests.workbench.notebooks.payloads import code_name, code_value
 from tests.workbench.notebooks.fixtures import runner_platform
+from tests.workbench.notebooks.payloads import code_name, code_value
 from tests.workbench.rules.conftest import T0, Rig
 from workbench.db.tables import notebook_runs, rules
 from workbench.notebooks import rule_type as notebook_rules

@@ -103,9 +103,7 @@ def device_id(device: str | uuid.UUID) -> uuid.UUID:
         return uuid.UUID(str(device))
     except ValueError:
         pass
-    row = _reader().execute(
-        "SELECT id FROM devices WHERE name = %s ORDER BY created_at LIMIT 1", (device,)
-    )
+    row = _reader().execute("SELECT id FROM devices WHERE name = %s ORDER BY created_at LIMIT 1", (device,))
     found = row.fetchone()
     if found is None:
         raise LookupError(f"no device named {device!r}")

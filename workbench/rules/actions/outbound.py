@@ -27,7 +27,9 @@ class BlockedTarget(ConnectionError):
 
 def parse_networks(text: str | None) -> list[Network]:
     """The networks of a comma-separated list of CIDRs or addresses (``ValueError`` on a bad one)."""
-    return [ipaddress.ip_network(part.strip(), strict=False) for part in (text or "").split(",") if part.strip()]
+    return [
+        ipaddress.ip_network(part.strip(), strict=False) for part in (text or "").split(",") if part.strip()
+    ]
 
 
 def check_address(address: str, allowed: list[Network]) -> None:
@@ -95,7 +97,9 @@ def post(request: urllib.request.Request, timeout: float, allowed: list[Network]
             return int(response.status)
     except urllib.error.HTTPError as error:
         if 300 <= error.code < 400:
-            raise ConnectionError(f"HTTP {error.code} from {request.full_url}: redirects are not followed") from None
+            raise ConnectionError(
+                f"HTTP {error.code} from {request.full_url}: redirects are not followed"
+            ) from None
         raise ConnectionError(f"HTTP {error.code} from {request.full_url}") from None
     except urllib.error.URLError as error:
         if isinstance(error.reason, BlockedTarget):
