@@ -23,6 +23,8 @@ from workbench.auth.principal import Principal
 from workbench.auth.users import ROLES
 from workbench.db.tables import devices, users
 
+pytestmark = [pytest.mark.slow, pytest.mark.chromium]
+
 REGISTERS = [
     {"key": "pressure", "address": 0, "type": "float32", "unit": "bar"},
     {"key": "flow", "address": 2, "type": "float32", "word_order": "little", "scale": 0.5, "unit": "m3/h"},
