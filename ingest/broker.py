@@ -153,7 +153,9 @@ class LocalBroker:
         }
 
         async def boot() -> None:
-            self._broker = GuardedBroker(config, loop=asyncio.get_running_loop())
+            loop = asyncio.get_running_loop()
+            loop.set_exception_handler(_amqtt_task_failed)
+            self._broker = GuardedBroker(config, loop=loop)
             await self._broker.start()
 
         self._amqtt.start(boot)
@@ -173,6 +175,20 @@ class LocalBroker:
         if self._broker is not None:
             self._amqtt.stop(self._broker.shutdown())
             self._broker = None
+
+
+def _amqtt_task_failed(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """One warning line for an exception left in one of amqtt's own tasks (seen: its broadcast loop racing a
+    client's unsubscribe at shutdown, ``dictionary changed size during iteration``); anything else as asyncio
+    reports it."""
+    error = context.get("exception")
+    task = context.get("future")
+    if isinstance(task, asyncio.Task) and error is not None:
+        where = getattr(getattr(task.get_coro(), "cr_code", None), "co_filename", "")
+        if f"{os.sep}amqtt{os.sep}" in where:
+            log.warning("amqtt broker task %s failed: %s: %s", task.get_name(), type(error).__name__, error)
+            return
+    loop.default_exception_handler(context)
 
 
 def _others_can_reach(folder: Path) -> bool:
