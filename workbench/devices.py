@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, case, delete, func, insert, litera
 
 from workbench.auth import api_keys
 from workbench.auth.principal import Principal
+from workbench.db.rows import update_returning
 from workbench.db.tables import alerts, devices, latest_values, telemetry
 from workbench.errors import ApiError
 from workbench.live.bus import DEVICES_CHANGED
@@ -202,17 +203,7 @@ def change(
         check_config(body.get("protocol", current["protocol"]), body.get("config", current["config"]))
     if "config" in body:
         body["config"] = _sealed(platform, body["config"], current["config"])
-    with platform.engine.begin() as conn:
-        row = (
-            conn.execute(
-                update(devices)
-                .where(devices.c.id == device_id)
-                .values(**body, updated_at=datetime.now(UTC))
-                .returning(devices)
-            )
-            .mappings()
-            .first()
-        )
+    row = update_returning(platform.engine, devices, device_id, body)
     if row is None:
         raise not_found("device", device_id)
     platform.bus.publish(DEVICES_CHANGED, {"id": str(device_id), "change": "changed"})

@@ -9,11 +9,12 @@ from typing import Any
 
 import marshmallow as ma
 from flask_smorest import Blueprint
-from sqlalchemy import ColumnElement, FromClause, Table, select, update
+from sqlalchemy import ColumnElement, FromClause, Table, select
 
 from workbench.api.errors import ApiError
 from workbench.api.protection import MAX_JSON_BODY, limit_body
 from workbench.db.paging import page_rows
+from workbench.db.rows import update_returning
 from workbench.platform import current_platform
 
 MAX_PAGE_SIZE = 500
@@ -112,20 +113,10 @@ def fetch_row(
 
 def update_row(table: Table, ident: uuid.UUID, what: str, values: dict[str, Any]) -> dict[str, Any]:
     """Set ``values`` and ``updated_at`` on the row with id ``ident``; the new row, or 404 naming ``what``."""
-    with current_platform().engine.begin() as conn:
-        row = (
-            conn.execute(
-                update(table)
-                .where(table.c.id == ident)
-                .values(**values, updated_at=datetime.now(UTC))
-                .returning(table)
-            )
-            .mappings()
-            .first()
-        )
+    row = update_returning(current_platform().engine, table, ident, values)
     if row is None:
         raise not_found(what, ident)
-    return dict(row)
+    return row
 
 
 def check_range(start: datetime | None, end: datetime | None) -> None:
