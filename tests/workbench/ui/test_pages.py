@@ -21,6 +21,9 @@ from workbench.rules.alerts import as_json as alert_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
+# wait_for_function always gets a function ("() => ..."), never an expression: the UI's CSP forbids eval,
+# and Playwright re-evaluates an expression at each poll, which the policy then refuses (playwright#36986).
+
 
 def wait_live(page: Page) -> None:
     """Until the page's Socket.IO subscriptions are confirmed by the server."""
@@ -106,9 +109,9 @@ def test_device_goes_online_and_a_value_arrives_live_after_an_mqtt_publish(
     assert elapsed < 2.0, f"live value took {elapsed:.2f} s"
     # The live chart was extended with the new point (extendData), not redrawn from history.
     page.wait_for_function(
-        "(() => { const g = document.querySelector("
+        "() => { const g = document.querySelector("
         "'#live-graph-1 .js-plotly-plot, #live-graph-1.js-plotly-plot');"
-        " return g && g.data[0].y[g.data[0].y.length - 1] === 55.25; })()",
+        " return g && g.data[0].y[g.data[0].y.length - 1] === 55.25; }",
         timeout=5000,
     )
     shot(page, "device")
@@ -118,8 +121,8 @@ def test_device_goes_online_and_a_value_arrives_live_after_an_mqtt_publish(
 
 # The builder's first two cells sit side by side, the second to the right of the first.
 SIDE_BY_SIDE = (
-    "(() => { const [a, b] = [...document.querySelectorAll('#builder-canvas .react-grid-item')]"
-    ".map(e => e.getBoundingClientRect()); return Math.abs(a.top - b.top) < 2 && b.left > a.right; })()"
+    "() => { const [a, b] = [...document.querySelectorAll('#builder-canvas .react-grid-item')]"
+    ".map(e => e.getBoundingClientRect()); return Math.abs(a.top - b.top) < 2 && b.left > a.right; }"
 )
 
 
@@ -170,14 +173,14 @@ def test_operator_builds_a_dashboard_by_drag_and_drop_and_finds_it_after_reload(
     # Resize the line chart from its corner: two columns narrower, three rows (40 px each) taller.
     drag(page, line.locator(".react-resizable-handle-se"), -2 * column, 3 * 40)
     page.wait_for_function(
-        f"document.querySelector('#builder-canvas .react-grid-item').getBoundingClientRect().width"
+        f"() => document.querySelector('#builder-canvas .react-grid-item').getBoundingClientRect().width"
         f" < {line_box['width'] - column}"
     )
     # The resized chart follows its cell (redrawn at the new size once the grid's transition ends).
     page.wait_for_function(
-        "(() => { const cell = document.querySelector('#builder-canvas .react-grid-item');"
+        "() => { const cell = document.querySelector('#builder-canvas .react-grid-item');"
         " const plot = cell.querySelector('.js-plotly-plot');"
-        " return plot && plot.getBoundingClientRect().height > cell.getBoundingClientRect().height - 80; })()"
+        " return plot && plot.getBoundingClientRect().height > cell.getBoundingClientRect().height - 80; }"
     )
     shot(page, "dashboard-builder")
     page.click("#dashboard-save")
@@ -201,9 +204,9 @@ def test_operator_builds_a_dashboard_by_drag_and_drop_and_finds_it_after_reload(
     # A phone: one column, in reading order, each widget keeping its height.
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_function(
-        "(() => { const [a, b] = [...document.querySelectorAll('#dashboard-grid .wb-cell')]"
+        "() => { const [a, b] = [...document.querySelectorAll('#dashboard-grid .wb-cell')]"
         ".map(e => e.getBoundingClientRect());"
-        " return b.top >= a.bottom && Math.abs(a.left - b.left) < 2; })()"
+        " return b.top >= a.bottom && Math.abs(a.left - b.left) < 2; }"
     )
     shot(page, "dashboard-phone")
     page.set_viewport_size({"width": 1400, "height": 1000})
@@ -290,7 +293,7 @@ def test_dashboard_widgets_follow_socketio_without_refetching(
     expect(page.locator(f"#{gauge} .main-svg").first).to_be_visible(timeout=30_000)
     expect(page.locator(f"#{stat} .main-svg").first).to_be_visible()
     # device (pump), devices (status grid) and alerts (alert list): three confirmed subscriptions.
-    page.wait_for_function("window.wbLive && window.wbLive.state.subscribed >= 3", timeout=10_000)
+    page.wait_for_function("() => window.wbLive && window.wbLive.state.subscribed >= 3", timeout=10_000)
     callbacks: list[str] = []
     page.on("request", lambda r: callbacks.append(r.url) if "_dash-update-component" in r.url else None)
     spark_before = page.evaluate(f"document.querySelector('#{stat} .js-plotly-plot').data[1].x")
@@ -348,7 +351,7 @@ def test_live_widgets_redraw_at_most_ten_times_a_second(plant: Plant, login: Cal
     page.goto(f"{plant.base}/ui/dashboards/{dashboard_id}")
     gauge = f"w-{ids['gauge']}-gauge"
     expect(page.locator(f"#{gauge} .main-svg").first).to_be_visible(timeout=30_000)
-    page.wait_for_function("window.wbLive && window.wbLive.state.subscribed >= 3", timeout=10_000)
+    page.wait_for_function("() => window.wbLive && window.wbLive.state.subscribed >= 3", timeout=10_000)
     # 100 telemetry events in one second, straight into the page's handler: at most ~10 redraws,
     # and the last value shown.
     redraws = page.evaluate(
