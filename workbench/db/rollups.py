@@ -112,29 +112,46 @@ _REBUILD_SUMSQ = _safe_sum(
 )
 
 
-def partials(frame: pd.DataFrame, resolution: Resolution) -> pd.DataFrame:
-    """Per (device_id, key, bucket) partial aggregates of numeric points, one row per bucket.
+def partials(frame: pd.DataFrame, resolutions: tuple[Resolution, ...]) -> list[pd.DataFrame]:
+    """Per (device_id, key, bucket) partial aggregates of numeric points, a frame per resolution.
 
-    One stable sort by (series, bucket, time) and numpy reductions over the runs it makes (a pandas
-    groupby per aggregate cost ingest a third of its CPU); rows come out ordered by device, key and
-    bucket, so concurrent upserts lock rollup rows in the same order.
+    One stable sort by (series, time) and numpy reductions over the runs it makes (a pandas groupby per
+    aggregate cost ingest a third of its CPU); a bucket is monotone in time, so the same order serves
+    every width. Rows come out ordered by device, key and bucket, so concurrent upserts lock rollup
+    rows in the same order.
     """
     values = frame["value"].to_numpy(dtype="float64")
     keep = ~np.isnan(values)
     if not keep.any():
-        return pd.DataFrame(columns=["device_id", "key", "bucket", *PARTIAL_COLUMNS])
+        empty = pd.DataFrame(columns=["device_id", "key", "bucket", *PARTIAL_COLUMNS])
+        return [empty for _ in resolutions]
     values = values[keep]
     stamps = frame["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64")[keep]
-    step = int(resolution.step.total_seconds()) * 1_000_000_000
-    buckets = np.floor_divide(stamps, step)
     device_codes, devices = pd.factorize(frame["device_id"].to_numpy()[keep], sort=True)
     key_codes, keys = pd.factorize(frame["key"].to_numpy()[keep], sort=True)
     series = device_codes.astype("int64") * len(keys) + key_codes
-    order = np.lexsort((stamps, buckets, series))
-    series, buckets, stamps, values = series[order], buckets[order], stamps[order], values[order]
+    order = np.lexsort((stamps, series))
+    series, stamps, values = series[order], stamps[order], values[order]
+    same_series = series[1:] == series[:-1]
+    return [
+        _reduce(series, stamps, values, same_series, devices, keys, resolution) for resolution in resolutions
+    ]
+
+
+def _reduce(
+    series: np.ndarray,
+    stamps: np.ndarray,
+    values: np.ndarray,
+    same_series: np.ndarray,
+    devices: np.ndarray,
+    keys: np.ndarray,
+    resolution: Resolution,
+) -> pd.DataFrame:
+    step = int(resolution.step.total_seconds()) * 1_000_000_000
+    buckets = np.floor_divide(stamps, step)
     size = len(values)
     change = np.ones(size, dtype=bool)
-    change[1:] = (series[1:] != series[:-1]) | (buckets[1:] != buckets[:-1])
+    change[1:] = ~same_series | (buckets[1:] != buckets[:-1])
     starts = np.flatnonzero(change)
     lasts = np.append(starts[1:], size) - 1
     group = np.cumsum(change) - 1
@@ -346,10 +363,11 @@ class RollupMaintainer:
             with self._lock:
                 pending, self._pending = self._pending, []
             frame = pd.concat(pending, ignore_index=True) if pending else None
-            for resolution in RESOLUTIONS:
+            folded = partials(frame, RESOLUTIONS) if frame is not None else None
+            for index, resolution in enumerate(RESOLUTIONS):
                 queue = self._deferred[resolution.table.name]
-                if frame is not None:
-                    queue.append(partials(frame, resolution))
+                if folded is not None:
+                    queue.append(folded[index])
                 self._upsert_queued(resolution, queue)
 
     def _upsert_queued(self, resolution: Resolution, queue: list[pd.DataFrame]) -> None:
