@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ingest.validation import Row
@@ -48,7 +49,12 @@ WHERE lv.device_id = o.device_id AND lv.key = o.key AND n.timestamp > o.timestam
 """
 
 
-def merge(latest: dict[Series, Row], rows: list[Row]) -> dict[Series, Row]:
+def newest(rows: Iterable[Row]) -> dict[Series, Row]:
+    """The newest of ``rows`` per series (ties: the later row)."""
+    return merge({}, rows)
+
+
+def merge(latest: dict[Series, Row], rows: Iterable[Row]) -> dict[Series, Row]:
     """``latest`` updated in place with the newest of ``rows`` per series (ties: the later row)."""
     for row in rows:
         series = (row[8], row[2])
@@ -86,12 +92,12 @@ class LatestValues:
         """Whether held rows have waited ``LATEST_EVERY`` (an idle writer should upsert them)."""
         return bool(self._held) and time.monotonic() - self._at >= LATEST_EVERY
 
-    def claim(self, rows: list[Row], urgent: bool) -> Claim | None:
+    def claim(self, mine: dict[Series, Row], urgent: bool) -> Claim | None:
         """The rows a batch about to be written upserts with it, or None: then ``hold`` after commit.
 
-        ``urgent``: the queue is empty (or the writer is stopping), so nothing may be left behind.
+        ``mine``: the ``newest`` of the batch's rows. ``urgent``: the queue is empty (or the writer is
+        stopping), so nothing may be left behind.
         """
-        mine = merge({}, rows)
         first_seen = not self._known.issuperset(mine)
         if not (urgent or first_seen or time.monotonic() - self._at >= LATEST_EVERY):
             return None
@@ -99,7 +105,7 @@ class LatestValues:
             return None
         with self._mutex:
             taken, self._held = self._held, {}
-        claim = Claim(merge(dict(taken), rows) if taken else mine, taken)
+        claim = Claim(merge(dict(taken), mine.values()) if taken else mine, taken)
         if not claim.rows:
             self._owner.release()
             return None
@@ -114,12 +120,12 @@ class LatestValues:
                 self._known.update(claim.rows)
                 self._at = time.monotonic()
             elif claim.taken:
-                self.hold(list(claim.taken.values()))
+                self.hold(claim.taken)
         finally:
             self._owner.release()
 
-    def hold(self, rows: list[Row]) -> None:
-        """Keep committed ``rows`` for a later upsert."""
+    def hold(self, rows: dict[Series, Row]) -> None:
+        """Keep committed rows (a ``newest`` map) for a later upsert."""
         if rows:
             with self._mutex:
-                merge(self._held, rows)
+                merge(self._held, rows.values())

@@ -21,7 +21,7 @@ import psycopg
 
 from ingest import events
 from ingest.copy_binary import COPY_ORDER, CopyEncoder
-from ingest.latest import CREATE_STAGE, REPAIR, UPSERT, LatestValues, Series
+from ingest.latest import CREATE_STAGE, REPAIR, UPSERT, LatestValues, Series, newest
 from ingest.validation import Row
 from workbench.db.engine import libpq_url
 from workbench.live.bus import EventBus
@@ -320,7 +320,8 @@ class BatchWriter:
         started = time.perf_counter()
         conn = self._connection(lane)
         rows = [row for item in batch for row in item.rows]
-        claim = self._latest.claim(rows, urgent=not self._queue or self._stopping)
+        mine = newest(rows)
+        claim = self._latest.claim(mine, urgent=not self._queue or self._stopping)
         try:
             changes = self._transaction(lane, conn, batch, rows, None if claim is None else claim.rows)
         except BaseException:
@@ -330,7 +331,7 @@ class BatchWriter:
         if claim is not None:
             self._latest.settle(claim, committed=True)
         else:
-            self._latest.hold(rows)
+            self._latest.hold(mine)
         WRITE_LATENCY.observe(time.perf_counter() - started)
         return changes
 
