@@ -89,7 +89,9 @@ def register_rows(registers: list[dict[str, Any]]) -> Any:
             for name, label, kind in REGISTER_FIELDS
         ]
         rows.append(html.Tr(cells, className="wb-register"))
-    return dbc.Table([head, html.Tbody(rows)], size="sm", className="mb-1", id="reg-table")
+    return dbc.Table(
+        [head, html.Tbody(rows)], size="sm", className="mb-1 wb-form-table", id="reg-table", responsive=True
+    )
 
 
 def node_rows(nodes: list[dict[str, Any]]) -> Any:
@@ -105,7 +107,9 @@ def node_rows(nodes: list[dict[str, Any]]) -> Any:
         )
         for index, node in enumerate(nodes)
     ]
-    return dbc.Table([head, html.Tbody(rows)], size="sm", className="mb-1", id="node-table")
+    return dbc.Table(
+        [head, html.Tbody(rows)], size="sm", className="mb-1 wb-form-table", id="node-table", responsive=True
+    )
 
 
 def _fields(prefix: str, fields: tuple[tuple[str, str, Any], ...], config: dict[str, Any]) -> Any:
